@@ -1,0 +1,65 @@
+"""The backend contract: every code generator, in tree or plugin, is one.
+
+A backend names the IR level it consumes (``graph``: after the graph passes;
+``kernel``: after ``fuse``, a host function calling outlined kernel functions;
+``loops``: after ``lower-to-loops``, bufferised scf/memref/arith), declares its
+options as a dataclass, and turns a module at that level into something that
+runs. ``supports`` lets the partitioner leave ops it cannot take to eager.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
+
+import torch
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Operation
+
+
+class Level(str, enum.Enum):
+    """The IR level a backend consumes."""
+
+    GRAPH = "graph"
+    KERNEL = "kernel"
+    LOOPS = "loops"
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """Options common to all backends (subclass to add your own)."""
+
+
+class Executable(Protocol):
+    """What a backend returns: call with the entry's inputs, get its outputs."""
+
+    def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]: ...
+
+
+class Backend(ABC):
+    """Subclass, set ``name`` and ``level``, implement ``compile``."""
+
+    name: ClassVar[str]
+    level: ClassVar[Level]
+    Options: ClassVar[type[BackendOptions]] = BackendOptions
+    description: ClassVar[str] = ""
+
+    @abstractmethod
+    def compile(self, module: ModuleOp, weights: Mapping[str, torch.Tensor],
+                options: BackendOptions) -> Executable:
+        """Turn ``module`` (at ``self.level``) into a callable."""
+
+    def supports(self, op: Operation) -> bool:
+        """Whether this backend can run ``op`` (default: everything)."""
+        return True
+
+    def available(self) -> str | None:
+        """None if usable here, else a sentence saying why not (e.g. no GPU)."""
+        return None
+
+
+def ensure_tensors(values: Sequence[object]) -> list[torch.Tensor]:
+    return [v for v in values if isinstance(v, torch.Tensor)]

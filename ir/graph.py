@@ -1,0 +1,933 @@
+"""The ``graph`` dialect: tensor-level ops close to core aten.
+
+Value semantics, static shapes, builtin ``tensor<...>`` types. Elementwise ops
+broadcast like torch and follow torch's type promotion (each op states its
+result-dtype rule in ``DTYPE_RULE``). Every op verifies its operand and result
+shapes and dtypes; a failure names the op and what mismatched (the diagnostics
+layer adds where, from the op's location or its position in a .mlir file).
+
+Large weights are not printed: ``graph.weight {name = "fc1.weight"}`` refers to
+a tensor held beside the module (``Program.weights`` in
+:mod:`irc.frontends.program`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC
+from collections.abc import Sequence
+from typing import ClassVar
+
+import torch
+from xdsl.dialects.builtin import (
+    BoolAttr,
+    DenseArrayBase,
+    DenseIntOrFPElementsAttr,
+    IntegerAttr,
+    IntegerType,
+    StringAttr,
+    TensorType,
+    i64,
+)
+from xdsl.ir import Attribute, Dialect, Operation, SSAValue
+from xdsl.irdl import (
+    AnyAttr,
+    IRDLOperation,
+    ParamAttrConstraint,
+    VarConstraint,
+    ParsePropInAttrDict,
+    irdl_op_definition,
+    operand_def,
+    opt_operand_def,
+    prop_def,
+    result_def,
+    traits_def,
+    var_operand_def,
+)
+from xdsl.traits import Commutative, ConstantLike, Pure
+from xdsl.utils.exceptions import VerifyException
+
+from irc.ir.types import broadcast_shapes, default_float, dtype_of, numel, promote, shape_of
+
+# ----------------------------------------------------------------------------
+# helpers
+
+
+def i64_array(values: Sequence[int]) -> DenseArrayBase:
+    """``array<i64: ...>`` property value."""
+    return DenseArrayBase.from_list(i64, list(values))
+
+
+def int_attr(value: int) -> IntegerAttr:
+    return IntegerAttr(value, i64)
+
+
+def ints(attr: DenseArrayBase) -> tuple[int, ...]:
+    return tuple(int(v) for v in attr.get_values())
+
+
+def _fail(op: Operation, message: str) -> None:
+    raise VerifyException(f"'{op.name}' op {message}")
+
+
+def _fmt(shape: Sequence[int]) -> str:
+    return "x".join(str(d) for d in shape) if shape else "scalar"
+
+
+_UNARY_FORMAT = "$input attr-dict `:` type($input) `->` type($result)"
+_BINARY_FORMAT = "$lhs `,` $rhs attr-dict `:` `(` type($lhs) `,` type($rhs) `)` `->` type($result)"
+
+
+# ----------------------------------------------------------------------------
+# elementwise
+
+
+class ElementwiseUnaryOp(IRDLOperation, ABC):
+    """``result = f(input)`` elementwise; result has the input's shape.
+
+    DTYPE_RULE: ``same`` (result dtype = input dtype), ``float`` (floats keep
+    their dtype, integers/bool become the default float), ``bool`` (i1).
+    """
+
+    DTYPE_RULE: ClassVar[str] = "same"
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = _UNARY_FORMAT
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def __init__(self, input: SSAValue | Operation, result_type: Attribute | None = None,
+                 properties: dict[str, Attribute] | None = None) -> None:
+        value = SSAValue.get(input)
+        if result_type is None:
+            result_type = self.infer_type(value.type)
+        super().__init__(operands=[value], result_types=[result_type], properties=properties or {})
+
+    @classmethod
+    def result_dtype(cls, dtype: torch.dtype) -> torch.dtype:
+        if cls.DTYPE_RULE == "float":
+            return default_float(dtype)
+        if cls.DTYPE_RULE == "bool":
+            return torch.bool
+        return dtype
+
+    @classmethod
+    def infer_type(cls, input_type: Attribute) -> Attribute:
+        from irc.ir.types import tensor_type
+        return tensor_type(shape_of(input_type), cls.result_dtype(dtype_of(input_type)))
+
+    def verify_(self) -> None:
+        in_shape, out_shape = shape_of(self.input.type), shape_of(self.result.type)
+        if in_shape != out_shape:
+            _fail(self, f"result shape {_fmt(out_shape)} differs from input shape {_fmt(in_shape)}")
+        want = self.result_dtype(dtype_of(self.input.type))
+        got = dtype_of(self.result.type)
+        if got != want:
+            _fail(self, f"result dtype {got} should be {want} for input dtype {dtype_of(self.input.type)}")
+
+
+def _unary(class_name: str, op_name: str, rule: str, doc: str) -> type[ElementwiseUnaryOp]:
+    cls = type(class_name, (ElementwiseUnaryOp,), {
+        "name": f"graph.{op_name}", "DTYPE_RULE": rule, "__doc__": doc,
+        "__module__": __name__, "__qualname__": class_name,
+        "__annotations__": {"DTYPE_RULE": "ClassVar[str]"},
+    })
+    return irdl_op_definition(cls)
+
+
+NegOp = _unary("NegOp", "neg", "same", "-x")
+AbsOp = _unary("AbsOp", "abs", "same", "|x|")
+ExpOp = _unary("ExpOp", "exp", "float", "e**x")
+Exp2Op = _unary("Exp2Op", "exp2", "float", "2**x")
+LogOp = _unary("LogOp", "log", "float", "natural logarithm")
+Log2Op = _unary("Log2Op", "log2", "float", "base-2 logarithm")
+Log1pOp = _unary("Log1pOp", "log1p", "float", "log(1 + x)")
+Expm1Op = _unary("Expm1Op", "expm1", "float", "exp(x) - 1")
+SqrtOp = _unary("SqrtOp", "sqrt", "float", "square root")
+RsqrtOp = _unary("RsqrtOp", "rsqrt", "float", "1 / sqrt(x)")
+SinOp = _unary("SinOp", "sin", "float", "sine")
+CosOp = _unary("CosOp", "cos", "float", "cosine")
+TanOp = _unary("TanOp", "tan", "float", "tangent")
+TanhOp = _unary("TanhOp", "tanh", "float", "hyperbolic tangent")
+SigmoidOp = _unary("SigmoidOp", "sigmoid", "float", "1 / (1 + exp(-x))")
+ErfOp = _unary("ErfOp", "erf", "float", "error function")
+ReciprocalOp = _unary("ReciprocalOp", "reciprocal", "float", "1 / x")
+ReluOp = _unary("ReluOp", "relu", "same", "max(x, 0)")
+FloorOp = _unary("FloorOp", "floor", "same", "round toward -inf (identity on integers)")
+CeilOp = _unary("CeilOp", "ceil", "same", "round toward +inf (identity on integers)")
+RoundOp = _unary("RoundOp", "round", "same", "round half to even (identity on integers)")
+TruncOp = _unary("TruncOp", "trunc", "same", "round toward zero (identity on integers)")
+SignOp = _unary("SignOp", "sign", "same", "-1, 0 or 1 (NaN stays NaN)")
+LogicalNotOp = _unary("LogicalNotOp", "logical_not", "bool", "x == 0")
+BitwiseNotOp = _unary("BitwiseNotOp", "bitwise_not", "same", "~x (integers and bool)")
+IsNanOp = _unary("IsNanOp", "isnan", "bool", "x != x")
+IsInfOp = _unary("IsInfOp", "isinf", "bool", "|x| == inf")
+SiluOp = _unary("SiluOp", "silu", "float", "x * sigmoid(x)")
+
+
+@irdl_op_definition
+class GeluOp(ElementwiseUnaryOp):
+    """GELU: ``approximate = "none"`` (erf form) or ``"tanh"``."""
+
+    name = "graph.gelu"
+    DTYPE_RULE: ClassVar[str] = "float"
+    approximate = prop_def(StringAttr, default_value=StringAttr("none"))
+
+    def verify_(self) -> None:
+        super().verify_()
+        if self.approximate.data not in ("none", "tanh"):
+            _fail(self, f"approximate must be \"none\" or \"tanh\", got \"{self.approximate.data}\"")
+
+
+class ElementwiseBinaryOp(IRDLOperation, ABC):
+    """``result = f(lhs, rhs)`` elementwise with torch broadcasting.
+
+    DTYPE_RULE: ``promote`` (torch.promote_types), ``float`` (promoted, then
+    integers become the default float), ``bool`` (i1, e.g. comparisons).
+    Operands may differ in dtype: the op computes in the promoted dtype.
+    """
+
+    DTYPE_RULE: ClassVar[str] = "promote"
+    lhs = operand_def(TensorType)
+    rhs = operand_def(TensorType)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = _BINARY_FORMAT
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def __init__(self, lhs: SSAValue | Operation, rhs: SSAValue | Operation,
+                 result_type: Attribute | None = None,
+                 properties: dict[str, Attribute] | None = None) -> None:
+        a, b = SSAValue.get(lhs), SSAValue.get(rhs)
+        if result_type is None:
+            result_type = self.infer_type(a.type, b.type)
+        super().__init__(operands=[a, b], result_types=[result_type], properties=properties or {})
+
+    @classmethod
+    def result_dtype(cls, a: torch.dtype, b: torch.dtype) -> torch.dtype:
+        p = promote(a, b)
+        if cls.DTYPE_RULE == "float":
+            return default_float(p)
+        if cls.DTYPE_RULE == "bool":
+            return torch.bool
+        return p
+
+    @classmethod
+    def infer_type(cls, a: Attribute, b: Attribute) -> Attribute:
+        from irc.ir.types import tensor_type
+        shape = broadcast_shapes(shape_of(a), shape_of(b))
+        if shape is None:
+            raise VerifyException(f"'{cls.name}' op operand shapes {_fmt(shape_of(a))} and "
+                                  f"{_fmt(shape_of(b))} do not broadcast")
+        return tensor_type(shape, cls.result_dtype(dtype_of(a), dtype_of(b)))
+
+    def verify_(self) -> None:
+        a, b = shape_of(self.lhs.type), shape_of(self.rhs.type)
+        shape = broadcast_shapes(a, b)
+        if shape is None:
+            _fail(self, f"operand shapes {_fmt(a)} and {_fmt(b)} do not broadcast")
+        out = shape_of(self.result.type)
+        if out != shape:
+            _fail(self, f"result shape {_fmt(out)} should be the broadcast shape {_fmt(shape or ())}")
+        want = self.result_dtype(dtype_of(self.lhs.type), dtype_of(self.rhs.type))
+        got = dtype_of(self.result.type)
+        if got != want:
+            _fail(self, f"result dtype {got} should be {want} for operand dtypes "
+                        f"{dtype_of(self.lhs.type)} and {dtype_of(self.rhs.type)}")
+
+
+def _binary(class_name: str, op_name: str, rule: str, doc: str,
+            commutative: bool = False) -> type[ElementwiseBinaryOp]:
+    body: dict[str, object] = {
+        "name": f"graph.{op_name}", "DTYPE_RULE": rule, "__doc__": doc,
+        "__module__": __name__, "__qualname__": class_name,
+        "__annotations__": {"DTYPE_RULE": "ClassVar[str]"},
+    }
+    if commutative:
+        body["traits"] = traits_def(Pure(), Commutative())
+    return irdl_op_definition(type(class_name, (ElementwiseBinaryOp,), body))
+
+
+AddOp = _binary("AddOp", "add", "promote", "lhs + rhs", commutative=True)
+SubOp = _binary("SubOp", "sub", "promote", "lhs - rhs")
+MulOp = _binary("MulOp", "mul", "promote", "lhs * rhs", commutative=True)
+PowOp = _binary("PowOp", "pow", "promote", "lhs ** rhs")
+MaximumOp = _binary("MaximumOp", "maximum", "promote", "max(lhs, rhs), NaN-propagating", True)
+MinimumOp = _binary("MinimumOp", "minimum", "promote", "min(lhs, rhs), NaN-propagating", True)
+RemainderOp = _binary("RemainderOp", "remainder", "promote", "Python-style modulo (sign of rhs)")
+Atan2Op = _binary("Atan2Op", "atan2", "float", "atan2(lhs, rhs)")
+EqOp = _binary("EqOp", "eq", "bool", "lhs == rhs", commutative=True)
+NeOp = _binary("NeOp", "ne", "bool", "lhs != rhs", commutative=True)
+LtOp = _binary("LtOp", "lt", "bool", "lhs < rhs")
+LeOp = _binary("LeOp", "le", "bool", "lhs <= rhs")
+GtOp = _binary("GtOp", "gt", "bool", "lhs > rhs")
+GeOp = _binary("GeOp", "ge", "bool", "lhs >= rhs")
+LogicalAndOp = _binary("LogicalAndOp", "logical_and", "bool", "lhs != 0 and rhs != 0", True)
+LogicalOrOp = _binary("LogicalOrOp", "logical_or", "bool", "lhs != 0 or rhs != 0", True)
+BitwiseAndOp = _binary("BitwiseAndOp", "bitwise_and", "promote", "lhs & rhs (integers, bool)", True)
+BitwiseOrOp = _binary("BitwiseOrOp", "bitwise_or", "promote", "lhs | rhs (integers, bool)", True)
+BitwiseXorOp = _binary("BitwiseXorOp", "bitwise_xor", "promote", "lhs ^ rhs (integers, bool)", True)
+
+
+@irdl_op_definition
+class DivOp(ElementwiseBinaryOp):
+    """Division. ``rounding_mode``: ``"none"`` true division (integers give the
+    default float), ``"trunc"`` or ``"floor"`` (integers stay integers)."""
+
+    name = "graph.div"
+    rounding_mode = prop_def(StringAttr, default_value=StringAttr("none"))
+
+    def _mode(self) -> str:
+        return self.rounding_mode.data
+
+    def verify_(self) -> None:
+        if self._mode() not in ("none", "trunc", "floor"):
+            _fail(self, f"rounding_mode must be none, trunc or floor, got {self._mode()}")
+        a, b = dtype_of(self.lhs.type), dtype_of(self.rhs.type)
+        want = promote(a, b) if self._mode() != "none" else default_float(promote(a, b))
+        got = dtype_of(self.result.type)
+        if got != want:
+            _fail(self, f"result dtype {got} should be {want} for operand dtypes {a} and {b}")
+        shape = broadcast_shapes(shape_of(self.lhs.type), shape_of(self.rhs.type))
+        if shape is None or shape != shape_of(self.result.type):
+            _fail(self, f"result shape {_fmt(shape_of(self.result.type))} should be the broadcast of "
+                        f"{_fmt(shape_of(self.lhs.type))} and {_fmt(shape_of(self.rhs.type))}")
+
+    @classmethod
+    def result_dtype(cls, a: torch.dtype, b: torch.dtype) -> torch.dtype:
+        return default_float(promote(a, b))  # true division; build with result_type otherwise
+
+
+COMPARISON_OPS: tuple[type[ElementwiseBinaryOp], ...] = (EqOp, NeOp, LtOp, LeOp, GtOp, GeOp)
+
+
+@irdl_op_definition
+class WhereOp(IRDLOperation):
+    """``cond ? lhs : rhs`` elementwise, broadcasting all three (cond is i1)."""
+
+    name = "graph.where"
+    cond = operand_def(TensorType)
+    lhs = operand_def(TensorType)
+    rhs = operand_def(TensorType)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = ("$cond `,` $lhs `,` $rhs attr-dict `:` `(` type($cond) `,` type($lhs) `,` "
+                       "type($rhs) `)` `->` type($result)")
+
+    def __init__(self, cond: SSAValue | Operation, lhs: SSAValue | Operation,
+                 rhs: SSAValue | Operation, result_type: Attribute | None = None) -> None:
+        from irc.ir.types import tensor_type
+        c, a, b = SSAValue.get(cond), SSAValue.get(lhs), SSAValue.get(rhs)
+        if result_type is None:
+            shape = broadcast_shapes(shape_of(c.type), shape_of(a.type), shape_of(b.type))
+            if shape is None:
+                raise VerifyException("'graph.where' op operand shapes do not broadcast")
+            result_type = tensor_type(shape, promote(dtype_of(a.type), dtype_of(b.type)))
+        super().__init__(operands=[c, a, b], result_types=[result_type])
+
+    def verify_(self) -> None:
+        if dtype_of(self.cond.type) != torch.bool:
+            _fail(self, f"condition must be bool (i1), got {dtype_of(self.cond.type)}")
+        shapes = [shape_of(v.type) for v in self.operands]
+        shape = broadcast_shapes(*shapes)
+        if shape is None:
+            _fail(self, f"operand shapes {', '.join(_fmt(s) for s in shapes)} do not broadcast")
+        if shape_of(self.result.type) != shape:
+            _fail(self, f"result shape {_fmt(shape_of(self.result.type))} should be {_fmt(shape or ())}")
+        want = promote(dtype_of(self.lhs.type), dtype_of(self.rhs.type))
+        if dtype_of(self.result.type) != want:
+            _fail(self, f"result dtype {dtype_of(self.result.type)} should be {want}")
+
+
+@irdl_op_definition
+class CastOp(IRDLOperation):
+    """Convert to the result's dtype like ``tensor.to(dtype)`` (floats to
+    integers truncate toward zero; to bool is ``!= 0``)."""
+
+    name = "graph.cast"
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = _UNARY_FORMAT
+
+    def __init__(self, input: SSAValue | Operation, result_type: Attribute) -> None:
+        super().__init__(operands=[SSAValue.get(input)], result_types=[result_type])
+
+    def verify_(self) -> None:
+        if shape_of(self.input.type) != shape_of(self.result.type):
+            _fail(self, f"cannot change shape {_fmt(shape_of(self.input.type))} to "
+                        f"{_fmt(shape_of(self.result.type))}")
+
+
+# ----------------------------------------------------------------------------
+# reductions
+
+
+class ReduceOp(IRDLOperation, ABC):
+    """Reduce ``dims`` (sorted, non-negative, at least one) of ``input``;
+    ``keepdim`` keeps them as size 1. DTYPE_RULE: ``same``, ``sum`` (integers
+    and bool accumulate to i64), ``float`` (mean), ``index`` (i64), ``bool``."""
+
+    DTYPE_RULE: ClassVar[str] = "same"
+    input = operand_def(TensorType)
+    dims = prop_def(DenseArrayBase)
+    keepdim = prop_def(BoolAttr, default_value=BoolAttr(False, IntegerType(1)))
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = _UNARY_FORMAT
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def __init__(self, input: SSAValue | Operation, dims: Sequence[int], keepdim: bool = False,
+                 result_type: Attribute | None = None) -> None:
+        from irc.ir.types import tensor_type
+        value = SSAValue.get(input)
+        shape = shape_of(value.type)
+        dims = sorted(d % len(shape) if shape else d for d in dims)
+        if result_type is None:
+            out = [1 if i in dims else s for i, s in enumerate(shape)] if keepdim else \
+                [s for i, s in enumerate(shape) if i not in dims]
+            result_type = tensor_type(out, self.result_dtype(dtype_of(value.type)))
+        super().__init__(operands=[value], result_types=[result_type], properties={
+            "dims": i64_array(dims), "keepdim": BoolAttr(keepdim, IntegerType(1))})
+
+    @classmethod
+    def result_dtype(cls, dtype: torch.dtype) -> torch.dtype:
+        if cls.DTYPE_RULE == "sum":
+            return dtype if dtype.is_floating_point else torch.int64
+        if cls.DTYPE_RULE == "float":
+            return default_float(dtype)
+        if cls.DTYPE_RULE == "index":
+            return torch.int64
+        if cls.DTYPE_RULE == "bool":
+            return torch.bool
+        return dtype
+
+    @property
+    def reduced_dims(self) -> tuple[int, ...]:
+        return ints(self.dims)
+
+    @property
+    def keeps_dims(self) -> bool:
+        return bool(self.keepdim.value.data)
+
+    def verify_(self) -> None:
+        shape = shape_of(self.input.type)
+        dims = self.reduced_dims
+        if not dims and shape:
+            _fail(self, "needs at least one dim to reduce")
+        if list(dims) != sorted(set(dims)) or any(d < 0 or d >= max(len(shape), 1) for d in dims):
+            _fail(self, f"dims {list(dims)} must be sorted, distinct and in [0, {len(shape)})")
+        if self.keeps_dims:
+            want = tuple(1 if i in dims else s for i, s in enumerate(shape))
+        else:
+            want = tuple(s for i, s in enumerate(shape) if i not in dims)
+        got = shape_of(self.result.type)
+        if got != want:
+            _fail(self, f"result shape {_fmt(got)} should be {_fmt(want)} "
+                        f"(input {_fmt(shape)}, dims {list(dims)}, keepdim={self.keeps_dims})")
+        want_dtype = self.result_dtype(dtype_of(self.input.type))
+        if dtype_of(self.result.type) != want_dtype:
+            _fail(self, f"result dtype {dtype_of(self.result.type)} should be {want_dtype}")
+
+
+def _reduce(class_name: str, op_name: str, rule: str, doc: str) -> type[ReduceOp]:
+    return irdl_op_definition(type(class_name, (ReduceOp,), {
+        "name": f"graph.{op_name}", "DTYPE_RULE": rule, "__doc__": doc,
+        "__module__": __name__, "__qualname__": class_name,
+        "__annotations__": {"DTYPE_RULE": "ClassVar[str]"}}))
+
+
+SumOp = _reduce("SumOp", "sum", "sum", "sum over dims")
+MeanOp = _reduce("MeanOp", "mean", "float", "arithmetic mean over dims")
+ProdOp = _reduce("ProdOp", "prod", "sum", "product over dims")
+AmaxOp = _reduce("AmaxOp", "amax", "same", "maximum over dims (NaN-propagating)")
+AminOp = _reduce("AminOp", "amin", "same", "minimum over dims (NaN-propagating)")
+AnyOp = _reduce("AnyOp", "any", "bool", "true if any element is non-zero")
+AllOp = _reduce("AllOp", "all", "bool", "true if every element is non-zero")
+
+
+class _ArgReduceOp(ReduceOp, ABC):
+    DTYPE_RULE: ClassVar[str] = "index"
+
+    def verify_(self) -> None:
+        super().verify_()
+        if len(self.reduced_dims) != 1:
+            _fail(self, f"reduces exactly one dim, got {list(self.reduced_dims)}")
+
+
+@irdl_op_definition
+class ArgmaxOp(_ArgReduceOp):
+    """index of the first maximum along one dim (i64)."""
+
+    name = "graph.argmax"
+
+
+@irdl_op_definition
+class ArgminOp(_ArgReduceOp):
+    """index of the first minimum along one dim (i64)."""
+
+    name = "graph.argmin"
+
+
+REDUCE_OPS: tuple[type[ReduceOp], ...] = (SumOp, MeanOp, ProdOp, AmaxOp, AminOp, AnyOp, AllOp,
+                                           ArgmaxOp, ArgminOp)
+
+
+# ----------------------------------------------------------------------------
+# movement (views in torch; value semantics here)
+
+
+class _ShapeOp(IRDLOperation, ABC):
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = _UNARY_FORMAT
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def _same_dtype(self) -> None:
+        if dtype_of(self.input.type) != dtype_of(self.result.type):
+            _fail(self, f"result dtype {dtype_of(self.result.type)} differs from input dtype "
+                        f"{dtype_of(self.input.type)}")
+
+
+@irdl_op_definition
+class ReshapeOp(_ShapeOp):
+    """Row-major reshape to the result type's shape (same element count)."""
+
+    name = "graph.reshape"
+
+    def __init__(self, input: SSAValue | Operation, result_type: Attribute) -> None:
+        super().__init__(operands=[SSAValue.get(input)], result_types=[result_type])
+
+    def verify_(self) -> None:
+        self._same_dtype()
+        a, b = shape_of(self.input.type), shape_of(self.result.type)
+        if numel(a) != numel(b):
+            _fail(self, f"cannot reshape {_fmt(a)} ({numel(a)} elements) to {_fmt(b)} "
+                        f"({numel(b)} elements)")
+
+
+@irdl_op_definition
+class PermuteOp(_ShapeOp):
+    """``result.shape[i] = input.shape[dims[i]]`` (transpose generalised)."""
+
+    name = "graph.permute"
+    dims = prop_def(DenseArrayBase)
+
+    def __init__(self, input: SSAValue | Operation, dims: Sequence[int]) -> None:
+        from irc.ir.types import tensor_type
+        value = SSAValue.get(input)
+        shape = shape_of(value.type)
+        out = tensor_type([shape[d] for d in dims], dtype_of(value.type))
+        super().__init__(operands=[value], result_types=[out], properties={"dims": i64_array(dims)})
+
+    def verify_(self) -> None:
+        self._same_dtype()
+        shape, dims = shape_of(self.input.type), ints(self.dims)
+        if sorted(dims) != list(range(len(shape))):
+            _fail(self, f"dims {list(dims)} is not a permutation of 0..{len(shape) - 1}")
+        want = tuple(shape[d] for d in dims)
+        if shape_of(self.result.type) != want:
+            _fail(self, f"result shape {_fmt(shape_of(self.result.type))} should be {_fmt(want)}")
+
+
+@irdl_op_definition
+class ExpandOp(_ShapeOp):
+    """Broadcast to the result shape like ``torch.expand``: dims align from the
+    right, a size-1 dim stretches, new dims are added on the left."""
+
+    name = "graph.expand"
+
+    def __init__(self, input: SSAValue | Operation, result_type: Attribute) -> None:
+        super().__init__(operands=[SSAValue.get(input)], result_types=[result_type])
+
+    def verify_(self) -> None:
+        self._same_dtype()
+        a, b = shape_of(self.input.type), shape_of(self.result.type)
+        ok = len(b) >= len(a) and all(x in (1, y) for x, y in zip(reversed(a), reversed(b)))
+        if not ok:
+            _fail(self, f"cannot expand {_fmt(a)} to {_fmt(b)}")
+
+
+@irdl_op_definition
+class SliceOp(_ShapeOp):
+    """``input[start:end:step]`` along ``dim``; 0 <= start <= end <= size, step >= 1."""
+
+    name = "graph.slice"
+    dim = prop_def(IntegerAttr)
+    start = prop_def(IntegerAttr)
+    end = prop_def(IntegerAttr)
+    step = prop_def(IntegerAttr)
+
+    def __init__(self, input: SSAValue | Operation, dim: int, start: int, end: int,
+                 step: int = 1) -> None:
+        from irc.ir.types import tensor_type
+        value = SSAValue.get(input)
+        shape = list(shape_of(value.type))
+        shape[dim] = max(0, -(-(end - start) // step))
+        super().__init__(operands=[value], result_types=[tensor_type(shape, dtype_of(value.type))],
+                         properties={"dim": int_attr(dim), "start": int_attr(start),
+                                     "end": int_attr(end), "step": int_attr(step)})
+
+    def params(self) -> tuple[int, int, int, int]:
+        return (self.dim.value.data, self.start.value.data, self.end.value.data,
+                self.step.value.data)
+
+    def verify_(self) -> None:
+        self._same_dtype()
+        shape = shape_of(self.input.type)
+        dim, start, end, step = self.params()
+        if not 0 <= dim < len(shape):
+            _fail(self, f"dim {dim} out of range for rank {len(shape)}")
+        if not (0 <= start <= end <= shape[dim]) or step < 1:
+            _fail(self, f"slice {start}:{end}:{step} is not normalised for size {shape[dim]}")
+        want = list(shape)
+        want[dim] = -(-(end - start) // step)
+        if list(shape_of(self.result.type)) != want:
+            _fail(self, f"result shape {_fmt(shape_of(self.result.type))} should be {_fmt(want)}")
+
+
+@irdl_op_definition
+class ConcatOp(IRDLOperation):
+    """Concatenate the operands along ``dim`` (same dtype, other dims equal)."""
+
+    name = "graph.concat"
+    inputs = var_operand_def(TensorType)
+    dim = prop_def(IntegerAttr)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = "$inputs attr-dict `:` `(` type($inputs) `)` `->` type($result)"
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def __init__(self, inputs: Sequence[SSAValue | Operation], dim: int) -> None:
+        from irc.ir.types import tensor_type
+        values = [SSAValue.get(v) for v in inputs]
+        shape = list(shape_of(values[0].type))
+        shape[dim] = sum(shape_of(v.type)[dim] for v in values)
+        super().__init__(operands=[values], result_types=[tensor_type(shape, dtype_of(values[0].type))],
+                         properties={"dim": int_attr(dim)})
+
+    def verify_(self) -> None:
+        if not self.inputs:
+            _fail(self, "needs at least one input")
+        dim = self.dim.value.data
+        shapes = [shape_of(v.type) for v in self.inputs]
+        rank = len(shapes[0])
+        if not 0 <= dim < rank:
+            _fail(self, f"dim {dim} out of range for rank {rank}")
+        for s, v in zip(shapes, self.inputs):
+            if len(s) != rank or any(a != b for i, (a, b) in enumerate(zip(s, shapes[0])) if i != dim):
+                _fail(self, f"input shapes {', '.join(_fmt(x) for x in shapes)} differ outside dim {dim}")
+            if dtype_of(v.type) != dtype_of(self.result.type):
+                _fail(self, "inputs and result must have the same dtype")
+        want = list(shapes[0])
+        want[dim] = sum(s[dim] for s in shapes)
+        if list(shape_of(self.result.type)) != want:
+            _fail(self, f"result shape {_fmt(shape_of(self.result.type))} should be {_fmt(want)}")
+
+
+@irdl_op_definition
+class SqueezeOp(_ShapeOp):
+    """Drop the size-1 ``dims``."""
+
+    name = "graph.squeeze"
+    dims = prop_def(DenseArrayBase)
+
+    def verify_(self) -> None:
+        self._same_dtype()
+        shape, dims = shape_of(self.input.type), ints(self.dims)
+        if any(not 0 <= d < len(shape) or shape[d] != 1 for d in dims):
+            _fail(self, f"dims {list(dims)} must be size-1 dims of {_fmt(shape)}")
+        want = tuple(s for i, s in enumerate(shape) if i not in dims)
+        if shape_of(self.result.type) != want:
+            _fail(self, f"result shape {_fmt(shape_of(self.result.type))} should be {_fmt(want)}")
+
+
+@irdl_op_definition
+class UnsqueezeOp(_ShapeOp):
+    """Insert a size-1 dim at position ``dim`` of the result."""
+
+    name = "graph.unsqueeze"
+    dim = prop_def(IntegerAttr)
+
+    def verify_(self) -> None:
+        self._same_dtype()
+        shape, dim = list(shape_of(self.input.type)), self.dim.value.data
+        if not 0 <= dim <= len(shape):
+            _fail(self, f"dim {dim} out of range for rank {len(shape)}")
+        want = shape[:dim] + [1] + shape[dim:]
+        if list(shape_of(self.result.type)) != want:
+            _fail(self, f"result shape {_fmt(shape_of(self.result.type))} should be {_fmt(want)}")
+
+
+# ----------------------------------------------------------------------------
+# contractions, convolution, pooling (extern calls on the CPU)
+
+
+@irdl_op_definition
+class MatmulOp(IRDLOperation):
+    """``[..., M, K] @ [..., K, N] -> [..., M, N]``; batch dims broadcast.
+    Both operands have rank >= 2 and one dtype."""
+
+    name = "graph.matmul"
+    lhs = operand_def(TensorType)
+    rhs = operand_def(TensorType)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = _BINARY_FORMAT
+
+    def __init__(self, lhs: SSAValue | Operation, rhs: SSAValue | Operation) -> None:
+        from irc.ir.types import tensor_type
+        a, b = SSAValue.get(lhs), SSAValue.get(rhs)
+        sa, sb = shape_of(a.type), shape_of(b.type)
+        batch = broadcast_shapes(sa[:-2], sb[:-2]) or ()
+        super().__init__(operands=[a, b],
+                         result_types=[tensor_type([*batch, sa[-2], sb[-1]], dtype_of(a.type))])
+
+    def verify_(self) -> None:
+        a, b = shape_of(self.lhs.type), shape_of(self.rhs.type)
+        if len(a) < 2 or len(b) < 2:
+            _fail(self, f"operands must have rank >= 2, got {_fmt(a)} and {_fmt(b)}")
+        if a[-1] != b[-2]:
+            _fail(self, f"contraction sizes differ: {_fmt(a)} @ {_fmt(b)} ({a[-1]} vs {b[-2]})")
+        batch = broadcast_shapes(a[:-2], b[:-2])
+        if batch is None:
+            _fail(self, f"batch dims of {_fmt(a)} and {_fmt(b)} do not broadcast")
+        want = (*(batch or ()), a[-2], b[-1])
+        if shape_of(self.result.type) != want:
+            _fail(self, f"result shape {_fmt(shape_of(self.result.type))} should be {_fmt(want)}")
+        dt = {dtype_of(self.lhs.type), dtype_of(self.rhs.type), dtype_of(self.result.type)}
+        if len(dt) != 1:
+            _fail(self, f"operands and result must share one dtype, got {sorted(map(str, dt))}")
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int,
+                     ceil_mode: bool = False) -> int:
+    """Output length of a convolution/pooling window along one dim (torch's formula)."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1  # the last window must start inside the input or left padding
+    return out
+
+
+@irdl_op_definition
+class ConvOp(IRDLOperation):
+    """N-d convolution (cross-correlation) like ``torch.nn.functional.convNd``:
+    input ``[N, C, *spatial]``, weight ``[O, C/groups, *kernel]``, optional bias ``[O]``."""
+
+    name = "graph.conv"
+    input = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    bias = opt_operand_def(TensorType)
+    stride = prop_def(DenseArrayBase)
+    padding = prop_def(DenseArrayBase)
+    dilation = prop_def(DenseArrayBase)
+    groups = prop_def(IntegerAttr)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = ("$input `,` $weight (`,` $bias^)? attr-dict `:` `(` type($input) `,` "
+                       "type($weight) (`,` type($bias)^)? `)` `->` type($result)")
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def verify_(self) -> None:
+        x, w = shape_of(self.input.type), shape_of(self.weight.type)
+        nsp = len(x) - 2
+        stride, padding, dilation = ints(self.stride), ints(self.padding), ints(self.dilation)
+        groups = self.groups.value.data
+        if nsp < 1 or len(w) != len(x) or not (len(stride) == len(padding) == len(dilation) == nsp):
+            _fail(self, f"input {_fmt(x)}, weight {_fmt(w)} and stride/padding/dilation "
+                        f"lengths {len(stride)}/{len(padding)}/{len(dilation)} disagree")
+        if groups < 1 or x[1] % groups or w[0] % groups or w[1] * groups != x[1]:
+            _fail(self, f"channels: input has {x[1]}, weight {_fmt(w)}, groups {groups}")
+        if self.bias is not None and shape_of(self.bias.type) != (w[0],):
+            _fail(self, f"bias shape {_fmt(shape_of(self.bias.type))} should be {w[0]}")
+        want = (x[0], w[0], *(conv_output_size(x[2 + i], w[2 + i], stride[i], padding[i],
+                                               dilation[i]) for i in range(nsp)))
+        if shape_of(self.result.type) != want:
+            _fail(self, f"result shape {_fmt(shape_of(self.result.type))} should be {_fmt(want)}")
+
+
+class _PoolOp(IRDLOperation, ABC):
+    input = operand_def(TensorType)
+    kernel = prop_def(DenseArrayBase)
+    stride = prop_def(DenseArrayBase)
+    padding = prop_def(DenseArrayBase)
+    ceil_mode = prop_def(BoolAttr, default_value=BoolAttr(False, IntegerType(1)))
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = _UNARY_FORMAT
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def dilations(self) -> tuple[int, ...]:
+        return (1,) * len(ints(self.kernel))
+
+    def verify_(self) -> None:
+        x = shape_of(self.input.type)
+        k, s, p, d = ints(self.kernel), ints(self.stride), ints(self.padding), self.dilations()
+        nsp = len(k)
+        if len(x) < nsp + 1 or not (len(s) == len(p) == len(d) == nsp):
+            _fail(self, f"input {_fmt(x)} and kernel/stride/padding lengths disagree")
+        ceil = bool(self.ceil_mode.value.data)
+        lead = x[:len(x) - nsp]
+        want = (*lead, *(conv_output_size(x[len(lead) + i], k[i], s[i], p[i], d[i], ceil)
+                         for i in range(nsp)))
+        if shape_of(self.result.type) != want:
+            _fail(self, f"result shape {_fmt(shape_of(self.result.type))} should be {_fmt(want)}")
+
+
+@irdl_op_definition
+class MaxPoolOp(_PoolOp):
+    """Max pooling over the trailing ``len(kernel)`` dims (padding is -inf)."""
+
+    name = "graph.max_pool"
+    dilation = prop_def(DenseArrayBase)
+
+    def dilations(self) -> tuple[int, ...]:
+        return ints(self.dilation)
+
+
+@irdl_op_definition
+class AvgPoolOp(_PoolOp):
+    """Average pooling over the trailing ``len(kernel)`` dims; ``divisor = 0``
+    means no divisor override."""
+
+    name = "graph.avg_pool"
+    count_include_pad = prop_def(BoolAttr, default_value=BoolAttr(True, IntegerType(1)))
+    divisor = prop_def(IntegerAttr, default_value=IntegerAttr(0, i64))
+
+
+@irdl_op_definition
+class AdaptiveAvgPoolOp(IRDLOperation):
+    """Adaptive average pooling of the trailing dims to the result's sizes."""
+
+    name = "graph.adaptive_avg_pool"
+    input = operand_def(TensorType)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = _UNARY_FORMAT
+
+    def verify_(self) -> None:
+        a, b = shape_of(self.input.type), shape_of(self.result.type)
+        if len(a) != len(b) or len(a) < 3 or a[:2] != b[:2] and len(a) == 4:
+            _fail(self, f"cannot adaptively pool {_fmt(a)} to {_fmt(b)}")
+
+
+# ----------------------------------------------------------------------------
+# indexing
+
+
+@irdl_op_definition
+class GatherOp(IRDLOperation):
+    """``torch.gather(input, dim, index)``: result[i][j] = input[index[i][j]][j] (dim=0)."""
+
+    name = "graph.gather"
+    input = operand_def(TensorType)
+    index = operand_def(TensorType)
+    dim = prop_def(IntegerAttr)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = _BINARY_FORMAT.replace("$lhs", "$input").replace("$rhs", "$index")
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def verify_(self) -> None:
+        x, idx = shape_of(self.input.type), shape_of(self.index.type)
+        if len(x) != len(idx) or not 0 <= self.dim.value.data < max(len(x), 1):
+            _fail(self, f"input {_fmt(x)} and index {_fmt(idx)} ranks differ or dim out of range")
+        if dtype_of(self.index.type) not in (torch.int64, torch.int32):
+            _fail(self, "index must be i64 or i32")
+        if shape_of(self.result.type) != idx or dtype_of(self.result.type) != dtype_of(self.input.type):
+            _fail(self, "result must have the index's shape and the input's dtype")
+
+
+@irdl_op_definition
+class IndexSelectOp(IRDLOperation):
+    """``torch.index_select(input, dim, index)`` with a 1-d index."""
+
+    name = "graph.index_select"
+    input = operand_def(TensorType)
+    index = operand_def(TensorType)
+    dim = prop_def(IntegerAttr)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = _BINARY_FORMAT.replace("$lhs", "$input").replace("$rhs", "$index")
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def verify_(self) -> None:
+        x, idx, dim = shape_of(self.input.type), shape_of(self.index.type), self.dim.value.data
+        if len(idx) != 1 or not 0 <= dim < len(x):
+            _fail(self, f"index must be 1-d and dim in range (input {_fmt(x)}, index {_fmt(idx)})")
+        want = list(x)
+        want[dim] = idx[0]
+        if list(shape_of(self.result.type)) != want:
+            _fail(self, f"result shape {_fmt(shape_of(self.result.type))} should be {_fmt(want)}")
+
+
+@irdl_op_definition
+class EmbeddingOp(IRDLOperation):
+    """``weight[indices]``: weight ``[V, D]``, integer indices ``[...]`` -> ``[..., D]``."""
+
+    name = "graph.embedding"
+    weight = operand_def(TensorType)
+    indices = operand_def(TensorType)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = _BINARY_FORMAT.replace("$lhs", "$weight").replace("$rhs", "$indices")
+
+    def verify_(self) -> None:
+        w, idx = shape_of(self.weight.type), shape_of(self.indices.type)
+        if len(w) != 2:
+            _fail(self, f"weight must be 2-d, got {_fmt(w)}")
+        if dtype_of(self.indices.type) not in (torch.int64, torch.int32):
+            _fail(self, "indices must be i64 or i32")
+        if shape_of(self.result.type) != (*idx, w[1]):
+            _fail(self, f"result shape {_fmt(shape_of(self.result.type))} should be {_fmt((*idx, w[1]))}")
+
+
+# ----------------------------------------------------------------------------
+# constants
+
+
+@irdl_op_definition
+class ConstantOp(IRDLOperation):
+    """A constant tensor: ``dense<...>`` (a splat prints as one value)."""
+
+    name = "graph.constant"
+    _T: ClassVar = VarConstraint("T", AnyAttr())
+    result = result_def(_T)
+    value = prop_def(ParamAttrConstraint(DenseIntOrFPElementsAttr, (_T, AnyAttr())))
+    traits = traits_def(Pure(), ConstantLike())
+    assembly_format = "attr-dict $value"  # the dense attribute carries the type
+
+    def __init__(self, value: DenseIntOrFPElementsAttr) -> None:
+        super().__init__(properties={"value": value}, result_types=[value.type])
+
+    def verify_(self) -> None:
+        if self.value.type != self.result.type:
+            _fail(self, f"value type {self.value.type} differs from result type {self.result.type}")
+
+
+@irdl_op_definition
+class WeightOp(IRDLOperation):
+    """A named tensor held beside the module (a model's parameter or buffer,
+    or a folded constant too large to print). Its value lives in the module's
+    weight store under ``name``; the text shows only the name and type."""
+
+    name = "graph.weight"
+    sym_name = prop_def(StringAttr, prop_name="name")
+    result = result_def(TensorType)
+    traits = traits_def(Pure(), ConstantLike())
+    assembly_format = "$name attr-dict `:` type($result)"
+
+    def __init__(self, name: str, result_type: Attribute) -> None:
+        super().__init__(properties={"name": StringAttr(name)}, result_types=[result_type])
+
+
+# ----------------------------------------------------------------------------
+
+GRAPH_OPS: list[type[IRDLOperation]] = [
+    v for v in list(globals().values())
+    if isinstance(v, type) and issubclass(v, IRDLOperation) and getattr(v, "name", "").startswith("graph.")
+    and ABC not in v.__bases__ and v.__module__ == __name__
+]
+
+Graph = Dialect("graph", GRAPH_OPS, [])

@@ -1,0 +1,278 @@
+"""The reference interpreter: runs graph- and kernel-level modules on torch
+tensors, op by op, with eager PyTorch semantics.
+
+It is the oracle of every pass test: a pass keeps meaning iff interpreting the
+module before and after it gives the same outputs. Kernel-level modules (host
+function calling outlined kernels with ``func.call``) run too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from xdsl.dialects import func
+from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, ModuleOp
+from xdsl.ir import Operation, SSAValue
+
+from irc.errors import IrcError
+from irc.ir import graph as g
+from irc.ir.types import dtype_of, shape_of
+
+Handler = Callable[[Operation, list[torch.Tensor]], torch.Tensor]
+HANDLERS: dict[type[Operation], Handler] = {}
+
+
+def handles(*op_types: type[Operation]) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        for t in op_types:
+            HANDLERS[t] = fn
+        return fn
+    return register
+
+
+def _out(op: Operation, value: torch.Tensor) -> torch.Tensor:
+    """Cast to the op's declared result dtype (the IR, not torch, is the spec)."""
+    return value.to(dtype_of(op.results[0].type))
+
+
+def _compute(op: Operation, args: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Bring operands to the dtype the op computes in (torch promotion)."""
+    from irc.ir.types import promote
+    dt = promote(*(a.dtype for a in args))
+    return [a.to(dt) for a in args]
+
+
+_UNARY: dict[type[Operation], Callable[[torch.Tensor], torch.Tensor]] = {
+    g.NegOp: torch.neg, g.AbsOp: torch.abs, g.ExpOp: torch.exp, g.Exp2Op: torch.exp2,
+    g.LogOp: torch.log, g.Log2Op: torch.log2, g.Log1pOp: torch.log1p, g.Expm1Op: torch.expm1,
+    g.SqrtOp: torch.sqrt, g.RsqrtOp: torch.rsqrt, g.SinOp: torch.sin, g.CosOp: torch.cos,
+    g.TanOp: torch.tan, g.TanhOp: torch.tanh, g.SigmoidOp: torch.sigmoid, g.ErfOp: torch.erf,
+    g.ReciprocalOp: torch.reciprocal, g.ReluOp: torch.relu, g.FloorOp: torch.floor,
+    g.CeilOp: torch.ceil, g.RoundOp: torch.round, g.TruncOp: torch.trunc, g.SignOp: torch.sign,
+    g.LogicalNotOp: torch.logical_not, g.BitwiseNotOp: torch.bitwise_not,
+    g.IsNanOp: torch.isnan, g.IsInfOp: torch.isinf, g.SiluOp: F.silu,
+}
+
+
+def _unary(op: Operation, args: list[torch.Tensor]) -> torch.Tensor:
+    x = args[0]
+    if type(op).DTYPE_RULE == "float" and not x.is_floating_point():  # type: ignore[attr-defined]
+        x = x.to(dtype_of(op.results[0].type))
+    if isinstance(op, g.GeluOp):
+        return _out(op, F.gelu(x, approximate=op.approximate.data))
+    return _out(op, _UNARY[type(op)](x))
+
+
+for _t in _UNARY:
+    HANDLERS[_t] = _unary
+HANDLERS[g.GeluOp] = _unary
+
+_BINARY: dict[type[Operation], Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    g.AddOp: torch.add, g.SubOp: torch.sub, g.MulOp: torch.mul, g.PowOp: torch.pow,
+    g.MaximumOp: torch.maximum, g.MinimumOp: torch.minimum, g.RemainderOp: torch.remainder,
+    g.Atan2Op: torch.atan2, g.EqOp: torch.eq, g.NeOp: torch.ne, g.LtOp: torch.lt,
+    g.LeOp: torch.le, g.GtOp: torch.gt, g.GeOp: torch.ge, g.LogicalAndOp: torch.logical_and,
+    g.LogicalOrOp: torch.logical_or, g.BitwiseAndOp: torch.bitwise_and,
+    g.BitwiseOrOp: torch.bitwise_or, g.BitwiseXorOp: torch.bitwise_xor,
+}
+
+
+def _binary(op: Operation, args: list[torch.Tensor]) -> torch.Tensor:
+    a, b = _compute(op, args)
+    if isinstance(op, g.DivOp):
+        mode = op.rounding_mode.data
+        return _out(op, torch.div(a, b, rounding_mode=None if mode == "none" else mode))
+    if isinstance(op, g.Atan2Op) and not a.is_floating_point():
+        a, b = a.to(dtype_of(op.results[0].type)), b.to(dtype_of(op.results[0].type))
+    return _out(op, _BINARY[type(op)](a, b))
+
+
+for _t in (*_BINARY, g.DivOp):
+    HANDLERS[_t] = _binary
+
+
+@handles(g.WhereOp)
+def _where(op: Operation, args: list[torch.Tensor]) -> torch.Tensor:
+    c, a, b = args
+    a, b = _compute(op, [a, b])
+    return _out(op, torch.where(c, a, b))
+
+
+@handles(g.CastOp)
+def _cast(op: Operation, args: list[torch.Tensor]) -> torch.Tensor:
+    return _out(op, args[0])
+
+
+_REDUCE: dict[type[Operation], Callable[..., torch.Tensor]] = {
+    g.SumOp: torch.sum, g.MeanOp: torch.mean, g.AmaxOp: torch.amax, g.AminOp: torch.amin,
+}
+
+
+@handles(*g.REDUCE_OPS)
+def _reduce(op: Operation, args: list[torch.Tensor]) -> torch.Tensor:
+    assert isinstance(op, g.ReduceOp)
+    x, dims, keep = args[0], list(op.reduced_dims), op.keeps_dims
+    if x.dim() == 0:
+        return _out(op, x)
+    if isinstance(op, g.MeanOp) and not x.is_floating_point():
+        x = x.to(dtype_of(op.results[0].type))
+    if type(op) in _REDUCE:
+        return _out(op, _REDUCE[type(op)](x, dim=dims, keepdim=keep))
+    if isinstance(op, (g.ArgmaxOp, g.ArgminOp)):
+        fn = torch.argmax if isinstance(op, g.ArgmaxOp) else torch.argmin
+        return _out(op, fn(x, dim=dims[0], keepdim=keep))
+    reducer = {g.ProdOp: torch.prod, g.AnyOp: torch.any, g.AllOp: torch.all}[type(op)]
+    if isinstance(op, g.ProdOp) and not x.is_floating_point():
+        x = x.to(torch.int64)
+    for d in sorted(dims, reverse=True):  # these torch reductions take one dim at a time
+        x = reducer(x, dim=d, keepdim=keep)
+    return _out(op, x)
+
+
+@handles(g.ReshapeOp, g.ExpandOp, g.SqueezeOp, g.UnsqueezeOp)
+def _reshape(op: Operation, args: list[torch.Tensor]) -> torch.Tensor:
+    shape = shape_of(op.results[0].type)
+    if isinstance(op, g.ExpandOp):
+        return args[0].expand(shape).contiguous()
+    return args[0].reshape(shape)
+
+
+@handles(g.PermuteOp)
+def _permute(op: g.PermuteOp, args: list[torch.Tensor]) -> torch.Tensor:
+    return args[0].permute(g.ints(op.dims)).contiguous()
+
+
+@handles(g.SliceOp)
+def _slice(op: g.SliceOp, args: list[torch.Tensor]) -> torch.Tensor:
+    dim, start, end, step = op.params()
+    index = [slice(None)] * args[0].dim()
+    index[dim] = slice(start, end, step)
+    return args[0][tuple(index)].contiguous()
+
+
+@handles(g.ConcatOp)
+def _concat(op: g.ConcatOp, args: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat(args, dim=op.dim.value.data)
+
+
+@handles(g.MatmulOp)
+def _matmul(op: Operation, args: list[torch.Tensor]) -> torch.Tensor:
+    return _out(op, torch.matmul(args[0], args[1]))
+
+
+@handles(g.ConvOp)
+def _conv(op: g.ConvOp, args: list[torch.Tensor]) -> torch.Tensor:
+    x, w = args[0], args[1]
+    bias = args[2] if len(args) > 2 else None
+    fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[x.dim() - 2]
+    return _out(op, fn(x, w, bias, stride=g.ints(op.stride), padding=g.ints(op.padding),
+                       dilation=g.ints(op.dilation), groups=op.groups.value.data))
+
+
+@handles(g.MaxPoolOp)
+def _max_pool(op: g.MaxPoolOp, args: list[torch.Tensor]) -> torch.Tensor:
+    k = g.ints(op.kernel)
+    fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[len(k)]
+    return fn(args[0], k, g.ints(op.stride), g.ints(op.padding), g.ints(op.dilation),
+              ceil_mode=bool(op.ceil_mode.value.data))
+
+
+@handles(g.AvgPoolOp)
+def _avg_pool(op: g.AvgPoolOp, args: list[torch.Tensor]) -> torch.Tensor:
+    k = g.ints(op.kernel)
+    fn = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[len(k)]
+    kwargs: dict[str, object] = {}
+    if len(k) > 1 and op.divisor.value.data:
+        kwargs["divisor_override"] = op.divisor.value.data
+    return fn(args[0], k, g.ints(op.stride), g.ints(op.padding),
+              ceil_mode=bool(op.ceil_mode.value.data),
+              count_include_pad=bool(op.count_include_pad.value.data), **kwargs)
+
+
+@handles(g.AdaptiveAvgPoolOp)
+def _adaptive(op: Operation, args: list[torch.Tensor]) -> torch.Tensor:
+    out = shape_of(op.results[0].type)
+    nsp = 2 if args[0].dim() >= 4 else 1
+    fn = F.adaptive_avg_pool2d if nsp == 2 else F.adaptive_avg_pool1d
+    return fn(args[0], out[-nsp:])
+
+
+@handles(g.GatherOp)
+def _gather(op: g.GatherOp, args: list[torch.Tensor]) -> torch.Tensor:
+    return torch.gather(args[0], op.dim.value.data, args[1].to(torch.int64))
+
+
+@handles(g.IndexSelectOp)
+def _index_select(op: g.IndexSelectOp, args: list[torch.Tensor]) -> torch.Tensor:
+    return torch.index_select(args[0], op.dim.value.data, args[1].to(torch.int64))
+
+
+@handles(g.EmbeddingOp)
+def _embedding(op: Operation, args: list[torch.Tensor]) -> torch.Tensor:
+    return F.embedding(args[1].to(torch.int64), args[0])
+
+
+@handles(g.ConstantOp)
+def _constant(op: g.ConstantOp, args: list[torch.Tensor]) -> torch.Tensor:
+    return dense_to_tensor(op.value)
+
+
+def dense_to_tensor(attr: DenseIntOrFPElementsAttr) -> torch.Tensor:
+    """The torch tensor a ``dense<...>`` attribute holds (splats expanded)."""
+    shape, dtype = shape_of(attr.type), dtype_of(attr.type)
+    values = attr.get_values()
+    t = torch.tensor(list(values), dtype=torch.float64 if dtype.is_floating_point else torch.int64)
+    if t.numel() == 1 and len(shape) > 0:
+        t = t.expand(shape)
+    return t.reshape(shape).to(dtype).contiguous()
+
+
+class Interpreter:
+    """Runs one module. ``weights`` supplies the values of ``graph.weight`` ops."""
+
+    def __init__(self, module: ModuleOp, weights: Mapping[str, torch.Tensor] | None = None) -> None:
+        self.module = module
+        self.weights = dict(weights or {})
+        self.functions = {f.sym_name.data: f for f in module.ops if isinstance(f, func.FuncOp)}
+
+    def run(self, inputs: Sequence[torch.Tensor], entry: str = "main") -> list[torch.Tensor]:
+        fn = self.functions.get(entry)
+        if fn is None:
+            raise IrcError(f"no function @{entry} in the module (have: "
+                           f"{', '.join('@' + n for n in self.functions) or 'none'})")
+        return self.call(fn, list(inputs))
+
+    def call(self, fn: func.FuncOp, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+        block = fn.body.block
+        if len(inputs) != len(block.args):
+            raise IrcError(f"@{fn.sym_name.data} takes {len(block.args)} inputs, got {len(inputs)}")
+        env: dict[SSAValue, torch.Tensor] = dict(zip(block.args, inputs))
+        for op in block.ops:
+            args = [env[v] for v in op.operands]
+            if isinstance(op, func.ReturnOp):
+                return args
+            if isinstance(op, func.CallOp):
+                results = self.call(self.functions[op.callee.string_value()], args)
+                env.update(zip(op.results, results))
+                continue
+            env[op.results[0]] = self.execute(op, args)
+        return []
+
+    def execute(self, op: Operation, args: list[torch.Tensor]) -> torch.Tensor:
+        if isinstance(op, g.WeightOp):
+            name = op.sym_name.data
+            if name not in self.weights:
+                raise IrcError(f"no value for weight \"{name}\" (have: {sorted(self.weights)})")
+            return self.weights[name]
+        handler = HANDLERS.get(type(op))
+        if handler is None:
+            raise IrcError(f"the reference interpreter has no semantics for {op.name}")
+        return handler(op, args)
+
+
+def interpret(module: ModuleOp, inputs: Sequence[torch.Tensor],
+              weights: Mapping[str, torch.Tensor] | None = None, entry: str = "main") -> list[torch.Tensor]:
+    """Run ``@entry`` of ``module`` on ``inputs``; returns its results."""
+    return Interpreter(module, weights).run(inputs, entry)

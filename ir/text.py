@@ -1,0 +1,168 @@
+"""MLIR text in and out, with diagnostics that point into the text.
+
+* :func:`make_context` knows every dialect irc prints at any level.
+* :func:`parse_module` turns text into a module and remembers where each op
+  started, so a later verifier failure can say ``file:line:col`` too.
+* :func:`print_module` prints custom (or ``generic``) syntax with locations;
+  ``loc(unknown)`` is left out so unlocated IR stays readable.
+* :func:`verify_module` runs xDSL's verifier and turns a failure into a
+  :class:`irc.errors.VerificationError` with the op's position and a caret.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from xdsl.context import Context
+from xdsl.dialects import arith, builtin, func, math, memref, scf
+from xdsl.dialects.builtin import FileLineColLoc, ModuleOp
+from xdsl.ir import Operation
+from xdsl.parser import Parser
+from xdsl.printer import Printer
+from xdsl.utils.exceptions import ParseError as XdslParseError
+from xdsl.utils.exceptions import VerifyException
+
+from irc.errors import ParseError, VerificationError
+from irc.ir.graph import Graph
+
+_EXTRA_DIALECTS: list = []  # dialects registered by other IR levels (see register_dialect)
+
+
+def register_dialect(dialect: object) -> None:
+    """Make a dialect parseable by every context :func:`make_context` returns."""
+    if dialect not in _EXTRA_DIALECTS:
+        _EXTRA_DIALECTS.append(dialect)
+        _base_dialects.cache_clear()
+
+
+@lru_cache(maxsize=1)
+def _base_dialects() -> tuple:
+    return (builtin.Builtin, func.Func, arith.Arith, math.Math, memref.MemRef, scf.Scf, Graph,
+            *_EXTRA_DIALECTS)
+
+
+def make_context() -> Context:
+    """A context that parses every level irc prints (graph, kernel, loops)."""
+    ctx = Context()
+    for dialect in _base_dialects():
+        ctx.load_dialect(dialect)
+    return ctx
+
+
+@dataclass
+class SourceMap:
+    """Where each parsed op began in the text (1-based line and column)."""
+
+    filename: str
+    lines: list[str]
+    positions: dict[Operation, tuple[int, int]] = field(default_factory=dict)
+
+    def caret(self, op: Operation) -> tuple[int, int, str | None]:
+        line, col = self.positions.get(op, (0, 0))
+        text = self.lines[line - 1] if 0 < line <= len(self.lines) else None
+        return line, col, text
+
+
+class _RecordingParser(Parser):
+    """xDSL's parser, noting where each operation's text begins."""
+
+    def __init__(self, ctx: Context, text: str, name: str, source_map: SourceMap) -> None:
+        super().__init__(ctx, text, name)
+        self._source_map = source_map
+
+    def parse_operation(self) -> Operation:
+        start = self._current_token.span
+        op = super().parse_operation()
+        loc = start.get_location()
+        self._source_map.positions[op] = (loc.line, loc.col)  # type: ignore[attr-defined]
+        return op
+
+
+def parse_module(text: str, filename: str = "<input>",
+                 ctx: Context | None = None) -> tuple[ModuleOp, SourceMap]:
+    """Parse MLIR text; a syntax error raises ParseError with file:line:col."""
+    source_map = SourceMap(filename, text.splitlines())
+    parser = _RecordingParser(ctx or make_context(), text, filename, source_map)
+    try:
+        module = parser.parse_module()
+    except XdslParseError as err:
+        loc = err.span.get_location()
+        line, col = loc.line, loc.col  # type: ignore[attr-defined]
+        src = source_map.lines[line - 1] if 0 < line <= len(source_map.lines) else None
+        raise ParseError(_first_line(err.msg), filename, line, col, src) from None
+    except (VerifyException, ValueError, TypeError, KeyError, IndexError, AssertionError,
+            OverflowError, ZeroDivisionError) as err:
+        # Builders run while parsing (custom formats); a bad value there is a
+        # user error in the text, reported at the parser's position.
+        loc = parser._current_token.span.get_location()
+        line, col = loc.line, loc.col  # type: ignore[attr-defined]
+        src = source_map.lines[line - 1] if 0 < line <= len(source_map.lines) else None
+        raise ParseError(_first_line(str(err)) or type(err).__name__, filename, line, col,
+                         src) from None
+    return module, source_map
+
+
+def _first_line(message: str) -> str:
+    lines = [ln for ln in str(message).strip().splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def print_module(op: Operation, generic: bool = False, locations: bool = True) -> str:
+    """MLIR text of ``op``; with ``locations`` every known location is printed."""
+    stream = io.StringIO()
+    printer = Printer(stream=stream, print_generic_format=generic, print_debuginfo=locations)
+    printer.print_op(op)
+    text = stream.getvalue()
+    if locations:
+        text = text.replace(" loc(unknown)", "")
+    return text.rstrip("\n") + "\n"
+
+
+_OP_PREFIX = re.compile(r"^'[\w.]+' op ")
+
+
+def verify_module(module: Operation, source_map: SourceMap | None = None) -> None:
+    """Verify; on failure raise VerificationError at the failing op's place.
+
+    The place is the op's position in the parsed text when known, else the
+    op's own source location (the user's Python line), else the module.
+    """
+    try:
+        module.verify()
+    except VerifyException as err:
+        op = _failing_op(module, err)
+        raise _diagnostic(op, str(err), source_map) from None
+
+
+def _failing_op(module: Operation, err: VerifyException) -> Operation | None:
+    """xDSL's verifier does not say which op failed: re-verify op by op."""
+    for op in module.walk():
+        try:
+            op.verify_()
+            if hasattr(op, "verify"):
+                _verify_local(op)
+        except VerifyException:
+            return op
+    return None
+
+
+def _verify_local(op: Operation) -> None:
+    # Operand/result constraints of IRDL ops, without recursing into regions.
+    op_def = getattr(type(op), "get_irdl_definition", None)
+    if op_def is not None:
+        op_def().verify(op)
+
+
+def _diagnostic(op: Operation | None, message: str, source_map: SourceMap | None) -> VerificationError:
+    message = _first_line(message)
+    if op is not None and source_map is not None and op in source_map.positions:
+        line, col, text = source_map.caret(op)
+        return VerificationError(message, source_map.filename, line, col, text)
+    if op is not None and isinstance(op.location, FileLineColLoc):
+        loc = op.location
+        return VerificationError(message, loc.filename.data, loc.line.data, loc.column.data)
+    filename = source_map.filename if source_map else "<module>"
+    return VerificationError(message, filename, 0, 0)

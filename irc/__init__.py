@@ -1,0 +1,39 @@
+"""irc: a compiler for PyTorch models.
+
+    fast = irc.compile(model, target="cpu")
+    @irc.compile(target="cuda")
+    def block(x, w): ...
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from irc.errors import (
+    BackendError,
+    ConfigError,
+    InputMismatchError,
+    IrcError,
+    PassError,
+    UnsupportedOpError,
+)
+
+__version__ = "0.1.0"
+__all__ = [
+    "BackendError", "ConfigError", "InputMismatchError", "IrcError", "PassError",
+    "UnsupportedOpError", "compile", "register_backend",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy: `import irc` stays cheap (no torch._dynamo, llvmlite or triton).
+    if name == "compile":
+        from irc.api import compile
+        return compile
+    if name == "register_backend":
+        from irc.backends.registry import register_backend
+        return register_backend
+    if name == "debug":
+        import irc.debug as debug
+        return debug
+    raise AttributeError(f"module 'irc' has no attribute {name!r}")

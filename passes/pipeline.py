@@ -1,0 +1,64 @@
+"""Textual pass pipelines, and the default pipelines of ``irc.compile``.
+
+The default pipelines are listed here and only here, so that
+``irc opt --pass-pipeline "$(irc config show pipeline)"`` reproduces exactly what
+``irc.compile`` runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.passes import ModulePass
+from xdsl.utils.arg_spec import parse_pipeline as _parse_spec_list
+from xdsl.utils.exceptions import ArgSpecParseError
+
+from irc.errors import PassError
+from irc.ir.text import make_context, verify_module
+from irc.passes.registry import get_pass
+
+# graph -> graph: caching of repeated computation and dead-node elimination.
+GRAPH_PIPELINE = "dce,cse,canonicalize,constant-fold,cse,dce"
+# graph -> kernel: fusion decides the kernels and outlines them.
+KERNEL_PIPELINE = "fuse"
+# kernel -> loops: bufferised scf/memref/arith loops (CPU backend input).
+LOOPS_PIPELINE = "lower-to-loops"
+
+LEVEL_PIPELINES: dict[str, str] = {
+    "graph": GRAPH_PIPELINE,
+    "kernel": f"{GRAPH_PIPELINE},{KERNEL_PIPELINE}",
+    "loops": f"{GRAPH_PIPELINE},{KERNEL_PIPELINE},{LOOPS_PIPELINE}",
+}
+
+AfterPass = Callable[[ModulePass, ModuleOp], None]
+
+
+def parse_pipeline(text: str) -> list[ModulePass]:
+    """``'dce,cse,canonicalize{max-iterations=4}'`` -> pass instances."""
+    try:
+        specs = list(_parse_spec_list(text))
+    except ArgSpecParseError as err:
+        raise PassError(f"malformed pipeline '{text}': {str(err).strip().splitlines()[-1]}") from None
+    passes: list[ModulePass] = []
+    for spec in specs:
+        cls = get_pass(spec.name)
+        try:
+            passes.append(cls.from_pass_spec(spec))
+        except Exception as err:  # xDSL raises plain Exceptions for bad options
+            raise PassError(f"bad options for pass '{spec.name}': {err}") from None
+    return passes
+
+
+def run_pipeline(module: ModuleOp, pipeline: str | list[ModulePass], verify_each: bool = True,
+                 after_pass: AfterPass | None = None) -> ModuleOp:
+    """Apply the passes in order, verifying after each (if asked)."""
+    passes = parse_pipeline(pipeline) if isinstance(pipeline, str) else pipeline
+    ctx = make_context()
+    for p in passes:
+        p.apply(ctx, module)
+        if verify_each:
+            verify_module(module)
+        if after_pass is not None:
+            after_pass(p, module)
+    return module

@@ -1,0 +1,48 @@
+"""Every pass irc knows, by its CLI name, imported lazily.
+
+A pass is an xDSL ``ModulePass`` (a frozen dataclass: ``name`` is its flag,
+fields are its options). Plugins add passes with :func:`register_pass`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable
+
+from xdsl.passes import ModulePass
+
+from irc.errors import PassError
+
+# name -> "module:Class"; a test checks that each key equals the pass's `name`.
+_BUILTIN: dict[str, str] = {
+    "dce": "irc.passes.dce:DeadCodeElimination",
+    "cse": "irc.passes.cse:CommonSubexpressionElimination",
+    "canonicalize": "irc.passes.canonicalize:Canonicalize",
+    "constant-fold": "irc.passes.constant_fold:ConstantFold",
+    "fuse": "irc.passes.fuse:Fuse",
+    "lower-to-loops": "irc.passes.lower_to_loops:LowerToLoops",
+}
+
+_PLUGINS: dict[str, Callable[[], type[ModulePass]]] = {}
+
+
+def register_pass(name: str, factory: Callable[[], type[ModulePass]]) -> None:
+    """Make a pass available to pipelines and ``irc opt`` under ``name``."""
+    _PLUGINS[name] = factory
+
+
+def pass_names() -> list[str]:
+    return sorted({*_BUILTIN, *_PLUGINS})
+
+
+def get_pass(name: str) -> type[ModulePass]:
+    """The pass class registered as ``name``; unknown names suggest close ones."""
+    if name in _PLUGINS:
+        return _PLUGINS[name]()
+    if name in _BUILTIN:
+        module_name, class_name = _BUILTIN[name].split(":")
+        return getattr(importlib.import_module(module_name), class_name)
+    close = difflib.get_close_matches(name, pass_names(), n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    raise PassError(f"unknown pass '{name}'{hint} (irc opt --list-passes lists them)")
