@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up (if needed), compile a transformer decoder with irc and show that it
+# matches eager PyTorch, and how fast it is next to eager and torch.compile.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+exec .venv/bin/python examples/quickstart.py "$@"
