@@ -350,6 +350,37 @@ def test_parallel_matches_single_thread() -> None:
     assert (o3[20:] == -7).all()
 
 
+STRIDED = """
+func.func @k(%o: memref<100xi64>) {
+  %c3 = arith.constant 3 : index
+  %c100 = arith.constant 100 : index
+  %c7 = arith.constant 7 : index
+  scf.for %i = %c3 to %c100 step %c7 {
+    %v = arith.index_cast %i : index to i64
+    memref.store %v, %o[%i] : memref<100xi64>
+  } {irc.parallel}
+  func.return
+}
+"""
+
+
+def test_parallel_chunks_of_a_strided_loop() -> None:
+    sig = kernel_signatures(parse(STRIDED))["k"]
+    assert sig.trip_count == 14  # 3, 10, ..., 94
+    fn = compile_text(STRIDED).function("k", 1, parallel=True)
+    o = torch.full((100,), -1, dtype=torch.int64)
+    fn(o.data_ptr(), 2, 5)  # iterations 2, 3, 4 -> iv 17, 24, 31
+    assert o.ne(-1).nonzero().flatten().tolist() == [17, 24, 31]
+    fn(o.data_ptr(), 5, 2**62)  # hi far past the end is clamped
+    ref = torch.full((100,), -1, dtype=torch.int64)
+    ref[17:100:7] = torch.arange(17, 100, 7)
+    assert torch.equal(o, ref)
+    o2 = torch.full((100,), -1, dtype=torch.int64)
+    threads.run_parallel(fn, [o2.data_ptr()], sig.trip_count)
+    ref[3:100:7] = torch.arange(3, 100, 7)
+    assert torch.equal(o2, ref)
+
+
 def test_run_parallel_uses_threads_and_covers_range() -> None:
     seen: list[tuple[int, int, str]] = []
     lock = threading.Lock()
@@ -447,14 +478,15 @@ def test_alloca_alloc_and_call() -> None:
 # -- object code and cache keys ---------------------------------------------
 def test_object_roundtrip_and_fingerprint() -> None:
     text = translate_module(parse(elementwise(
-        "    %y0 = math.tanh %x0 : f32", [torch.float32], [torch.float32], 4096)))
+        "    %t = math.tanh %x0 : f32\n    %y0 = math.expm1 %t : f32",
+        [torch.float32], [torch.float32], 4096)))
     obj = jit.emit_object(text)
     assert isinstance(obj, bytes) and len(obj) > 100
     fn = jit.load_object(obj).function("k", 2)
     x = torch.randn(4096) * 4
     o = torch.empty(4096)
     fn(x.data_ptr(), o.data_ptr())
-    torch.testing.assert_close(o, torch.tanh(x))
+    torch.testing.assert_close(o, torch.expm1(torch.tanh(x)))
     fp = jit.host_cpu_fingerprint()
     assert "llvm" in fp and fp == jit.host_cpu_fingerprint()
 

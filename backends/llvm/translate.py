@@ -90,10 +90,6 @@ class KernelSignature:
     trip_count: int | None  # static trip count of the parallel loop, if any
 
 
-def is_bf16(attr: Attribute) -> bool:
-    return isinstance(attr, BFloat16Type)
-
-
 def reg_type(attr: Attribute) -> ir.Type:
     """LLVM type of an SSA value of xDSL type ``attr`` (bf16 -> raw i16)."""
     if isinstance(attr, Float32Type):
@@ -217,9 +213,6 @@ class FuncEmitter:
     def get(self, value: SSAValue) -> ir.Value:
         return self.values[value]
 
-    def set(self, value: SSAValue, llvalue: ir.Value) -> None:
-        self.values[value] = llvalue
-
     def intrinsic(self, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
         return self.mt.declare(name, ret, args)
 
@@ -241,9 +234,19 @@ class FuncEmitter:
             if handler is None:
                 raise unsupported(op)
             handler(op)
+            self.name_results(op)
+
+    def name_results(self, op: Operation) -> None:
+        """Give LLVM values the MLIR name hints (readable `irc translate` output)."""
+        for res in op.results:
+            val = self.values.get(res)
+            auto = isinstance(val, ir.Instruction) and (not val.name or val.name[0] == ".")
+            if res.name_hint and auto:
+                val.name = res.name_hint
 
     # -- control flow --------------------------------------------------
     def loop_bounds(self, op: scf.ForOp) -> tuple[ir.Value, ir.Value, ir.Value]:
+        """Bounds of ``op``; for the parallel loop, those of chunk [lo, hi)."""
         lb, ub, step = self.get(op.lb), self.get(op.ub), self.get(op.step)
         if op is not self.parallel_loop:
             return lb, ub, step
@@ -251,10 +254,13 @@ class FuncEmitter:
         b = self.b
         smax = self.intrinsic("llvm.smax.i64", I64, [I64, I64])
         smin = self.intrinsic("llvm.smin.i64", I64, [I64, I64])
-        lo = b.call(smax, [lo, ir.Constant(I64, 0)])
+        one = ir.Constant(lb.type, 1)
+        trips = b.sdiv(b.add(b.sub(ub, lb), b.sub(step, one)), step)
+        trips = b.call(smax, [trips, ir.Constant(I64, 0)], name="trip_count")
+        lo = b.call(smin, [b.call(smax, [lo, ir.Constant(I64, 0)]), trips])
+        hi = b.call(smin, [b.call(smax, [hi, lo]), trips])
         new_lb = b.add(lb, b.mul(lo, step), name="chunk_lb")
-        hi_iv = b.add(lb, b.mul(b.call(smax, [hi, lo]), step))
-        new_ub = b.call(smin, [ub, hi_iv], name="chunk_ub")
+        new_ub = b.add(lb, b.mul(hi, step), name="chunk_ub")
         return new_lb, new_ub, step
 
     def emit_for(self, op: scf.ForOp) -> None:

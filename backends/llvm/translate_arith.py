@@ -112,9 +112,6 @@ class ArithEmitter:
         return self.fe.b
 
     def out(self, op: Operation, val: ir.Value) -> None:
-        name = op.results[0].name_hint
-        if name and isinstance(val, ir.Instruction) and not val.name:
-            val.name = name
         self.fe.values[op.results[0]] = val
 
     def args(self, op: Operation) -> list[ir.Value]:
