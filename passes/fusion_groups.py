@@ -1,0 +1,253 @@
+"""Deciding fusion: which graph ops of ``@main`` form one kernel, and in what
+order the host runs kernels and extern ops. Nothing here changes the IR; the
+``fuse`` pass (:mod:`irc.passes.fuse`) hands the decision to
+:mod:`irc.passes.outline`, which emits it.
+
+Classes of ops in ``@main``:
+
+* host values: ``graph.weight`` / ``graph.constant`` (no operands) stay in
+  ``@main``; kernels receive them as arguments (a small splat constant used by
+  one kernel only is cloned into it instead).
+* extern ops (:data:`EXTERN_OPS`): matmul, conv, pooling, gather-like ops and
+  concat stay in ``@main`` as library calls.
+* everything else of the graph dialect is *fusible* and lands in exactly one
+  kernel (no op is ever duplicated, so no work is repeated).
+
+Fusion rules (greedy, producer into consumer, visiting consumers in program
+order):
+
+1. Elementwise ops, ``where``, ``cast``, broadcasts (``expand``) and view ops
+   (reshape/permute/slice/squeeze/unsqueeze) fuse with their fusible producers
+   and consumers, giving chains and trees in one kernel; a group may have
+   several outputs.
+2. A reduction fuses with its producers and with consumers over the same
+   iteration space, so softmax, log_softmax, layer norm, RMSNorm, GELU- or
+   SiLU-gated activations and attention's scale-mask-softmax each become one
+   kernel. The *domain* of a group is the largest element count it touches;
+   two groups merge when their domains are equal, or when the group with the
+   smaller domain has no reduction (a cheap prologue/epilogue such as
+   ``var + eps -> rsqrt`` on reduced rows, or a broadcast operand). Two
+   reductions over different domains (``sum`` of rows, then ``sum`` of those
+   sums) stay apart.
+3. Legality: contracting two groups must keep the quotient graph (groups and
+   extern ops, edges = data dependences) a DAG; a merge that would close a
+   cycle (e.g. ``a -> matmul -> b`` and ``a -> b``) is refused. A group never
+   exceeds ``max_ops`` ops (cloned constants not counted); ``max_ops=1`` gives
+   one kernel per fusible op.
+
+The schedule is a topological order of the quotient DAG, ties broken by the
+program position of each node's first op, so it stays close to the source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import networkx as nx
+from xdsl.dialects import func
+from xdsl.dialects.builtin import DenseIntOrFPElementsAttr
+from xdsl.ir import Operation, SSAValue
+
+from irc.ir import graph as g
+from irc.ir.types import numel, shape_of
+
+# Ops that backends run as library calls; they never enter a kernel.
+EXTERN_OPS: tuple[type[Operation], ...] = (
+    g.MatmulOp, g.ConvOp, g.MaxPoolOp, g.AvgPoolOp, g.AdaptiveAvgPoolOp,
+    g.GatherOp, g.IndexSelectOp, g.EmbeddingOp, g.ConcatOp,
+)
+EXTERN_OP_NAMES: frozenset[str] = frozenset(t.name for t in EXTERN_OPS)  # type: ignore[attr-defined]
+
+# Splat constants up to this many elements may be cloned into their one kernel.
+SMALL_SPLAT_NUMEL = 1024
+
+
+def is_extern(op: Operation) -> bool:
+    """True for ops that stay in ``@main`` as library calls."""
+    return isinstance(op, EXTERN_OPS)
+
+
+def is_host_value(op: Operation) -> bool:
+    """Weights and constants: they stay in ``@main`` and feed kernels as arguments."""
+    return isinstance(op, (g.WeightOp, g.ConstantOp))
+
+
+def is_fusible(op: Operation) -> bool:
+    """Graph ops that go into kernels (everything but host values and externs)."""
+    return op.name.startswith("graph.") and not is_extern(op) and not is_host_value(op)
+
+
+def is_small_splat(op: Operation) -> bool:
+    """A ``graph.constant`` with one repeated value and at most SMALL_SPLAT_NUMEL elements."""
+    if not isinstance(op, g.ConstantOp):
+        return False
+    value = op.value
+    if not isinstance(value, DenseIntOrFPElementsAttr):
+        return False
+    if numel(shape_of(op.result.type)) > SMALL_SPLAT_NUMEL:
+        return False
+    return value.is_splat()
+
+
+@dataclass
+class KernelGroup:
+    """Fusible ops forming one kernel, in program order."""
+
+    ops: list[Operation]
+    clones: list[Operation] = field(default_factory=list)  # small splat constants cloned in
+    inputs: list[SSAValue] = field(default_factory=list)  # arguments, in first-use order
+    outputs: list[SSAValue] = field(default_factory=list)  # results used outside the group
+
+
+@dataclass
+class FusionPlan:
+    """The decision: the host schedule (externs, opaque ops and kernel groups in
+    execution order) plus the host values that stay at the top of ``@main``."""
+
+    host_values: list[Operation]
+    schedule: list[Operation | KernelGroup]
+    dead: list[Operation]  # fusible ops whose results nobody uses (dropped)
+
+    @property
+    def kernels(self) -> list[KernelGroup]:
+        return [item for item in self.schedule if isinstance(item, KernelGroup)]
+
+
+@dataclass
+class _Group:
+    members: list[Operation]
+    has_reduction: bool
+    domain: int
+
+
+def _op_domain(op: Operation) -> int:
+    sizes = [numel(shape_of(v.type)) for v in (*op.operands, *op.results)
+             if hasattr(v.type, "get_shape")]
+    return max(sizes, default=1)
+
+
+def _creates_cycle(graph: nx.DiGraph, a: int, b: int) -> bool:
+    """Would contracting nodes ``a`` and ``b`` close a cycle? It does iff one
+    reaches the other through a third node."""
+    for src, dst in ((a, b), (b, a)):
+        for succ in graph.successors(src):
+            if succ != dst and nx.has_path(graph, succ, dst):
+                return True
+    return False
+
+
+def _contract(graph: nx.DiGraph, keep: int, gone: int) -> None:
+    # Hand-written rather than nx.contracted_nodes: that one records every
+    # contraction in node data, which grows quadratically on long chains.
+    for pred in graph.predecessors(gone):
+        if pred != keep:
+            graph.add_edge(pred, keep)
+    for succ in graph.successors(gone):
+        if succ != keep:
+            graph.add_edge(keep, succ)
+    graph.remove_node(gone)
+
+
+def decide_fusion(main: func.FuncOp, max_ops: int = 64) -> FusionPlan:
+    """Partition ``@main``'s fusible ops into kernel groups and schedule them."""
+    block = main.body.block
+    ops = list(block.ops)
+    index = {op: i for i, op in enumerate(ops)}
+    terminator = block.last_op
+    host_values = [op for op in ops if is_host_value(op)]
+    nodes = [op for op in ops if op is not terminator and not is_host_value(op)]
+
+    # Node id of an op = its program index; a group is named by one member's id.
+    node_of: dict[Operation, int] = {op: index[op] for op in nodes}
+    groups: dict[int, _Group] = {
+        index[op]: _Group([op], isinstance(op, g.ReduceOp), _op_domain(op))
+        for op in nodes if is_fusible(op)}
+    graph = nx.DiGraph()
+    graph.add_nodes_from(node_of.values())
+    for op in nodes:
+        for operand in op.operands:
+            producer = operand.owner
+            if isinstance(producer, Operation) and producer in node_of:
+                graph.add_edge(node_of[producer], node_of[op])
+
+    def can_merge(a: int, b: int) -> bool:
+        ga, gb = groups[a], groups[b]
+        if len(ga.members) + len(gb.members) > max_ops:
+            return False
+        if ga.domain != gb.domain:
+            smaller = ga if ga.domain < gb.domain else gb
+            if smaller.has_reduction:
+                return False
+        return not _creates_cycle(graph, a, b)
+
+    for op in nodes:
+        if not is_fusible(op):
+            continue
+        for operand in op.operands:
+            producer = operand.owner
+            if not (isinstance(producer, Operation) and producer in node_of and is_fusible(producer)):
+                continue
+            a, b = node_of[producer], node_of[op]
+            if a == b or not can_merge(a, b):
+                continue
+            gone, keep = groups.pop(a), groups[b]
+            keep.members.extend(gone.members)
+            keep.has_reduction |= gone.has_reduction
+            keep.domain = max(keep.domain, gone.domain)
+            for member in gone.members:
+                node_of[member] = b
+            _contract(graph, b, a)
+
+    first = {nid: min(index[m] for m in grp.members) for nid, grp in groups.items()}
+    order = nx.lexicographical_topological_sort(graph, key=lambda n: first.get(n, n))
+    schedule: list[Operation | KernelGroup] = []
+    dead: list[Operation] = []
+    for nid in order:
+        if nid not in groups:
+            schedule.append(ops[nid])
+            continue
+        members = sorted(groups[nid].members, key=index.__getitem__)
+        kernel = _interface(members, terminator)
+        if kernel.outputs:
+            schedule.append(kernel)
+        else:
+            dead.extend(members)
+    _assign_clones(schedule, host_values)
+    return FusionPlan(host_values, schedule, dead)
+
+
+def _interface(members: list[Operation], terminator: Operation | None) -> KernelGroup:
+    """Arguments (values from outside, first-use order) and results (values
+    used outside the group or returned) of a group."""
+    inside = set(members)
+    inputs: list[SSAValue] = []
+    seen: set[SSAValue] = set()
+    for op in members:
+        for operand in op.operands:
+            if operand.owner not in inside and operand not in seen:
+                seen.add(operand)
+                inputs.append(operand)
+    outputs = [res for op in members for res in op.results
+               if any(use.operation not in inside for use in res.uses)]
+    return KernelGroup(members, [], inputs, outputs)
+
+
+def _assign_clones(schedule: list[Operation | KernelGroup], host_values: list[Operation]) -> None:
+    """Small splat constants whose every use is inside one kernel move into it."""
+    owner: dict[Operation, KernelGroup] = {}
+    for item in schedule:
+        if isinstance(item, KernelGroup):
+            for op in item.ops:
+                owner[op] = item
+    for const in list(host_values):
+        users = {use.operation for use in const.results[0].uses}
+        if not users or any(u not in owner for u in users):
+            continue
+        if len({id(owner[u]) for u in users}) != 1:
+            continue
+        if not is_small_splat(const):
+            continue
+        kernel = owner[next(iter(users))]
+        kernel.clones.append(const)
+        kernel.inputs.remove(const.results[0])
+        host_values.remove(const)
