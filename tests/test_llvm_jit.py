@@ -497,3 +497,59 @@ def test_missing_function_is_backend_error() -> None:
                                   [torch.float32], [torch.float32], 8))
     with pytest.raises(BackendError):
         jm.function("nope", 2)
+
+
+SOFTMAX = """
+func.func @softmax(%a: memref<128x300xf32>, %o: memref<128x300xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %cr = arith.constant 128 : index
+  %cc = arith.constant 300 : index
+  %z = arith.constant 0.0 : f32
+  %ninf = arith.constant 0xFF800000 : f32
+  scf.for %i = %c0 to %cr step %c1 {
+    %mx = scf.for %j = %c0 to %cc step %c1 iter_args(%m = %ninf) -> (f32) {
+      %x = memref.load %a[%i, %j] : memref<128x300xf32>
+      %nm = arith.maximumf %m, %x : f32
+      scf.yield %nm : f32
+    }
+    %s = scf.for %j = %c0 to %cc step %c1 iter_args(%acc = %z) -> (f32) {
+      %x = memref.load %a[%i, %j] : memref<128x300xf32>
+      %d = arith.subf %x, %mx : f32
+      %e = math.exp %d : f32
+      memref.store %e, %o[%i, %j] : memref<128x300xf32>
+      %n = arith.addf %acc, %e : f32
+      scf.yield %n : f32
+    }
+    scf.for %j = %c0 to %cc step %c1 {
+      %e = memref.load %o[%i, %j] : memref<128x300xf32>
+      %q = arith.divf %e, %s : f32
+      memref.store %q, %o[%i, %j] : memref<128x300xf32>
+    }
+  } {irc.parallel}
+  func.return
+}
+"""
+
+
+def test_softmax_kernel_vectorised_and_correct() -> None:
+    text = translate_module(parse(SOFTMAX))
+    opt = jit.optimized_ir(text)
+    assert "llvm.vector.reduce.fmaximum" in opt and "llvm.vector.reduce.fadd" in opt
+    assert "llvm.roundeven.v8f32" in opt or "llvm.roundeven.v16f32" in opt  # vector exp
+    a = torch.randn(128, 300) * 10
+    a[5] = float("-inf")
+    a[5, 7] = 0.0
+    a[9, 3] = float("nan")
+    o = torch.empty_like(a)
+    fn = jit.compile_llvm_ir(text).function("softmax", 2, parallel=True)
+    threads.run_parallel(fn, [a.data_ptr(), o.data_ptr()], 128)
+    torch.testing.assert_close(o, torch.softmax(a, 1), equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_math_on_half_operands_computed_in_f32(dtype: torch.dtype) -> None:
+    x = (torch.randn(5000) * 3).to(dtype)
+    t = TYPES[dtype]
+    (got,) = run_elementwise(f"    %y0 = math.tanh %x0 : {t}", [x], [dtype])
+    torch.testing.assert_close(got, torch.tanh(x.float()).to(dtype))
