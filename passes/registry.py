@@ -22,6 +22,7 @@ _BUILTIN: dict[str, str] = {
     "constant-fold": "irc.passes.constant_fold:ConstantFold",
     "fuse": "irc.passes.fuse:Fuse",
     "lower-to-loops": "irc.passes.lower_to_loops:LowerToLoops",
+    "memory-plan": "irc.passes.memory_plan:MemoryPlanPass",
 }
 
 _PLUGINS: dict[str, Callable[[], type[ModulePass]]] = {}

@@ -70,3 +70,55 @@ def gelu_mlp(emit: Emit, x: SSAValue, w1: SSAValue, b1: SSAValue, w2: SSAValue,
     inner = emit(g.ErfOp(emit(g.MulOp(h, scalar(emit, 0.7071067811865476)))))
     act = emit(g.MulOp(emit(g.MulOp(h, scalar(emit, 0.5))), emit(g.AddOp(inner, scalar(emit, 1.0)))))
     return emit(g.AddOp(emit(g.MatmulOp(act, w2)), b2))
+
+
+# ----------------------------------------------------------------------------
+# a small random-program strategy (used until/unless tests/graph_strategies.py provides one)
+
+from hypothesis import strategies as st  # noqa: E402
+
+_UNARY = (g.ExpOp, g.NegOp, g.TanhOp, g.ReluOp, g.SigmoidOp, g.AbsOp)
+_BINARY = (g.AddOp, g.MulOp, g.SubOp, g.MaximumOp)
+_REDUCE = (g.SumOp, g.AmaxOp, g.MeanOp)
+
+
+@st.composite
+def random_programs(draw: st.DrawFn, max_steps: int = 14) -> tuple[ModuleOp, list[torch.Tensor]]:
+    """Random DAGs of elementwise, broadcast, reduction, view and matmul ops on 2-d tensors."""
+    rows, cols = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    steps = draw(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 1 << 16)),
+                          min_size=1, max_size=max_steps))
+    n_out = draw(st.integers(1, 3))
+
+    def body(emit: Emit, x: SSAValue, y: SSAValue, w: SSAValue) -> list[SSAValue]:
+        pool: list[SSAValue] = [x, y]
+        for kind, seed in steps:
+            a = pool[seed % len(pool)]
+            b = pool[(seed // 7) % len(pool)]
+            shape = tuple(a.type.get_shape())  # type: ignore[attr-defined]
+            if kind == 0:
+                pool.append(emit(_UNARY[seed % len(_UNARY)](a)))
+            elif kind == 1:
+                from irc.ir.types import broadcast_shapes
+                other = b if broadcast_shapes(shape, tuple(b.type.get_shape())) is not None else a
+                pool.append(emit(_BINARY[seed % len(_BINARY)](a, other)))
+            elif kind == 2 and len(shape) == 2:
+                pool.append(emit(_REDUCE[seed % len(_REDUCE)](a, [seed % 2], keepdim=True)))
+            elif kind == 3 and len(shape) == 2:
+                pool.append(emit(g.PermuteOp(a, [1, 0])))
+            elif kind == 4 and len(shape) == 2 and shape[1] == cols:
+                pool.append(emit(g.MatmulOp(a, w)))
+            elif kind == 5:
+                pool.append(emit(g.MulOp(a, scalar(emit, 0.5 + seed % 3))))
+            elif kind == 6 and len(shape) == 2 and all(s in (1, t) for s, t in zip(shape, (rows, cols))):
+                pool.append(emit(g.ExpandOp(a, tensor_type([rows, cols], torch.float32))))
+            else:
+                pool.append(emit(g.NegOp(a)))
+        picks = sorted({pool[-1], *(pool[2 + s % (len(pool) - 2)] for _, s in steps[:n_out])},
+                       key=lambda v: pool.index(v))
+        return picks
+
+    module = build([(rows, cols), (rows, cols), (cols, cols)], body)
+    gen = torch.Generator().manual_seed(draw(st.integers(0, 1000)))
+    inputs = [torch.randn(s, generator=gen) for s in ((rows, cols), (rows, cols), (cols, cols))]
+    return module, inputs
