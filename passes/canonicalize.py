@@ -20,7 +20,9 @@ Not applied, on purpose:
 * any cast chain through a narrowing or float<->int conversion.
 
 Dead ops left behind are removed after each sweep (like MLIR's greedy driver).
-``max-iterations`` bounds the number of sweeps over the module.
+``max-iterations`` bounds the number of sweeps over the module (0: none). The
+patterns only look at producers and a sweep visits ops in order, so chains
+collapse in one sweep; the second sweep normally just confirms the fixed point.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class Canonicalize(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         applier = GreedyRewritePatternApplier([p() for p in PATTERNS])
-        for _ in range(max(self.max_iterations, 1)):
+        for _ in range(self.max_iterations):
             # One sweep per iteration (apply_recursively=False), so the option
             # bounds the work; stop as soon as a sweep changes nothing.
             walker = PatternRewriteWalker(applier, apply_recursively=False,
