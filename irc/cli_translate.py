@@ -1,0 +1,228 @@
+"""``irc translate``: print one stage of a model or a .mlir file.
+
+Input is a ``.mlir`` file (``-`` for stdin), or ``path/to/file.py:NAME`` where
+NAME is a callable returning ``(model, example_inputs)`` or a key of that
+file's ``MODELS`` dict of such callables. ``--to`` picks the stage:
+
+* ``graph``: after the graph pipeline (dce, cse, canonicalize, constant-fold);
+* ``kernel``: + ``fuse`` and ``memory-plan`` (kernels, host schedule, memory note);
+* ``loops``: + ``lower-to-loops`` (scf/memref loops of each kernel);
+* ``llvm``: LLVM IR of the loops module (the CPU backend's translator);
+* ``triton``: Triton source generated from the kernel module.
+
+Guarantees: malformed or invalid .mlir is reported as ``file:line:col: error``
+with the source line and a caret; a bad ``file.py:NAME``, a stage that is not
+available in this installation, or a failure while capturing or lowering is a
+one-paragraph message; all of these exit with status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+from xdsl.dialects.builtin import ModuleOp
+
+from irc.errors import IrcError, PassError
+from irc.ir.text import SourceMap, make_context, parse_module, print_module, verify_module
+
+STAGES = ("graph", "kernel", "loops", "llvm", "triton")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", help="a .mlir file (- for stdin), or path/to/file.py:NAME naming "
+                                      "a factory returning (model, example_inputs)")
+    parser.add_argument("--to", "--target", dest="to", choices=STAGES, default="kernel",
+                        help="the stage to print (default: kernel)")
+    parser.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
+    parser.add_argument("--locations", action=argparse.BooleanOptionalAction, default=False,
+                        help="print source locations in IR output (default: off)")
+
+
+# ----------------------------------------------------------------------------
+# inputs
+
+
+def is_model_spec(text: str) -> bool:
+    """``file.py:NAME`` (rather than a .mlir path)."""
+    path, sep, name = text.rpartition(":")
+    return bool(sep) and path.endswith(".py") and bool(name)
+
+
+def _import_file(path: Path) -> ModuleType:
+    module_name = f"_irc_translate_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise IrcError(f"{path}: error: cannot import this file as Python")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    sys.path.insert(0, str(path.parent.resolve()))  # let it import its neighbours
+    try:
+        spec.loader.exec_module(module)
+    except IrcError:
+        raise
+    except BaseException as err:  # the user's file: any failure is reported, not a traceback
+        if isinstance(err, KeyboardInterrupt):
+            raise
+        raise IrcError(f"{path}: error: importing it failed: {type(err).__name__}: {err}") from None
+    finally:
+        sys.path.remove(str(path.parent.resolve()))
+    return module
+
+
+def load_model(spec: str) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
+    """Run the factory named by ``file.py:NAME``; returns (model, inputs)."""
+    path_text, _, name = spec.rpartition(":")
+    path = Path(path_text)
+    if not path.is_file():
+        raise IrcError(f"{path_text}: error: no such file (from '{spec}')")
+    module = _import_file(path)
+    models = getattr(module, "MODELS", None)
+    # A MODELS entry wins: `models.py:MLP` means the MLP factory, not the MLP class.
+    if isinstance(models, dict) and name in models:
+        factory = models[name]
+    else:
+        factory = getattr(module, name, None)
+    if factory is None:
+        known = sorted(models) if isinstance(models, dict) else []
+        hint = f"; MODELS has: {', '.join(map(str, known))}" if known else ""
+        raise IrcError(f"{path_text}: error: no factory named '{name}' (neither an attribute nor a "
+                       f"key of a MODELS dict){hint}")
+    if not callable(factory):
+        raise IrcError(f"{path_text}: error: '{name}' is a {type(factory).__name__}, not a "
+                       f"function returning (model, example_inputs)")
+    try:
+        result = factory()
+    except IrcError:
+        raise
+    except Exception as err:
+        raise IrcError(f"{spec}: error: calling the factory failed: {type(err).__name__}: {err}") \
+            from None
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise IrcError(f"{spec}: error: the factory must return (model, example_inputs), got "
+                       f"{type(result).__name__}")
+    model, inputs = result
+    if isinstance(inputs, torch.Tensor):
+        inputs = (inputs,)
+    if not callable(model) or not isinstance(inputs, (tuple, list)):
+        raise IrcError(f"{spec}: error: the factory must return (model, example_inputs) with a "
+                       f"callable model and a tuple of inputs")
+    return model, tuple(inputs)
+
+
+def _stage_attr(module_name: str, attr: str, what: str) -> Any:
+    """``module_name.attr``, or an IrcError saying the stage is unavailable."""
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as err:
+        if err.name and module_name.startswith(err.name):
+            raise IrcError(f"error: {what} is not available in this installation "
+                           f"({module_name} is missing)") from None
+        raise IrcError(f"error: {what} cannot be loaded: {err}") from None
+    except Exception as err:
+        raise IrcError(f"error: {what} cannot be loaded: {type(err).__name__}: {err}") from None
+    fn = getattr(module, attr, None)
+    if fn is None:
+        raise IrcError(f"error: {what} is not available ({module_name} has no {attr})")
+    return fn
+
+
+def read_input(spec: str) -> tuple[ModuleOp, SourceMap | None]:
+    """The graph-level module of a .mlir file or of a model factory."""
+    if is_model_spec(spec):
+        model, inputs = load_model(spec)
+        export_program = _stage_attr("irc.frontends.capture", "export_program", "the torch frontend")
+        try:
+            program = export_program(model, inputs)
+        except IrcError:
+            raise
+        except Exception as err:
+            raise IrcError(f"{spec}: error: capturing the model failed: {type(err).__name__}: {err}") \
+                from None
+        return program.module, None
+    filename = "<stdin>" if spec == "-" else spec
+    try:
+        text = sys.stdin.read() if spec == "-" else Path(spec).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise IrcError(f"{filename}: error: cannot read: {err}") from None
+    module, source_map = parse_module(text, filename)
+    verify_module(module, source_map)
+    return module, source_map
+
+
+# ----------------------------------------------------------------------------
+# stages
+
+
+def stage_pipeline(stage: str) -> str:
+    """The pass pipeline that brings a graph-level module to ``stage``."""
+    from irc.passes.pipeline import GRAPH_PIPELINE, KERNEL_PIPELINE, LOOPS_PIPELINE
+    kernel = f"{GRAPH_PIPELINE},{KERNEL_PIPELINE},memory-plan"
+    return {"graph": GRAPH_PIPELINE, "kernel": kernel, "triton": kernel,
+            "loops": f"{kernel},{LOOPS_PIPELINE}", "llvm": f"{kernel},{LOOPS_PIPELINE}"}[stage]
+
+
+def run_stage_passes(module: ModuleOp, pipeline: str, source_map: SourceMap | None) -> None:
+    from irc.passes.pipeline import parse_pipeline
+    try:
+        passes = parse_pipeline(pipeline)
+    except PassError:
+        raise
+    except ImportError as err:
+        raise IrcError(f"error: a pass of '{pipeline}' is not available in this installation: "
+                       f"{err}") from None
+    ctx = make_context()
+    for p in passes:
+        try:
+            p.apply(ctx, module)
+        except IrcError:
+            raise
+        except Exception as err:  # a pass crashing is an irc bug: say which one, no traceback
+            raise PassError(f"error: internal error in pass '{p.name}': "
+                            f"{type(err).__name__}: {err}") from None
+        verify_module(module, source_map)
+
+
+def translate(spec: str, stage: str, locations: bool = False) -> str:
+    """The text of ``stage`` for the input named by ``spec``."""
+    if stage not in STAGES:
+        raise IrcError(f"error: unknown stage '{stage}' (choose from {', '.join(STAGES)})")
+    module, source_map = read_input(spec)
+    run_stage_passes(module, stage_pipeline(stage), source_map)
+    if stage == "llvm":
+        translate_module = _stage_attr("irc.backends.llvm.translate", "translate_module",
+                                       "the LLVM translator")
+        return _emit(translate_module, module, "LLVM IR")
+    if stage == "triton":
+        generate_source = _stage_attr("irc.backends.triton.codegen", "generate_source",
+                                      "the Triton code generator")
+        return _emit(generate_source, module, "Triton source")
+    return print_module(module, locations=locations)
+
+
+def _emit(fn: Any, module: ModuleOp, what: str) -> str:
+    try:
+        text = fn(module)
+    except IrcError:
+        raise
+    except Exception as err:
+        raise IrcError(f"error: generating {what} failed: {type(err).__name__}: {err}") from None
+    return text if text.endswith("\n") else text + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    text = translate(args.input, args.to, args.locations)
+    if args.output == "-":
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(args.output).write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise IrcError(f"{args.output}: error: cannot write: {err}") from None
+    return 0
