@@ -209,3 +209,25 @@ def test_printed_form_is_readable() -> None:
     assert "func.func private @kernel_0(%x: tensor<8x32xf32>) -> tensor<8x32xf32>" in text
     assert 'attributes {irc.kernel, irc.iteration = "8x32 -> reduce(1) 8x1' in text
     assert "= func.call @kernel_0(%x) : (tensor<8x32xf32>) -> tensor<8x32xf32>" in text
+
+
+try:  # the shared random-program strategy, when it exists
+    from graph_strategies import graph_programs as _shared_programs
+except ImportError:  # pragma: no cover - depends on another engineer's file
+    _shared_programs = None
+
+from fuse_programs import random_programs  # noqa: E402
+
+PROGRAMS = st.one_of(random_programs(), _shared_programs()) if _shared_programs else random_programs()
+
+
+@settings(max_examples=30, deadline=None)
+@given(PROGRAMS, st.sampled_from([1, 3, 64]))
+def test_random_programs_keep_meaning(program: tuple[ModuleOp, list[torch.Tensor]],
+                                      max_ops: int) -> None:
+    module, inputs = program
+    same_results(module, inputs, f"fuse{{max-ops={max_ops}}}")
+    assert nx.is_directed_acyclic_graph(kernel_dag(module))
+    for k in kernel_functions(module):
+        body = [op for op in k.body.block.ops if not isinstance(op, (func.ReturnOp, g.ConstantOp))]
+        assert 1 <= len(body) <= max_ops
