@@ -1,0 +1,235 @@
+"""Bisecting a model's migration to a backend: which kernel breaks it first?
+
+Kernels are taken in the host schedule's order (a topological order). Step k
+migrates the first k kernels to the target (the rest run in eager PyTorch).
+Prefix 0 is the eager reference itself; if the full prefix n stays within
+tolerance there is nothing to find. Otherwise a binary search finds the k
+with prefix k-1 passing and prefix k failing: kernel k-1 is the culprit. It is
+then migrated *alone* to confirm. Model runs used: 1 (reference) + 1 (all
+migrated) + ceil(log2 n) (search) + 1 (confirmation).
+
+The report names the kernel, its ops and their source lines, prints its IR
+and (when the backend can show it) the code generated for it, and writes a
+carved test case that reproduces it alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from xdsl.dialects import func
+
+from irc.backends.base import BackendOptions, Level
+from irc.debug.carve import CarvedCase, case_tolerance, to_program, write_folder
+from irc.debug.carved_tests import compare_all
+from irc.debug.offload import KernelMigrator, standalone_kernel_module
+from irc.debug.snippets import (
+    body_ops,
+    kernel_graph_module,
+    main_function,
+    source_of,
+    source_text,
+)
+from irc.frontends.program import Program
+from irc.ir.text import print_module
+
+
+@dataclass
+class BisectStep:
+    """One model run: how many kernels were migrated and how far the output moved."""
+
+    label: str
+    migrated: list[str]
+    max_abs: float
+    max_rel: float
+    passed: bool
+    kernel_errors: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class KernelOp:
+    name: str
+    source: str | None
+    source_text: str | None
+
+
+@dataclass
+class BisectReport:
+    """The outcome of :func:`bisect` (render with ``to_text()`` / ``to_html()``)."""
+
+    target: str
+    kernels: list[str]
+    rtol: float
+    atol: float
+    steps: list[BisectStep]
+    model_runs: int
+    culprit: str | None = None
+    culprit_index: int | None = None
+    culprit_ops: list[KernelOp] = field(default_factory=list)
+    kernel_ir: str | None = None
+    generated_code: str | None = None
+    confirm: BisectStep | None = None
+    case_dir: Path | None = None
+    edges: list[tuple[str, str]] = field(default_factory=list)
+    nodes: dict[str, str] = field(default_factory=dict)  # node -> label (kernels and extern ops)
+    message: str = ""
+
+    @property
+    def sources(self) -> list[str]:
+        return [op.source for op in self.culprit_ops if op.source]
+
+    def to_text(self) -> str:
+        from irc.debug.report import text_report
+        return text_report(self)
+
+    def to_html(self) -> str:
+        from irc.debug.report import html_report
+        return html_report(self)
+
+
+def _host_graph(module: Any) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """The host schedule as a dataflow graph over kernels and extern ops."""
+    from irc.ir import graph as g
+    nodes: dict[str, str] = {}
+    edges: list[tuple[str, str]] = []
+    producer: dict[Any, str] = {}
+    counter = 0
+    for op in main_function(module).body.block.ops:
+        if isinstance(op, (func.ReturnOp, g.WeightOp, g.ConstantOp)):
+            continue
+        if isinstance(op, func.CallOp):
+            node = op.callee.string_value()
+            nodes[node] = node
+        else:
+            node = f"{op.name}#{counter}"
+            nodes[node] = op.name.removeprefix("graph.")
+        counter += 1
+        for v in op.operands:
+            if v in producer and (producer[v], node) not in edges:
+                edges.append((producer[v], node))
+        for r in op.results:
+            producer[r] = node
+    return nodes, edges
+
+
+def _kernel_errors(record: dict[str, list[torch.Tensor]],
+                   reference: dict[str, list[torch.Tensor]]) -> dict[str, float]:
+    errors: dict[str, float] = {}
+    for name, outs in record.items():
+        ref = reference.get(name, [])
+        worst = 0.0
+        for a, e in zip(outs, ref):
+            if a.shape != e.shape:
+                worst = math.inf
+                continue
+            if a.numel():
+                d = (a.to(torch.float64) - e.to(torch.float64)).abs()
+                d = torch.where(torch.isnan(a.to(torch.float64)) & torch.isnan(e.to(torch.float64)),
+                                torch.zeros_like(d), d).nan_to_num(math.inf)
+                worst = max(worst, float(d.max()))
+        errors[name] = worst
+    return errors
+
+
+def generated_code(migrator: KernelMigrator, kernel: str) -> str | None:
+    """The code the target generates for one kernel, when the backend can show it."""
+    backend = migrator.backend
+    shower = getattr(backend, "generated_code", None)
+    try:
+        module = standalone_kernel_module(migrator.kernels[kernel], backend.level)
+        if callable(shower):
+            return str(shower(module))
+        if backend.name in ("cpu", "llvm") and backend.level is Level.LOOPS:
+            from irc.backends.llvm.translate import translate_module
+            return translate_module(module)
+    except Exception as err:  # noqa: BLE001 - the report goes on without generated code
+        return f"(could not show generated code: {type(err).__name__}: {err})"
+    return None
+
+
+def bisect(model_or_program: object, inputs: Sequence[torch.Tensor], target: str,
+           rtol: float = 1e-4, atol: float = 1e-5, case_dir: str | Path | None = None,
+           options: Mapping[str, Any] | BackendOptions | None = None) -> BisectReport:
+    """Find the first kernel (in schedule order) whose migration to ``target``
+    makes the model's output leave ``rtol``/``atol``; see the module docstring."""
+    program = to_program(model_or_program, inputs) if not isinstance(model_or_program, Program) \
+        else model_or_program
+    migrator = KernelMigrator(program, target, options)
+    order = migrator.order
+    nodes, edges = _host_graph(migrator.program.module)
+    report = BisectReport(target, order, rtol, atol, [], 0, nodes=nodes, edges=edges)
+
+    reference_record: dict[str, list[torch.Tensor]] = {}
+    reference_inputs: dict[str, list[torch.Tensor]] = {}
+    expected = migrator.run(inputs, set(), reference_record, reference_inputs)
+    report.steps.append(BisectStep("eager reference", [], 0.0, 0.0, True))
+
+    def step(label: str, migrated: list[str]) -> BisectStep:
+        record: dict[str, list[torch.Tensor]] = {}
+        try:
+            outputs = migrator.run(inputs, set(migrated), record)
+            ok, max_abs, max_rel, _ = compare_all(outputs, expected, rtol, atol)
+        except Exception:  # noqa: BLE001 - a crash of the migrated kernels is a failure too
+            ok, max_abs, max_rel = False, math.inf, math.inf
+        s = BisectStep(label, migrated, max_abs, max_rel, ok, _kernel_errors(record, reference_record))
+        report.steps.append(s)
+        return s
+
+    if not order:
+        report.message = "the program has no kernels to migrate"
+        report.model_runs = migrator.runs
+        return report
+    if step(f"all {len(order)} kernels migrated", order).passed:
+        report.message = f"all {len(order)} kernels run on '{target}' within tolerance"
+        report.model_runs = migrator.runs
+        return report
+
+    lo, hi = 0, len(order)  # prefix lo passes, prefix hi fails
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if step(f"first {mid} kernels migrated", order[:mid]).passed:
+            lo = mid
+        else:
+            hi = mid
+    culprit = order[hi - 1]
+    report.culprit, report.culprit_index = culprit, hi - 1
+    report.confirm = step(f"only {culprit} migrated", [culprit])
+    fn = migrator.kernels[culprit]
+    report.culprit_ops = [KernelOp(op.name, source_of(op), source_text(source_of(op)))
+                          for op in body_ops(fn)]
+    report.kernel_ir = print_module(fn)
+    report.generated_code = generated_code(migrator, culprit)
+    confirmed = "confirmed" if not report.confirm.passed else \
+        "NOT reproduced alone: it fails only together with the kernels before it"
+    report.message = (f"first failing kernel: {culprit} (#{hi - 1} of {len(order)}); "
+                      f"migrating it alone {confirmed}")
+    if case_dir is not None:
+        report.case_dir = _write_culprit_case(migrator, culprit, reference_inputs,
+                                              reference_record, case_dir)
+    report.model_runs = migrator.runs
+    return report
+
+
+def _write_culprit_case(migrator: KernelMigrator, culprit: str,
+                        reference_inputs: dict[str, list[torch.Tensor]],
+                        reference_outputs: dict[str, list[torch.Tensor]],
+                        case_dir: str | Path) -> Path:
+    """A one-case carved folder reproducing the culprit kernel alone, on the
+    real tensors it saw in the eager reference run."""
+    fn = migrator.kernels[culprit]
+    inputs = reference_inputs[culprit]
+    outputs = [t.detach().clone().contiguous() for t in reference_outputs[culprit]]
+    ops = body_ops(fn)
+    rtol, atol = case_tolerance(ops, inputs, outputs)
+    wheres = [w for w in (source_of(op) for op in ops) if w]
+    case = CarvedCase(id=f"0000_{culprit}", op=culprit, module=kernel_graph_module(fn),
+                      inputs=inputs, outputs=outputs, source=wheres[0] if wheres else None,
+                      sources=list(dict.fromkeys(wheres)), rtol=rtol, atol=atol,
+                      ops=[op.name for op in ops])
+    write_folder([case], case_dir, f"bisect culprit {culprit}", level="kernel")
+    return Path(case_dir)
