@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 import torch
 from hypothesis import strategies as st
 from xdsl.dialects import func
-from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, ModuleOp
+from xdsl.dialects.builtin import (DenseIntOrFPElementsAttr, FileLineColLoc, IntAttr, ModuleOp,
+                                   StringAttr)
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 
 from irc.ir import graph as g
@@ -348,8 +349,9 @@ def graph_programs(draw: st.DrawFn, max_ops: int = 10,
 # every op once
 
 
-def all_ops_module() -> ModuleOp:
-    """A verified module that uses every op of the graph dialect at least once."""
+def all_ops_module(locations: bool = False) -> ModuleOp:
+    """A verified module that uses every op of the graph dialect at least once
+    (with ``locations``, op i carries ``loc("model.py":i:5)``)."""
     f32, i64, b1 = torch.float32, torch.int64, torch.bool
     arg_types = [tensor_type([2, 3], f32), tensor_type([2, 3], i64), tensor_type([2, 3], b1),
                  tensor_type([1, 2, 5, 5], f32), tensor_type([3], i64)]
@@ -407,7 +409,9 @@ def all_ops_module() -> ModuleOp:
     emit(g.EmbeddingOp.create(operands=[table, idx], result_types=[tensor_type([3, 4], f32)]))
     emit(g.ConstantOp(dense([2], f32, [1.5, -0.0])))
     emit(g.GeluOp(x, properties={"approximate": g.StringAttr("tanh")}))
-    for op in ops:
+    for line, op in enumerate(ops, start=10):
+        if locations:
+            op.location = FileLineColLoc(StringAttr("model.py"), IntAttr(line), IntAttr(5))
         block.add_op(op)
     block.add_op(func.ReturnOp(ops[-1]))
     fn = func.FuncOp("main", (arg_types, [ops[-1].results[0].type]), Region(block))
