@@ -170,3 +170,16 @@ def test_bisect_a_real_model() -> None:
     assert "graph.sub" in [op.name for op in report.culprit_ops]
     assert any("models.py" in s for s in report.sources)
     assert report.model_runs <= math.ceil(math.log2(len(report.kernels))) + RUN_SLACK
+
+
+@pytest.mark.skipif(not _capture_available(), reason="the torch.export frontend is not installed")
+def test_offloaded_model_runs_like_the_model() -> None:
+    from irc.debug.offload import OffloadedModel
+    model, inputs = MODELS["GPTDecoderBlock"]()
+    with torch.no_grad():
+        expected = model(*inputs)
+    half = OffloadedModel(model, "reference", lambda name: int(name.split("_")[1]) % 2 == 0)
+    torch.testing.assert_close(half(*inputs), expected, rtol=1e-5, atol=1e-5)
+    assert half.compiled_for(*inputs).eager_kernels  # some kernels really stayed eager
+    broken = OffloadedModel(model, "broken-sub", None)(*inputs)
+    assert not torch.allclose(broken, expected, equal_nan=True)

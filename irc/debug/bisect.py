@@ -25,6 +25,7 @@ import torch
 from xdsl.dialects import func
 
 from irc.backends.base import BackendOptions, Level
+from irc.config import Config
 from irc.debug.carve import CarvedCase, case_tolerance, to_program, write_folder
 from irc.debug.carved_tests import compare_all
 from irc.debug.offload import KernelMigrator, standalone_kernel_module
@@ -141,7 +142,7 @@ def generated_code(migrator: KernelMigrator, kernel: str) -> str | None:
     backend = migrator.backend
     shower = getattr(backend, "generated_code", None)
     try:
-        module = standalone_kernel_module(migrator.kernels[kernel], backend.level)
+        module = standalone_kernel_module(migrator.kernels[kernel], backend.level, migrator.config)
         if callable(shower):
             return str(shower(module))
         if backend.name in ("cpu", "llvm") and backend.level is Level.LOOPS:
@@ -154,7 +155,7 @@ def generated_code(migrator: KernelMigrator, kernel: str) -> str | None:
 
 def bisect(model_or_program: object, inputs: Sequence[torch.Tensor], target: str,
            rtol: float = 1e-4, atol: float = 1e-5, case_dir: str | Path | None = None,
-           options: Mapping[str, Any] | BackendOptions | None = None) -> BisectReport:
+           options: Mapping[str, Any] | BackendOptions | Config | None = None) -> BisectReport:
     """Find the first kernel (in schedule order) whose migration to ``target``
     makes the model's output leave ``rtol``/``atol``; see the module docstring."""
     program = to_program(model_or_program, inputs) if not isinstance(model_or_program, Program) \

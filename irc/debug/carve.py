@@ -207,7 +207,8 @@ def record_op_cases(program: Program, inputs: Sequence[torch.Tensor]) -> tuple[l
     """Run a graph-level program once; one case per distinct op, in program order.
     Returns the cases and how many op executions were seen."""
     interp = _RecordingInterpreter(program.module, program.weights, kernels=False)
-    interp.run(list(inputs))
+    with torch.no_grad():
+        interp.run(list(inputs))
     by_key: dict[tuple, CarvedCase] = {}
     for op, args, results in interp.records:
         key = _op_key(op)
@@ -234,7 +235,8 @@ def record_kernel_cases(program: Program, inputs: Sequence[torch.Tensor]) -> tup
     """Run a kernel-level program once; one case per distinct kernel (its body
     as a graph-level ``@main``), in schedule order."""
     interp = _RecordingInterpreter(program.module, program.weights, kernels=True)
-    interp.run(list(inputs))
+    with torch.no_grad():
+        interp.run(list(inputs))
     by_key: dict[str, CarvedCase] = {}
     for fn, args, results in interp.records:
         assert isinstance(fn, func.FuncOp)
@@ -334,16 +336,6 @@ def to_program(model: object, example_inputs: Sequence[torch.Tensor]) -> Program
     return export_program(model, tuple(example_inputs))
 
 
-def lower_to_kernel_level(program: Program) -> Program:
-    """A copy of a graph-level program lowered to the kernel level (graph passes + fuse)."""
-    from irc.debug.snippets import is_kernel_level
-    from irc.passes.pipeline import LEVEL_PIPELINES, run_pipeline
-    module = program.module.clone()
-    if not is_kernel_level(module):
-        run_pipeline(module, LEVEL_PIPELINES["kernel"], verify_each=False)
-    return Program(module, program.weights, list(program.input_names), list(program.output_names))
-
-
 def carve(model: object, example_inputs: Sequence[torch.Tensor], out_dir: str | Path,
           max_cases: int | None = None, level: str = "graph",
           model_name: str | None = None) -> CarveResult:
@@ -354,7 +346,8 @@ def carve(model: object, example_inputs: Sequence[torch.Tensor], out_dir: str | 
     program = to_program(model, example_inputs)
     name = model_name or type(model).__name__
     if level == "kernel":
-        cases, seen = record_kernel_cases(lower_to_kernel_level(program), example_inputs)
+        from irc.debug.offload import lower_to_kernels
+        cases, seen = record_kernel_cases(lower_to_kernels(program), example_inputs)
     else:
         main_function(program.module)  # a clear error if there is no @main
         cases, seen = record_op_cases(program, example_inputs)

@@ -33,18 +33,20 @@ from irc.debug.snippets import (
 from irc.errors import BackendError, IrcError
 from irc.frontends.program import Program
 from irc.ir.interpreter import Interpreter
-from irc.passes.pipeline import LEVEL_PIPELINES, LOOPS_PIPELINE, run_pipeline
+from irc.config import Config
+from irc.passes.pipeline import run_pipeline
 
 # Which kernels run on the target: names, a predicate on the name, or None for all.
 Offload = Union[Iterable[str], Callable[[str], bool], None]
 
 
-def lower_to_kernels(program: Program) -> Program:
-    """A kernel-level copy of ``program`` (graph pipeline + fuse); a program that
-    is already at the kernel level is copied as is."""
+def lower_to_kernels(program: Program, config: Config | None = None) -> Program:
+    """A kernel-level copy of ``program`` (the configured graph pipeline +
+    fuse); a program that is already at the kernel level is copied as is."""
     module = program.module.clone()
     if not is_kernel_level(module):
-        run_pipeline(module, LEVEL_PIPELINES["kernel"], verify_each=False)
+        config = config or Config.from_options(None)
+        run_pipeline(module, config.pipeline_for(Level.KERNEL), verify_each=False)
     return Program(module, program.weights, list(program.input_names), list(program.output_names))
 
 
@@ -53,7 +55,8 @@ def kernel_order(module: ModuleOp) -> list[str]:
     return list(dict.fromkeys(call.callee.string_value() for call in kernel_calls(module)))
 
 
-def standalone_kernel_module(kernel: func.FuncOp, level: Level | str) -> ModuleOp:
+def standalone_kernel_module(kernel: func.FuncOp, level: Level | str,
+                             config: Config | None = None) -> ModuleOp:
     """One kernel as a module at ``level``: its body as ``@main`` (graph), or a
     copy of it called from ``@main`` (kernel), lowered to loops (loops)."""
     level = Level(level)
@@ -61,7 +64,8 @@ def standalone_kernel_module(kernel: func.FuncOp, level: Level | str) -> ModuleO
         return kernel_graph_module(kernel)
     module = kernel_host_module(kernel)
     if level is Level.LOOPS:
-        run_pipeline(module, LOOPS_PIPELINE, verify_each=False)
+        config = config or Config.from_options(None)
+        run_pipeline(module, config.apply_pass_options(config.pipeline.loops), verify_each=False)
     return module
 
 
@@ -70,15 +74,19 @@ class KernelMigrator:
     first use (cached) and runs the model with any subset of them migrated."""
 
     def __init__(self, program: Program, target: str,
-                 options: Mapping[str, Any] | BackendOptions | None = None) -> None:
-        self.program = program if is_kernel_level(program.module) else lower_to_kernels(program)
+                 options: Mapping[str, Any] | BackendOptions | Config | None = None) -> None:
         self.target = target
         self.backend: Backend = get_backend(target)
         problem = self.backend.available()
         if problem is not None:
             raise BackendError(problem)
-        self.options = options if isinstance(options, BackendOptions) else \
-            self.backend.Options(**dict(options or {}))
+        if isinstance(options, BackendOptions):
+            self.config, self.options = Config.from_options(None, target=target), options
+        else:
+            self.config = Config.from_options(options, target=target)
+            self.options = self.config.backend_options(self.backend)
+        self.program = program if is_kernel_level(program.module) else \
+            lower_to_kernels(program, self.config)
         self.kernels = kernel_functions(self.program.module)
         self.order = kernel_order(self.program.module)
         self._compiled: dict[str, Executable] = {}
@@ -100,7 +108,7 @@ class KernelMigrator:
     def compiled(self, name: str) -> Executable:
         """Kernel ``name`` compiled alone for the target (cached)."""
         if name not in self._compiled:
-            module = standalone_kernel_module(self.kernels[name], self.backend.level)
+            module = standalone_kernel_module(self.kernels[name], self.backend.level, self.config)
             self._compiled[name] = self.backend.compile(module, self.program.weights, self.options)
         return self._compiled[name]
 
@@ -112,7 +120,8 @@ class KernelMigrator:
         when given."""
         self.runs += 1
         host = _HostInterpreter(self, migrated, record, record_inputs)
-        return host.run(list(inputs))
+        with torch.no_grad():  # an inference-time debugging tool: no autograd graph
+            return host.run(list(inputs))
 
 
 class _HostInterpreter(Interpreter):
@@ -154,7 +163,8 @@ class OffloadedExecutable:
 
 
 def compile_offloaded(program: Program, target: str, offload: Offload = None,
-                      options: Mapping[str, Any] | BackendOptions | None = None) -> OffloadedExecutable:
+                      options: Mapping[str, Any] | BackendOptions | Config | None = None,
+                      ) -> OffloadedExecutable:
     """Compile the kernels ``offload`` selects for ``target`` (each alone); the
     rest of the model runs in eager PyTorch. ``program`` may be at the graph or
     the kernel level."""
@@ -169,3 +179,46 @@ def run_offloaded(program: Program, inputs: Sequence[torch.Tensor], target: str,
                   offload: Offload = None) -> list[torch.Tensor]:
     """Run ``program`` once with the ``offload``-selected kernels on ``target``."""
     return compile_offloaded(program, target, offload)(*inputs)
+
+
+class OffloadedModel:
+    """``irc.compile(model, target=T, offload=...)``: a callable standing in for
+    ``model`` whose selected kernels run on T and the rest in eager PyTorch.
+
+    The model is captured (torch.export) at the first call and again for each
+    new input signature (shapes, dtypes); outputs come back in the structure
+    the model returns them.
+    """
+
+    def __init__(self, model: Any, target: str, offload: Offload,
+                 options: Mapping[str, Any] | None = None) -> None:
+        self.model, self.target, self.offload, self.options = model, target, offload, options
+        self._compiled: dict[tuple, tuple[OffloadedExecutable, Any]] = {}
+
+    def _signature(self, inputs: Sequence[Any]) -> tuple:
+        return tuple((tuple(t.shape), t.dtype, str(t.device)) if isinstance(t, torch.Tensor) else
+                     repr(t) for t in inputs)
+
+    def compiled_for(self, *inputs: Any) -> OffloadedExecutable:
+        """The offloaded executable for this input signature (captured on first use)."""
+        key = self._signature(inputs)
+        if key not in self._compiled:
+            from torch.utils._pytree import tree_flatten
+
+            from irc.frontends.capture import export_program
+            program = export_program(self.model, inputs)
+            with torch.no_grad():
+                _, spec = tree_flatten(self.model(*inputs))  # the output structure to rebuild
+            self._compiled[key] = (compile_offloaded(program, self.target, self.offload,
+                                                     self.options), spec)
+        return self._compiled[key][0]
+
+    def __call__(self, *inputs: Any) -> Any:
+        from torch.utils._pytree import tree_unflatten
+        executable = self.compiled_for(*inputs)
+        outputs = executable(*inputs)
+        spec = self._compiled[self._signature(inputs)][1]
+        try:
+            return tree_unflatten(list(outputs), spec)
+        except (ValueError, TypeError, IndexError):
+            return outputs[0] if len(outputs) == 1 else tuple(outputs)
