@@ -7,7 +7,7 @@ file's ``MODELS`` dict of such callables. ``--to`` picks the stage:
 * ``graph``: after the graph pipeline (dce, cse, canonicalize, constant-fold);
 * ``kernel``: + ``fuse`` and ``memory-plan`` (kernels, host schedule, memory note);
 * ``loops``: + ``lower-to-loops`` (scf/memref loops of each kernel);
-* ``llvm``: LLVM IR of the loops module (the CPU backend's translator);
+* ``llvm``: LLVM IR of the loops module's kernels (the CPU backend's translator);
 * ``triton``: Triton source generated from the kernel module.
 
 Guarantees: malformed or invalid .mlir is reported as ``file:line:col: error``
@@ -198,7 +198,10 @@ def translate(spec: str, stage: str, locations: bool = False) -> str:
     if stage == "llvm":
         translate_module = _stage_attr("irc.backends.llvm.translate", "translate_module",
                                        "the LLVM translator")
-        return _emit(translate_module, module, "LLVM IR")
+        # LLVM gets the lowered kernels only; @main stays a host schedule over tensors.
+        kernel_module = _stage_attr("irc.backends.llvm.backend", "kernel_module",
+                                    "the CPU backend")
+        return _emit(lambda m: translate_module(kernel_module(m)), module, "LLVM IR")
     if stage == "triton":
         generate_source = _stage_attr("irc.backends.triton.codegen", "generate_source",
                                       "the Triton code generator")

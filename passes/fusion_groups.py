@@ -126,13 +126,28 @@ def _op_domain(op: Operation) -> int:
     return max(sizes, default=1)
 
 
-def _creates_cycle(graph: nx.DiGraph, a: int, b: int) -> bool:
+def _creates_cycle(graph: nx.DiGraph, a: int, b: int, hi: dict[int, int], limit: int) -> bool:
     """Would contracting nodes ``a`` and ``b`` close a cycle? It does iff one
-    reaches the other through a third node."""
+    reaches the other through a third node.
+
+    The search only walks nodes whose ops all lie at or before program index
+    ``limit`` (``hi[n] <= limit``): :func:`decide_fusion` visits consumers in
+    program order, so every node past ``limit`` is still a single op, and a
+    single op only reaches later ops; it cannot lead back to ``a`` or ``b``,
+    whose ops are all at or before ``limit``. This keeps the check local
+    instead of a search of the whole graph per candidate.
+    """
     for src, dst in ((a, b), (b, a)):
-        for succ in graph.successors(src):
-            if succ != dst and nx.has_path(graph, succ, dst):
-                return True
+        stack = [s for s in graph.successors(src) if s != dst and hi[s] <= limit]
+        seen = set(stack)
+        while stack:
+            node = stack.pop()
+            for succ in graph.successors(node):
+                if succ == dst:
+                    return True
+                if succ not in seen and hi[succ] <= limit:
+                    seen.add(succ)
+                    stack.append(succ)
     return False
 
 
@@ -170,7 +185,9 @@ def decide_fusion(main: func.FuncOp, max_ops: int = 64) -> FusionPlan:
             if isinstance(producer, Operation) and producer in node_of:
                 graph.add_edge(node_of[producer], node_of[op])
 
-    def can_merge(a: int, b: int) -> bool:
+    hi = {nid: nid for nid in graph.nodes}  # last program index of each node's ops
+
+    def can_merge(a: int, b: int, limit: int) -> bool:
         ga, gb = groups[a], groups[b]
         if len(ga.members) + len(gb.members) > max_ops:
             return False
@@ -178,7 +195,9 @@ def decide_fusion(main: func.FuncOp, max_ops: int = 64) -> FusionPlan:
             smaller = ga if ga.domain < gb.domain else gb
             if smaller.has_reduction:
                 return False
-        return not _creates_cycle(graph, a, b)
+        if graph.out_degree(a) == 1 or graph.in_degree(b) == 1:
+            return True  # the edge a -> b is a's only way out or b's only way in
+        return not _creates_cycle(graph, a, b, hi, limit)
 
     for op in nodes:
         if not is_fusible(op):
@@ -188,7 +207,7 @@ def decide_fusion(main: func.FuncOp, max_ops: int = 64) -> FusionPlan:
             if not (isinstance(producer, Operation) and producer in node_of and is_fusible(producer)):
                 continue
             a, b = node_of[producer], node_of[op]
-            if a == b or not can_merge(a, b):
+            if a == b or not can_merge(a, b, index[op]):
                 continue
             gone, keep = groups.pop(a), groups[b]
             keep.members.extend(gone.members)
@@ -196,6 +215,7 @@ def decide_fusion(main: func.FuncOp, max_ops: int = 64) -> FusionPlan:
             keep.domain = max(keep.domain, gone.domain)
             for member in gone.members:
                 node_of[member] = b
+            hi[b] = max(hi[a], hi[b])
             _contract(graph, b, a)
 
     first = {nid: min(index[m] for m in grp.members) for nid, grp in groups.items()}
