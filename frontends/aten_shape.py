@@ -1,0 +1,331 @@
+"""Movement and indexing aten ops -> graph dialect: views (value semantics
+here), slicing normalised like torch, concatenation, splits, padding,
+gather/index_select/index, tuple ``getitem`` and shape-only constants.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.fx
+from xdsl.ir import SSAValue
+
+from irc.frontends.fx_importer import FxImporter, handles
+from irc.ir import graph as g
+from irc.ir.types import dtype_of, shape_of, tensor_type
+
+aten = torch.ops.aten
+
+
+def _norm_dim(dim: int, rank: int) -> int:
+    r = max(rank, 1)
+    if not -r <= dim < r:
+        raise IndexError(f"dim {dim} out of range for rank {rank}")
+    return dim % r
+
+
+def reshape(ctx: FxImporter, value: SSAValue, shape: Sequence[int]) -> SSAValue:
+    if shape_of(value.type) == tuple(shape):
+        return value
+    return ctx.emit(g.ReshapeOp(value, tensor_type(shape, dtype_of(value.type))))
+
+
+def slice_value(ctx: FxImporter, value: SSAValue, dim: int, start: int | None, end: int | None,
+                step: int = 1) -> SSAValue:
+    """``value[start:end:step]`` along ``dim`` with torch's normalisation of
+    None, negative and out-of-range bounds."""
+    size = shape_of(value.type)[dim]
+    start = 0 if start is None else start
+    end = size if end is None else end
+    if start < 0:
+        start += size
+    if end < 0:
+        end += size
+    start = min(max(start, 0), size)
+    end = min(max(end, start), size)
+    if step < 1:
+        raise ValueError(f"slice step must be positive, got {step}")
+    if (start, end, step) == (0, size, 1):
+        return value
+    return ctx.emit(g.SliceOp(value, dim, start, end, step))
+
+
+@handles("view", "_unsafe_view", "reshape", "view_copy", "flatten", "squeeze", "squeeze_copy",
+         "alias_copy", "unflatten", "_reshape_copy")
+def _view(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
+    return reshape(ctx, ctx.tensor(node.args[0]), tuple(ctx.out_meta().shape))
+
+
+@handles("unsqueeze", "unsqueeze_copy")
+def _unsqueeze(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
+    value = ctx.tensor(node.args[0])
+    rank = len(shape_of(value.type))
+    dim = node.args[1]
+    dim = dim + rank + 1 if dim < 0 else dim
+    out = tuple(ctx.out_meta().shape)
+    return ctx.emit(g.UnsqueezeOp(operands=[value], result_types=[tensor_type(out, dtype_of(value.type))],
+                                  properties={"dim": g.int_attr(dim)}))
+
+
+@handles("expand", "expand_copy")
+def _expand(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
+    value = ctx.tensor(node.args[0])
+    out = tuple(ctx.out_meta().shape)
+    if shape_of(value.type) == out:
+        return value
+    return ctx.emit(g.ExpandOp(value, tensor_type(out, dtype_of(value.type))))
+
+
+@handles("permute", "permute_copy")
+def _permute(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
+    value = ctx.tensor(node.args[0])
+    rank = len(shape_of(value.type))
+    dims = [_norm_dim(d, rank) for d in node.args[1]]
+    if dims == list(range(rank)):
+        return value
+    return ctx.emit(g.PermuteOp(value, dims))
+
+
+@handles("t", "transpose", "numpy_T", "t_copy", "transpose_copy")
+def _transpose(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
+    value = ctx.tensor(node.args[0])
+    rank = len(shape_of(value.type))
+    if rank < 2:
+        return value
+    packet = node.target.overloadpacket  # type: ignore[union-attr]
+    if packet in (aten.transpose, getattr(aten, "transpose_copy", aten.transpose)):
+        a, b = _norm_dim(node.args[1], rank), _norm_dim(node.args[2], rank)
+    else:
+        a, b = rank - 2, rank - 1
+        if packet is aten.numpy_T:
+            return ctx.emit(g.PermuteOp(value, list(reversed(range(rank)))))
+    dims = list(range(rank))
+    dims[a], dims[b] = dims[b], dims[a]
+    return value if a == b else ctx.emit(g.PermuteOp(value, dims))
+
+
+@handles("slice", "slice_copy")
+def _slice(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
+    value = ctx.tensor(node.args[0])
+    rank = len(shape_of(value.type))
+    dim = _norm_dim(ctx.arg(1, "dim", 0), rank)
+    return slice_value(ctx, value, dim, ctx.arg(2, "start", None), ctx.arg(3, "end", None),
+                       ctx.arg(4, "step", 1))
+
+
+@handles("select", "select_copy")
+def _select(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
+    value = ctx.tensor(node.args[0])
+    shape = shape_of(value.type)
+    dim = _norm_dim(node.args[1], len(shape))
+    index = node.args[2]
+    if not -shape[dim] <= index < shape[dim]:
+        raise IndexError(f"index {index} out of range for size {shape[dim]}")
+    index %= shape[dim]
+    part = ctx.emit(g.SliceOp(value, dim, index, index + 1, 1))
+    return reshape(ctx, part, tuple(ctx.out_meta().shape))
+
+
+@handles("cat", "concat")
+def _cat(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
+    out = ctx.out_meta()
+    values = []
+    for t in node.args[0]:
+        v = ctx.tensor(t, out.dtype)
+        if shape_of(v.type) == (0,) and out.dim() != 1:
+            continue  # torch's legacy rule: empty 1-d tensors are skipped
+        values.append(v)
+    dim = _norm_dim(ctx.arg(1, "dim", 0), out.dim())
+    values = [v for v in values if shape_of(v.type)[dim] > 0] or values[:1]
+    if len(values) == 1:
+        return values[0]
+    return ctx.emit(g.ConcatOp(values, dim))
+
+
+@handles("split_with_sizes", "split", "split_with_sizes_copy", "split_copy", "unbind",
+         "unbind_copy", "chunk")
+def _split(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, ...]:
+    value = ctx.tensor(node.args[0])
+    shape = shape_of(value.type)
+    packet = node.target.overloadpacket  # type: ignore[union-attr]
+    unbind = packet in (aten.unbind, getattr(aten, "unbind_copy", aten.unbind))
+    dim = _norm_dim(ctx.arg(1 if unbind else 2, "dim", 0), len(shape))
+    outs = node.meta["val"]
+    parts, start = [], 0
+    for o in outs:
+        size = 1 if unbind else o.shape[dim]
+        part = slice_value(ctx, value, dim, start, start + size)
+        parts.append(reshape(ctx, part, tuple(o.shape)))
+        start += size
+    return tuple(parts)
+
+
+@handles(operator.getitem)
+def _getitem(ctx: FxImporter, node: torch.fx.Node) -> Any:
+    source, index = node.args
+    if not isinstance(source, torch.fx.Node):
+        raise ctx.unsupported("getitem on a non-node value")
+    if source in ctx.constants:
+        ctx.constants[node] = ctx.constants[source][index]
+        return None
+    values = ctx.values[source]
+    item = values[index]
+    if item is None and not node.users:
+        return None  # an unused item of a tuple (e.g. pooling indices nobody reads)
+    if item is None:
+        raise ctx.unsupported(f"output {index} of {source.target} is not lowered")
+    return item
+
+
+@handles("clone", "alias", "contiguous", "detach", "lift_fresh_copy",
+         "lift_fresh", "dropout", "feature_dropout")
+def _identity(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
+    packet = node.target.overloadpacket  # type: ignore[union-attr]
+    if packet in (aten.dropout, aten.feature_dropout) and ctx.arg(2, "train", False) \
+            and ctx.arg(1, "p", 0.0) > 0:
+        raise ctx.unsupported("dropout in training mode is random")
+    return ctx.tensor(node.args[0])
+
+
+@handles("full_like", "zeros_like", "ones_like", "empty_like", "new_full",
+         "new_zeros", "new_ones", "new_empty", "fill", "scalar_tensor")
+def _shape_only(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
+    """Ops whose value depends only on their inputs' shapes: evaluate now."""
+    packet = node.target.overloadpacket  # type: ignore[union-attr]
+    out = ctx.out_meta()
+    if packet is aten.fill and isinstance(node.args[1], torch.fx.Node):
+        value = ctx.tensor(node.args[1], out.dtype)
+        return ctx.emit(g.ExpandOp(value, tensor_type(tuple(out.shape), out.dtype)))
+    fill = {aten.zeros_like: 0, aten.new_zeros: 0, aten.empty_like: 0, aten.new_empty: 0,
+            aten.ones_like: 1, aten.new_ones: 1}.get(packet)
+    if fill is None:
+        fill = node.args[0] if packet is aten.scalar_tensor else node.args[1]
+    t = torch.full(tuple(out.shape), fill, dtype=out.dtype)
+    return ctx.constant(t, node)
+
+
+@handles("repeat")
+def _repeat(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
+    value = ctx.tensor(node.args[0])
+    reps = list(node.args[1])
+    shape = [1] * (len(reps) - len(shape_of(value.type))) + list(shape_of(value.type))
+    value = reshape(ctx, value, [d for s in shape for d in (1, s)])
+    big = [d for r, s in zip(reps, shape) for d in (r, s)]
+    value = ctx.emit(g.ExpandOp(value, tensor_type(big, dtype_of(value.type))))
+    return reshape(ctx, value, tuple(ctx.out_meta().shape))
+
+
+@handles("constant_pad_nd")
+def _pad(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
+    """Pad (or crop, for negative amounts) trailing dims; pairs run last dim first."""
+    value = ctx.tensor(node.args[0])
+    pad = list(node.args[1])
+    fill = ctx.arg(2, "value", 0)
+    dtype = dtype_of(value.type)
+    rank = len(shape_of(value.type))
+    for i in range(len(pad) // 2):
+        dim = rank - 1 - i
+        before, after = pad[2 * i], pad[2 * i + 1]
+        size = shape_of(value.type)[dim]
+        value = slice_value(ctx, value, dim, max(-before, 0), size - max(-after, 0))
+        pieces = []
+        for amount in (before, after):
+            if amount > 0:
+                shape = list(shape_of(value.type))
+                shape[dim] = amount
+                pieces.append(ctx.constant(torch.full(shape, fill, dtype=dtype)))
+            else:
+                pieces.append(None)
+        parts = [p for p in (pieces[0], value, pieces[1]) if p is not None]
+        if len(parts) > 1:
+            value = ctx.emit(g.ConcatOp(parts, dim))
+    return value
+
+
+@handles("index_select")
+def _index_select(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
+    value = ctx.tensor(node.args[0])
+    dim = _norm_dim(node.args[1], len(shape_of(value.type)))
+    index = ctx.tensor(node.args[2])
+    if not shape_of(value.type):
+        return value
+    index_shape = shape_of(index.type)
+    index = reshape(ctx, index, [index_shape[0] if index_shape else 1])  # 0-d index -> [1]
+    out = tuple(ctx.out_meta().shape)
+    return _emit_index_select(ctx, value, index, dim, out)
+
+
+def _emit_index_select(ctx: FxImporter, value: SSAValue, index: SSAValue, dim: int,
+                       out: Sequence[int]) -> SSAValue:
+    shape = list(shape_of(value.type))
+    shape[dim] = shape_of(index.type)[0]
+    result = ctx.emit(g.IndexSelectOp(operands=[value, index],
+                                      result_types=[tensor_type(shape, dtype_of(value.type))],
+                                      properties={"dim": g.int_attr(dim)}))
+    return reshape(ctx, result, out)
+
+
+@handles("gather")
+def _gather(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
+    value = ctx.tensor(node.args[0])
+    dim = _norm_dim(node.args[1], len(shape_of(value.type)))
+    index = ctx.tensor(node.args[2])
+    if not shape_of(value.type) or len(shape_of(index.type)) != len(shape_of(value.type)):
+        raise ctx.unsupported("gather on 0-d tensors")
+    return ctx.emit(g.GatherOp(operands=[value, index],
+                               result_types=[tensor_type(shape_of(index.type), dtype_of(value.type))],
+                               properties={"dim": g.int_attr(dim)}))
+
+
+@handles("index")
+def _index(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
+    """``x[..., idx, ...]`` with one integer index tensor (others None)."""
+    value = ctx.tensor(node.args[0])
+    indices = list(node.args[1])
+    used = [(i, t) for i, t in enumerate(indices) if t is not None]
+    if len(used) != 1:
+        raise ctx.unsupported("advanced indexing with several index tensors")
+    dim, idx_node = used[0]
+    idx_meta = ctx.meta(idx_node)
+    if idx_meta is None or idx_meta.dtype not in (torch.int64, torch.int32):
+        raise ctx.unsupported("indexing with a boolean mask (data-dependent shape)")
+    index = ctx.tensor(idx_node)
+    flat = reshape(ctx, index, [idx_meta.numel()])
+    shape = list(shape_of(value.type))
+    # negative indices wrap like torch: idx + size where idx < 0
+    size = ctx.scalar(shape[dim], dtype_of(flat.type))
+    zero = ctx.scalar(0, dtype_of(flat.type))
+    wrapped = ctx.emit(g.WhereOp(ctx.emit(g.LtOp(flat, zero)), ctx.emit(g.AddOp(flat, size)), flat))
+    selected = _emit_index_select(ctx, value, wrapped, dim,
+                                  shape[:dim] + [idx_meta.numel()] + shape[dim + 1:])
+    out = shape[:dim] + list(idx_meta.shape) + shape[dim + 1:]
+    return reshape(ctx, selected, out)
+
+
+@handles("squeeze_", "unsqueeze_", "t_", "transpose_")
+def _inplace_view(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
+    """In-place metadata ops (left by some decompositions): the input node now
+    stands for the reshaped tensor too, so later users of it see the new shape."""
+    source = node.args[0]
+    value = reshape_like_torch(ctx, ctx.tensor(source), node)
+    if isinstance(source, torch.fx.Node):
+        ctx.values[source] = value
+    return value
+
+
+def reshape_like_torch(ctx: FxImporter, value: SSAValue, node: torch.fx.Node) -> SSAValue:
+    packet = node.target.overloadpacket  # type: ignore[union-attr]
+    out = tuple(ctx.out_meta().shape)
+    if packet in (aten.t_, aten.transpose_):
+        rank = len(shape_of(value.type))
+        if rank < 2:
+            return value
+        a, b = (rank - 2, rank - 1) if packet is aten.t_ else (_norm_dim(node.args[1], rank),
+                                                                _norm_dim(node.args[2], rank))
+        dims = list(range(rank))
+        dims[a], dims[b] = dims[b], dims[a]
+        return value if a == b else ctx.emit(g.PermuteOp(value, dims))
+    return reshape(ctx, value, out)

@@ -1,0 +1,291 @@
+"""Capture: from torch programs to compiled callables, through dynamo and AOTAutograd.
+
+* :func:`make_dynamo_backend` gives the function ``torch.compile`` calls per
+  captured graph. It traces the graph to core aten with AOTAutograd (our
+  decomposition table; parameters arrive as graph inputs, so they are arguments
+  of ``@main`` and no weight is copied), imports the forward (and, when
+  gradients are needed, the backward) graph and compiles each through
+  :func:`irc.driver.compile_program`.
+* :func:`compile_graph` compiles one aten graph. Nodes the graph dialect cannot
+  express run in eager PyTorch: the graph is split (``split_module``) into
+  compiled and eager pieces, and ONE :class:`IrcWarning` names each such op and
+  the user's source line. ``strict=True`` raises
+  :class:`irc.UnsupportedOpError` instead. Nothing is silently wrong.
+* :func:`export_program` / :func:`import_graph_module` are the ahead-of-time
+  entries: ``torch.export`` + ``run_decompositions``, parameters and buffers as
+  ``graph.weight`` ops referring to the model's own tensors.
+"""
+
+from __future__ import annotations
+
+import operator
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.fx
+
+from irc.errors import IrcError, UnsupportedOpError
+from irc.frontends.decompositions import decomposition_table
+from irc.frontends.fx_importer import FxImporter, NodeUnsupported, _load_handlers, op_name, static_problems
+from irc.frontends.program import Program
+from irc.frontends.source_locations import describe
+
+Runner = Callable[..., Any]
+
+
+class IrcWarning(UserWarning):
+    """irc's warnings (e.g. an op that runs in eager PyTorch instead of compiled)."""
+
+
+_WARNED: set[tuple[str, str]] = set()
+
+
+def compile_program_once(program: Program, target: str, options: Mapping[str, Any] | None) -> Runner:
+    """The one place the frontend hands a Program to the rest of the compiler."""
+    from irc.driver import compile_program
+    return compile_program(program, target, dict(options or {}))
+
+
+class CompiledGraph:
+    """Calls a compiled Program with an FX graph's flat inputs; returns its flat outputs."""
+
+    def __init__(self, executable: Runner, layout: Sequence[int | tuple[str, Any]],
+                 arg_positions: Sequence[int], program: Program) -> None:
+        self.executable = executable
+        self.layout = list(layout)
+        self.arg_positions = list(arg_positions)
+        self.program = program
+
+    def __call__(self, *args: Any) -> list[Any]:
+        tensors = []
+        for i in self.arg_positions:
+            a = args[i]
+            tensors.append(a.contiguous() if isinstance(a, torch.Tensor) else a)
+        results = self.executable(*tensors)
+        return [results[item] if isinstance(item, int) else item[1] for item in self.layout]
+
+
+class _CompiledSubmodule(torch.nn.Module):
+    """Stands in for a supported piece of a split graph."""
+
+    def __init__(self, graph: CompiledGraph, single_output: bool) -> None:
+        super().__init__()
+        self.graph = graph
+        self.single_output = single_output
+
+    def forward(self, *args: Any) -> Any:
+        outs = self.graph(*args)
+        return outs[0] if self.single_output else tuple(outs)
+
+
+def _import(gm: torch.fx.GraphModule,
+            weight_placeholders: Mapping[str, tuple[str, torch.Tensor]] | None = None
+            ) -> tuple[Program, list[int | tuple[str, Any]], list[int]]:
+    _load_handlers()
+    importer = FxImporter(gm, weight_placeholders)
+    program = importer.run()
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    positions = [i for i, n in enumerate(placeholders) if n.name not in (weight_placeholders or {})]
+    return program, importer.output_layout, positions
+
+
+def _compile_whole(gm: torch.fx.GraphModule, target: str, options: Mapping[str, Any] | None,
+                   weight_placeholders: Mapping[str, tuple[str, torch.Tensor]] | None = None
+                   ) -> CompiledGraph:
+    program, layout, positions = _import(gm, weight_placeholders)
+    return CompiledGraph(compile_program_once(program, target, options), layout, positions, program)
+
+
+def _partition_ids(gm: torch.fx.GraphModule, unsupported: set[str]) -> dict[str, tuple[int, bool]]:
+    """Consecutive runs of supported / unsupported nodes, in graph order (acyclic by construction)."""
+    ids: dict[str, tuple[int, bool]] = {}
+    current, last = 0, None
+    eager: set[str] = set(unsupported)
+    for node in gm.graph.nodes:
+        if node.op in ("placeholder", "output", "get_attr"):
+            continue
+        supported = node.name not in eager
+        if node.target is operator.getitem:
+            source = node.args[0]
+            if isinstance(source, torch.fx.Node) and source.name in eager:
+                supported = False  # tuple items stay with their producer
+                eager.add(node.name)
+        if supported != last:
+            current += 1
+            last = supported
+        ids[node.name] = (current, supported)
+    return ids
+
+
+def _compile_split(gm: torch.fx.GraphModule, unsupported: set[str], target: str,
+                   options: Mapping[str, Any] | None) -> Runner:
+    from torch.fx.passes.split_module import split_module
+    ids = _partition_ids(gm, unsupported)
+    split = split_module(gm, None, lambda n: ids[n.name][0], keep_original_order=True)
+    supported_ids = {pid for pid, ok in ids.values() if ok}
+    for name, sub in list(split.named_children()):
+        pid = int(name.rsplit("_", 1)[-1])
+        if pid not in supported_ids:
+            continue
+        assert isinstance(sub, torch.fx.GraphModule)
+        out_node = next(n for n in sub.graph.nodes if n.op == "output")
+        single = not isinstance(out_node.args[0], (tuple, list))
+        setattr(split, name, _CompiledSubmodule(_compile_whole(sub, target, options), single))
+
+    def run(*args: Any) -> list[Any]:
+        result = split(*args)
+        return list(result) if isinstance(result, (tuple, list)) else [result]
+
+    return run
+
+
+def compile_graph(gm: torch.fx.GraphModule, target: str, options: Mapping[str, Any] | None = None,
+                  strict: bool = False) -> Runner:
+    """Compile one core-aten graph (nodes carry ``meta["val"]``); returns a
+    callable taking the graph's flat inputs and returning its flat outputs."""
+    from torch._subclasses.fake_tensor import unset_fake_temporarily
+    _load_handlers()
+    nodes = {n.name: n for n in gm.graph.nodes}
+    unsupported = static_problems(gm)
+    with unset_fake_temporarily():
+        for _ in range(len(nodes) + 1):
+            if strict and unsupported:
+                name, reason = next(iter(unsupported.items()))
+                raise UnsupportedOpError(op_name(nodes[name]), describe(nodes[name]), reason)
+            try:
+                if not unsupported:
+                    return _compile_whole(gm, target, options)
+                runner = _compile_split(gm, set(unsupported), target, options)
+                break
+            except NodeUnsupported as err:
+                name = err.node.name
+                if name in unsupported or name not in nodes or nodes[name].op != "call_function":
+                    # a value the split cannot pass between pieces: run the graph eagerly
+                    unsupported.setdefault(name, err.reason)
+                    _warn(gm, unsupported, nodes, whole_graph=True)
+                    return _eager(gm)
+                unsupported[name] = err.reason
+        else:  # pragma: no cover - the loop marks one more node per round
+            return _eager(gm)
+    _warn(gm, unsupported, nodes)
+    return runner
+
+
+def _eager(gm: torch.fx.GraphModule) -> Runner:
+    def run(*args: Any) -> list[Any]:
+        result = gm(*args)
+        return list(result) if isinstance(result, (tuple, list)) else [result]
+    return run
+
+
+def _warn(gm: torch.fx.GraphModule, unsupported: Mapping[str, str],
+          nodes: Mapping[str, torch.fx.Node], whole_graph: bool = False) -> None:
+    lines = []
+    for name, reason in unsupported.items():
+        node = nodes.get(name)
+        if node is None or node.op != "call_function":
+            continue
+        key = (op_name(node), describe(node))
+        if key in _WARNED:
+            continue
+        _WARNED.add(key)
+        lines.append(f"{key[0]} at {key[1]} ({reason})")
+    if lines:
+        rest = ("this graph runs in eager PyTorch" if whole_graph
+                else "the rest of the graph is compiled")
+        warnings.warn("irc cannot compile " + "; ".join(lines) + f": {rest}. "
+                      "Pass strict=True to make this an error.", IrcWarning, stacklevel=2)
+
+
+# ----------------------------------------------------------------------------
+# dynamo
+
+
+def make_dynamo_backend(target: str = "cpu", options: Mapping[str, Any] | None = None,
+                        strict: bool = False) -> Callable[[torch.fx.GraphModule, list[Any]], Runner]:
+    """The ``backend=`` function for ``torch.compile``: AOTAutograd to core
+    aten, then irc for the forward and backward graphs."""
+    from functorch.compile import make_boxed_func
+    from torch._functorch.aot_autograd import aot_module_simplified
+
+    def compile_boxed(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Runner:
+        runner = compile_graph(gm, target, options, strict)
+        return make_boxed_func(runner)
+
+    def backend(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Runner:
+        return aot_module_simplified(gm, example_inputs, fw_compiler=compile_boxed,
+                                     bw_compiler=compile_boxed,
+                                     decompositions=decomposition_table())
+
+    backend.__name__ = f"irc_{target}"  # type: ignore[attr-defined]
+    return backend
+
+
+# ----------------------------------------------------------------------------
+# ahead of time
+
+
+def export_program(model: torch.nn.Module | Callable[..., Any],
+                   example_inputs: Sequence[Any]) -> Program:
+    """``torch.export`` + core-aten decomposition -> Program. Parameters and
+    buffers become ``graph.weight`` ops whose values are the model's own
+    tensors (no copies); user inputs are the arguments of ``@main``."""
+    from torch.export import export
+    from torch.export.graph_signature import InputKind, OutputKind
+    module = model if isinstance(model, torch.nn.Module) else _FunctionModule(model)
+    try:
+        ep = export(module, tuple(example_inputs))
+    except Exception as err:  # torch.export's many exception types
+        raise IrcError(f"torch.export could not capture the model: {str(err).splitlines()[0]}") from err
+    ep = ep.run_decompositions(decomposition_table())
+    live: dict[str, torch.Tensor] = dict(module.named_parameters(remove_duplicate=False))
+    live.update(dict(module.named_buffers(remove_duplicate=False)))
+    weights: dict[str, tuple[str, torch.Tensor]] = {}
+    for spec in ep.graph_signature.input_specs:
+        if spec.kind in (InputKind.PARAMETER, InputKind.BUFFER):
+            tensor = live.get(spec.target) if spec.target in live else ep.state_dict.get(spec.target)
+            if tensor is None:
+                tensor = ep.constants[spec.target]
+            weights[spec.arg.name] = (spec.target, tensor.detach())
+        elif spec.kind == InputKind.CONSTANT_TENSOR:
+            weights[spec.arg.name] = (spec.target, ep.constants[spec.target])
+        elif spec.kind != InputKind.USER_INPUT:
+            raise IrcError(f"exported input {spec.arg.name} of kind {spec.kind.name} is not supported")
+    for out_spec in ep.graph_signature.output_specs:
+        if out_spec.kind != OutputKind.USER_OUTPUT:
+            raise IrcError(f"the model mutates {out_spec.target} ({out_spec.kind.name}); "
+                           "call model.eval() or export a function without side effects")
+    return _strict_import(ep.graph_module, weights)
+
+
+def _strict_import(gm: torch.fx.GraphModule,
+                   weights: Mapping[str, tuple[str, torch.Tensor]] | None = None) -> Program:
+    _load_handlers()
+    try:
+        return FxImporter(gm, weights).run()
+    except NodeUnsupported as err:
+        node = err.node
+        raise UnsupportedOpError(op_name(node) if node.op == "call_function" else node.name,
+                                 describe(node), err.reason) from None
+
+
+def import_graph_module(gm: torch.fx.GraphModule, example_inputs: Sequence[Any]) -> Program:
+    """An FX GraphModule -> Program. A graph that is already aten with example
+    values on its nodes is imported as is; any other is exported first."""
+    is_aten = all(n.op != "call_function" or isinstance(n.target, torch._ops.OpOverload)
+                  or n.target is operator.getitem for n in gm.graph.nodes) and all(
+        "val" in n.meta for n in gm.graph.nodes if n.op in ("placeholder", "call_function"))
+    if is_aten:
+        return _strict_import(gm)
+    return export_program(gm, example_inputs)
+
+
+class _FunctionModule(torch.nn.Module):
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, *args: Any) -> Any:
+        return self.fn(*args)

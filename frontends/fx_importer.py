@@ -1,0 +1,415 @@
+"""Core-aten FX graphs -> the ``graph`` dialect.
+
+:class:`FxImporter` walks an FX graph (placeholders, get_attr, call_function on
+aten overloads, output) and emits one ``func.func @main``. What it guarantees:
+
+* every tensor placeholder becomes an argument of ``@main`` in order (or a
+  ``graph.weight`` referring to the live parameter/buffer when the caller says
+  the placeholder is a weight); ``get_attr`` tensors become ``graph.weight`` ops
+  referring to the module's own tensor (never copied into the text);
+* nodes whose inputs are all known at import time (``arange``, ``full``,
+  ``triu(full(..))``...) are evaluated with torch and become a splat
+  ``graph.constant``, a small dense one, or a ``graph.weight`` holding the
+  computed tensor when large and non-uniform; random ops are never folded;
+* every emitted value has the dtype and shape torch gives the node
+  (``node.meta["val"]``): python scalars become 0-d constants in the dtype
+  torch's wrapped-number promotion gives, and a final cast fixes up any dtype
+  the dialect's rules would derive differently;
+* each op carries the node's user source line as its location;
+* an op it cannot express raises :class:`NodeUnsupported` naming the node (the
+  capture layer then runs that node in eager PyTorch, or reports it).
+
+Op handlers live in ``aten_elementwise``, ``aten_shape`` and ``aten_nn``; they
+register themselves in :data:`HANDLERS` by aten op packet.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.fx
+from xdsl.builder import Builder, InsertPoint
+from xdsl.dialects import func
+from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, ModuleOp
+from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.utils.exceptions import VerifyException
+
+from irc.frontends.program import Program
+from irc.frontends.source_locations import describe, location
+from irc.ir import graph as g
+from irc.ir.types import SUPPORTED_DTYPES, dtype_of, shape_of, tensor_type
+
+Handler = Callable[["FxImporter", torch.fx.Node], Any]
+# aten op packet (e.g. torch.ops.aten.add) or python callable -> handler
+HANDLERS: dict[object, Handler] = {}
+
+# constants up to this many elements are printed as dense<...>; larger
+# non-uniform ones become graph.weight ops holding the computed tensor
+DENSE_LIMIT = 64
+# splats larger than this are a 0-d constant + graph.expand (keeps IR small)
+SPLAT_LIMIT = 4096
+
+
+def handles(*targets: object) -> Callable[[Handler], Handler]:
+    """Register a handler for aten op packets (all overloads), aten op names
+    (``"_to_copy"``; names this torch version lacks are skipped) or callables."""
+    def register(fn: Handler) -> Handler:
+        for t in targets:
+            if isinstance(t, str):
+                if not hasattr(torch.ops.aten, t):
+                    continue
+                t = getattr(torch.ops.aten, t)
+            HANDLERS[t] = fn
+        return fn
+    return register
+
+
+class NodeUnsupported(Exception):
+    """``node`` cannot be expressed in the graph dialect (``reason`` says why)."""
+
+    def __init__(self, node: torch.fx.Node, reason: str) -> None:
+        self.node = node
+        self.reason = reason
+        super().__init__(f"{op_name(node)} at {describe(node)}: {reason}")
+
+
+def op_name(node: torch.fx.Node) -> str:
+    """The aten name of a call_function node (``aten.add.Tensor``)."""
+    target = node.target
+    if isinstance(target, torch._ops.OpOverload):
+        return str(target)
+    return getattr(target, "__name__", str(target))
+
+
+def handler_for(node: torch.fx.Node) -> Handler | None:
+    target = node.target
+    if isinstance(target, torch._ops.OpOverload):
+        return HANDLERS.get(target.overloadpacket)
+    return HANDLERS.get(target)
+
+
+def _vals(node: torch.fx.Node) -> list[torch.Tensor]:
+    val = node.meta.get("val")
+    if isinstance(val, torch.Tensor):
+        return [val]
+    if isinstance(val, (tuple, list)):
+        return [v for v in val if isinstance(v, torch.Tensor)]
+    return []
+
+
+def static_problem(node: torch.fx.Node) -> str | None:
+    """Why ``node`` cannot be imported, judged without importing (None: maybe it can)."""
+    if node.op != "call_function":
+        return None
+    if handler_for(node) is None and not _foldable_target(node):
+        return "no lowering to the graph dialect"
+    for arg in node.all_input_nodes:
+        for v in _vals(arg):
+            if v.dtype not in SUPPORTED_DTYPES:
+                return f"dtype {v.dtype} is not supported"
+    for v in _vals(node):
+        if v.dtype not in SUPPORTED_DTYPES:
+            return f"dtype {v.dtype} is not supported"
+        if v.device.type not in ("cpu", "meta") and v.device.type != "cuda":
+            return f"device {v.device} is not supported"
+    return None
+
+
+def static_problems(gm: torch.fx.GraphModule) -> dict[str, str]:
+    """Node name -> why it cannot be imported, for every node judged so
+    without importing. A node with no lowering is fine when all its inputs are
+    import-time constants (it is then evaluated by torch at import)."""
+    constant: set[torch.fx.Node] = set()
+    problems: dict[str, str] = {}
+    for node in gm.graph.nodes:
+        if node.op == "get_attr":
+            constant.add(node)
+        if node.op != "call_function":
+            continue
+        foldable = _foldable_target(node) and all(i in constant for i in node.all_input_nodes)
+        if foldable:
+            constant.add(node)
+            continue  # evaluated by torch at import; only its materialised value matters
+        problem = static_problem(node)
+        if problem is None and handler_for(node) is None and not foldable:
+            problem = "no lowering to the graph dialect"
+        if problem is not None:
+            problems[node.name] = problem
+    return problems
+
+
+def _foldable_target(node: torch.fx.Node) -> bool:
+    target = node.target
+    if not isinstance(target, torch._ops.OpOverload):
+        return False
+    if torch.Tag.nondeterministic_seeded in target.tags:
+        return False
+    return not target._schema.is_mutable
+
+
+class FxImporter:
+    """Builds one graph-level :class:`Program` from an FX graph.
+
+    ``weight_placeholders`` maps placeholder names to (weight name, live tensor):
+    those become ``graph.weight`` ops instead of ``@main`` arguments.
+    """
+
+    def __init__(self, gm: torch.fx.GraphModule,
+                 weight_placeholders: Mapping[str, tuple[str, torch.Tensor]] | None = None) -> None:
+        self.gm = gm
+        self.weight_placeholders = dict(weight_placeholders or {})
+        self.values: dict[torch.fx.Node, Any] = {}
+        self.constants: dict[torch.fx.Node, Any] = {}  # import-time values (torch tensors etc.)
+        self.weights: dict[str, torch.Tensor] = {}
+        self.builder: Builder | None = None
+        self.node: torch.fx.Node | None = None
+        self._weight_values: dict[str, SSAValue] = {}
+
+    # ------------------------------------------------------------------ driver
+
+    def run(self) -> Program:
+        placeholders = [n for n in self.gm.graph.nodes if n.op == "placeholder"]
+        arg_nodes = [n for n in placeholders if n.name not in self.weight_placeholders]
+        arg_types = []
+        for n in arg_nodes:
+            val = n.meta.get("val")
+            if not isinstance(val, torch.Tensor):
+                raise NodeUnsupported(n, f"input {n.name} is not a tensor ({type(val).__name__})")
+            if val.dtype not in SUPPORTED_DTYPES:
+                raise NodeUnsupported(n, f"input dtype {val.dtype} is not supported")
+            arg_types.append(tensor_type(tuple(val.shape), val.dtype))
+        block = Block(arg_types=arg_types)
+        self.builder = Builder(InsertPoint.at_end(block))
+        for n, arg in zip(arg_nodes, block.args):
+            arg.name_hint = _hint(n.name)
+            self.values[n] = arg
+        outputs: list[SSAValue] = []
+        output_names: list[str] = []
+        # per FX output: index into the module's results, or ("const", python value)
+        self.output_layout: list[int | tuple[str, Any]] = []
+        for node in self.gm.graph.nodes:
+            self.node = node
+            if node.op == "placeholder":
+                if node.name in self.weight_placeholders:
+                    name, tensor = self.weight_placeholders[node.name]
+                    self.values[node] = self.weight(name, tensor)
+            elif node.op == "get_attr":
+                self.constants[node] = _fetch_attr(self.gm, str(node.target))
+            elif node.op == "call_function":
+                self._import_call(node)
+            elif node.op == "output":
+                for out in _flat_outputs(node.args[0]):
+                    if isinstance(out, torch.fx.Node) and not (
+                            out in self.constants and not isinstance(self.constants[out], torch.Tensor)):
+                        self.output_layout.append(len(outputs))
+                        outputs.append(self.tensor(out))
+                        output_names.append(out.name)
+                    else:
+                        self.output_layout.append(("const", self.constants.get(out, out)
+                                                   if isinstance(out, torch.fx.Node) else out))
+            else:
+                raise NodeUnsupported(node, f"FX node kind {node.op} is not supported")
+        self.node = None
+        self.builder.insert(func.ReturnOp(*outputs))
+        main = func.FuncOp("main", (arg_types, [v.type for v in outputs]), Region(block))
+        module = ModuleOp([main])
+        return Program(module, self.weights, [n.name for n in arg_nodes], output_names)
+
+    def _import_call(self, node: torch.fx.Node) -> None:
+        inputs = node.all_input_nodes
+        if _foldable_target(node) and all(i in self.constants for i in inputs):
+            self.constants[node] = self._evaluate(node)
+            return
+        problem = static_problem(node)
+        if problem is not None:
+            raise NodeUnsupported(node, problem)
+        handler = handler_for(node)
+        if handler is None:
+            raise NodeUnsupported(node, "no lowering to the graph dialect")
+        try:
+            result = handler(self, node)
+        except NodeUnsupported:
+            raise
+        except (ValueError, TypeError, IndexError, KeyError, AssertionError, VerifyException) as err:
+            raise NodeUnsupported(node, f"cannot lower these arguments ({err})") from err
+        self.values[node] = self._check(node, result)
+
+    def _evaluate(self, node: torch.fx.Node) -> Any:
+        def real(a: Any) -> Any:
+            return self.constants[a] if isinstance(a, torch.fx.Node) else a
+        args = torch.fx.node.map_aggregate(node.args, real)
+        kwargs = torch.fx.node.map_aggregate(node.kwargs, real)
+        return node.target(*args, **kwargs)  # type: ignore[operator]
+
+    def _check(self, node: torch.fx.Node, result: Any) -> Any:
+        """Make the value's dtype torch's; a shape disagreement is a lowering bug."""
+        val = node.meta.get("val")
+        if isinstance(result, SSAValue) and isinstance(val, torch.Tensor):
+            if shape_of(result.type) != tuple(val.shape):
+                raise NodeUnsupported(node, f"lowered to shape {shape_of(result.type)}, torch gives "
+                                            f"{tuple(val.shape)}")
+            if dtype_of(result.type) != val.dtype:
+                result = self.cast(result, val.dtype)
+            if result.name_hint is None:
+                result.name_hint = _hint(node.name)
+        return result
+
+    # ------------------------------------------------------------------ helpers for handlers
+
+    def emit(self, op: Operation) -> SSAValue:
+        """Insert ``op`` at the current node's source line; its (first) result."""
+        if self.node is not None:
+            op.location = location(self.node)
+        assert self.builder is not None
+        self.builder.insert(op)
+        return op.results[0] if op.results else None  # type: ignore[return-value]
+
+    def tensor(self, arg: Any, dtype: torch.dtype | None = None) -> SSAValue:
+        """The SSA value of an FX node argument (materialising import-time constants)."""
+        if isinstance(arg, torch.fx.Node):
+            if arg in self.values:
+                value = self.values[arg]
+                if not isinstance(value, SSAValue):
+                    raise NodeUnsupported(self.node or arg, f"{arg.name} is not a tensor value")
+            elif arg in self.constants:
+                const = self.constants[arg]
+                if not isinstance(const, torch.Tensor):
+                    return self.scalar(const, dtype or _scalar_dtype(const))
+                value = self.constant(const, arg)
+                self.values[arg] = value
+            else:
+                raise NodeUnsupported(self.node or arg, f"value of {arg.name} is unavailable")
+        elif isinstance(arg, (bool, int, float)):
+            return self.scalar(arg, dtype or _scalar_dtype(arg))
+        else:
+            raise NodeUnsupported(self.node, f"argument {arg!r} is not a tensor")  # type: ignore[arg-type]
+        if dtype is not None and dtype_of(value.type) != dtype:
+            value = self.cast(value, dtype)
+        return value
+
+    def meta(self, arg: Any) -> torch.Tensor | None:
+        """The example value (usually a FakeTensor) of a node, or None for scalars."""
+        if isinstance(arg, torch.fx.Node):
+            if arg in self.constants and isinstance(self.constants[arg], torch.Tensor):
+                return self.constants[arg]
+            val = arg.meta.get("val")
+            return val if isinstance(val, torch.Tensor) else None
+        return None
+
+    def out_meta(self) -> torch.Tensor:
+        assert self.node is not None
+        val = self.node.meta.get("val")
+        if not isinstance(val, torch.Tensor):
+            raise NodeUnsupported(self.node, "no example value for the result")
+        return val
+
+    def cast(self, value: SSAValue, dtype: torch.dtype) -> SSAValue:
+        if dtype_of(value.type) == dtype:
+            return value
+        return self.emit(g.CastOp(value, tensor_type(shape_of(value.type), dtype)))
+
+    def scalar(self, value: bool | int | float, dtype: torch.dtype) -> SSAValue:
+        """A 0-d ``graph.constant`` holding a python number in ``dtype``."""
+        return self.constant(torch.tensor(value, dtype=dtype))
+
+    def constant(self, t: torch.Tensor, node: torch.fx.Node | None = None) -> SSAValue:
+        """Materialise an import-time tensor (splat, dense, or a held weight)."""
+        t = t.detach()
+        if t.dtype not in SUPPORTED_DTYPES:
+            raise NodeUnsupported(self.node or node, f"constant of dtype {t.dtype}")  # type: ignore[arg-type]
+        shape, dtype = tuple(t.shape), t.dtype
+        flat = t.reshape(-1)
+        # f16/bf16 are built in f32 and cast (exact: every f16/bf16 value is an f32)
+        build_dtype = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+        uniform = flat.numel() > 0 and bool((flat == flat[0]).all() | (flat.isnan().all()
+                                            if dtype.is_floating_point else False))
+        if flat.numel() == 0 or uniform or flat.numel() <= DENSE_LIMIT:
+            if uniform and flat.numel() > SPLAT_LIMIT:
+                scalar = self.constant(flat[0].clone())
+                return self.emit(g.ExpandOp(scalar, tensor_type(shape, dtype)))
+            values = [flat[0].item()] if uniform else flat.tolist()
+            if not values:
+                values = []
+            attr = DenseIntOrFPElementsAttr.from_list(tensor_type(shape, build_dtype),
+                                                      _python_values(values, build_dtype))
+            return self.cast(self.emit(g.ConstantOp(attr)), dtype)
+        name = f"_const_{node.name if node is not None else len(self.weights)}"
+        return self.weight(name, t.contiguous())
+
+    def weight(self, name: str, tensor: torch.Tensor) -> SSAValue:
+        """A ``graph.weight`` op referring to ``tensor`` (held, not copied)."""
+        if name in self._weight_values:
+            return self._weight_values[name]
+        if tensor.dtype not in SUPPORTED_DTYPES:
+            raise NodeUnsupported(self.node, f"weight {name} has dtype {tensor.dtype}")  # type: ignore[arg-type]
+        self.weights[name] = tensor
+        value = self.emit(g.WeightOp(name, tensor_type(tuple(tensor.shape), tensor.dtype)))
+        value.name_hint = _hint(name)
+        self._weight_values[name] = value
+        return value
+
+    def arg(self, index: int, name: str, default: Any = None) -> Any:
+        """Positional-or-keyword argument of the current node."""
+        assert self.node is not None
+        if index < len(self.node.args):
+            return self.node.args[index]
+        return self.node.kwargs.get(name, default)
+
+    def unsupported(self, reason: str) -> NodeUnsupported:
+        assert self.node is not None
+        return NodeUnsupported(self.node, reason)
+
+
+def _python_values(values: Sequence[Any], dtype: torch.dtype) -> list[Any]:
+    if dtype.is_floating_point:
+        return [float(v) for v in values]
+    return [int(v) for v in values]
+
+
+def _scalar_dtype(value: Any) -> torch.dtype:
+    if isinstance(value, bool):
+        return torch.bool
+    if isinstance(value, int):
+        return torch.int64
+    return torch.get_default_dtype()
+
+
+def _hint(name: str) -> str | None:
+    cleaned = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+    if not cleaned or cleaned[0].isdigit():
+        cleaned = "v" + cleaned
+    return cleaned
+
+
+def _fetch_attr(gm: torch.nn.Module, target: str) -> Any:
+    obj: Any = gm
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _flat_outputs(args: Any) -> list[Any]:
+    if isinstance(args, (tuple, list)):
+        out: list[Any] = []
+        for a in args:
+            out.extend(_flat_outputs(a))
+        return out
+    return [args]
+
+
+def import_fx_graph(gm: torch.fx.GraphModule,
+                    weight_placeholders: Mapping[str, tuple[str, torch.Tensor]] | None = None) -> Program:
+    """Import ``gm`` (core aten, with ``meta["val"]`` on its nodes) as a Program.
+
+    Raises :class:`NodeUnsupported` on the first node it cannot express.
+    """
+    _load_handlers()
+    return FxImporter(gm, weight_placeholders).run()
+
+
+def _load_handlers() -> None:
+    # the op-family modules register into HANDLERS on import
+    from irc.frontends import aten_elementwise, aten_nn, aten_shape  # noqa: F401

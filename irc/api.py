@@ -1,0 +1,105 @@
+"""``irc.compile``: the public entry point.
+
+    fast = irc.compile(model, target="cpu")      # nn.Module or function
+    @irc.compile                                  # decorator, with or without arguments
+    @irc.compile(target="reference", strict=True)
+
+Compilation goes through ``torch.compile`` (dynamo, ``dynamic=False``) with
+irc's backend, so Python control flow, graph breaks, guards and recompilation
+on new shapes/dtypes behave as torch users know. A compiled ``nn.Module`` is the
+same kind of module sharing the original's parameters, buffers and submodules
+(``parameters()``, ``state_dict()``, ``train()/eval()`` and in-place weight
+updates all work); only its call goes through the compiler. Errors irc raises
+while compiling reach the caller as the :class:`irc.IrcError` they are, not
+wrapped in dynamo's exceptions.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, overload
+
+import torch
+
+from irc.errors import ConfigError, IrcError
+from irc.frontends.capture import IrcWarning, make_dynamo_backend
+
+__all__ = ["compile", "IrcWarning"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def check_target(target: str, options: Mapping[str, Any] | None) -> None:
+    """Fail now (not at the first call) on an unknown target or bad options."""
+    from irc.backends.registry import get_backend
+    backend = get_backend(target)
+    if options is not None and not isinstance(options, Mapping):
+        raise ConfigError(f"options must be a dict, got {type(options).__name__}")
+    try:
+        backend.Options(**dict(options or {}))
+    except TypeError as err:
+        raise ConfigError(f"bad options for target '{target}': {err}") from None
+
+
+def _unwrapping(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Re-raise irc errors that dynamo wrapped in BackendCompilerFailed."""
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BackendCompilerFailed as err:
+            inner = getattr(err, "inner_exception", None)
+            while isinstance(inner, BackendCompilerFailed):
+                inner = getattr(inner, "inner_exception", None)
+            if isinstance(inner, IrcError):
+                raise inner.with_traceback(None) from None
+            raise
+    return call
+
+
+def _compile(obj: Any, target: str, strict: bool, options: Mapping[str, Any] | None) -> Any:
+    check_target(target, options)
+    backend = make_dynamo_backend(target, options, strict)
+    if isinstance(obj, torch.nn.Module):
+        # A shallow copy shares _parameters/_buffers/_modules with the original
+        # (no tensor is copied); only the copy's call is compiled.
+        compiled = copy.copy(obj)
+        compiled.__dict__["_compiled_call_impl"] = _unwrapping(
+            torch.compile(compiled._call_impl, backend=backend, dynamic=False))
+        compiled.__dict__["_irc_target"] = target
+        return compiled
+    if not callable(obj):
+        raise IrcError(f"irc.compile needs an nn.Module or a function, got {type(obj).__name__}")
+    compiled_fn = _unwrapping(torch.compile(obj, backend=backend, dynamic=False))
+    compiled_fn._irc_target = target  # type: ignore[attr-defined]
+    return compiled_fn
+
+
+@overload
+def compile(model_or_fn: F, *, target: str = ..., strict: bool = ...,
+            options: Mapping[str, Any] | None = ...) -> F: ...
+
+
+@overload
+def compile(model_or_fn: None = ..., *, target: str = ..., strict: bool = ...,
+            options: Mapping[str, Any] | None = ...) -> Callable[[F], F]: ...
+
+
+def compile(model_or_fn: Any = None, *, target: str = "cpu", strict: bool = False,
+            options: Mapping[str, Any] | None = None) -> Any:
+    """Compile an ``nn.Module`` or a function for ``target``.
+
+    The result is called exactly like the original. ``strict=True`` raises
+    :class:`irc.UnsupportedOpError` (op + source line) for an op irc cannot
+    compile; by default such an op runs in eager PyTorch with one
+    :class:`IrcWarning`. ``options`` is passed to the target's backend.
+    Without ``model_or_fn`` this returns a decorator.
+    """
+    if model_or_fn is None:
+        check_target(target, options)
+        return lambda obj: _compile(obj, target, strict, options)
+    return _compile(model_or_fn, target, strict, options)
