@@ -40,8 +40,9 @@ def register_dialect(dialect: object) -> None:
 
 @lru_cache(maxsize=1)
 def _base_dialects() -> tuple:
+    from irc.ir.host import Host  # loops-level host schedule (kernel launches)
     return (builtin.Builtin, func.Func, arith.Arith, math.Math, memref.MemRef, scf.Scf, Graph,
-            *_EXTRA_DIALECTS)
+            Host, *_EXTRA_DIALECTS)
 
 
 def make_context() -> Context:
@@ -85,20 +86,24 @@ def parse_module(text: str, filename: str = "<input>",
                  ctx: Context | None = None) -> tuple[ModuleOp, SourceMap]:
     """Parse MLIR text; a syntax error raises ParseError with file:line:col."""
     source_map = SourceMap(filename, text.splitlines())
-    parser = _RecordingParser(ctx or make_context(), text, filename, source_map)
+    parser: _RecordingParser | None = None
     try:
+        # The lexer reads the first token while the parser is built: that can fail too.
+        parser = _RecordingParser(ctx or make_context(), text, filename, source_map)
         module = parser.parse_module()
     except XdslParseError as err:
         loc = err.span.get_location()
         line, col = loc.line, loc.col  # type: ignore[attr-defined]
         src = source_map.lines[line - 1] if 0 < line <= len(source_map.lines) else None
         raise ParseError(_first_line(err.msg), filename, line, col, src) from None
-    except (VerifyException, ValueError, TypeError, KeyError, IndexError, AssertionError,
-            OverflowError, ZeroDivisionError) as err:
-        # Builders run while parsing (custom formats); a bad value there is a
-        # user error in the text, reported at the parser's position.
-        loc = parser._current_token.span.get_location()
-        line, col = loc.line, loc.col  # type: ignore[attr-defined]
+    except Exception as err:  # noqa: BLE001 - any failure inside xDSL's parser is bad input
+        # Builders and attribute constructors run while parsing (custom
+        # formats); whatever they raise is a user error in the text, reported
+        # at the parser's position.
+        line, col = 1, 1
+        if parser is not None:
+            loc = parser._current_token.span.get_location()
+            line, col = loc.line, loc.col  # type: ignore[attr-defined]
         src = source_map.lines[line - 1] if 0 < line <= len(source_map.lines) else None
         raise ParseError(_first_line(str(err)) or type(err).__name__, filename, line, col,
                          src) from None
@@ -135,16 +140,23 @@ def verify_module(module: Operation, source_map: SourceMap | None = None) -> Non
     except VerifyException as err:
         op = _failing_op(module, err)
         raise _diagnostic(op, str(err), source_map) from None
+    except (KeyError, ValueError, TypeError, AttributeError, IndexError) as err:
+        # An op's verify_ met a type it cannot handle (e.g. tensor<2xi7>, whose
+        # element type has no torch dtype): that is invalid IR, not a crash.
+        op = _failing_op(module, err)
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        prefix = f"'{op.name}' op " if op is not None else ""
+        raise _diagnostic(op, f"{prefix}{message}", source_map) from None
 
 
-def _failing_op(module: Operation, err: VerifyException) -> Operation | None:
+def _failing_op(module: Operation, err: Exception) -> Operation | None:
     """xDSL's verifier does not say which op failed: re-verify op by op."""
     for op in module.walk():
         try:
             op.verify_()
             if hasattr(op, "verify"):
                 _verify_local(op)
-        except VerifyException:
+        except (VerifyException, KeyError, ValueError, TypeError, AttributeError, IndexError):
             return op
     return None
 

@@ -1,0 +1,134 @@
+"""The ``cpu`` backend (alias ``llvm``): loops-level modules -> native code + host runtime.
+
+``LLVMBackend.compile`` takes a module after ``lower-to-loops``: the kernel
+funcs (``irc.kernel``, over memrefs) are translated together into one LLVM
+module (:func:`irc.backends.llvm.translate.translate_module`), optimised for
+the host CPU and JIT-compiled once (:mod:`irc.backends.llvm.jit`); ``@main``
+becomes a :class:`~irc.backends.llvm.runtime.HostProgram`. With the compile
+cache enabled, the object code is stored under a key made of the loops IR
+text, the host CPU fingerprint and the irc version, and reused next time.
+
+The executable checks every input and weight before native code runs (see
+:mod:`irc.backends.llvm.runtime`) and reports ``memory_plan`` (the planned
+intermediate buffers, with ``peak_bytes``) and ``kernel_count``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
+
+from irc.backends.base import Backend, BackendOptions, Level
+from irc.backends.llvm.jit import JitModule, compile_llvm_ir, host_cpu_fingerprint
+from irc.backends.llvm.runtime import HostProgram
+from irc.backends.llvm.translate import kernel_signatures, translate_module
+from irc.cache import CacheConfig
+from irc.errors import BackendError, IrcError
+from irc.passes.lower_to_loops import KERNEL_ATTR, is_lowered
+from irc.passes.memory_plan import MemoryPlan, plan_memory
+
+log = logging.getLogger("irc.backends.cpu")
+
+
+@dataclass(frozen=True)
+class LLVMOptions(BackendOptions):
+    """Options of the ``cpu`` backend."""
+
+    threads: int = 0
+    """Threads for parallel kernels: 0 = torch.get_num_threads(), 1 = serial."""
+    min_parallel_work: int = 32768
+    """Smallest number of elements a thread's chunk of a parallel kernel gets."""
+    cache: CacheConfig | bool = field(default_factory=CacheConfig)
+    """Compile cache of object code (a CacheConfig, or True/False)."""
+
+    def __post_init__(self) -> None:
+        if self.threads < 0:
+            raise ValueError(f"threads must be >= 0, got {self.threads}")
+        if self.min_parallel_work < 1:
+            raise ValueError(f"min_parallel_work must be >= 1, got {self.min_parallel_work}")
+        if isinstance(self.cache, bool):
+            object.__setattr__(self, "cache", CacheConfig(enabled=self.cache))
+
+
+class CPUExecutable:
+    """A compiled program: call with @main's inputs, get its outputs."""
+
+    def __init__(self, program: HostProgram, llvm_ir: str, loops_ir: str,
+                 memory_plan: MemoryPlan | None, kernel_count: int) -> None:
+        self.program = program
+        self.llvm_ir = llvm_ir
+        self.loops_ir = loops_ir
+        self.memory_plan = memory_plan
+        self.kernel_count = kernel_count
+
+    def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
+        return self.program(*inputs)
+
+
+def kernel_module(module: ModuleOp) -> ModuleOp:
+    """A module holding clones of the lowered kernel funcs only (what LLVM gets)."""
+    kernels = []
+    for op in module.ops:
+        if isinstance(op, func.FuncOp) and KERNEL_ATTR in op.attributes:
+            if not is_lowered(op):
+                raise BackendError(f"cpu backend: kernel @{op.sym_name.data} is not lowered to "
+                                   "loops (run the lower-to-loops pass first)")
+            kernels.append(op.clone())
+    return ModuleOp(kernels)
+
+
+def jit_kernels(llvm_ir: str, loops_ir: str, cache: CacheConfig) -> JitModule:
+    """Native code for ``llvm_ir``, through the compile cache when enabled."""
+    try:
+        from irc import __version__
+        from irc.cache import make_key, open_cache
+        from irc.backends.llvm.jit import emit_object, load_object
+        store = open_cache(cache)
+    except (ImportError, IrcError) as err:  # the cache is an optimisation only
+        log.warning("compile cache unavailable: %s", err)
+        store = None
+    if store is None:
+        return compile_llvm_ir(llvm_ir)
+    key = make_key(loops_ir, "cpu", host_cpu_fingerprint(), __version__)
+    blob = store.get(key)
+    if blob is not None:
+        try:
+            return load_object(blob)
+        except Exception as err:  # a bad entry is rebuilt, never trusted
+            log.warning("compile cache entry unusable (%s); recompiling", err)
+    blob = emit_object(llvm_ir)
+    store.put(key, blob)
+    return load_object(blob)
+
+
+class LLVMBackend(Backend):
+    """Native CPU code through LLVM (llvmlite), host schedule in Python."""
+
+    name = "cpu"
+    level = Level.LOOPS
+    Options = LLVMOptions
+    description = "LLVM JIT for the host CPU (scf loops -> LLVM IR -> native), torch for externs"
+
+    def compile(self, module: ModuleOp, weights: Mapping[str, torch.Tensor],
+                options: BackendOptions) -> CPUExecutable:
+        if not isinstance(options, LLVMOptions):
+            options = LLVMOptions()
+        from irc.ir.text import print_module
+        kernels = kernel_module(module)
+        loops_ir = print_module(kernels, locations=False)
+        llvm_ir = translate_module(kernels)
+        signatures = kernel_signatures(kernels)
+        jit = jit_kernels(llvm_ir, loops_ir, options.cache)  # type: ignore[arg-type]
+        try:
+            plan: MemoryPlan | None = plan_memory(module)
+        except IrcError:
+            plan = None
+        threads = options.threads or torch.get_num_threads()
+        program = HostProgram(module, jit, signatures, weights, plan, threads,
+                              options.min_parallel_work)
+        return CPUExecutable(program, llvm_ir, loops_ir, plan, len(signatures))

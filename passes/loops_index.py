@@ -1,0 +1,224 @@
+"""Index expressions of the loop lowering: integer linear forms over loop variables.
+
+Every index a kernel computes (an element's position in a buffer) is a
+:class:`Lin`: ``const + sum(coeff * atom)``. Atoms are loop variables
+(:class:`Var`, range ``[0, size)``), floor divisions that did not simplify
+(:class:`Div`), clamps (:class:`Clamp`, used by concat) and data-dependent
+indices (:class:`Data`, gather/embedding; clamped into range so generated code
+never reads outside a buffer).
+
+Why hand-written rather than sympy: we need only linear forms with
+floor-division/modulo by positive constants and ranges of loop variables, and
+the simplifications are those that make reshapes free (inductor's
+``FloorDiv``/``ModularIndexing`` rules): ``(a*m + r) // m == a`` when
+``0 <= r < m``, ``(a*k*g + r) // (m*g) == (a*k) // m`` when ``0 <= r < g``,
+and ``x % m == x - m*(x // m)``. With them, the row-major re-linearisation of a
+reshape's unravelled index collapses back to the plain linear index, so the
+innermost loop has no div/mod.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Var:
+    """A loop variable ranging over ``[0, size)``."""
+
+    id: int
+    size: int
+
+    def key(self) -> tuple:
+        return (0, self.id)
+
+
+@dataclass(frozen=True)
+class Div:
+    """``floor(lin / m)`` (m > 0, lin >= 0) that did not simplify."""
+
+    lin: "Lin"
+    m: int
+
+    def key(self) -> tuple:
+        return (1, self.lin.key(), self.m)
+
+
+@dataclass(frozen=True)
+class Clamp:
+    """``min(max(lin, lo), hi)``."""
+
+    lin: "Lin"
+    lo: int
+    hi: int
+
+    def key(self) -> tuple:
+        return (2, self.lin.key(), self.lo, self.hi)
+
+
+@dataclass(frozen=True)
+class Data:
+    """An index loaded from memory (``node``: an integer scalar node), wrapped
+    like torch's negative indices (``i < 0`` means ``i + size``) and clamped to
+    ``[0, size)``."""
+
+    node: Any
+    size: int
+
+    def key(self) -> tuple:
+        return (3, self.node.serial, self.size)
+
+
+Atom = Var | Div | Clamp | Data
+
+
+@dataclass(frozen=True)
+class Lin:
+    """``const + sum(coeff * atom)``; terms sorted by atom key, no zero coefficients."""
+
+    const: int
+    terms: tuple[tuple[Atom, int], ...] = ()
+
+    def key(self) -> tuple:
+        return (self.const, tuple((a.key(), c) for a, c in self.terms))
+
+    @property
+    def is_const(self) -> bool:
+        return not self.terms
+
+
+def const(c: int) -> Lin:
+    return Lin(int(c))
+
+
+def atom(a: Atom) -> Lin:
+    return Lin(0, ((a, 1),))
+
+
+def var(v: Var) -> Lin:
+    return Lin(0, ((v, 1),)) if v.size > 1 else Lin(0)
+
+
+def _make(c: int, coeffs: dict[Atom, int]) -> Lin:
+    terms = tuple(sorted(((a, k) for a, k in coeffs.items() if k), key=lambda t: t[0].key()))
+    return Lin(c, terms)
+
+
+def add(*xs: Lin) -> Lin:
+    coeffs: dict[Atom, int] = {}
+    c = 0
+    for x in xs:
+        c += x.const
+        for a, k in x.terms:
+            coeffs[a] = coeffs.get(a, 0) + k
+    return _make(c, coeffs)
+
+
+def scale(x: Lin, k: int) -> Lin:
+    if k == 0:
+        return Lin(0)
+    return Lin(x.const * k, tuple((a, c * k) for a, c in x.terms))
+
+
+def sub(x: Lin, y: Lin) -> Lin:
+    return add(x, scale(y, -1))
+
+
+def atom_range(a: Atom) -> tuple[int, int]:
+    if isinstance(a, Var):
+        return 0, a.size - 1
+    if isinstance(a, Div):
+        lo, hi = lin_range(a.lin)
+        return lo // a.m, hi // a.m
+    if isinstance(a, Clamp):
+        return a.lo, a.hi
+    return 0, a.size - 1
+
+
+def lin_range(x: Lin) -> tuple[int, int]:
+    lo = hi = x.const
+    for a, k in x.terms:
+        alo, ahi = atom_range(a)
+        if k > 0:
+            lo, hi = lo + k * alo, hi + k * ahi
+        else:
+            lo, hi = lo + k * ahi, hi + k * alo
+    return lo, hi
+
+
+def floordiv(x: Lin, m: int) -> Lin:
+    """``floor(x / m)`` for ``m > 0`` and ``x >= 0``, simplified."""
+    if m == 1:
+        return x
+    lo, hi = lin_range(x)
+    if lo // m == hi // m:
+        return Lin(lo // m)
+    # pull out exact multiples of m: floor((m*A + r) / m) == A + floor(r / m)
+    big = {a: k // m for a, k in x.terms if k % m == 0}
+    rest = Lin(x.const % m, tuple((a, k) for a, k in x.terms if k % m != 0))
+    whole = Lin(x.const // m, tuple((a, k) for a, k in big.items()))
+    if big or x.const >= m:
+        return add(whole, floordiv(rest, m))
+    # floor((g*A + r) / (g*n)) == floor(A / n) when 0 <= r < g
+    terms = sorted(x.terms, key=lambda t: -abs(t[1]))
+    for n in range(len(terms) - 1, 0, -1):
+        head, tail = terms[:n], Lin(x.const, tuple(terms[n:]))
+        g = math.gcd(m, *(k for _, k in head))
+        tlo, thi = lin_range(tail)
+        if g > 1 and 0 <= tlo and thi < g:
+            reduced = _make(0, {a: k // g for a, k in head})
+            return floordiv(reduced, m // g)
+    return atom(Div(x, m))
+
+
+def mod(x: Lin, m: int) -> Lin:
+    """``x mod m`` for ``m > 0`` and ``x >= 0`` (as ``x - m * (x // m)``)."""
+    if m == 1:
+        return Lin(0)
+    lo, hi = lin_range(x)
+    if 0 <= lo and hi < m:
+        return x
+    return sub(x, scale(floordiv(x, m), m))
+
+
+def row_major_strides(shape: tuple[int, ...]) -> list[int]:
+    strides, s = [], 1
+    for d in reversed(shape):
+        strides.append(s)
+        s *= d
+    return strides[::-1]
+
+
+def linearise(index: tuple[Lin, ...], shape: tuple[int, ...]) -> Lin:
+    """Row-major element offset of ``index`` in a buffer of ``shape``."""
+    return add(*(scale(i, s) for i, s, d in zip(index, row_major_strides(shape), shape) if d != 1))
+
+
+def unravel(offset: Lin, shape: tuple[int, ...]) -> tuple[Lin, ...]:
+    """The row-major index of ``offset`` in ``shape`` (inverse of :func:`linearise`)."""
+    out = []
+    for i, (s, d) in enumerate(zip(row_major_strides(shape), shape)):
+        if d == 1:
+            out.append(Lin(0))
+            continue
+        q = floordiv(offset, s)
+        out.append(q if i == 0 else mod(q, d))
+    return tuple(out)
+
+
+def deps(x: Lin) -> frozenset[int]:
+    """Ids of the loop variables (and data nodes' variables) ``x`` depends on."""
+    out: set[int] = set()
+    for a, _ in x.terms:
+        out |= atom_deps(a)
+    return frozenset(out)
+
+
+def atom_deps(a: Atom) -> frozenset[int]:
+    if isinstance(a, Var):
+        return frozenset((a.id,))
+    if isinstance(a, (Div, Clamp)):
+        return deps(a.lin)
+    return a.node.deps

@@ -1,0 +1,279 @@
+"""Graph values inside a kernel as *index functions*: (output index) -> scalar node.
+
+``KernelValues.at(value, index)`` returns the node computing ``value[index]``
+(index: one :class:`~irc.passes.loops_index.Lin` per dim of the value).
+Elementwise ops compose scalar nodes; expand/permute/reshape/slice/squeeze/
+unsqueeze only rewrite the index (no memory traffic); concat selects between
+clamped reads; gather/index_select/embedding read an index from memory;
+reductions become reduction nodes over fresh loop variables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from xdsl.ir import Operation, SSAValue
+
+from irc.errors import BackendError
+from irc.ir import graph as g
+from irc.ir.types import default_float, dtype_of, numel, promote, shape_of
+from irc.passes import loops_index as ix
+from irc.passes.loops_emit import Node, NodeTable
+from irc.passes.loops_scalar import HALF_TYPES, Scalars, compute_type, int_bounds
+
+Index = tuple[ix.Lin, ...]
+
+
+def where(op: Operation) -> str:
+    loc = getattr(op, "location", None)
+    return f"{op.name} at {loc}" if loc is not None else op.name
+
+
+def broadcast_index(index: Index, shape: tuple[int, ...]) -> Index:
+    """Index into an operand of ``shape`` broadcast to the result's rank."""
+    skip = len(index) - len(shape)
+    return tuple(ix.Lin(0) if d == 1 else index[skip + i] for i, d in enumerate(shape))
+
+
+class KernelValues:
+    """Index functions for the graph values of one kernel body.
+
+    ``buffers`` maps a graph value to the memref holding it (kernel arguments,
+    outputs already written, materialised scratch) and whether that memref
+    stores the compute type (scratch) or the tensor's own dtype (arguments).
+    ``constant_buffer`` makes a buffer for a non-splat constant.
+    """
+
+    def __init__(self, table: NodeTable,
+                 constant_buffer: Callable[[g.ConstantOp], SSAValue]) -> None:
+        self.table = table
+        self.s = Scalars(table)
+        self.buffers: dict[SSAValue, tuple[SSAValue, bool]] = {}
+        self.constant_buffer = constant_buffer
+        self._memo: dict[tuple, Node] = {}
+
+    # -- entry point ------------------------------------------------------------
+    def at(self, value: SSAValue, index: Index) -> Node:
+        key = (value, tuple(i.key() for i in index))
+        found = self._memo.get(key)
+        if found is None:
+            found = self._compute(value, index)
+            self._memo[key] = found
+        return found
+
+    def load(self, value: SSAValue, index: Index) -> Node:
+        buffer, holds_compute = self.buffers[value]
+        node = self.table.load(buffer, ix.linearise(index, shape_of(value.type)))
+        if not holds_compute and dtype_of(value.type) in HALF_TYPES:
+            node = self.s.op("extf", node, type_=compute_type(torch.float32))
+        return node
+
+    def _compute(self, value: SSAValue, index: Index) -> Node:
+        if value in self.buffers:
+            return self.load(value, index)
+        op = value.owner
+        if not isinstance(op, Operation):
+            raise BackendError(f"kernel argument {value} has no buffer")
+        handler = _HANDLERS.get(type(op))
+        if handler is None:
+            if isinstance(op, g.ElementwiseUnaryOp):
+                return self.unary(op, index)
+            if isinstance(op, g.ElementwiseBinaryOp):
+                return self.binary(op, index)
+            raise BackendError(f"lower-to-loops: cannot lower {where(op)} inside a kernel")
+        return handler(self, op, index)
+
+    # -- elementwise ------------------------------------------------------------
+    def unary(self, op: g.ElementwiseUnaryOp, index: Index) -> Node:
+        src, out = dtype_of(op.input.type), dtype_of(op.result.type)
+        x = self.at(op.input, index)
+        if type(op).DTYPE_RULE == "float" and not src.is_floating_point:
+            x, src = self.s.cast(x, src, out), out
+        approximate = op.approximate.data if isinstance(op, g.GeluOp) else "none"
+        name = op.name.removeprefix("graph.")
+        return self.s.unary(name, x, src, approximate)
+
+    def binary(self, op: g.ElementwiseBinaryOp, index: Index) -> Node:
+        da, db = dtype_of(op.lhs.type), dtype_of(op.rhs.type)
+        out = dtype_of(op.result.type)
+        mode = op.rounding_mode.data if isinstance(op, g.DivOp) else "none"
+        dtype = promote(da, db)
+        if type(op).DTYPE_RULE == "float" or (isinstance(op, g.DivOp) and mode == "none"):
+            dtype = default_float(dtype)
+        a = self.s.cast(self.at(op.lhs, broadcast_index(index, shape_of(op.lhs.type))), da, dtype)
+        b = self.s.cast(self.at(op.rhs, broadcast_index(index, shape_of(op.rhs.type))), db, dtype)
+        name = op.name.removeprefix("graph.")
+        result = self.s.binary(name, a, b, dtype, mode)
+        res_dtype = torch.bool if self.s.is_bool(result) and out == torch.bool else dtype
+        return self.s.cast(result, res_dtype, out)
+
+    def where_(self, op: g.WhereOp, index: Index) -> Node:
+        out = dtype_of(op.result.type)
+        c = self.at(op.cond, broadcast_index(index, shape_of(op.cond.type)))
+        a = self.s.cast(self.at(op.lhs, broadcast_index(index, shape_of(op.lhs.type))),
+                        dtype_of(op.lhs.type), out)
+        b = self.s.cast(self.at(op.rhs, broadcast_index(index, shape_of(op.rhs.type))),
+                        dtype_of(op.rhs.type), out)
+        return self.s.select(c, a, b)
+
+    def cast(self, op: g.CastOp, index: Index) -> Node:
+        return self.s.cast(self.at(op.input, index), dtype_of(op.input.type),
+                           dtype_of(op.result.type))
+
+    def constant(self, op: g.ConstantOp, index: Index) -> Node:
+        dtype = dtype_of(op.result.type)
+        values = op.value.get_values()
+        if len(values) == 1 or numel(shape_of(op.result.type)) == 1:
+            v = values[0]
+            if dtype.is_floating_point:
+                v = float(v)
+                if dtype in HALF_TYPES:  # the constant's value is its rounded value
+                    v = float(torch.tensor(v, dtype=dtype).float())
+            else:
+                v = int(v)
+            return self.table.const(v, compute_type(dtype))
+        buffer = self.constant_buffer(op)
+        return self.table.load(buffer, ix.linearise(index, shape_of(op.result.type)))
+
+    # -- movement ---------------------------------------------------------------
+    def expand(self, op: g.ExpandOp, index: Index) -> Node:
+        return self.at(op.input, broadcast_index(index, shape_of(op.input.type)))
+
+    def permute(self, op: g.PermuteOp, index: Index) -> Node:
+        dims = g.ints(op.dims)
+        src = [ix.Lin(0)] * len(dims)
+        for out_pos, in_dim in enumerate(dims):
+            src[in_dim] = index[out_pos]
+        return self.at(op.input, tuple(src))
+
+    def reshape(self, op: Operation, index: Index) -> Node:
+        linear = ix.linearise(index, shape_of(op.results[0].type))
+        return self.at(op.operands[0], ix.unravel(linear, shape_of(op.operands[0].type)))
+
+    def slice(self, op: g.SliceOp, index: Index) -> Node:
+        dim, start, _end, step = op.params()
+        src = list(index)
+        src[dim] = ix.add(ix.const(start), ix.scale(index[dim], step))
+        return self.at(op.input, tuple(src))
+
+    def concat(self, op: g.ConcatOp, index: Index) -> Node:
+        dim = op.dim.value.data
+        pos = self.table.index(index[dim])
+        offset = 0
+        pieces: list[tuple[int, Node]] = []
+        for v in op.inputs:
+            size = shape_of(v.type)[dim]
+            src = list(index)
+            src[dim] = ix.atom(ix.Clamp(ix.sub(index[dim], ix.const(offset)), 0, max(size - 1, 0)))
+            pieces.append((offset, self.at(v, tuple(src))))
+            offset += size
+        result = pieces[-1][1]
+        for k in range(len(pieces) - 2, -1, -1):
+            below = self.s.cmpi("slt", pos, self.table.const(pieces[k + 1][0], pos.type))
+            result = self.s.select(below, pieces[k][1], result)
+        return result
+
+    # -- indexing ---------------------------------------------------------------
+    def data_index(self, value: SSAValue, index: Index, size: int) -> ix.Lin:
+        return ix.atom(ix.Data(self.at(value, index), size))
+
+    def gather(self, op: g.GatherOp, index: Index) -> Node:
+        dim = op.dim.value.data
+        src = list(index)
+        src[dim] = self.data_index(op.index, index, shape_of(op.input.type)[dim])
+        return self.at(op.input, tuple(src))
+
+    def index_select(self, op: g.IndexSelectOp, index: Index) -> Node:
+        dim = op.dim.value.data
+        src = list(index)
+        src[dim] = self.data_index(op.index, (index[dim],), shape_of(op.input.type)[dim])
+        return self.at(op.input, tuple(src))
+
+    def embedding(self, op: g.EmbeddingOp, index: Index) -> Node:
+        rows = shape_of(op.weight.type)[0]
+        return self.at(op.weight, (self.data_index(op.indices, index[:-1], rows), index[-1]))
+
+    # -- reductions -------------------------------------------------------------
+    def reduction(self, op: g.ReduceOp, index: Index) -> Node:
+        src, out = dtype_of(op.input.type), dtype_of(op.result.type)
+        shape = shape_of(op.input.type)
+        if not shape:  # 0-d input: the value itself (like the reference interpreter)
+            return self.s.cast(self.at(op.input, ()), src, out)
+        node = self.raw_reduction(op, index)
+        if isinstance(op, g.MeanOp):
+            n = numel([shape[d] for d in op.reduced_dims])
+            node = self.s.op("divf", node, self.s.c(float(n), node))
+        return node
+
+    def raw_reduction(self, op: g.ReduceOp, index: Index) -> Node:
+        """The accumulator of ``op`` at ``index`` (mean: the sum)."""
+        src, out = dtype_of(op.input.type), dtype_of(op.result.type)
+        shape, dims = shape_of(op.input.type), op.reduced_dims
+        kept = [d for d in range(len(shape)) if d not in dims]
+        src_index: list[ix.Lin] = [ix.Lin(0)] * len(shape)
+        rvars: list[ix.Var] = []
+        for d in dims:
+            if shape[d] > 1:
+                v = self.table.fresh_var(shape[d])
+                rvars.append(v)
+                src_index[d] = ix.var(v)
+        for pos, d in enumerate(kept):
+            src_index[d] = index[d] if op.keeps_dims else index[pos]
+        x = self.at(op.input, tuple(src_index))
+        combine, init, x, acc_dtype = self._reduction_kind(op, x, src, out)
+        inits: tuple[Node, ...] = (init,)
+        if combine in ("argmax", "argmin"):
+            inits = (init, self.table.const(0, compute_type(torch.int64)))
+        return self.table.reduce(combine, inits, x, tuple(rvars), (op.result, index),
+                                 compute_type(acc_dtype))
+
+    def _reduction_kind(self, op: g.ReduceOp, x: Node, src: torch.dtype,
+                        out: torch.dtype) -> tuple[str, Node, Node, torch.dtype]:
+        s = self.s
+        if isinstance(op, (g.ArgmaxOp, g.ArgminOp)):
+            is_max = isinstance(op, g.ArgmaxOp)
+            if src == torch.bool:
+                x, src = s.cast(x, torch.bool, torch.int32), torch.int32
+            if src.is_floating_point:
+                init = s.c(float("-inf") if is_max else float("inf"), x)
+            else:
+                lo, hi = int_bounds(src)
+                init = s.c(lo if is_max else hi, x)
+            return ("argmax" if is_max else "argmin"), init, x, torch.int64
+        if isinstance(op, (g.AnyOp, g.AllOp)):
+            is_any = isinstance(op, g.AnyOp)
+            return ("ori" if is_any else "andi"), s.c(0 if is_any else 1, s.to_bool(x)), \
+                s.to_bool(x), torch.bool
+        x = s.cast(x, src, out)
+        if out.is_floating_point:
+            kinds = {g.SumOp: ("addf", 0.0), g.MeanOp: ("addf", 0.0), g.ProdOp: ("mulf", 1.0),
+                     g.AmaxOp: ("maximumf", float("-inf")), g.AminOp: ("minimumf", float("inf"))}
+        elif out == torch.bool:
+            kinds = {g.AmaxOp: ("ori", 0), g.AminOp: ("andi", 1)}
+        else:
+            lo, hi = int_bounds(out)
+            kinds = {g.SumOp: ("addi", 0), g.ProdOp: ("muli", 1), g.AmaxOp: ("maxsi", lo),
+                     g.AminOp: ("minsi", hi)}
+        if type(op) not in kinds:
+            raise BackendError(f"lower-to-loops: cannot lower {where(op)} on {src}")
+        combine, init = kinds[type(op)]
+        return combine, s.c(init, x), x, out
+
+
+_HANDLERS: dict[type[Operation], Callable[[KernelValues, Operation, Index], Node]] = {
+    g.WhereOp: KernelValues.where_,
+    g.CastOp: KernelValues.cast,
+    g.ConstantOp: KernelValues.constant,
+    g.ExpandOp: KernelValues.expand,
+    g.PermuteOp: KernelValues.permute,
+    g.ReshapeOp: KernelValues.reshape,
+    g.SqueezeOp: KernelValues.reshape,
+    g.UnsqueezeOp: KernelValues.reshape,
+    g.SliceOp: KernelValues.slice,
+    g.ConcatOp: KernelValues.concat,
+    g.GatherOp: KernelValues.gather,
+    g.IndexSelectOp: KernelValues.index_select,
+    g.EmbeddingOp: KernelValues.embedding,
+    **{t: KernelValues.reduction for t in g.REDUCE_OPS},
+}

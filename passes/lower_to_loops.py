@@ -1,0 +1,245 @@
+"""The ``lower-to-loops`` pass: kernel level -> bufferised loops.
+
+Guarantees: every ``func.func`` carrying ``irc.kernel`` (graph ops over
+tensors) is replaced by a func of the same name over flat, contiguous
+``memref<N x T>`` buffers (inputs, then one trailing buffer per output; no
+results) whose body is ``scf.for``/arith/math/``memref.load``/``store``.
+In ``@main`` (and any other host func) each ``func.call`` of a kernel becomes
+``host.launch`` (see :mod:`irc.ir.host`); extern ops stay. Kernel attributes
+(``irc.kernel``, ``irc.iteration``) are kept.
+
+How (inductor-style loop bodies): every graph value is an index function
+(:mod:`loops_values`); each group of same-shaped outputs gets one loop nest
+over its non-unit dims with the last dim innermost; values are placed in the
+innermost loop they depend on (:mod:`loops_emit`), so row reductions
+(softmax, layer-norm, RMSNorm over the last dim) become inner ``scf.for``
+loops with ``iter_args`` inside the shared row loop: no full-size temporaries.
+A reduction that would be recomputed by a loop it does not depend on (e.g. a
+column sum used by every row) is materialised first into a kernel-local buffer
+(``memref.alloca``, or ``alloc``/``dealloc`` above 64 KiB) in its own nest.
+f16/bf16 are loaded, extended to f32, computed in f32 and truncated on store.
+
+When a kernel's body is a single loop nest with at least
+:data:`PARALLEL_MIN_ELEMENTS` elements, its outermost loop gets the unit
+attribute ``irc.parallel`` (the CPU runtime splits it over threads).
+An op that cannot be lowered raises :class:`irc.errors.BackendError` naming it
+and its location.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects import func, memref, scf
+from xdsl.dialects.builtin import MemRefType, ModuleOp, TensorType, UnitAttr
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
+from xdsl.passes import ModulePass
+
+from irc.ir import graph as g
+from irc.ir.host import LaunchOp
+from irc.ir.types import dtype_of, element_type, numel, shape_of
+from irc.errors import BackendError
+from irc.passes import loops_index as ix
+from irc.passes.loops_emit import Emitter, Node, NodeTable
+from irc.passes.loops_scalar import HALF_TYPES, compute_type
+from irc.passes.loops_values import KernelValues
+
+KERNEL_ATTR = "irc.kernel"
+PARALLEL_ATTR = "irc.parallel"
+PARALLEL_MIN_ELEMENTS = 4096
+ALLOCA_MAX_BYTES = 64 * 1024
+CONSTANT_MAX_ELEMENTS = 4096
+
+
+def buffer_type(t: Attribute) -> MemRefType:
+    """The flat memref holding a tensor of type ``t`` (a 0-d tensor holds 1 element)."""
+    return MemRefType(t.get_element_type(), [numel(shape_of(t))])  # type: ignore[attr-defined]
+
+
+def _bytes(t: MemRefType) -> int:
+    width = getattr(t.element_type, "bitwidth", None) or 8
+    return numel(t.get_shape()) * max(width // 8, 1)
+
+
+class KernelLowering:
+    """Lowers one kernel func (graph ops over tensors) to a loops func."""
+
+    def __init__(self, fn: func.FuncOp) -> None:
+        self.fn = fn
+        self.table = NodeTable()
+        self.values = KernelValues(self.table, self.constant_buffer)
+        self.scratch: dict[SSAValue, SSAValue] = {}
+        self.constants: dict[Operation, SSAValue] = {}
+        self.materialising: set[SSAValue] = set()
+        self.deallocs: list[SSAValue] = []
+
+    def run(self) -> func.FuncOp:
+        old = self.fn.body.block
+        ret = old.last_op
+        if not isinstance(ret, func.ReturnOp):
+            raise BackendError(f"lower-to-loops: kernel @{self.fn.sym_name.data} does not end in "
+                               "func.return")
+        outputs = list(ret.operands)
+        in_types = [buffer_type(a.type) for a in old.args]
+        out_types = [buffer_type(v.type) for v in outputs]
+        block = Block(arg_types=[*in_types, *out_types])
+        self.block = block
+        new_ret = func.ReturnOp()
+        block.add_op(new_ret)
+        for arg, buf in zip(old.args, block.args):
+            self.values.buffers[arg] = (buf, False)
+        self.emitter = Emitter(self.table, block, new_ret, self.materialise)
+        out_bufs = block.args[len(in_types):]
+        position = {op: i for i, op in enumerate(old.ops)}
+        groups: dict[tuple[int, ...], list[tuple[SSAValue, SSAValue]]] = {}
+        for value, buf in zip(outputs, out_bufs):
+            groups.setdefault(shape_of(value.type), []).append((value, buf))
+        order = sorted(groups.items(), key=lambda kv: min(
+            position.get(v.owner, -1) for v, _ in kv[1]))  # type: ignore[arg-type]
+        for shape, members in order:
+            stores = [(buf, self._output_fn(v)) for v, buf in members]
+            self.emit_nest(shape, stores)
+            for v, buf in members:
+                self.values.buffers.setdefault(v, (buf, False))
+        for buf in self.deallocs:
+            block.insert_op_before(memref.DeallocOp.get(buf), new_ret)
+        self._mark_parallel(block, [numel(shape_of(v.type)) for v in outputs])
+        new = func.FuncOp(self.fn.sym_name.data, ([*in_types, *out_types], []), Region(block))
+        for name, attr in self.fn.attributes.items():
+            if name not in ("sym_name", "function_type", "sym_visibility"):
+                new.attributes[name] = attr
+        return new
+
+    def _output_fn(self, value: SSAValue) -> Callable[[tuple[ix.Lin, ...]], Node]:
+        dtype = dtype_of(value.type)
+
+        def compute(index: tuple[ix.Lin, ...]) -> Node:
+            node = self.values.at(value, index)
+            if dtype in HALF_TYPES:
+                node = self.values.s.op("truncf", node, type_=element_type(dtype))
+            return node
+        return compute
+
+    # -- nests --------------------------------------------------------------------
+    def emit_nest(self, shape: tuple[int, ...],
+                  stores: list[tuple[SSAValue, Callable[[tuple[ix.Lin, ...]], Node]]]) -> None:
+        """One loop nest over ``shape`` storing ``fn(index)`` into each buffer."""
+        if numel(shape) == 0:
+            return
+        e = self.emitter
+        base = len(e.scopes) - 1
+        restore = e.scopes[base].child
+        variables = [self.table.fresh_var(d) if d > 1 else None for d in shape]
+        index = tuple(ix.var(v) if v is not None else ix.Lin(0) for v in variables)
+        loops: list[scf.ForOp] = []
+        for v in variables:
+            if v is not None:
+                loops.append(e.open_loop(v, len(e.scopes) - 1, []))
+        inner = len(e.scopes) - 1
+        offset = ix.linearise(index, shape)
+        for buf, fn in stores:
+            value = e.emit(fn(index))
+            e.put(memref.StoreOp.get(value, buf, [e.emit_lin(offset)]), inner)
+        for i, loop in enumerate(reversed(loops)):
+            e.close_loop(loop, [], restore if i == len(loops) - 1 else None)
+
+    def materialise(self, node: Node, level: int) -> Node | None:
+        """Compute the reduction behind ``node`` for all its indices first (own nest)."""
+        value, index = node.args[4]
+        if value in self.materialising:
+            return None
+        op = value.owner
+        assert isinstance(op, g.ReduceOp)
+        shape = shape_of(value.type)
+        buf = self.scratch.get(value)
+        if buf is None:
+            buf = self.allocate(MemRefType(node.type, [numel(shape)]))
+            self.materialising.add(value)
+            e = self.emitter
+            saved = e.scopes[1:]
+            del e.scopes[1:]
+            self.emit_nest(shape, [(buf, lambda idx: self.values.raw_reduction(op, idx))])
+            e.scopes.extend(saved)
+            self.materialising.discard(value)
+            self.scratch[value] = buf
+        return self.table.load(buf, ix.linearise(index, shape))
+
+    def allocate(self, mtype: MemRefType) -> SSAValue:
+        if _bytes(mtype) <= ALLOCA_MAX_BYTES:
+            return self.emitter.put(memref.AllocaOp.get(mtype.element_type,
+                                                        shape=mtype.get_shape()), 0)
+        buf = self.emitter.put(memref.AllocOp([], [], mtype), 0)
+        self.deallocs.append(buf)
+        return buf
+
+    def constant_buffer(self, op: g.ConstantOp) -> SSAValue:
+        buf = self.constants.get(op)
+        if buf is not None:
+            return buf
+        from irc.ir.interpreter import dense_to_tensor
+        dtype = dtype_of(op.result.type)
+        values = dense_to_tensor(op.value).reshape(-1)
+        if values.numel() > CONSTANT_MAX_ELEMENTS:
+            raise BackendError(f"lower-to-loops: constant of {values.numel()} elements inside "
+                               f"kernel @{self.fn.sym_name.data} (at most "
+                               f"{CONSTANT_MAX_ELEMENTS}; keep large constants in @main)")
+        ctype = compute_type(dtype)
+        buf = self.allocate(MemRefType(ctype, [values.numel()]))
+        as_python = values.float().tolist() if dtype.is_floating_point else values.long().tolist()
+        for i, v in enumerate(as_python):
+            c = self.emitter.const(v, ctype)
+            self.emitter.put(memref.StoreOp.get(c, buf, [self.emitter.emit_lin(ix.const(i))]), 0)
+        self.constants[op] = buf
+        return buf
+
+    @staticmethod
+    def _mark_parallel(block: Block, sizes: list[int]) -> None:
+        loops = [op for op in block.ops if isinstance(op, scf.ForOp)]
+        side_effects = [op for op in block.ops if isinstance(op, memref.StoreOp)]
+        if len(loops) != 1 or side_effects or not sizes or min(sizes) < PARALLEL_MIN_ELEMENTS:
+            return
+        loops[0].attributes[PARALLEL_ATTR] = UnitAttr()
+
+
+def is_lowered(fn: func.FuncOp) -> bool:
+    return all(isinstance(t, MemRefType) for t in fn.function_type.inputs.data) and \
+        not fn.function_type.outputs.data
+
+
+@dataclass(frozen=True)
+class LowerToLoops(ModulePass):
+    """kernel level -> loops level (see the module docstring)."""
+
+    name = "lower-to-loops"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        kernels = [f for f in op.ops if isinstance(f, func.FuncOp) and KERNEL_ATTR in f.attributes
+                   and f.body.blocks and not is_lowered(f)]
+        lowered: set[str] = set()
+        for fn in kernels:
+            new = KernelLowering(fn).run()
+            module_block = op.body.block
+            module_block.insert_op_before(new, fn)
+            fn.detach()
+            fn.erase(safe_erase=False)
+            lowered.add(new.sym_name.data)
+        for host in [f for f in op.ops if isinstance(f, func.FuncOp) and KERNEL_ATTR not in f.attributes]:
+            for call in [o for o in host.walk() if isinstance(o, func.CallOp)]:
+                callee = call.callee.string_value()
+                if callee not in lowered:
+                    continue
+                if not all(isinstance(v.type, TensorType) for v in (*call.operands, *call.results)):
+                    raise BackendError(f"lower-to-loops: call of @{callee} must pass tensors")
+                launch = LaunchOp(callee, list(call.operands), [r.type for r in call.results])
+                parent = call.parent_block()
+                assert parent is not None
+                parent.insert_op_before(launch, call)
+                for old_res, new_res in zip(call.results, launch.results):
+                    old_res.replace_all_uses_with(new_res)
+                call.detach()
+                call.erase()
+
+
+__all__ = ["LowerToLoops", "KernelLowering", "PARALLEL_ATTR", "KERNEL_ATTR"]
