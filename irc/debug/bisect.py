@@ -6,7 +6,9 @@ Prefix 0 is the eager reference itself; if the full prefix n stays within
 tolerance there is nothing to find. Otherwise a binary search finds the k
 with prefix k-1 passing and prefix k failing: kernel k-1 is the culprit. It is
 then migrated *alone* to confirm. Model runs used: 1 (reference) + 1 (all
-migrated) + ceil(log2 n) (search) + 1 (confirmation).
+migrated) + ceil(log2 n) (search) + 1 (confirmation). Finally each op of the
+culprit is compiled alone on the tensors it saw (:mod:`irc.debug.narrow`), to
+point at the op(s) that break.
 
 The report names the kernel, its ops and their source lines, prints its IR
 and (when the backend can show it) the code generated for it, and writes a
@@ -26,8 +28,9 @@ from xdsl.dialects import func
 
 from irc.backends.base import BackendOptions, Level
 from irc.config import Config
-from irc.debug.carve import CarvedCase, case_tolerance, to_program, write_folder
+from irc.debug.carve import VALUE_OPS, CarvedCase, case_tolerance, to_program, write_folder
 from irc.debug.carved_tests import compare_all
+from irc.debug.narrow import narrow_kernel
 from irc.debug.offload import KernelMigrator, standalone_kernel_module
 from irc.debug.snippets import (
     body_ops,
@@ -37,6 +40,7 @@ from irc.debug.snippets import (
     source_text,
 )
 from irc.frontends.program import Program
+from irc.ir import graph as g
 from irc.ir.text import print_module
 
 
@@ -54,9 +58,14 @@ class BisectStep:
 
 @dataclass
 class KernelOp:
+    """An op of the culprit kernel; ``alone`` says whether it passed when
+    compiled alone for the target (None for constants, which are not run)."""
+
     name: str
     source: str | None
     source_text: str | None
+    alone: bool | None = None
+    max_abs: float | None = None
 
 
 @dataclass
@@ -84,6 +93,11 @@ class BisectReport:
     def sources(self) -> list[str]:
         return [op.source for op in self.culprit_ops if op.source]
 
+    @property
+    def failing_ops(self) -> list[KernelOp]:
+        """The culprit kernel's ops that also fail when compiled alone."""
+        return [op for op in self.culprit_ops if op.alone is False]
+
     def to_text(self) -> str:
         from irc.debug.report import text_report
         return text_report(self)
@@ -95,7 +109,6 @@ class BisectReport:
 
 def _host_graph(module: Any) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """The host schedule as a dataflow graph over kernels and extern ops."""
-    from irc.ir import graph as g
     nodes: dict[str, str] = {}
     edges: list[tuple[str, str]] = []
     producer: dict[Any, str] = {}
@@ -201,17 +214,28 @@ def bisect(model_or_program: object, inputs: Sequence[torch.Tensor], target: str
     report.culprit, report.culprit_index = culprit, hi - 1
     report.confirm = step(f"only {culprit} migrated", [culprit])
     fn = migrator.kernels[culprit]
-    report.culprit_ops = [KernelOp(op.name, source_of(op), source_text(source_of(op)))
-                          for op in body_ops(fn)]
+    verdicts = iter(narrow_kernel(migrator, culprit, reference_inputs[culprit]))
+    op_cases: list[CarvedCase] = []
+    for op in body_ops(fn):
+        item = KernelOp(op.name, source_of(op), source_text(source_of(op)))
+        if not isinstance(op, VALUE_OPS):
+            verdict = next(verdicts)
+            item.alone, item.max_abs = verdict.passed, verdict.max_abs
+            if not verdict.passed:
+                op_cases.append(verdict.case)
+        report.culprit_ops.append(item)
     report.kernel_ir = print_module(fn)
     report.generated_code = generated_code(migrator, culprit)
     confirmed = "confirmed" if not report.confirm.passed else \
         "NOT reproduced alone: it fails only together with the kernels before it"
     report.message = (f"first failing kernel: {culprit} (#{hi - 1} of {len(order)}); "
                       f"migrating it alone {confirmed}")
+    if report.failing_ops:
+        report.message += "; failing alone: " + ", ".join(
+            f"{op.name} at {op.source or '?'}" for op in report.failing_ops)
     if case_dir is not None:
         report.case_dir = _write_culprit_case(migrator, culprit, reference_inputs,
-                                              reference_record, case_dir)
+                                              reference_record, op_cases, case_dir)
     report.model_runs = migrator.runs
     return report
 
@@ -219,18 +243,19 @@ def bisect(model_or_program: object, inputs: Sequence[torch.Tensor], target: str
 def _write_culprit_case(migrator: KernelMigrator, culprit: str,
                         reference_inputs: dict[str, list[torch.Tensor]],
                         reference_outputs: dict[str, list[torch.Tensor]],
-                        case_dir: str | Path) -> Path:
-    """A one-case carved folder reproducing the culprit kernel alone, on the
-    real tensors it saw in the eager reference run."""
+                        op_cases: list[CarvedCase], case_dir: str | Path) -> Path:
+    """A carved folder reproducing the culprit kernel alone, on the real
+    tensors it saw in the eager reference run, plus each of its ops that
+    fails alone."""
     fn = migrator.kernels[culprit]
     inputs = reference_inputs[culprit]
     outputs = [t.detach().clone().contiguous() for t in reference_outputs[culprit]]
     ops = body_ops(fn)
     rtol, atol = case_tolerance(ops, inputs, outputs)
-    wheres = [w for w in (source_of(op) for op in ops) if w]
+    wheres = [w for w in (source_of(op) for op in ops if not isinstance(op, VALUE_OPS)) if w]
     case = CarvedCase(id=f"0000_{culprit}", op=culprit, module=kernel_graph_module(fn),
                       inputs=inputs, outputs=outputs, source=wheres[0] if wheres else None,
                       sources=list(dict.fromkeys(wheres)), rtol=rtol, atol=atol,
                       ops=[op.name for op in ops])
-    write_folder([case], case_dir, f"bisect culprit {culprit}", level="kernel")
+    write_folder([case, *op_cases], case_dir, f"bisect culprit {culprit}", level="kernel")
     return Path(case_dir)

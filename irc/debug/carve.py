@@ -56,7 +56,7 @@ TRANSCENDENTAL = {
     "graph.sigmoid", "graph.erf", "graph.gelu", "graph.silu", "graph.pow", "graph.atan2",
     "graph.div", "graph.reciprocal",
 }
-_SKIPPED = (g.WeightOp, g.ConstantOp)  # values, not computations: nothing to test alone
+VALUE_OPS = (g.WeightOp, g.ConstantOp)  # values, not computations: nothing to test alone
 
 
 @dataclass
@@ -167,7 +167,7 @@ def case_tolerance(ops: Sequence[Operation], inputs: Sequence[torch.Tensor],
 # recording one run
 
 
-class _RecordingInterpreter(Interpreter):
+class RecordingInterpreter(Interpreter):
     """The reference interpreter, noting each op's (or kernel call's) tensors."""
 
     def __init__(self, module: ModuleOp, weights: Mapping[str, torch.Tensor], kernels: bool) -> None:
@@ -188,7 +188,7 @@ class _RecordingInterpreter(Interpreter):
 
     def execute(self, op: Operation, args: list[torch.Tensor]) -> torch.Tensor:
         result = super().execute(op, args)
-        if not self.kernels and self.depth == 1 and not isinstance(op, _SKIPPED):
+        if not self.kernels and self.depth == 1 and not isinstance(op, VALUE_OPS):
             self.records.append((op, list(args), [result]))
         return result
 
@@ -203,10 +203,24 @@ def _op_key(op: Operation) -> tuple:
             tuple(str(r.type) for r in op.results))
 
 
+def op_case(op: Operation, args: Sequence[torch.Tensor], results: Sequence[torch.Tensor]) -> CarvedCase:
+    """One op, cut out with the real tensors it consumed and produced (id unset)."""
+    module, operands = op_module(op)
+    arg_of = dict(zip(op.operands, args))
+    case_inputs = [_snapshot(arg_of[v]) for v in operands]
+    case_outputs = [_snapshot(r) for r in results]
+    rtol, atol = case_tolerance([op], case_inputs, case_outputs)
+    where = source_of(op)
+    return CarvedCase(id="", op=op.name, module=module, inputs=case_inputs, outputs=case_outputs,
+                      source=where, sources=[where] if where else [],
+                      risk=op_risk(op, case_inputs, case_outputs), rtol=rtol, atol=atol,
+                      ops=[op.name])
+
+
 def record_op_cases(program: Program, inputs: Sequence[torch.Tensor]) -> tuple[list[CarvedCase], int]:
     """Run a graph-level program once; one case per distinct op, in program order.
     Returns the cases and how many op executions were seen."""
-    interp = _RecordingInterpreter(program.module, program.weights, kernels=False)
+    interp = RecordingInterpreter(program.module, program.weights, kernels=False)
     with torch.no_grad():
         interp.run(list(inputs))
     by_key: dict[tuple, CarvedCase] = {}
@@ -219,22 +233,14 @@ def record_op_cases(program: Program, inputs: Sequence[torch.Tensor]) -> tuple[l
             if where and where not in case.sources:
                 case.sources.append(where)
             continue
-        module, operands = op_module(op)
-        arg_of = dict(zip(op.operands, args))
-        case_inputs = [_snapshot(arg_of[v]) for v in operands]
-        case_outputs = [_snapshot(r) for r in results]
-        rtol, atol = case_tolerance([op], case_inputs, case_outputs)
-        by_key[key] = CarvedCase(
-            id="", op=op.name, module=module, inputs=case_inputs, outputs=case_outputs,
-            source=where, sources=[where] if where else [], risk=op_risk(op, case_inputs, case_outputs),
-            rtol=rtol, atol=atol, ops=[op.name])
+        by_key[key] = op_case(op, args, results)
     return _number(list(by_key.values())), len(interp.records)
 
 
 def record_kernel_cases(program: Program, inputs: Sequence[torch.Tensor]) -> tuple[list[CarvedCase], int]:
     """Run a kernel-level program once; one case per distinct kernel (its body
     as a graph-level ``@main``), in schedule order."""
-    interp = _RecordingInterpreter(program.module, program.weights, kernels=True)
+    interp = RecordingInterpreter(program.module, program.weights, kernels=True)
     with torch.no_grad():
         interp.run(list(inputs))
     by_key: dict[str, CarvedCase] = {}
@@ -243,7 +249,7 @@ def record_kernel_cases(program: Program, inputs: Sequence[torch.Tensor]) -> tup
         module = kernel_graph_module(fn)
         key = print_module(module, locations=False)
         ops = body_ops(fn)
-        wheres = [w for w in (source_of(op) for op in ops) if w]
+        wheres = [w for w in (source_of(op) for op in ops if not isinstance(op, VALUE_OPS)) if w]
         if key in by_key:
             by_key[key].occurrences += 1
             continue

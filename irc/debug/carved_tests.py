@@ -156,6 +156,7 @@ def compare(actual: torch.Tensor, expected: torch.Tensor, rtol: float,
     diff = torch.where(torch.isnan(diff), torch.full_like(diff, math.inf), diff)
     rel = diff / e.abs().clamp_min(1e-30)
     rel = torch.where(diff == 0, torch.zeros_like(rel), rel)
+    rel = torch.where(torch.isnan(rel) | torch.isinf(diff), torch.full_like(rel, math.inf), rel)
     bad = diff > atol + rtol * e.abs().nan_to_num(0.0, posinf=0.0, neginf=0.0)
     max_abs, max_rel = float(diff.max()), float(rel.max())
     if bool(bad.any()):

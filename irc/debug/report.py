@@ -22,6 +22,11 @@ def _err(x: float) -> str:
     return "inf" if math.isinf(x) else f"{x:.3e}"
 
 
+def _alone(op: object) -> str:
+    alone = getattr(op, "alone", None)
+    return "" if alone is None else ("ok alone" if alone else "FAILS")
+
+
 def text_report(report: BisectReport) -> str:
     """The report as text: verdict, culprit with ops and source lines, steps, IR, code."""
     lines = [f"irc bisect on target '{report.target}': {len(report.kernels)} kernel(s), "
@@ -32,7 +37,7 @@ def text_report(report: BisectReport) -> str:
         for op in report.culprit_ops:
             where = op.source or "(unknown source)"
             text = f"    {op.source_text}" if op.source_text else ""
-            lines.append(f"  {op.name:<22} {where}{text}")
+            lines.append(f"  {_alone(op):<10} {op.name:<20} {where}{text}")
     lines.append("steps:")
     for i, s in enumerate(report.steps):
         verdict = "ok" if s.passed else "FAIL"
@@ -163,12 +168,13 @@ def html_report(report: BisectReport) -> str:
         f"<tr><td>{i}</td><td>{e(s.label)}</td><td>{_err(s.max_abs)}</td><td>{_err(s.max_rel)}</td>"
         f"<td class={'ok' if s.passed else 'bad'}>{'ok' if s.passed else 'FAIL'}</td></tr>"
         for i, s in enumerate(report.steps))
-    ops = "".join(f"<tr><td>{e(op.name)}</td><td>{e(op.source or '-')}</td>"
+    ops = "".join(f"<tr><td>{e(op.name)}</td><td class={'bad' if op.alone is False else 'ok'}>"
+                  f"{e(_alone(op))}</td><td>{e(op.source or '-')}</td>"
                   f"<td><code>{e(op.source_text or '')}</code></td></tr>" for op in report.culprit_ops)
     culprit = ""
     if report.culprit is not None:
-        culprit = (f"<h2>Culprit: {e(report.culprit)}</h2><table><tr><th>op</th><th>source</th>"
-                   f"<th>line</th></tr>{ops}</table>")
+        culprit = (f"<h2>Culprit: {e(report.culprit)}</h2><table><tr><th>op</th><th>compiled alone</th>"
+                   f"<th>source</th><th>line</th></tr>{ops}</table>")
         if report.case_dir is not None:
             culprit += (f"<p>Reproducer: <code>irc test-carved {e(str(report.case_dir))} "
                         f"--target {e(report.target)}</code></p>")
