@@ -5,8 +5,10 @@ Guarantees (the kernel-level contract): afterwards the module holds
 ``func.func private @kernel_N(tensor...) -> (tensor...)`` per fusion group,
 carrying the unit attribute ``irc.kernel`` and a string ``irc.iteration``
 summarising its iteration space. Kernel bodies are graph ops + ``func.return``.
-``@main`` keeps its block arguments, ``graph.weight``/``graph.constant`` ops,
-``func.call @kernel_N`` and the extern ops of :data:`EXTERN_OPS`; kernels are
+``@main`` keeps its block arguments, ``graph.weight``/``graph.constant`` ops
+(passed to kernels as arguments; small splat constants used only by kernels
+are cloned into them instead), ``func.call @kernel_N`` and the extern ops of
+:data:`EXTERN_OPS`; kernels are
 named in schedule order. Interpreting the module before and after gives the
 same results. Running it again on kernel-level IR changes nothing.
 

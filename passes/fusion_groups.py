@@ -6,8 +6,8 @@ order the host runs kernels and extern ops. Nothing here changes the IR; the
 Classes of ops in ``@main``:
 
 * host values: ``graph.weight`` / ``graph.constant`` (no operands) stay in
-  ``@main``; kernels receive them as arguments (a small splat constant used by
-  one kernel only is cloned into it instead).
+  ``@main``; kernels receive them as arguments, except small splat constants
+  used by kernels only: those are cloned into each kernel that uses them.
 * extern ops (:data:`EXTERN_OPS`): matmul, conv, pooling, gather-like ops and
   concat stay in ``@main`` as library calls.
 * everything else of the graph dialect is *fusible* and lands in exactly one
@@ -253,7 +253,11 @@ def _interface(members: list[Operation], terminator: Operation | None) -> Kernel
 
 
 def _assign_clones(schedule: list[Operation | KernelGroup], host_values: list[Operation]) -> None:
-    """Small splat constants whose every use is inside one kernel move into it."""
+    """A small splat constant whose every use is inside kernels is cloned into
+    each of those kernels (a splat costs nothing to repeat, and a kernel that
+    sees the value, e.g. ``pow(x, 2.0)``, generates better code than one
+    reading it from an argument). Constants also used by extern ops or
+    returned stay in ``@main``."""
     owner: dict[Operation, KernelGroup] = {}
     for item in schedule:
         if isinstance(item, KernelGroup):
@@ -261,13 +265,10 @@ def _assign_clones(schedule: list[Operation | KernelGroup], host_values: list[Op
                 owner[op] = item
     for const in list(host_values):
         users = {use.operation for use in const.results[0].uses}
-        if not users or any(u not in owner for u in users):
+        if not users or any(u not in owner for u in users) or not is_small_splat(const):
             continue
-        if len({id(owner[u]) for u in users}) != 1:
-            continue
-        if not is_small_splat(const):
-            continue
-        kernel = owner[next(iter(users))]
-        kernel.clones.append(const)
-        kernel.inputs.remove(const.results[0])
+        kernels = {id(owner[u]): owner[u] for u in users}
+        for kernel in kernels.values():
+            kernel.clones.append(const)
+            kernel.inputs.remove(const.results[0])
         host_values.remove(const)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -122,3 +123,9 @@ def random_programs(draw: st.DrawFn, max_steps: int = 14) -> tuple[ModuleOp, lis
     gen = torch.Generator().manual_seed(draw(st.integers(0, 1000)))
     inputs = [torch.randn(s, generator=gen) for s in ((rows, cols), (rows, cols), (cols, cols))]
     return module, inputs
+
+
+def dense_splat(shape: Sequence[int], value: float) -> DenseIntOrFPElementsAttr:
+    """A splat f32 ``dense<value>`` of ``shape``."""
+    return DenseIntOrFPElementsAttr.from_list(tensor_type(shape, torch.float32),  # type: ignore[arg-type]
+                                              [value] * math.prod(shape))

@@ -18,7 +18,7 @@ from irc.passes.fuse import EXTERN_OPS, kernel_functions
 from irc.passes.fusion_groups import is_host_value
 from irc.passes.pipeline import run_pipeline
 
-from fuse_programs import build, gelu_mlp, layer_norm, log_softmax, rms_norm, scalar, softmax
+from fuse_programs import build, dense_splat, gelu_mlp, layer_norm, log_softmax, rms_norm, scalar, softmax
 
 
 def fused(module: ModuleOp, spec: str = "fuse") -> ModuleOp:
@@ -231,3 +231,22 @@ def test_random_programs_keep_meaning(program: tuple[ModuleOp, list[torch.Tensor
     for k in kernel_functions(module):
         body = [op for op in k.body.block.ops if not isinstance(op, (func.ReturnOp, g.ConstantOp))]
         assert 1 <= len(body) <= max_ops
+
+
+def test_splat_constants_cloned_into_kernels_only_when_all_users_are_kernels() -> None:
+    def body(e, x, w):  # type: ignore[no-untyped-def]
+        two = scalar(e, 2.0)
+        a = e(g.MulOp(x, two))                      # kernel 0
+        mm = e(g.MatmulOp(a, w))
+        b = e(g.PowOp(mm, two))                     # kernel 1: `two` cloned into both
+        big = e(g.ConstantOp(dense_splat((4, 4), 3.0)))
+        return [e(g.AddOp(e(g.MatmulOp(b, big)), big))]  # `big` also feeds an extern: stays
+
+    m = build([(4, 4), (4, 4)], body)
+    same_results(m, [torch.randn(4, 4), torch.randn(4, 4)])
+    main = next(op for op in m.ops if op.sym_name.data == "main")
+    host_consts = [op for op in main.body.block.ops if isinstance(op, g.ConstantOp)]
+    assert len(host_consts) == 1 and host_consts[0].result.type.get_shape() == (4, 4)
+    kernels = kernel_functions(m)
+    assert [sum(isinstance(op, g.ConstantOp) for op in k.body.block.ops) for k in kernels] == [1, 1, 0]
+    assert len(kernels[2].function_type.inputs.data) == 2
