@@ -10,10 +10,8 @@ import fcntl
 import importlib
 import importlib.metadata
 import json
-import site
 import subprocess
 import sys
-import sysconfig
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -70,10 +68,13 @@ def plugins_installed() -> None:
                 cmd += ["-e", str(path)]
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
             assert done.returncode == 0, done.stderr
-            # Editable installs work through a .pth file, read at start-up;
-            # process it now so this interpreter sees the new packages too.
-            site.addsitedir(sysconfig.get_paths()["purelib"])
-            importlib.invalidate_caches()
+    # Editable installs work through .pth files, read at interpreter start-up:
+    # a process started before the install (this one, or another xdist worker)
+    # finds the entry points (dist-info) but not the packages, so add them.
+    for path in PLUGINS.values():
+        if str(path) not in sys.path:
+            sys.path.append(str(path))
+    importlib.invalidate_caches()
     registry.rescan_plugins()
 
 
