@@ -24,7 +24,10 @@ from typing import Any, TypeVar, overload
 import torch
 
 from irc.errors import ConfigError, IrcError
+from irc.dynamo_backend import register as _register_dynamo_backend
 from irc.frontends.capture import IrcWarning, make_dynamo_backend
+
+_register_dynamo_backend()  # torch.compile(..., backend="irc") works once irc.compile is used
 
 __all__ = ["compile", "IrcWarning"]
 

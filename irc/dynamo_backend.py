@@ -31,7 +31,11 @@ def irc_dynamo_backend(gm: torch.fx.GraphModule, example_inputs: list[Any],
 
 
 def register() -> None:
-    """Register "irc" with dynamo's backend registry (idempotent)."""
-    from torch._dynamo.backends.registry import _BACKENDS, register_backend
-    if "irc" not in _BACKENDS or _BACKENDS.get("irc") is None:
+    """Register "irc" with dynamo's backend registry (idempotent; needed when
+    the package's entry-point metadata is not installed)."""
+    from torch._dynamo.backends.registry import _COMPILER_FNS, register_backend
+    if "irc" not in _COMPILER_FNS:
         register_backend(irc_dynamo_backend, name="irc")
+
+
+register()
