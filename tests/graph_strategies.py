@@ -193,7 +193,7 @@ class _Builder:
         keep = self.draw(st.booleans())
         n = math.prod(shape[d] for d in dims)
         b = self.bound[x]
-        bound = {g.SumOp: b * n, g.ProdOp: b ** n if b < 100 else _INF, g.AnyOp: 1.0, g.AllOp: 1.0,
+        bound = {g.SumOp: b * n, g.ProdOp: _power(b, n), g.AnyOp: 1.0, g.AllOp: 1.0,
                  g.ArgmaxOp: float(n), g.ArgminOp: float(n)}.get(op_type, b)
         self.add(op_type(x, dims, keep), bound)
 
@@ -263,6 +263,13 @@ class _Builder:
         if isinstance(op, (g.AddOp, g.MulOp, g.MaximumOp, g.MinimumOp, g.EqOp, g.NeOp)):
             clone.operands = list(reversed(clone.operands))
         self.add(clone, self.bound[op.results[0]])
+
+
+def _power(base: float, n: int) -> float:
+    try:
+        return base ** n
+    except OverflowError:
+        return _INF
 
 
 def _times(a: float, b: float) -> float:
