@@ -91,7 +91,12 @@ def _option_fields(cls: type, what: str) -> dict[str, tuple[Any, Any]]:
         raise ConfigError(f"cannot read the option types of {what}: {err}") from None
     out: dict[str, tuple[Any, Any]] = {}
     for f in dataclasses.fields(cls):
-        if f.name == "name" or not f.init or hints.get(f.name) is CacheConfig:
+        tp = hints.get(f.name, Any)
+        if f.name == "name" or not f.init or tp is CacheConfig:
+            continue  # a CacheConfig field is filled from the cache section
+        if _is_cache_field(tp):  # e.g. ``CacheConfig | bool``: settable as the other types
+            rest = tuple(a for a in get_args(tp) if a is not CacheConfig)
+            out[f.name] = (rest[0] if len(rest) == 1 else Union[rest], FROM_CACHE_SECTION)
             continue
         if f.default is not dataclasses.MISSING:
             default = f.default
@@ -99,8 +104,24 @@ def _option_fields(cls: type, what: str) -> dict[str, tuple[Any, Any]]:
             default = f.default_factory()
         else:
             default = dataclasses.MISSING
-        out[f.name] = (hints.get(f.name, Any), default)
+        out[f.name] = (tp, default)
     return out
+
+
+class _FromCacheSection:
+    """Default of a backend option typed ``CacheConfig | ...``: the cache section."""
+
+    def __repr__(self) -> str:
+        return "<the cache section>"
+
+    __str__ = __repr__
+
+
+FROM_CACHE_SECTION = _FromCacheSection()
+
+
+def _is_cache_field(tp: Any) -> bool:
+    return tp is CacheConfig or CacheConfig in get_args(tp)
 
 
 def _pass_sections() -> dict[str, str]:
@@ -149,6 +170,10 @@ class _Resolver:
             raise ConfigError(f"configuration keys are non-empty strings, got {key!r}")
         parts = [_norm(p) for p in key.split(".")]
         head = parts[0]
+        if len(parts) == 1 and self.target is not None:
+            fields = self._safe_backend_fields(self.target)
+            if head in fields:
+                return self._backend(key, [self.target, head])
         if head in _SIMPLE_SECTIONS:
             fields = _option_fields(_SECTION_TYPES[head], head)
             return self._field(key, head, parts[1:], fields)
@@ -160,10 +185,6 @@ class _Resolver:
             return self._pass(key, parts)
         if len(parts) == 2 and _backend_canonical(head) is not None:
             return self._backend(key, parts)
-        if len(parts) == 1 and self.target is not None:
-            fields = self._safe_backend_fields(self.target)
-            if head in fields:
-                return self._backend(key, [self.target, head])
         self._unknown(key, self._all_keys())
         raise AssertionError  # _unknown raises
 
@@ -233,12 +254,11 @@ def coerce(key: str, value: Any, tp: Any, from_text: bool) -> Any:
         if value is None or (from_text and str(value).strip().lower() in ("none", "null", "")):
             if type(None) in args:
                 return None
-        errors = []
         for option in (a for a in args if a is not type(None)):
             try:
                 return coerce(key, value, option, from_text)
-            except ConfigError as err:
-                errors.append(str(err))
+            except ConfigError:
+                continue
         raise ConfigError(f"'{key}' must be {_type_name(tp)}, got {value!r}")
     if origin is Literal:
         choices = list(args)
@@ -474,7 +494,7 @@ class Config:
         except Exception:
             hints = {}
         for f in dataclasses.fields(options_cls):
-            if hints.get(f.name) is CacheConfig and f.name not in kwargs:
+            if _is_cache_field(hints.get(f.name)) and f.name not in kwargs:
                 kwargs[f.name] = self.cache
         try:
             return options_cls(**kwargs)

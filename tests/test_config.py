@@ -256,3 +256,25 @@ def test_cli_config_show(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     assert capsys.readouterr().out.strip() == str(Config.from_options(None).get("fuse.max_ops"))
     assert irc_main(["config", "show", "--set", "fuse.max_opss=1"]) == 1
     assert "did you mean 'passes.fuse.max_ops'" in capsys.readouterr().err
+
+
+@dataclass(frozen=True)
+class _UnionCacheOptions(BackendOptions):
+    cache: CacheConfig | bool = CacheConfig()
+
+
+class _UnionCacheBackend(_ToyBackend):
+    name = "toy2"
+    Options = _UnionCacheOptions
+
+
+def test_cache_field_typed_as_a_union_takes_the_section_or_an_explicit_value(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(backend_registry._REGISTERED, "toy2", _UnionCacheBackend)
+    config = Config.from_options({"cache.dir": "/srv/c"})
+    assert config.backend_options("toy2").cache == CacheConfig(dir="/srv/c")
+    explicit = Config.from_options({"cache": False}, target="toy2")  # bare key: the backend field
+    assert explicit.backend_options("toy2").cache is False
+    assert explicit.provenance("backend.toy2.cache") == "options"
+    rows, _ = Config.from_options(None).settings(backends=["toy2"])
+    assert str({r.key: r.value for r in rows}["backend.toy2.cache"]) == "<the cache section>"
