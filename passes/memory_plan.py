@@ -3,8 +3,10 @@
 :func:`plan_memory` is an analysis over ``@main``: every intermediate tensor
 (the results of kernel calls and extern ops that ``@main`` does not return)
 gets a buffer slot. Walking the schedule in order, the results of an op take
-the smallest free slot that is large enough (greedy best-fit by byte size),
-else a new slot; a tensor's slot becomes free after its last use. Guarantees:
+the smallest free slot that is large enough (greedy best-fit by byte size);
+when no free slot is large enough the largest free one grows, and only when
+none is free is a new slot made. A slot's size is the largest tensor it ever
+holds; a tensor's slot becomes free after its last use. Guarantees:
 
 * two tensors share a slot only if their live ranges do not overlap;
 * an op's results never share a slot with its operands (slots of tensors
@@ -82,6 +84,20 @@ def _is_planned(op: Operation) -> bool:
     return not isinstance(op, (g.WeightOp, g.ConstantOp, func.ReturnOp))
 
 
+def _take_slot(slots: list[int], free: list[int], need: int) -> int:
+    """Best fit: the smallest free slot holding ``need`` bytes; else grow the
+    largest free slot (fewer, larger buffers); else a new slot."""
+    if free:
+        fitting = [s for s in free if slots[s] >= need]
+        slot = (min(fitting, key=lambda s: (slots[s], s)) if fitting
+                else max(free, key=lambda s: (slots[s], -s)))
+        free.remove(slot)
+        slots[slot] = max(slots[slot], need)
+        return slot
+    slots.append(need)
+    return len(slots) - 1
+
+
 def plan_memory(module: ModuleOp) -> MemoryPlan:
     """Liveness-based best-fit slot assignment over ``@main``'s schedule."""
     main = _main(module)
@@ -105,28 +121,22 @@ def plan_memory(module: ModuleOp) -> MemoryPlan:
 
     free: list[int] = []  # free slot ids
     in_use: set[int] = set()
+    busy_at: list[set[int]] = []  # slots in use while each op runs
     dying: dict[int, list[SSAValue]] = {}
     for value, last in last_use.items():
         dying.setdefault(last, []).append(value)
     for i, op in enumerate(ops):
         for res in op.results:
-            if res not in last_use:
-                continue
-            need = nbytes(res)
-            fitting = [s for s in free if plan.slots[s] >= need]
-            if fitting:
-                slot = min(fitting, key=lambda s: (plan.slots[s], s))
-                free.remove(slot)
-            else:
-                slot = len(plan.slots)
-                plan.slots.append(need)
-            plan.assignment[res] = slot
-            in_use.add(slot)
-        plan.peak_bytes = max(plan.peak_bytes, sum(plan.slots[s] for s in in_use))
-        for value in dying.get(i, []):
+            if res in last_use:
+                slot = _take_slot(plan.slots, free, nbytes(res))
+                plan.assignment[res] = slot
+                in_use.add(slot)
+        busy_at.append(set(in_use))
+        for value in dying.get(i, []):  # freed only after the op's results are placed
             slot = plan.assignment[value]
             in_use.discard(slot)
             free.append(slot)
+    plan.peak_bytes = max((sum(plan.slots[s] for s in busy) for busy in busy_at), default=0)
     return plan
 
 
