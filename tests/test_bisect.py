@@ -187,3 +187,26 @@ def test_offloaded_model_runs_like_the_model() -> None:
     assert half.compiled_for(*inputs).eager_kernels  # some kernels really stayed eager
     broken = OffloadedModel(model, "broken-sub", None)(*inputs)
     assert not torch.allclose(broken, expected, equal_nan=True)
+
+
+def _cpu_available() -> bool:
+    try:
+        from irc.backends.registry import get_backend
+        return get_backend("cpu").available() is None
+    except Exception:  # noqa: BLE001 - the cpu backend has not landed
+        return False
+
+
+@pytest.mark.skipif(not _cpu_available(), reason="the cpu backend is not available")
+def test_cpu_migration_and_generated_code() -> None:
+    from irc.debug.bisect import generated_code
+    from irc.debug.offload import KernelMigrator
+    program, inputs = layered_program()
+    report = bisect(program, inputs, target="cpu")
+    assert report.culprit is None and report.model_runs == 2  # the cpu backend is right
+    migrator = KernelMigrator(program, "cpu")
+    code = generated_code(migrator, migrator.order[0]) or ""
+    assert f'define void @"{migrator.order[0]}"' in code
+    expected = interpret(program.module, inputs, program.weights)[0]
+    half = run_offloaded(program, inputs, "cpu", {migrator.order[0]})[0]
+    torch.testing.assert_close(half, expected, rtol=1e-5, atol=1e-5)

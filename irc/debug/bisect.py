@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from xdsl.dialects import func
 
-from irc.backends.base import BackendOptions, Level
+from irc.backends.base import BackendOptions
 from irc.config import Config
 from irc.debug.carve import VALUE_OPS, CarvedCase, case_tolerance, to_program, write_folder
 from irc.debug.carved_tests import compare_all
@@ -150,17 +150,26 @@ def _kernel_errors(record: dict[str, list[torch.Tensor]],
     return errors
 
 
+# Attributes under which a compiled executable may carry its generated code
+# (the cpu backend's CPUExecutable has ``llvm_ir``).
+CODE_ATTRIBUTES = ("llvm_ir", "triton_source", "source", "code")
+
+
 def generated_code(migrator: KernelMigrator, kernel: str) -> str | None:
-    """The code the target generates for one kernel, when the backend can show it."""
+    """The code the target generated for one kernel, when the backend shows it:
+    a ``generated_code(module)`` method of the backend, or a text attribute of
+    the compiled kernel (:data:`CODE_ATTRIBUTES`). None otherwise."""
     backend = migrator.backend
-    shower = getattr(backend, "generated_code", None)
     try:
-        module = standalone_kernel_module(migrator.kernels[kernel], backend.level, migrator.config)
+        shower = getattr(backend, "generated_code", None)
         if callable(shower):
+            module = standalone_kernel_module(migrator.kernels[kernel], backend.level, migrator.config)
             return str(shower(module))
-        if backend.name in ("cpu", "llvm") and backend.level is Level.LOOPS:
-            from irc.backends.llvm.translate import translate_module
-            return translate_module(module)
+        executable = migrator.compiled(kernel)
+        for attr in CODE_ATTRIBUTES:
+            text = getattr(executable, attr, None)
+            if isinstance(text, str) and text.strip():
+                return text
     except Exception as err:  # noqa: BLE001 - the report goes on without generated code
         return f"(could not show generated code: {type(err).__name__}: {err})"
     return None
