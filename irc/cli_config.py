@@ -54,12 +54,14 @@ def _show(value: object) -> str:
         return str(value).lower()
     if isinstance(value, tuple):
         return ",".join(_show(v) for v in value)
+    if value == "":
+        return '""'
     return "none" if value is None else str(value)
 
 
 def _print_table(rows: list[Setting]) -> None:
-    cells = [(r.key, _show(r.value), r.source if r.source != "default" else "default")
-             for r in rows]
+    cells = [(r.key, _show(r.value), r.source if r.source == "default" or r.value == r.default
+              else f"{r.source}; default {_show(r.default)}") for r in rows]
     wk = max((len(c[0]) for c in cells), default=0)
     wv = max((len(c[1]) for c in cells), default=0)
     for key, value, source in cells:

@@ -234,7 +234,7 @@ class _Resolver:
         close = difflib.get_close_matches(probe, [*valid, *short], n=3, cutoff=0.6)
         close = list(dict.fromkeys(short.get(c, c) for c in close))
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-        listing = ", ".join(valid) if valid else "none"
+        listing = ", ".join(valid) if valid else "there are no keys there"
         raise ConfigError(f"unknown {what} '{key}'{hint} (valid: {listing})")
 
 

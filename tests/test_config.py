@@ -244,8 +244,10 @@ def test_cli_config_show(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                      "--target", "toy"]) == 0
     out = capsys.readouterr().out
     lines = {line.split()[0]: line for line in out.splitlines() if line and not line.startswith("#")}
-    assert lines["passes.fuse.max_ops"].split()[1:] == ["16", "(--set)"]
-    assert lines["cache.dir"].split()[1:] == ["/srv/cache", f"(yaml:{yaml_file})"]
+    default_max_ops = Config.from_options(None).get("fuse.max_ops")
+    assert lines["passes.fuse.max_ops"].split()[1:] == ["16", "(--set;", "default",
+                                                        f"{default_max_ops})"]
+    assert lines["cache.dir"].split()[1:] == ["/srv/cache", f"(yaml:{yaml_file};", "default", '"")']
     assert lines["backend.toy.threads"].split()[1:] == ["1", "(default)"]
     assert lines["pipeline.graph"].split()[1:] == [LEVEL_PIPELINES["graph"], "(default)"]
     assert "fuse{max-ops=16}" in out
