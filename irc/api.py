@@ -82,26 +82,42 @@ def _compile(obj: Any, target: str, strict: bool, options: Mapping[str, Any] | N
     return compiled_fn
 
 
+def _offloaded(obj: Any, target: str, offload: Any, options: Mapping[str, Any] | None) -> Any:
+    """Kernel-by-kernel migration (:mod:`irc.debug.offload`): only the kernels
+    ``offload`` selects run on ``target``, the rest in eager PyTorch."""
+    from irc.debug.offload import OffloadedModel
+    if not callable(obj):
+        raise IrcError(f"irc.compile needs an nn.Module or a function, got {type(obj).__name__}")
+    return OffloadedModel(obj, target, offload, options)
+
+
 @overload
 def compile(model_or_fn: F, *, target: str = ..., strict: bool = ...,
-            options: Mapping[str, Any] | None = ...) -> F: ...
+            options: Mapping[str, Any] | None = ..., offload: Any = ...) -> F: ...
 
 
 @overload
 def compile(model_or_fn: None = ..., *, target: str = ..., strict: bool = ...,
-            options: Mapping[str, Any] | None = ...) -> Callable[[F], F]: ...
+            options: Mapping[str, Any] | None = ..., offload: Any = ...) -> Callable[[F], F]: ...
 
 
 def compile(model_or_fn: Any = None, *, target: str = "cpu", strict: bool = False,
-            options: Mapping[str, Any] | None = None) -> Any:
+            options: Mapping[str, Any] | None = None, offload: Any = None) -> Any:
     """Compile an ``nn.Module`` or a function for ``target``.
 
     The result is called exactly like the original. ``strict=True`` raises
     :class:`irc.UnsupportedOpError` (op + source line) for an op irc cannot
     compile; by default such an op runs in eager PyTorch with one
     :class:`IrcWarning`. ``options`` is passed to the target's backend.
-    Without ``model_or_fn`` this returns a decorator.
+    Without ``model_or_fn`` this returns a decorator. ``offload`` (a set of
+    kernel names, or a predicate on a kernel's name) migrates only those kernels
+    to ``target`` and runs the rest in eager PyTorch (:mod:`irc.debug.offload`).
     """
+    if offload is not None:
+        check_target(target, options)
+        if model_or_fn is None:
+            return lambda obj: _offloaded(obj, target, offload, options)
+        return _offloaded(model_or_fn, target, offload, options)
     if model_or_fn is None:
         check_target(target, options)
         return lambda obj: _compile(obj, target, strict, options)
