@@ -210,3 +210,16 @@ def test_cpu_migration_and_generated_code() -> None:
     expected = interpret(program.module, inputs, program.weights)[0]
     half = run_offloaded(program, inputs, "cpu", {migrator.order[0]})[0]
     torch.testing.assert_close(half, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not _capture_available(), reason="the torch.export frontend is not installed")
+def test_irc_compile_with_offload() -> None:
+    import irc
+    model, inputs = MODELS["MLP"]()
+    with torch.no_grad():
+        expected = model(*inputs)
+    fast = irc.compile(model, target="broken-sub", offload=lambda name: False)
+    torch.testing.assert_close(fast(*inputs), expected)
+    first = irc.compile(target="reference", offload={"kernel_0"})(model)
+    torch.testing.assert_close(first(*inputs), expected, rtol=1e-5, atol=1e-5)
+    assert "kernel_0" not in first.compiled_for(*inputs).eager_kernels
