@@ -19,7 +19,7 @@ Not applied, on purpose:
 * reassociation ``(a + b) + c -> a + (b + c)``: float rounding differs;
 * any cast chain through a narrowing or float<->int conversion.
 
-Dead ops left behind are removed after each sweep (like MLIR's greedy driver).
+Dead pure ops left behind are removed after each sweep (like MLIR's greedy driver).
 ``max-iterations`` bounds the number of sweeps over the module (0: none). The
 patterns only look at producers and a sweep visits ops in order, so chains
 collapse in one sweep; the second sweep normally just confirms the fixed point.
@@ -33,9 +33,9 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 from xdsl.pattern_rewriter import GreedyRewritePatternApplier, PatternRewriteWalker
-from xdsl.transforms.dead_code_elimination import region_dce
 
 from irc.passes.canonical_patterns import PATTERNS
+from irc.passes.dce import erase_dead_ops
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,8 @@ class Canonicalize(ModulePass):
         for _ in range(self.max_iterations):
             # One sweep per iteration (apply_recursively=False), so the option
             # bounds the work; stop as soon as a sweep changes nothing.
-            walker = PatternRewriteWalker(applier, apply_recursively=False,
-                                          post_walk_func=region_dce)
-            if not walker.rewrite_module(op):
+            walker = PatternRewriteWalker(applier, apply_recursively=False)
+            changed = walker.rewrite_module(op)
+            erase_dead_ops(op.body)
+            if not changed:
                 break

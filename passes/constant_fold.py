@@ -103,6 +103,10 @@ class ConstantFold(ModulePass):
     def _fold_block(self, ops: list[Operation]) -> None:
         cache: dict[SSAValue, torch.Tensor] = {}
         for op in ops:
+            # Cheap test first: are all operands constants (or known weights)?
+            if not op.operands or not all(isinstance(v.owner, (g.ConstantOp, g.WeightOp))
+                                          for v in op.operands):
+                continue
             if not self._foldable(op):
                 continue
             args = [self._value_of(v, cache) for v in op.operands]

@@ -2,8 +2,9 @@
 
 Guarantee: the outputs of every public function are unchanged. Removed are
 
-* pure operations (``Pure`` trait, no regions with effects) whose results are
-  unused, transitively (xDSL's liveness-based ``region_dce``);
+* operations without observable effects (``Pure`` ops; ops with regions when
+  xDSL's ``would_be_trivially_dead`` says so) whose results are unused,
+  transitively;
 * unused arguments of **private** functions (``sym_visibility = "private"``),
   with the matching operands dropped at every ``func.call`` of that function.
 
@@ -19,8 +20,51 @@ from dataclasses import dataclass
 from xdsl.context import Context
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ArrayAttr, FunctionType, ModuleOp
+from xdsl.ir import Block, Operation, Region
 from xdsl.passes import ModulePass
-from xdsl.transforms.dead_code_elimination import region_dce
+from xdsl.traits import Pure
+from xdsl.transforms.dead_code_elimination import would_be_trivially_dead
+
+_PURE_LEAF: dict[type[Operation], bool] = {}
+
+
+def _is_pure_leaf(op: Operation) -> bool:
+    """Pure and region-free, cached per op class (trait lookups dominate otherwise)."""
+    kind = type(op)
+    if kind not in _PURE_LEAF:
+        _PURE_LEAF[kind] = op.has_trait(Pure) and not op.regions
+    return _PURE_LEAF[kind]
+
+
+def erase_dead_ops(region: Region) -> bool:
+    """Erase ops without observable effect whose results are unused, in one
+    reverse sweep per block (users follow their operands in a block or sit in
+    regions of later ops, which are swept first). Returns whether anything
+    was erased.
+
+    Same result as xDSL's liveness-based ``region_dce`` on structured IR (one
+    block per region, as every irc level is) but linear and much faster on
+    large graphs: ``region_dce`` re-queries traits and effects for every op in
+    at least two full passes."""
+    changed = False
+    for block in region.blocks:
+        changed |= _sweep_block(block)
+    return changed
+
+
+def _sweep_block(block: Block) -> bool:
+    changed = False
+    op = block.last_op
+    while op is not None:
+        previous = op.prev_op
+        for nested in op.regions:
+            changed |= erase_dead_ops(nested)
+        if all(not r.uses for r in op.results) and (
+                _is_pure_leaf(op) or (op.regions and would_be_trivially_dead(op))):
+            block.erase_op(op)
+            changed = True
+        op = previous
+    return changed
 
 
 def _drop_unused_private_args(module: ModuleOp) -> bool:
@@ -68,8 +112,8 @@ class DeadCodeElimination(ModulePass):
     name = "dce"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        region_dce(op.body)
+        erase_dead_ops(op.body)
         # Dropping call operands can make ops in callers dead, and dead ops can
         # leave more arguments unused: iterate to a fixed point.
         while _drop_unused_private_args(op):
-            region_dce(op.body)
+            erase_dead_ops(op.body)
