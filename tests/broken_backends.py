@@ -8,6 +8,7 @@ culprit:
 * ``broken-reduce`` / ``broken-reduce-kernel``: ``graph.sum`` reduces the wrong
   axis: another dim of the same size when there is one (the result keeps its
   shape), else the correct sum reversed along its first non-trivial dim.
+* ``no-exp``: refuses (BackendError) to compile anything containing ``graph.exp``.
 
 Call :func:`register` to make them available as targets in this process.
 :func:`chain_program` builds kernel-level programs of any length with one
@@ -25,6 +26,7 @@ from xdsl.ir import Block, Operation, Region
 
 from irc.backends.base import Backend, BackendOptions, Executable, Level
 from irc.backends.registry import register_backend
+from irc.errors import BackendError
 from irc.frontends.program import Program
 from irc.ir import graph as g
 from irc.ir.interpreter import Interpreter
@@ -102,9 +104,22 @@ class BrokenReduceKernelBackend(BrokenReduceBackend):
     level = Level.KERNEL
 
 
+class NoExpBackend(_BrokenBackend):
+    """Graph level; refuses to compile any module containing graph.exp."""
+
+    name = "no-exp"
+    level = Level.GRAPH
+
+    def compile(self, module: ModuleOp, weights: Mapping[str, torch.Tensor],
+                options: BackendOptions) -> Executable:
+        if any(isinstance(op, g.ExpOp) for op in module.walk()):
+            raise BackendError("no-exp backend: graph.exp is not supported")
+        return super().compile(module, weights, options)
+
+
 BROKEN_BACKENDS: dict[str, type[Backend]] = {
     cls.name: cls for cls in (BrokenSubBackend, BrokenSubKernelBackend, BrokenReduceBackend,
-                              BrokenReduceKernelBackend)
+                              BrokenReduceKernelBackend, NoExpBackend)
 }
 
 

@@ -223,3 +223,12 @@ def test_irc_compile_with_offload() -> None:
     first = irc.compile(target="reference", offload={"kernel_0"})(model)
     torch.testing.assert_close(first(*inputs), expected, rtol=1e-5, atol=1e-5)
     assert "kernel_0" not in first.compiled_for(*inputs).eager_kernels
+
+
+def test_a_kernel_the_target_cannot_compile_is_the_culprit() -> None:
+    program, inputs = layered_program()
+    report = bisect(program, inputs, target="no-exp")
+    assert report.culprit is not None and "layered.py:1" in report.sources
+    assert [op.name for op in report.failing_ops] == ["graph.exp"]
+    assert report.confirm is not None and "graph.exp is not supported" in (report.confirm.error or "")
+    assert "error: BackendError" in report.to_text()

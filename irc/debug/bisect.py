@@ -54,6 +54,7 @@ class BisectStep:
     max_rel: float
     passed: bool
     kernel_errors: dict[str, float] = field(default_factory=dict)
+    error: str | None = None  # the target failed to compile or run a migrated kernel
 
 
 @dataclass
@@ -194,12 +195,15 @@ def bisect(model_or_program: object, inputs: Sequence[torch.Tensor], target: str
 
     def step(label: str, migrated: list[str]) -> BisectStep:
         record: dict[str, list[torch.Tensor]] = {}
+        error = None
         try:
             outputs = migrator.run(inputs, set(migrated), record)
             ok, max_abs, max_rel, _ = compare_all(outputs, expected, rtol, atol)
-        except Exception:  # noqa: BLE001 - a crash of the migrated kernels is a failure too
+        except Exception as err:  # noqa: BLE001 - a kernel the target cannot compile or run fails too
             ok, max_abs, max_rel = False, math.inf, math.inf
-        s = BisectStep(label, migrated, max_abs, max_rel, ok, _kernel_errors(record, reference_record))
+            error = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+        s = BisectStep(label, migrated, max_abs, max_rel, ok, _kernel_errors(record, reference_record),
+                       error)
         report.steps.append(s)
         return s
 

@@ -43,6 +43,8 @@ def text_report(report: BisectReport) -> str:
         verdict = "ok" if s.passed else "FAIL"
         lines.append(f"  {i:>2}. {s.label:<36} max abs {_err(s.max_abs):>10}  "
                      f"max rel {_err(s.max_rel):>10}  {verdict}")
+        if s.error:
+            lines.append(f"      error: {s.error}")
     lines.append(f"model runs: {report.model_runs}")
     if report.case_dir is not None:
         lines.append(f"reproducer: irc test-carved {report.case_dir} --target {report.target}")
@@ -166,7 +168,8 @@ def html_report(report: BisectReport) -> str:
     e = html.escape
     rows = "".join(
         f"<tr><td>{i}</td><td>{e(s.label)}</td><td>{_err(s.max_abs)}</td><td>{_err(s.max_rel)}</td>"
-        f"<td class={'ok' if s.passed else 'bad'}>{'ok' if s.passed else 'FAIL'}</td></tr>"
+        f"<td class={'ok' if s.passed else 'bad'}>{'ok' if s.passed else 'FAIL'}</td>"
+        f"<td>{e(s.error or '')}</td></tr>"
         for i, s in enumerate(report.steps))
     ops = "".join(f"<tr><td>{e(op.name)}</td><td class={'bad' if op.alone is False else 'ok'}>"
                   f"{e(_alone(op))}</td><td>{e(op.source or '-')}</td>"
@@ -200,7 +203,7 @@ model runs: <b>{report.model_runs}</b></p>
 <h2>Per-kernel error along the search</h2>
 {error_plot_svg(report)}
 <h2>Steps</h2>
-<table><tr><th>#</th><th>step</th><th>max abs err</th><th>max rel err</th><th></th></tr>{rows}</table>
+<table><tr><th>#</th><th>step</th><th>max abs err</th><th>max rel err</th><th></th><th>error</th></tr>{rows}</table>
 {code}
 </body></html>
 """
