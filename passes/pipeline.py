@@ -7,6 +7,7 @@ The default pipelines are listed here and only here, so that
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from xdsl.dialects.builtin import ModuleOp
@@ -34,6 +35,13 @@ LEVEL_PIPELINES: dict[str, str] = {
 AfterPass = Callable[[ModulePass, ModuleOp], None]
 
 
+def _with_weights(p: ModulePass, weights: dict) -> ModulePass:
+    fields = {f.name for f in dataclasses.fields(p)} if dataclasses.is_dataclass(p) else set()
+    if "weights" in fields and getattr(p, "weights") is None:
+        return dataclasses.replace(p, weights=weights)
+    return p
+
+
 def parse_pipeline(text: str) -> list[ModulePass]:
     """``'dce,cse,canonicalize{max-iterations=4}'`` -> pass instances."""
     try:
@@ -51,9 +59,17 @@ def parse_pipeline(text: str) -> list[ModulePass]:
 
 
 def run_pipeline(module: ModuleOp, pipeline: str | list[ModulePass], verify_each: bool = True,
-                 after_pass: AfterPass | None = None) -> ModuleOp:
-    """Apply the passes in order, verifying after each (if asked)."""
+                 after_pass: AfterPass | None = None,
+                 weights: dict | None = None) -> ModuleOp:
+    """Apply the passes in order, verifying after each (if asked).
+
+    ``weights``: the program's weight store. Passes with a ``weights`` option
+    left unset (``constant-fold``) get it, so they can read weights and add
+    folded ones (e.g. a transposed weight) to it.
+    """
     passes = parse_pipeline(pipeline) if isinstance(pipeline, str) else pipeline
+    if weights is not None:
+        passes = [_with_weights(p, weights) for p in passes]
     ctx = make_context()
     for p in passes:
         p.apply(ctx, module)
