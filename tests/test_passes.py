@@ -240,6 +240,17 @@ def test_constant_fold_transposed_weight_becomes_a_weight() -> None:
     assert_same_outputs(expected, interpret(module, [x], weights))
 
 
+def test_run_pipeline_hands_the_weight_store_to_constant_fold() -> None:
+    module = parse(_WEIGHT_T)
+    weights = {"fc.weight": torch.randn(4, 8)}
+    x = torch.randn(2, 8)
+    expected = interpret(module, [x], weights)
+    run_pipeline(module, "constant-fold{max-elements=16},dce", weights=weights)
+    assert not ops_named(module, "graph.permute")
+    assert [op.sym_name.data for op in ops_named(module, "graph.weight")] == ["fc.weight.permute"]
+    assert_same_outputs(expected, interpret(module, [x], weights))
+
+
 def test_constant_fold_respects_size_limit_and_needs_weights() -> None:
     module = parse(_WEIGHT_T)
     run_pipeline(module, "constant-fold")          # no weight store: weights are opaque
