@@ -268,8 +268,16 @@ def _avg_pool(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
 def _adaptive_avg_pool(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     x = ctx.tensor(node.args[0])
     out = ctx.out_meta()
-    return ctx.emit(g.AdaptiveAvgPoolOp(operands=[x],
-                                        result_types=[tensor_type(tuple(out.shape), out.dtype)]))
+    spatial = 1 if "1d" in str(node.target) else 2
+    shape = list(shape_of(x.type))
+    # an unbatched input gets a leading batch dim so the op's spatial dims are unambiguous
+    lead = len(shape) - spatial
+    if lead < 2:
+        x = reshape(ctx, x, [1] * (2 - lead) + shape)
+    result_shape = list(shape_of(x.type)[:-spatial]) + list(out.shape[-spatial:])
+    pooled = ctx.emit(g.AdaptiveAvgPoolOp(operands=[x],
+                                          result_types=[tensor_type(result_shape, out.dtype)]))
+    return reshape(ctx, pooled, tuple(out.shape))
 
 
 @handles("embedding")
