@@ -2,9 +2,9 @@
 
 Guarantee: the outputs of every public function are unchanged. Removed are
 
-* operations without observable effects (``Pure`` ops; ops with regions when
-  xDSL's ``would_be_trivially_dead`` says so) whose results are unused,
-  transitively;
+* operations without observable effects (``Pure`` ops, and others when xDSL's
+  ``would_be_trivially_dead`` says so, e.g. an unused ``memref.load``) whose
+  results are unused, transitively;
 * unused arguments of **private** functions (``sym_visibility = "private"``),
   with the matching operands dropped at every ``func.call`` of that function.
 
@@ -60,7 +60,7 @@ def _sweep_block(block: Block) -> bool:
         for nested in op.regions:
             changed |= erase_dead_ops(nested)
         if all(not r.uses for r in op.results) and (
-                _is_pure_leaf(op) or (op.regions and would_be_trivially_dead(op))):
+                _is_pure_leaf(op) or would_be_trivially_dead(op)):
             block.erase_op(op)
             changed = True
         op = previous
