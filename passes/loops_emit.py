@@ -297,7 +297,12 @@ class Emitter:
                 acc = self.put(arith.SubiOp(acc, term), level)
                 continue
             if k != 1:
-                term = self.put(arith.MuliOp(term, self.const(k, INDEX)), level)
+                term_key = ("term", a, k)
+                scaled = memo.get(term_key)
+                if scaled is None:
+                    scaled = self.put(arith.MuliOp(term, self.const(k, INDEX)), level)
+                    memo[term_key] = scaled
+                term = scaled
             acc = term if acc is None else self.put(arith.AddiOp(acc, term), level)
         assert acc is not None
         memo[key] = acc

@@ -40,7 +40,8 @@ class LLVMOptions(BackendOptions):
     """Options of the ``cpu`` backend."""
 
     threads: int = 0
-    """Threads for parallel kernels: 0 = torch.get_num_threads(), 1 = serial."""
+    """Most threads a parallel kernel uses: 0 = torch.get_num_threads(), 1 = serial
+    (the shared pool never runs more than torch.get_num_threads() at once)."""
     min_parallel_work: int = 32768
     """Smallest number of elements a thread's chunk of a parallel kernel gets."""
     cache: CacheConfig | bool = field(default_factory=CacheConfig)

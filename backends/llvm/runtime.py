@@ -106,8 +106,15 @@ class TensorSpec:
     def describe(self) -> str:
         return f"a contiguous {self.dtype} tensor of shape {list(self.shape)} on cpu"
 
+    def fits(self, t: object) -> bool:
+        """Fast check (the per-call path): contiguous, right dtype/shape, on the CPU."""
+        return (isinstance(t, torch.Tensor) and t.dtype == self.dtype and t.shape == self.shape
+                and t.device.type == "cpu" and t.is_contiguous())
+
     def problem(self, t: object) -> str | None:
         """None if ``t`` fits, else what is wrong with it."""
+        if self.fits(t):
+            return None
         if not isinstance(t, torch.Tensor):
             return f"got {type(t).__name__}"
         wrong = []
@@ -125,6 +132,8 @@ class TensorSpec:
 
 
 def _check(spec: TensorSpec, t: object, what: str) -> None:
+    if spec.fits(t):
+        return
     problem = spec.problem(t)
     if problem is not None:
         raise InputMismatchError(f"{what}: expected {spec.describe()}; {problem}")
@@ -232,6 +241,8 @@ class HostProgram:
             per_iteration = max(max((numel(shape_of(r.type)) for r in op.res), default=1)
                                 // max(trip, 1), 1)
             min_iterations = max(-(-self.min_parallel_work // per_iteration), 1)
+            # at most `threads` chunks (run_parallel never uses more than torch's thread count)
+            min_iterations = max(min_iterations, -(-trip // max(self.threads, 1)))
 
         def step(env: Env) -> None:
             results = [a() for a in allocs]
