@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import struct
+from typing import ClassVar
 
 import torch
 from xdsl.ir import Operation, SSAValue
@@ -82,6 +83,8 @@ def _operand_and_splat(op: g.ElementwiseBinaryOp, commutative: bool
 class MulByOne(RewritePattern):
     """``x * 1 -> x`` when the result type is x's type (no broadcast/promotion)."""
 
+    ROOTS: ClassVar[tuple[type[Operation], ...]] = (g.MulOp,)
+
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: g.MulOp, rewriter: PatternRewriter) -> None:
         for x, c in _operand_and_splat(op, commutative=True):
@@ -93,6 +96,8 @@ class MulByOne(RewritePattern):
 class AddZero(RewritePattern):
     """``x + 0 -> x``: integers with 0; floats only with -0.0 (``-0.0 + 0.0`` is
     ``+0.0``, so adding +0.0 is not the identity)."""
+
+    ROOTS: ClassVar[tuple[type[Operation], ...]] = (g.AddOp,)
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: g.AddOp, rewriter: PatternRewriter) -> None:
@@ -108,6 +113,8 @@ class AddZero(RewritePattern):
 class SubZero(RewritePattern):
     """``x - 0 -> x`` with +0 (``x - (+0.0)`` is exact, also for ``-0.0``)."""
 
+    ROOTS: ClassVar[tuple[type[Operation], ...]] = (g.SubOp,)
+
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: g.SubOp, rewriter: PatternRewriter) -> None:
         c = splat_value(op.rhs)
@@ -117,6 +124,8 @@ class SubZero(RewritePattern):
 
 class DivByOne(RewritePattern):
     """``x / 1 -> x``: true division of a float x, or trunc/floor division of an integer x."""
+
+    ROOTS: ClassVar[tuple[type[Operation], ...]] = (g.DivOp,)
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: g.DivOp, rewriter: PatternRewriter) -> None:
@@ -130,6 +139,8 @@ class DivByOne(RewritePattern):
 
 class DoubleNeg(RewritePattern):
     """``-(-x) -> x`` (exact, also for integer wrap-around)."""
+
+    ROOTS: ClassVar[tuple[type[Operation], ...]] = (g.NegOp,)
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: g.NegOp, rewriter: PatternRewriter) -> None:
@@ -145,6 +156,8 @@ class DoubleNeg(RewritePattern):
 class ComposePermutes(RewritePattern):
     """``permute(permute(x, p), q) -> permute(x, p[q])``; identity permutes vanish."""
 
+    ROOTS: ClassVar[tuple[type[Operation], ...]] = (g.PermuteOp,)
+
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: g.PermuteOp, rewriter: PatternRewriter) -> None:
         dims = g.ints(op.dims)
@@ -155,7 +168,10 @@ class ComposePermutes(RewritePattern):
         if isinstance(inner, g.PermuteOp):
             inner_dims = g.ints(inner.dims)
             composed = [inner_dims[d] for d in dims]
-            rewriter.replace_op(op, _with_loc(g.PermuteOp(inner.input, composed), op))
+            if composed == list(range(len(composed))):
+                _replace(rewriter, op, inner.input)
+            else:
+                rewriter.replace_op(op, _with_loc(g.PermuteOp(inner.input, composed), op))
 
 
 _RESHAPE_LIKE = (g.ReshapeOp, g.SqueezeOp, g.UnsqueezeOp)
@@ -166,6 +182,8 @@ class FoldReshapes(RewritePattern):
     one reshape of the original input (row-major order is kept by all
     three); a reshape-like op to the input's own shape is removed. This covers
     reshape∘reshape, squeeze∘unsqueeze and unsqueeze∘squeeze."""
+
+    ROOTS: ClassVar[tuple[type[Operation], ...]] = _RESHAPE_LIKE
 
     def match_and_rewrite(self, op: Operation, rewriter: PatternRewriter) -> None:
         if not isinstance(op, _RESHAPE_LIKE):
@@ -185,6 +203,8 @@ class FoldReshapes(RewritePattern):
 class ExpandToSameShape(RewritePattern):
     """``expand(x)`` to x's own shape -> x."""
 
+    ROOTS: ClassVar[tuple[type[Operation], ...]] = (g.ExpandOp,)
+
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: g.ExpandOp, rewriter: PatternRewriter) -> None:
         if op.input.type == op.result.type:
@@ -193,6 +213,8 @@ class ExpandToSameShape(RewritePattern):
 
 class SliceEverything(RewritePattern):
     """``x[0:size:1]`` along a dim -> x."""
+
+    ROOTS: ClassVar[tuple[type[Operation], ...]] = (g.SliceOp,)
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: g.SliceOp, rewriter: PatternRewriter) -> None:
@@ -225,6 +247,8 @@ def _kind(dtype: torch.dtype) -> str:
 class CastToSameType(RewritePattern):
     """``cast(x)`` to x's own type -> x."""
 
+    ROOTS: ClassVar[tuple[type[Operation], ...]] = (g.CastOp,)
+
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: g.CastOp, rewriter: PatternRewriter) -> None:
         if op.input.type == op.result.type:
@@ -237,6 +261,8 @@ class CastChain(RewritePattern):
     A), provided A and C are both integer-like or both float (conversions
     between these depend only on the value; float->int of out-of-range values
     is left alone)."""
+
+    ROOTS: ClassVar[tuple[type[Operation], ...]] = (g.CastOp,)
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: g.CastOp, rewriter: PatternRewriter) -> None:
@@ -252,6 +278,8 @@ class CastChain(RewritePattern):
             rewriter.replace_op(op, _with_loc(g.CastOp(inner.input, op.result.type), op))
 
 
+# Each pattern names the op classes it can rewrite (ROOTS), so the pass can
+# hand an op only the patterns that may apply to it.
 PATTERNS: tuple[type[RewritePattern], ...] = (
     MulByOne, AddZero, SubZero, DivByOne, DoubleNeg, ComposePermutes, FoldReshapes,
     ExpandToSameShape, SliceEverything, CastToSameType, CastChain,
