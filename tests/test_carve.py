@@ -211,3 +211,31 @@ def test_carving_each_model_passes_on_reference(name: str, tmp_path: Path) -> No
         results = run_carved(tmp_path / name, target)
         bad = [(r.case.id, r.error) for r in results if not r.passed]
         assert not bad, f"{name} on {target}: {bad}"
+
+
+@pytest.mark.skipif(not _capture_available(), reason="the torch.export frontend is not installed")
+@pytest.mark.parametrize("name", ["GPTDecoderBlock", "BERTEncoderBlock"])
+def test_kernel_level_carving_of_models(name: str, tmp_path: Path) -> None:
+    """Kernel cases hold -inf mask constants: they must survive the .mlir round trip."""
+    model, inputs = MODELS[name]()
+    carve(model, inputs, tmp_path / name, level="kernel")
+    for target in ["reference"] + (["cpu"] if _cpu_available() else []):
+        bad = [(r.case.id, r.error) for r in run_carved(tmp_path / name, target) if not r.passed]
+        assert not bad, f"{name} kernels on {target}: {bad}"
+
+
+def test_nonfinite_constants_become_inputs(tmp_path: Path) -> None:
+    from irc.debug.carve import hoist_nonfinite_constants
+    from xdsl.dialects.builtin import DenseIntOrFPElementsAttr
+    t = tensor_type([3], torch.float32)
+    block = Block(arg_types=[t])
+    ninf = g.ConstantOp(DenseIntOrFPElementsAttr.from_list(tensor_type([], torch.float32),
+                                                           [float("-inf")]))
+    out = g.MaximumOp(block.args[0], ninf)
+    block.add_ops([ninf, out, func.ReturnOp(out)])
+    module = ModuleOp([func.FuncOp("main", ([t], [t]), Region(block))])
+    x = torch.tensor([1.0, -2.0, 3.0])
+    hoisted, inputs = hoist_nonfinite_constants(module, [x])
+    assert len(inputs) == 2 and inputs[1].item() == float("-inf")
+    assert "0xff800000" not in str(hoisted)
+    torch.testing.assert_close(interpret(hoisted, inputs)[0], x)

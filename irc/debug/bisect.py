@@ -28,7 +28,14 @@ from xdsl.dialects import func
 
 from irc.backends.base import BackendOptions
 from irc.config import Config
-from irc.debug.carve import VALUE_OPS, CarvedCase, case_tolerance, to_program, write_folder
+from irc.debug.carve import (
+    VALUE_OPS,
+    CarvedCase,
+    case_tolerance,
+    hoist_nonfinite_constants,
+    to_program,
+    write_folder,
+)
 from irc.debug.carved_tests import compare_all
 from irc.debug.narrow import narrow_kernel
 from irc.debug.offload import KernelMigrator, standalone_kernel_module
@@ -266,7 +273,8 @@ def _write_culprit_case(migrator: KernelMigrator, culprit: str,
     ops = body_ops(fn)
     rtol, atol = case_tolerance(ops, inputs, outputs)
     wheres = [w for w in (source_of(op) for op in ops if not isinstance(op, VALUE_OPS)) if w]
-    case = CarvedCase(id=f"0000_{culprit}", op=culprit, module=kernel_graph_module(fn),
+    module, inputs = hoist_nonfinite_constants(kernel_graph_module(fn), list(inputs))
+    case = CarvedCase(id=f"0000_{culprit}", op=culprit, module=module,
                       inputs=inputs, outputs=outputs, source=wheres[0] if wheres else None,
                       sources=list(dict.fromkeys(wheres)), rtol=rtol, atol=atol,
                       ops=[op.name for op in ops])

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp
+from xdsl.dialects.builtin import FunctionType, ModuleOp
 from xdsl.ir import Operation
 
 from irc.debug.snippets import (
@@ -41,7 +41,7 @@ from irc.debug.snippets import (
 from irc.errors import IrcError
 from irc.frontends.program import Program
 from irc.ir import graph as g
-from irc.ir.interpreter import Interpreter
+from irc.ir.interpreter import Interpreter, dense_to_tensor
 from irc.ir.text import print_module
 from irc.ir.types import numel, shape_of
 
@@ -237,6 +237,32 @@ def record_op_cases(program: Program, inputs: Sequence[torch.Tensor]) -> tuple[l
     return _number(list(by_key.values())), len(interp.records)
 
 
+def hoist_nonfinite_constants(module: ModuleOp,
+                              inputs: list[torch.Tensor]) -> tuple[ModuleOp, list[torch.Tensor]]:
+    """Turn ``graph.constant`` ops holding NaN/inf into extra ``@main`` inputs.
+
+    xDSL prints such values as hex bit patterns (``dense<0xff800000>`` for
+    -inf) but its parser reads a hex literal back as an integer *value*, so a
+    written case would not mean what ran. Passing them as recorded tensors
+    keeps the .mlir file faithful (constants as inputs, like op cases)."""
+    main = main_function(module)
+    block = main.body.block
+    extra: list[torch.Tensor] = []
+    for op in list(block.ops):
+        if isinstance(op, g.ConstantOp):
+            value = dense_to_tensor(op.value)
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                arg = block.insert_arg(op.result.type, len(block.args))
+                op.result.replace_all_uses_with(arg)
+                op.detach()
+                op.erase()
+                extra.append(value)
+    if extra:
+        main.function_type = FunctionType.from_lists([a.type for a in block.args],
+                                                     list(main.function_type.outputs))
+    return module, [*inputs, *extra]
+
+
 def record_kernel_cases(program: Program, inputs: Sequence[torch.Tensor]) -> tuple[list[CarvedCase], int]:
     """Run a kernel-level program once; one case per distinct kernel (its body
     as a graph-level ``@main``), in schedule order."""
@@ -253,7 +279,7 @@ def record_kernel_cases(program: Program, inputs: Sequence[torch.Tensor]) -> tup
         if key in by_key:
             by_key[key].occurrences += 1
             continue
-        case_inputs = [_snapshot(a) for a in args]
+        module, case_inputs = hoist_nonfinite_constants(module, [_snapshot(a) for a in args])
         case_outputs = [_snapshot(r) for r in results]
         rtol, atol = case_tolerance(ops, case_inputs, case_outputs)
         risk = max((op_risk(op, case_inputs, case_outputs) for op in ops), default=0.0)
