@@ -179,6 +179,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         passes = build_passes(args.pipeline_items)
+        from irc.passes.registry import get_pass
+        for name in args.print_ir_after:
+            get_pass(name)  # an unknown name is an error (with suggestions), not silence
     except PassError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

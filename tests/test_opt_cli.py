@@ -60,6 +60,8 @@ def test_print_ir_after_all_and_after_one(capsys, program: Path) -> None:
     assert "graph.exp" not in dce_dump and dce_dump.count("graph.add") == 2
     code, out, err = run(capsys, str(program), "--pass-pipeline", "dce,cse", "--print-ir-after", "cse")
     assert err.count("IR Dump After") == 1 and "IR Dump After cse" in err
+    code, out, err = run(capsys, str(program), "--pass", "cse", "--print-ir-after", "cs")
+    assert code == 1 and "unknown pass 'cs'" in err
 
 
 def test_output_file_and_generic(capsys, program: Path, tmp_path: Path) -> None:
