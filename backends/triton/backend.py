@@ -1,0 +1,69 @@
+"""The ``cuda`` backend (alias ``triton``): kernel-level IR -> Triton kernels.
+
+Guarantees: every ``irc.kernel`` becomes one ``@triton.jit`` kernel (pointwise,
+or a block reduction over rows: softmax and layer norm are one kernel each);
+extern ops run as torch library calls (cuBLAS/cuDNN on CUDA tensors); results
+agree with the reference interpreter within the dtype's tolerance. A kernel the
+code generator cannot express runs in eager torch instead, is logged, and is
+marked in the generated source. Runs on a CUDA GPU, or on the CPU under the
+Triton interpreter (``TRITON_INTERPRET=1`` or ``options={"interpret": True}``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from xdsl.dialects.builtin import ModuleOp
+
+from irc.backends.base import Backend, BackendOptions, Executable, Level
+
+NO_DEVICE = ("no CUDA device; use target=\"cpu\", or set TRITON_INTERPRET=1 to run the "
+             "Triton kernels on the CPU")
+
+
+@dataclass(frozen=True)
+class TritonOptions(BackendOptions):
+    """Options of the ``cuda`` backend."""
+
+    cuda_graphs: bool = False
+    """Capture the host schedule into a CUDA graph after a warm-up call (real CUDA only)."""
+    autotune: bool = True
+    """Time a few tilings of large kernels on their first launch (real CUDA only)."""
+    interpret: bool = False
+    """Run kernels with Triton's CPU interpreter on CPU tensors."""
+
+
+class TritonBackend(Backend):
+    name = "cuda"
+    level = Level.KERNEL
+    Options = TritonOptions
+    description = "Triton kernels on a CUDA GPU (or Triton's CPU interpreter)"
+
+    def compile(self, module: ModuleOp, weights: Mapping[str, torch.Tensor],
+                options: BackendOptions) -> Executable:
+        from irc.backends.triton.runtime import TritonExecutable
+        opts = options if isinstance(options, TritonOptions) else TritonOptions()
+        return TritonExecutable(module, weights, autotune=opts.autotune,
+                                cuda_graphs=opts.cuda_graphs, interpret=opts.interpret)
+
+    def available(self) -> str | None:
+        if torch.cuda.is_available():
+            return None
+        if os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes"):
+            return None
+        try:
+            import triton
+            if triton.knobs.runtime.interpret:
+                return None
+        except ImportError:
+            return "triton is not installed; use target=\"cpu\""
+        return NO_DEVICE
+
+
+def generate_source(module: ModuleOp, interpret: bool = False) -> str:
+    """The Triton source of a kernel-level module (``irc translate --to triton``)."""
+    from irc.backends.triton.codegen import generate_source as generate
+    return generate(module, interpret)

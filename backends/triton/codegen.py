@@ -1,0 +1,314 @@
+"""Kernel-level module -> one Python/Triton source module.
+
+:func:`plan_module` *decides* (which Triton kernels each ``irc.kernel`` becomes,
+their tilings, which scalars are inlined, which kernels stay eager);
+:func:`emit_module` *emits* the text: helper jit functions, one
+``@triton.jit`` kernel per ``irc.kernel`` (more only when outputs of unrelated
+sizes must be split), and ``def main(...)``, the host schedule as a readable
+Python wrapper (allocate outputs, launch kernels, call torch for extern ops).
+:func:`generate_source` is what ``irc translate --to triton`` prints.
+
+Graph ops left directly in ``@main`` (an unfused, graph-level module) are
+compiled as one-op kernels, so the backend accepts both levels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from xdsl.dialects import func
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import Operation, SSAValue
+
+from irc.backends.triton.autotune import Tiling, choose_pointwise, choose_reduction
+from irc.backends.triton.codegen_host import extern_call
+from irc.backends.triton.codegen_kernel import (
+    KernelSpec,
+    KernelWriter,
+    ReductionLayout,
+    reduction_layout,
+    splat_value,
+)
+from irc.backends.triton.codegen_ops import HELPERS, KernelUnsupported
+from irc.errors import BackendError, UnsupportedOpError
+from irc.ir import graph as g
+from irc.ir.types import dtype_of, numel, shape_of
+
+KERNEL_ATTR = "irc.kernel"
+EXTERN_OPS = (g.MatmulOp, g.ConvOp, g.MaxPoolOp, g.AvgPoolOp, g.AdaptiveAvgPoolOp,
+              g.GatherOp, g.IndexSelectOp, g.EmbeddingOp, g.ConcatOp)
+
+COMBINE_HELPERS = {
+    "_prod_combine": "\n@triton.jit\ndef _prod_combine(a, b):\n    return a * b\n",
+    "_max_nan": "\n@triton.jit\ndef _max_nan(a, b):\n"
+                "    return tl.maximum(a, b, propagate_nan=tl.PropagateNan.ALL)\n",
+    "_min_nan": "\n@triton.jit\ndef _min_nan(a, b):\n"
+                "    return tl.minimum(a, b, propagate_nan=tl.PropagateNan.ALL)\n",
+}
+
+
+@dataclass
+class TritonKernel:
+    """One emitted ``@triton.jit`` function and how to launch it."""
+
+    name: str
+    source: str
+    tiling: Tiling
+    outputs: list[int]  # positions in the irc kernel's outputs
+    hidden: list[torch.Tensor]
+
+
+@dataclass
+class KernelPlan:
+    """An ``irc.kernel`` call site: its Triton kernels, or the eager fallback."""
+
+    spec: KernelSpec
+    kernels: list[TritonKernel] = field(default_factory=list)
+    eager_reason: str | None = None
+    function: func.FuncOp | None = None  # for the eager fallback
+
+
+@dataclass
+class ModulePlan:
+    """Everything :func:`emit_module` needs."""
+
+    main: func.FuncOp
+    kernels: dict[str, KernelPlan]
+    call_names: dict[int, str]  # id(call op or inline op) -> kernel plan name
+    helpers: set[str]
+    constants: list[torch.Tensor]
+    constant_index: dict[int, int]  # id(constant op) -> index in constants
+
+
+def find_main(module: ModuleOp) -> func.FuncOp:
+    for op in module.ops:
+        if isinstance(op, func.FuncOp) and op.sym_name.data == "main":
+            return op
+    raise BackendError("the module has no func.func @main")
+
+
+def _functions(module: ModuleOp) -> dict[str, func.FuncOp]:
+    return {op.sym_name.data: op for op in module.ops if isinstance(op, func.FuncOp)}
+
+
+def plan_kernel(spec: KernelSpec, interpret: bool, helpers: set[str]) -> KernelPlan:
+    """Decide the Triton kernels (and tilings) for one kernel call."""
+    plan = KernelPlan(spec)
+    try:
+        layout = reduction_layout(spec.ops)
+        groups = _output_groups(spec, layout)
+        for k, (outs, group_layout) in enumerate(groups):
+            name = spec.name if k == 0 else f"{spec.name}_{k}"
+            sub = KernelSpec(name, spec.inputs, spec.ops, [spec.outputs[j] for j in outs],
+                             spec.known)
+            tiling = _tiling(sub, group_layout, interpret)
+            local: set[str] = set()
+            writer = KernelWriter(sub, tiling, group_layout, local)
+            source = writer.write()
+            plan.kernels.append(TritonKernel(name, source, tiling, outs, writer.hidden))
+            helpers |= local
+    except KernelUnsupported as err:
+        plan.kernels = []
+        plan.eager_reason = str(err)
+    return plan
+
+
+def _output_groups(spec: KernelSpec, layout: ReductionLayout | None
+                   ) -> list[tuple[list[int], ReductionLayout | None]]:
+    """Outputs that share one Triton kernel: those in the reduction space (if
+    any) together, the rest grouped by element count as pointwise kernels."""
+    groups: list[tuple[list[int], ReductionLayout | None]] = []
+    rest: dict[int, list[int]] = {}
+    reduced: list[int] = []
+    for j, out in enumerate(spec.outputs):
+        shape = shape_of(out.type)
+        if layout is not None and layout.place(shape) is not None:
+            reduced.append(j)
+        else:
+            rest.setdefault(numel(shape), []).append(j)
+    if reduced:
+        groups.append((reduced, layout))
+    groups.extend((outs, None) for _, outs in sorted(rest.items(), reverse=True))
+    return groups
+
+
+def _tiling(spec: KernelSpec, layout: ReductionLayout | None, interpret: bool) -> Tiling:
+    if layout is None:
+        return choose_pointwise(numel(shape_of(spec.outputs[0].type)), interpret)
+    return choose_reduction(layout.rows, layout.reduced, interpret)
+
+
+def plan_module(module: ModuleOp, interpret: bool = False) -> ModulePlan:
+    """Decide everything about ``module`` (kernel or graph level)."""
+    main = find_main(module)
+    functions = _functions(module)
+    plan = ModulePlan(main, {}, {}, set(), [], {})
+    for op in main.body.block.ops:
+        if isinstance(op, g.ConstantOp):
+            plan.constant_index[id(op)] = len(plan.constants)
+            from irc.ir.interpreter import dense_to_tensor
+            plan.constants.append(dense_to_tensor(op.value))
+        elif isinstance(op, func.CallOp):
+            callee = functions.get(op.callee.string_value())
+            if callee is None or KERNEL_ATTR not in callee.attributes:
+                raise BackendError(f"@main calls @{op.callee.string_value()}, which is not an "
+                                   f"irc.kernel function of the module")
+            body = list(callee.body.block.ops)
+            ret = body[-1]
+            assert isinstance(ret, func.ReturnOp)
+            known = {i: v for i, arg in enumerate(op.operands)
+                     if (v := _known_scalar(arg)) is not None}
+            name = _unique(callee.sym_name.data, plan.kernels)
+            spec = KernelSpec(name, list(callee.body.block.args), body[:-1], list(ret.operands),
+                              known)
+            kplan = plan_kernel(spec, interpret, plan.helpers)
+            kplan.function = callee
+            plan.kernels[name] = kplan
+            plan.call_names[id(op)] = name
+        elif _is_inline_kernel(op):
+            known = {i: v for i, arg in enumerate(op.operands)
+                     if (v := _known_scalar(arg)) is not None}
+            name = _unique(f"op{len(plan.call_names)}_{op.name.removeprefix('graph.')}",
+                           plan.kernels)
+            spec = KernelSpec(name, list(op.operands), [op], list(op.results), known)
+            plan.kernels[name] = plan_kernel(spec, interpret, plan.helpers)
+            plan.call_names[id(op)] = name
+    return plan
+
+
+def _unique(name: str, taken: dict[str, KernelPlan]) -> str:
+    if name not in taken:
+        return name
+    k = 1
+    while f"{name}_c{k}" in taken:
+        k += 1
+    return f"{name}_c{k}"
+
+
+def _is_inline_kernel(op: Operation) -> bool:
+    return (op.name.startswith("graph.") and not isinstance(op, EXTERN_OPS)
+            and not isinstance(op, (g.WeightOp, g.ConstantOp)))
+
+
+def _known_scalar(value: SSAValue) -> float | int | bool | None:
+    owner = value.owner
+    return splat_value(owner) if isinstance(owner, Operation) else None
+
+
+# ----------------------------------------------------------------------------
+# emission
+
+
+def emit_module(plan: ModulePlan, title: str = "") -> str:
+    """The whole generated module as text."""
+    parts = ['"""Generated by irc (Triton backend)' + (f": {title}" if title else "") + '."""',
+             "import torch",
+             "import torch.nn.functional as F",
+             "import triton",
+             "import triton.language as tl",
+             ""]
+    for name in sorted(plan.helpers):  # jit helpers resolve each other at call time
+        parts.append(COMBINE_HELPERS.get(name) or HELPERS[name])
+    for kplan in plan.kernels.values():
+        for k in kplan.kernels:
+            parts.append("")
+            parts.append(k.source)
+    parts.append(_tilings_text(plan))
+    parts.append(LAUNCH_DEFAULT)
+    parts.append(_host_text(plan))
+    return "\n".join(parts) + "\n"
+
+
+def _tilings_text(plan: ModulePlan) -> str:
+    lines = ["# Launch configuration per Triton kernel (the runtime may autotune these).",
+             "TILINGS = {"]
+    for kplan in plan.kernels.values():
+        for k in kplan.kernels:
+            t = k.tiling
+            lines.append(f"    {k.name!r}: {{'extent': {t.extent}, **{t.meta()!r}}},")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+LAUNCH_DEFAULT = '''
+EAGER = {}  # irc.kernel name -> eager torch callable (filled by the runtime)
+_device = torch.device("cuda")
+
+
+def _launch(kernel, name, *args):
+    """Launch ``kernel`` over its grid with its tiling from TILINGS."""
+    meta = dict(TILINGS[name])
+    extent = meta.pop("extent")
+    kernel[(triton.cdiv(extent, meta["XBLOCK"]),)](*args, **meta)
+'''
+
+
+def _host_text(plan: ModulePlan) -> str:
+    main = plan.main
+    block = main.body.block
+    names: dict[SSAValue, str] = {}
+    params = []
+    for i, arg in enumerate(block.args):
+        names[arg] = f"arg{i}"
+        params.append(f"arg{i}")
+    lines = [f"def main({', '.join(params)}):",
+             '    """The host schedule of @main: kernels, library calls, outputs."""']
+    counter = [0]
+
+    def fresh() -> str:
+        counter[0] += 1
+        return f"t{counter[0]}"
+
+    for op in block.ops:
+        if isinstance(op, func.ReturnOp):
+            outs = ", ".join(names[v] for v in op.operands)
+            lines.append(f"    return [{outs}]")
+            break
+        if isinstance(op, g.WeightOp):
+            names[op.result] = fresh()
+            lines.append(f"    {names[op.result]} = WEIGHTS[{op.sym_name.data!r}]")
+        elif isinstance(op, g.ConstantOp):
+            names[op.result] = fresh()
+            lines.append(f"    {names[op.result]} = CONSTANTS[{plan.constant_index[id(op)]}]")
+        elif id(op) in plan.call_names:
+            kplan = plan.kernels[plan.call_names[id(op)]]
+            lines.extend(_kernel_call_text(kplan, op, names, fresh))
+        elif isinstance(op, EXTERN_OPS):
+            names[op.results[0]] = fresh()
+            args = [names[v] for v in op.operands]
+            lines.append(f"    {names[op.results[0]]} = {extern_call(op, args)}")
+        else:
+            raise UnsupportedOpError(op.name, reason="the Triton backend cannot run it in @main")
+    return "\n".join(lines) + "\n"
+
+
+def _kernel_call_text(kplan: KernelPlan, op: Operation, names: dict[SSAValue, str],
+                      fresh) -> list[str]:  # type: ignore[no-untyped-def]
+    spec = kplan.spec
+    args = [names[v] for v in op.operands]
+    outs = [fresh() for _ in op.results]
+    for r, n in zip(op.results, outs):
+        names[r] = n
+    if kplan.eager_reason is not None:
+        return [f"    # {spec.name}: runs in eager torch ({kplan.eager_reason})",
+                f"    {', '.join(outs)}, = EAGER[{spec.name!r}]({', '.join(args)})"]
+    lines = []
+    for r, n in zip(op.results, outs):
+        shape, dtype = shape_of(r.type), dtype_of(r.type)
+        lines.append(f"    {n} = torch.empty({tuple(shape)!r}, dtype={dtype}, device=_device)")
+    for k in kplan.kernels:
+        if k.tiling.extent == 0 or any(numel(shape_of(op.results[j].type)) == 0
+                                       for j in k.outputs):
+            continue
+        hidden = [f"HIDDEN[{k.name!r}][{i}]" for i in range(len(k.hidden))]
+        kouts = [outs[j] for j in k.outputs]
+        call_args = ", ".join([*args, *hidden, *kouts])
+        lines.append(f"    _launch({k.name}, {k.name!r}, {call_args})  # {k.tiling.kind}, "
+                     f"grid {k.tiling.grid}")
+    return lines
+
+
+def generate_source(module: ModuleOp, interpret: bool = False) -> str:
+    """The whole module's Triton source: all kernels plus the host wrapper."""
+    return emit_module(plan_module(module, interpret))

@@ -1,0 +1,643 @@
+"""One ``irc.kernel`` function -> ``@triton.jit`` kernel source.
+
+The kernel is written *by pulling*: each output is evaluated at its store
+coordinates, which evaluates the ops it depends on at derived coordinates
+(:mod:`codegen_index`), memoised per (value, coordinates) so shared
+subexpressions are computed once. Two iteration spaces exist:
+
+* **pointwise** (no reduction): ``offs = pid * XBLOCK + tl.arange(0, XBLOCK)``
+  over the flattened output, ``mask = offs < N``.
+* **reduction** (the kernel's reductions all reduce the same dims of the same
+  shape ``D``): ``o`` (rows of the kept dims, block axis 0, ``mask_o``) times
+  ``r`` (the reduced dims, block axis 1, ``mask_r``). Outputs of shape ``D``
+  are stored at ``(o, r)``, outputs of the kept shape at ``o``. A persistent
+  kernel has one ``r`` block covering the whole row; otherwise every reduction
+  and the store of full-shape outputs loop over ``r`` in ``RBLOCK`` chunks.
+
+Anything else (two different reduction layouts in one kernel, integer pow
+with a variable exponent...) raises :class:`KernelUnsupported`; the backend
+then runs that one kernel in eager torch and says so in the generated source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from xdsl.dialects.builtin import DenseIntOrFPElementsAttr
+from xdsl.ir import BlockArgument, Operation, SSAValue
+
+from irc.backends.triton.autotune import Tiling
+from irc.backends.triton.codegen_index import (
+    AXES_NONE,
+    ZERO,
+    Coords,
+    Ix,
+    broadcast_coords,
+    delinearize,
+    permute_coords,
+    reshape_coords,
+    slice_coords,
+    squeeze_coords,
+    unsqueeze_coords,
+)
+from irc.backends.triton.codegen_ops import (
+    HALF_DTYPES,
+    KernelUnsupported,
+    OpEmitter,
+    convert,
+    literal,
+    reg_type,
+    tl_type,
+)
+from irc.ir import graph as g
+from irc.ir.types import dtype_of, numel, shape_of
+
+
+@dataclass(frozen=True)
+class Val:
+    """A computed value: register expression, logical dtype, block axes it varies on."""
+
+    text: str
+    dtype: torch.dtype
+    axes: frozenset[int]
+
+
+@dataclass
+class KernelSpec:
+    """What one Triton kernel computes: ``outputs`` from ``inputs`` through ``ops``.
+
+    ``known`` maps an input position to a scalar value known at compile time
+    (a splat constant at the call site), which is then inlined as a literal.
+    """
+
+    name: str
+    inputs: list[SSAValue]
+    ops: list[Operation]
+    outputs: list[SSAValue]
+    known: dict[int, float | int | bool] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReductionLayout:
+    """The reduction space of a kernel: input shape ``D`` and reduced ``dims``."""
+
+    shape: tuple[int, ...]
+    dims: tuple[int, ...]
+
+    @property
+    def kept_shape(self) -> tuple[int, ...]:
+        return tuple(s for i, s in enumerate(self.shape) if i not in self.dims)
+
+    @property
+    def reduced_shape(self) -> tuple[int, ...]:
+        return tuple(self.shape[d] for d in self.dims)
+
+    @property
+    def rows(self) -> int:
+        return numel(self.kept_shape)
+
+    @property
+    def reduced(self) -> int:
+        return numel(self.reduced_shape)
+
+    @property
+    def suffix(self) -> bool:
+        """The reduced dims are the trailing dims (rows are contiguous)."""
+        n = len(self.shape)
+        return self.dims == tuple(range(n - len(self.dims), n))
+
+    def outer_shapes(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        keep = tuple(1 if i in self.dims else s for i, s in enumerate(self.shape))
+        return self.kept_shape, keep
+
+    def place(self, shape: tuple[int, ...]) -> str | None:
+        """Where an output of ``shape`` is stored: ``"full"`` (one element per
+        (row, reduced lane): the layout's shape, or any shape of that size when
+        rows are contiguous), ``"outer"`` (one element per row), or None."""
+        n = numel(shape)
+        if shape == self.shape or (self.suffix and n == numel(self.shape)):
+            if self.reduced > 1 or shape == self.shape:
+                return "full"
+        if n == self.rows:
+            return "outer"
+        return None
+
+
+def reduction_layout(ops: Sequence[Operation]) -> ReductionLayout | None:
+    """The one reduction layout of ``ops`` (None: no reductions; unsupported: several)."""
+    layouts = {ReductionLayout(shape_of(op.input.type), op.reduced_dims)
+               for op in ops if isinstance(op, g.ReduceOp) and shape_of(op.input.type)}
+    if not layouts:
+        return None
+    if len(layouts) > 1:
+        raise KernelUnsupported("reductions over different layouts in one kernel: "
+                                + ", ".join(f"{l.shape} dims {l.dims}" for l in sorted(
+                                    layouts, key=str)))
+    return layouts.pop()
+
+
+def splat_value(op: Operation) -> float | int | bool | None:
+    if isinstance(op, g.ConstantOp) and isinstance(op.value, DenseIntOrFPElementsAttr) \
+            and op.value.is_splat():
+        v = op.value.get_values()[0]
+        return bool(v) if dtype_of(op.result.type) == torch.bool else v
+    return None
+
+
+class KernelWriter:
+    """Emits one ``@triton.jit`` function for a :class:`KernelSpec`."""
+
+    def __init__(self, spec: KernelSpec, tiling: Tiling, layout: ReductionLayout | None,
+                 helpers: set[str]) -> None:
+        self.spec = spec
+        self.tiling = tiling
+        self.layout = layout
+        self.helpers = helpers
+        self.lines: list[str] = []
+        self.indent = 1
+        self.counter = 0
+        self.memo: list[dict[tuple[object, ...], Val]] = [{}]
+        self.hidden: list[torch.Tensor] = []  # non-splat constants inside the kernel
+        self.hidden_ops: dict[int, int] = {}
+        self.defs: dict[SSAValue, Operation] = {r: op for op in spec.ops for r in op.results}
+        self.inputs: dict[SSAValue, int] = {v: i for i, v in enumerate(spec.inputs)}
+        self.ops = OpEmitter(lambda e: self.bind(e, AXES_NONE).text, self.helpers.add)
+        self.r_stack: list[tuple[Ix, str]] = []  # current (r, mask_r) of the reduction space
+        self.o: Ix | None = None
+        self.kept: list[Ix] = []
+        self.wide_index = any(numel(shape_of(v.type)) >= 2**31
+                              for v in [*spec.inputs, *spec.outputs])
+
+    # -- emission helpers -----------------------------------------------------
+
+    def emit(self, line: str) -> None:
+        self.lines.append("    " * self.indent + line)
+
+    def fresh(self, prefix: str) -> str:
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    def bind(self, expr: str, axes: frozenset[int], prefix: str = "t") -> Ix:
+        """``name = expr`` (once per scope: the same text gives the same name)."""
+        if expr.isidentifier():
+            return Ix(expr, axes)
+        key = ("expr", expr)
+        for scope in reversed(self.memo):
+            if key in scope:
+                return Ix(scope[key].text, axes)
+        name = self.fresh(prefix)
+        self.emit(f"{name} = {expr}")
+        self.memo[-1][key] = Val(name, torch.int64, axes)
+        return Ix(name, axes)
+
+    def bind_index(self, expr: str, axes: frozenset[int]) -> Ix:
+        return self.bind(expr, axes, "i")
+
+    def value(self, expr: str, dtype: torch.dtype, axes: frozenset[int],
+              rounded: bool = False) -> Val:
+        """Bind an op's result. ``rounded``: round a half result like torch
+        does after every op (halves are computed in f32 registers)."""
+        if rounded and dtype in HALF_DTYPES:
+            expr = f"{expr}.to({tl_type(dtype)}).to(tl.float32)"
+        if expr.isidentifier() or expr.startswith("tl.full([]"):
+            return Val(expr, dtype, axes)
+        return Val(self.bind(expr, axes, "v").text, dtype, axes)
+
+    def mask_for(self, axes: frozenset[int]) -> str | None:
+        if not axes:
+            return None
+        if self.layout is None:
+            return "mask"
+        parts = []
+        if 0 in axes:
+            parts.append("mask_o")
+        if 1 in axes:
+            parts.append(self.r_stack[-1][1])
+        return " & ".join(parts)
+
+    # -- the kernel -----------------------------------------------------------
+
+    def params(self) -> list[str]:
+        ins = [f"in{i}" for i in range(len(self.spec.inputs))]
+        hidden = [f"h{i}" for i in range(len(self.hidden))]
+        outs = [f"out{j}" for j in range(len(self.spec.outputs))]
+        consts = ["XBLOCK: tl.constexpr"] + (["RBLOCK: tl.constexpr"] if self.layout else [])
+        return ins + hidden + outs + consts
+
+    def write(self) -> str:
+        pid = "tl.program_id(0).to(tl.int64)" if self.wide_index else "tl.program_id(0)"
+        self.emit(f"pid = {pid}")
+        if self.layout is None:
+            self.write_pointwise()
+        else:
+            self.write_reduction(self.layout)
+        header = f"def {self.spec.name}({', '.join(self.params())}):"
+        doc = f'    """{self.describe()}"""'
+        return "\n".join(["@triton.jit", header, doc, *self.lines]) + "\n"
+
+    def describe(self) -> str:
+        t = self.tiling
+        if self.layout is None:
+            return f"pointwise over {t.extent} elements"
+        form = "persistent" if t.persistent else "looped"
+        return (f"{form} reduction: {t.extent} rows x {t.reduced} reduced elements "
+                f"(shape {list(self.layout.shape)}, dims {list(self.layout.dims)})")
+
+    def write_pointwise(self) -> None:
+        n = self.tiling.extent
+        self.emit("offs = pid * XBLOCK + tl.arange(0, XBLOCK)")
+        self.emit(f"mask = offs < {n}")
+        offs = Ix("offs", frozenset({0}))
+        for j, out in enumerate(self.spec.outputs):
+            shape = shape_of(out.type)
+            if numel(shape) != n:
+                raise KernelUnsupported("pointwise outputs of different sizes")
+            self.store(j, out, Coords(shape, flat=offs), "mask", "[XBLOCK]")
+
+    def write_reduction(self, layout: ReductionLayout) -> None:
+        t = self.tiling
+        self.emit("o = pid * XBLOCK + tl.arange(0, XBLOCK)[:, None]")
+        self.emit(f"mask_o = o < {layout.rows}")
+        self.o = Ix("o", frozenset({0}))
+        self.kept = delinearize(self.o, layout.kept_shape, self.bind_index)
+        full, outer = [], []
+        for j, out in enumerate(self.spec.outputs):
+            shape = shape_of(out.type)
+            place = layout.place(shape)
+            if place is None:
+                raise KernelUnsupported(f"output shape {list(shape)} is neither the reduction's "
+                                        f"shape {list(layout.shape)} nor its rows")
+            (full if place == "full" else outer).append(j)
+        if t.persistent:
+            self.open_r("tl.arange(0, RBLOCK)[None, :]")
+        else:  # hoist every reduction out of the store loop, in program order
+            for op in self.spec.ops:
+                if isinstance(op, g.ReduceOp) and shape_of(op.input.type):
+                    self.eval(op.result, self.outer_coords(shape_of(op.result.type)))
+        for j in outer:
+            shape = shape_of(self.spec.outputs[j].type)
+            self.store(j, self.spec.outputs[j], self.outer_coords(shape), "mask_o",
+                       "[XBLOCK, 1]")
+        if not full:
+            return
+        if not t.persistent:
+            self.open_loop()
+        r, mask_r = self.r_stack[-1]
+        coords = self.full_coords()
+        for j in full:
+            shape = shape_of(self.spec.outputs[j].type)
+            c = coords if shape == layout.shape else Coords(shape, flat=coords.flat(self.bind_index))
+            self.store(j, self.spec.outputs[j], c, f"mask_o & {mask_r}", "[XBLOCK, RBLOCK]")
+
+    def open_loop(self) -> None:
+        """``for rN in range(0, R, RBLOCK):`` with a fresh scope and r."""
+        assert self.layout is not None
+        start = self.fresh("r_start")
+        self.emit(f"for {start} in range(0, {self.layout.reduced}, RBLOCK):")
+        self.indent += 1
+        self.memo.append({})
+        self.open_r(f"{start} + tl.arange(0, RBLOCK)[None, :]")
+
+    def close_loop(self) -> None:
+        self.r_stack.pop()
+        self.memo.pop()
+        self.indent -= 1
+
+    def open_r(self, expr: str) -> None:
+        assert self.layout is not None
+        r = Ix(self.fresh("r"), frozenset({1}))
+        self.emit(f"{r.text} = {expr}")
+        mask = self.fresh("mask_r")
+        self.emit(f"{mask} = {r.text} < {self.layout.reduced}")
+        self.r_stack.append((r, mask))
+
+    def outer_coords(self, shape: tuple[int, ...]) -> Coords:
+        """A row (``o``) in ``shape`` (the kept shape, keepdim shape, or any of that size)."""
+        assert self.layout is not None and self.o is not None
+        kept_shape, keep_shape = self.layout.outer_shapes()
+        if shape == keep_shape:
+            it = iter(self.kept)
+            dims = [ZERO if i in self.layout.dims else next(it) for i in range(len(shape))]
+            return Coords(shape, dims, flat=self.o)
+        if shape == kept_shape:
+            return Coords(shape, list(self.kept), flat=self.o)
+        return Coords(shape, flat=self.o)
+
+    def full_coords(self) -> Coords:
+        assert self.layout is not None and self.o is not None
+        layout = self.layout
+        r = self.r_stack[-1][0]
+        rdims = iter(delinearize(r, layout.reduced_shape, self.bind_index))
+        kdims = iter(self.kept)
+        dims = [next(rdims) if i in layout.dims else next(kdims) for i in range(len(layout.shape))]
+        flat = None
+        if layout.suffix:
+            flat = self.split_index(self.o, r)
+        return Coords(layout.shape, dims, flat=flat)
+
+    def split_index(self, row: Ix, r: Ix) -> Ix:
+        """``row * R + r``, remembering the split (see :class:`Ix`)."""
+        assert self.layout is not None
+        n = self.layout.reduced
+        ix = self.bind_index(f"{row.paren()} * {n} + {r.text}", row.axes | frozenset({1}))
+        return Ix(ix.text, ix.axes, None, (row, n, r))
+
+    def store(self, j: int, out: SSAValue, coords: Coords, mask: str, block: str) -> None:
+        """Store output ``j`` at ``coords``; ``block`` is the store's block shape
+        (a pointer that varies along fewer axes is broadcast to it)."""
+        val = self.eval(out, coords)
+        dtype = dtype_of(out.type)
+        flat = coords.flat(self.bind_index)
+        ptr = f"out{j}" if flat.const == 0 else f"out{j} + {flat.paren()}"
+        full = frozenset({0, 1}) if "RBLOCK" in block else frozenset({0})
+        if flat.axes != full:
+            ptr += f" + tl.zeros({block}, tl.int32)"
+        text = val.text if dtype not in HALF_DTYPES else f"{val.text}.to({tl_type(dtype)})"
+        self.emit(f"tl.store({ptr}, {text}, mask={mask})")
+
+    # -- evaluation -------------------------------------------------------------
+
+    def lookup(self, key: tuple[object, ...]) -> Val | None:
+        for scope in reversed(self.memo):
+            if key in scope:
+                return scope[key]
+        return None
+
+    def eval(self, value: SSAValue, coords: Coords) -> Val:
+        for k in coords.keys():
+            found = self.lookup((id(value), k))
+            if found is not None:
+                return found
+        val = self._eval(value, coords)
+        for k in coords.keys():
+            self.memo[-1][(id(value), k)] = val
+        return val
+
+    def _eval(self, value: SSAValue, c: Coords) -> Val:
+        b = self.bind_index
+        dtype = dtype_of(value.type)
+        if value in self.inputs:
+            i = self.inputs[value]
+            if i in self.spec.known:
+                return Val(literal(self.spec.known[i], dtype), dtype, AXES_NONE)
+            return self.load(f"in{i}", dtype, c)
+        op = self.defs.get(value)
+        if op is None:
+            raise KernelUnsupported(f"value {value.name_hint or '?'} is defined outside the kernel")
+        if isinstance(op, g.ConstantOp):
+            splat = splat_value(op)
+            if splat is not None:
+                return Val(literal(splat, dtype), dtype, AXES_NONE)
+            if id(op) not in self.hidden_ops:
+                from irc.ir.interpreter import dense_to_tensor
+                self.hidden_ops[id(op)] = len(self.hidden)
+                self.hidden.append(dense_to_tensor(op.value))
+            return self.load(f"h{self.hidden_ops[id(op)]}", dtype, c)
+        if isinstance(op, g.ElementwiseUnaryOp):
+            x = self.eval(op.input, c)
+            ct = dtype_of(op.input.type) if type(op).DTYPE_RULE in ("bool", "same") else dtype
+            text = self.ops.unary(op, convert(x.text, x.dtype, ct), ct)
+            if type(op).DTYPE_RULE == "bool":
+                return self.value(text, dtype, x.axes)
+            return self.value(convert(text, ct, dtype) if ct != dtype else text, dtype, x.axes,
+                              rounded=True)
+        if isinstance(op, g.ElementwiseBinaryOp):
+            x = self.eval(op.lhs, broadcast_coords(c, shape_of(op.lhs.type), b))
+            y = self.eval(op.rhs, broadcast_coords(c, shape_of(op.rhs.type), b))
+            ct = dtype if type(op).DTYPE_RULE != "bool" else torch.promote_types(x.dtype, y.dtype)
+            if isinstance(op, g.DivOp):
+                ct = dtype
+            text = self.ops.binary(op, convert(x.text, x.dtype, ct), convert(y.text, y.dtype, ct),
+                                   ct, self.scalar_of(op.rhs))
+            return self.value(text, dtype, x.axes | y.axes, rounded=True)
+        if isinstance(op, g.WhereOp):
+            cond = self.eval(op.cond, broadcast_coords(c, shape_of(op.cond.type), b))
+            x = self.eval(op.lhs, broadcast_coords(c, shape_of(op.lhs.type), b))
+            y = self.eval(op.rhs, broadcast_coords(c, shape_of(op.rhs.type), b))
+            text = (f"tl.where({cond.text}, {convert(x.text, x.dtype, dtype)}, "
+                    f"{convert(y.text, y.dtype, dtype)})")
+            return self.value(text, dtype, cond.axes | x.axes | y.axes)
+        if isinstance(op, g.CastOp):
+            x = self.eval(op.input, c)
+            return self.value(convert(x.text, x.dtype, dtype), dtype, x.axes)
+        if isinstance(op, g.ReduceOp):
+            return self.reduce(op, c)
+        in_shape = shape_of(op.operands[0].type) if op.operands else ()
+        if isinstance(op, g.ReshapeOp):
+            return self.eval(op.input, reshape_coords(c, in_shape, b))
+        if isinstance(op, g.ExpandOp):
+            return self.eval(op.input, broadcast_coords(c, in_shape, b))
+        if isinstance(op, g.PermuteOp):
+            return self.eval(op.input, permute_coords(c, g.ints(op.dims), in_shape, b))
+        if isinstance(op, g.SliceOp):
+            dim, start, _end, step = op.params()
+            return self.eval(op.input, slice_coords(c, dim, start, step, in_shape, b))
+        if isinstance(op, g.SqueezeOp):
+            return self.eval(op.input, squeeze_coords(c, g.ints(op.dims), in_shape, b))
+        if isinstance(op, g.UnsqueezeOp):
+            return self.eval(op.input, unsqueeze_coords(c, op.dim.value.data, in_shape, b))
+        raise KernelUnsupported(f"{op.name} has no Triton lowering")
+
+    def scalar_of(self, value: SSAValue) -> float | int | bool | None:
+        if value in self.inputs:
+            return self.spec.known.get(self.inputs[value])
+        op = self.defs.get(value)
+        return splat_value(op) if op is not None else None
+
+    def load(self, ptr: str, dtype: torch.dtype, c: Coords) -> Val:
+        flat = c.flat(self.bind_index)
+        mask = self.mask_for(flat.axes)
+        address = ptr if flat.const == 0 else f"{ptr} + {flat.paren()}"
+        text = f"tl.load({address}{', mask=' + mask if mask else ''})"
+        if dtype in HALF_DTYPES:
+            text += ".to(tl.float32)"
+        return self.value(text, dtype, flat.axes)
+
+    # -- reductions -------------------------------------------------------------
+
+    def reduce(self, op: g.ReduceOp, c: Coords) -> Val:
+        dtype = dtype_of(op.result.type)
+        in_shape = shape_of(op.input.type)
+        if not in_shape:  # reducing a scalar is the identity
+            x = self.eval(op.input, c)
+            return self.value(convert(x.text, x.dtype, dtype), dtype, x.axes)
+        layout = self.layout
+        if layout is None or self.o is None:
+            raise KernelUnsupported(f"{op.name} outside the kernel's reduction space")
+        if 1 in c.axes(self.bind_index):
+            raise KernelUnsupported(f"{op.name} result is needed per reduced element")
+        dims = c.dims(self.bind_index)
+        kept = [d for i, d in enumerate(dims) if i not in layout.dims] if op.keeps_dims else dims
+        persistent = self.tiling.persistent
+        if not persistent:
+            acc = ReductionAccumulator(self, op)
+            acc.init()
+            self.open_loop()
+        x = self.eval(op.input, self.reduction_input(kept, c))
+        r, mask_r = self.r_stack[-1]
+        if persistent:
+            text = ReductionAccumulator(self, op).persistent(x, r, mask_r)
+        else:
+            acc.update(x, r, mask_r)
+            self.close_loop()
+            text = acc.finish()
+        return self.value(text, dtype, frozenset({0}), rounded=True)
+
+    def reduction_input(self, kept: list[Ix], c: Coords) -> Coords:
+        assert self.layout is not None
+        layout = self.layout
+        r = self.r_stack[-1][0]
+        rdims = iter(delinearize(r, layout.reduced_shape, self.bind_index))
+        kdims = iter(kept)
+        dims = [next(rdims) if i in layout.dims else next(kdims) for i in range(len(layout.shape))]
+        flat = None
+        if layout.suffix and [k.text for k in kept] == [k.text for k in self.kept]:
+            flat = self.split_index(self.o, r)  # the canonical row: share loads with outputs
+        elif layout.suffix and c.has_flat() and numel(c.shape) == layout.rows:
+            flat = self.split_index(c.flat(self.bind_index), r)
+        return Coords(layout.shape, dims, flat=flat)
+
+
+class ReductionAccumulator:
+    """Text of one reduction, persistent (one block) or looped (accumulators)."""
+
+    def __init__(self, w: KernelWriter, op: g.ReduceOp) -> None:
+        self.w = w
+        self.op = op
+        self.kind = op.name.removeprefix("graph.")
+        self.out = dtype_of(op.result.type)
+        self.src = dtype_of(op.input.type)
+        assert w.layout is not None
+        self.n = w.layout.reduced
+        self.names: list[str] = []
+
+    def acc_dtype(self) -> torch.dtype:
+        if self.kind in ("sum", "prod"):
+            return self.out
+        if self.kind == "mean":
+            return self.out
+        if self.kind in ("any", "all"):
+            return torch.int32
+        return self.src if self.src != torch.bool else torch.int32
+
+    def prepared(self, x: Val) -> str:
+        """The input in the accumulation dtype."""
+        if self.kind in ("any", "all"):
+            return f"({x.text} != 0).to(tl.int32)"
+        return convert(x.text, x.dtype, self.acc_dtype())
+
+    def identity(self) -> str:
+        dt = self.acc_dtype()
+        if self.kind in ("sum", "mean", "any"):
+            return "0"
+        if self.kind in ("prod", "all"):
+            return "1"
+        big = self.kind in ("amin", "argmin")
+        if dt.is_floating_point:
+            return 'float("inf")' if big else 'float("-inf")'
+        info = torch.iinfo(dt)
+        return str(info.max if big else info.min)
+
+    def persistent(self, x: Val, r: Ix, mask: str) -> str:
+        w, ident = self.w, self.identity()
+        v = w.bind(f"tl.where({mask}, {self.prepared(x)}, {ident})", frozenset({0, 1}), "v").text
+        if self.kind in ("sum", "mean"):
+            res = f"tl.sum({v}, axis=1, keep_dims=True)"
+            return self.finish_mean(res)
+        if self.kind == "prod":
+            w.helpers.add("_prod_combine")
+            return f"tl.reduce({v}, 1, _prod_combine, keep_dims=True)"
+        if self.kind in ("any", "all"):
+            fn = "tl.max" if self.kind == "any" else "tl.min"
+            return f"({fn}({v}, axis=1, keep_dims=True) > 0)"
+        if self.kind in ("amax", "amin"):
+            return self.to_out(self.extreme(v))
+        # argmax / argmin: first index of the extreme value; NaN counts as the extreme
+        fn = "tl.max" if self.kind == "argmax" else "tl.min"
+        m = w.bind(f"{fn}({v}, axis=1, keep_dims=True)", frozenset({0})).text
+        idx = w.bind(f"tl.min(tl.where({mask} & ({v} == {m}), {r.text}, {self.n}), axis=1, "
+                     f"keep_dims=True)", frozenset({0})).text
+        if self.src.is_floating_point:
+            nan = w.bind(f"tl.min(tl.where({mask} & ({v} != {v}), {r.text}, {self.n}), axis=1, "
+                         f"keep_dims=True)", frozenset({0})).text
+            idx = f"tl.where({nan} < {self.n}, {nan}, {idx})"
+        return f"({idx}).to(tl.int64)"
+
+    def extreme(self, v: str) -> str:
+        """Row max/min; for floats NaN-propagating like torch (a combine helper)."""
+        if not self.src.is_floating_point:
+            fn = "tl.max" if self.kind == "amax" else "tl.min"
+            return f"{fn}({v}, axis=1, keep_dims=True)"
+        helper = "_max_nan" if self.kind == "amax" else "_min_nan"
+        self.w.helpers.add(helper)
+        return f"tl.reduce({v}, 1, {helper}, keep_dims=True)"
+
+    def finish_mean(self, total: str) -> str:
+        if self.kind == "mean":
+            return f"({total} / {self.n})"
+        return total
+
+    def to_out(self, text: str) -> str:
+        return convert(text, self.acc_dtype(), self.out)
+
+    # -- looped form --
+
+    def init(self) -> None:
+        w = self.w
+        shape = "[XBLOCK, RBLOCK]"
+        acc = w.fresh("acc")
+        w.emit(f"{acc} = tl.full({shape}, {self.identity()}, {reg_type(self.acc_dtype())})")
+        self.names = [acc]
+        if self.kind in ("argmax", "argmin"):
+            idx, nan = w.fresh("acc_idx"), w.fresh("acc_nan")
+            w.emit(f"{idx} = tl.full({shape}, {self.n}, tl.int32)")
+            w.emit(f"{nan} = tl.full({shape}, {self.n}, tl.int32)")
+            self.names += [idx, nan]
+
+    def update(self, x: Val, r: Ix, mask: str) -> None:
+        w, acc, ident = self.w, self.names[0], self.identity()
+        v = w.bind(f"tl.where({mask}, {self.prepared(x)}, {ident})", frozenset({0, 1}), "v").text
+        if self.kind in ("sum", "mean"):
+            w.emit(f"{acc} = {acc} + {v}")
+        elif self.kind == "prod":
+            w.emit(f"{acc} = {acc} * {v}")
+        elif self.kind in ("any", "amax"):
+            nan = ", propagate_nan=tl.PropagateNan.ALL" if self.acc_dtype().is_floating_point else ""
+            w.emit(f"{acc} = tl.maximum({acc}, {v}{nan})")
+        elif self.kind in ("all", "amin"):
+            nan = ", propagate_nan=tl.PropagateNan.ALL" if self.acc_dtype().is_floating_point else ""
+            w.emit(f"{acc} = tl.minimum({acc}, {v}{nan})")
+        else:
+            idx, nan = self.names[1], self.names[2]
+            cmp = ">" if self.kind == "argmax" else "<"
+            better = w.bind(f"{mask} & (({v} {cmp} {acc}) | ({idx} == {self.n}))",
+                            frozenset({0, 1}), "b").text
+            w.emit(f"{acc} = tl.where({better}, {v}, {acc})")
+            w.emit(f"{idx} = tl.where({better}, {r.text}, {idx})")
+            if self.acc_dtype().is_floating_point:
+                w.emit(f"{nan} = tl.minimum({nan}, tl.where({mask} & ({v} != {v}), {r.text}, "
+                       f"{self.n}))")
+
+    def finish(self) -> str:
+        w, acc = self.w, self.names[0]
+        if self.kind in ("sum", "mean"):
+            return self.finish_mean(f"tl.sum({acc}, axis=1, keep_dims=True)")
+        if self.kind == "prod":
+            w.helpers.add("_prod_combine")
+            return f"tl.reduce({acc}, 1, _prod_combine, keep_dims=True)"
+        if self.kind in ("any", "all"):
+            fn = "tl.max" if self.kind == "any" else "tl.min"
+            return f"({fn}({acc}, axis=1, keep_dims=True) > 0)"
+        if self.kind in ("amax", "amin"):
+            return self.to_out(self.extreme(acc))
+        idx, nan = self.names[1], self.names[2]
+        fn = "tl.max" if self.kind == "argmax" else "tl.min"
+        m = w.bind(f"{fn}({acc}, axis=1, keep_dims=True)", frozenset({0})).text
+        best = w.bind(f"tl.min(tl.where({acc} == {m}, {idx}, {self.n}), axis=1, keep_dims=True)",
+                      frozenset({0})).text
+        if self.src.is_floating_point:
+            first_nan = w.bind(f"tl.min({nan}, axis=1, keep_dims=True)", frozenset({0})).text
+            best = f"tl.where({first_nan} < {self.n}, {first_nan}, {best})"
+        return f"({best}).to(tl.int64)"
