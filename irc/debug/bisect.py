@@ -41,6 +41,7 @@ from irc.debug.narrow import narrow_kernel
 from irc.debug.offload import KernelMigrator, standalone_kernel_module
 from irc.debug.snippets import (
     body_ops,
+    display_source,
     kernel_graph_module,
     main_function,
     source_of,
@@ -252,7 +253,7 @@ def bisect(model_or_program: object, inputs: Sequence[torch.Tensor], target: str
                       f"migrating it alone {confirmed}")
     if report.failing_ops:
         report.message += "; failing alone: " + ", ".join(
-            f"{op.name} at {op.source or '?'}" for op in report.failing_ops)
+            f"{op.name} at {display_source(op.source)}" for op in report.failing_ops)
     if case_dir is not None:
         report.case_dir = _write_culprit_case(migrator, culprit, reference_inputs,
                                               reference_record, op_cases, case_dir)

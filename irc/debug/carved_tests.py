@@ -218,11 +218,12 @@ def _num(x: float) -> str:
 
 def format_table(results: list[CaseResult], target: str) -> str:
     """A fixed-width table: id, op, source line, max abs err, max rel err, verdict."""
+    from irc.debug.snippets import display_source
     rows = [("id", "op", "source", "max abs err", "max rel err", "result")]
     for r in results:
         verdict = "PASS" if r.passed else "FAIL"
-        rows.append((r.case.id, r.case.op, r.case.source or "-", _num(r.max_abs), _num(r.max_rel),
-                     verdict))
+        rows.append((r.case.id, r.case.op, display_source(r.case.source), _num(r.max_abs),
+                     _num(r.max_rel), verdict))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import networkx as nx
 
+from irc.debug.snippets import display_source
+
 if TYPE_CHECKING:
     from irc.debug.bisect import BisectReport
 
@@ -35,7 +37,7 @@ def text_report(report: BisectReport) -> str:
         lines.append(f"culprit kernel: {report.culprit} (#{report.culprit_index} in schedule order)")
         lines.append("ops:")
         for op in report.culprit_ops:
-            where = op.source or "(unknown source)"
+            where = display_source(op.source) if op.source else "(unknown source)"
             text = f"    {op.source_text}" if op.source_text else ""
             lines.append(f"  {_alone(op):<10} {op.name:<20} {where}{text}")
     lines.append("steps:")

@@ -11,6 +11,7 @@ runs on the real tensors recorded at its boundary.
 from __future__ import annotations
 
 import linecache
+import os
 from collections.abc import Sequence
 
 from xdsl.dialects import func
@@ -26,6 +27,19 @@ def source_of(op: Operation) -> str | None:
     if isinstance(loc, FileLineColLoc):
         return f"{loc.filename.data}:{loc.line.data}"
     return None
+
+
+def display_source(source: str | None) -> str:
+    """``file:line`` for people: the path relative to the working directory
+    when the file is under it."""
+    if not source:
+        return "-"
+    filename, _, line = source.rpartition(":")
+    try:
+        rel = os.path.relpath(filename)
+    except ValueError:  # another drive on Windows
+        return source
+    return f"{rel}:{line}" if not rel.startswith("..") else source
 
 
 def source_text(source: str | None) -> str | None:
