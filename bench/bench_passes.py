@@ -6,8 +6,8 @@ duplicated subexpressions (also commuted), dead code, identities for
 canonicalize (x*1, x+(-0.0), permute pairs, cast round trips) and constant
 subgraphs. For each size it times (median of ``--repeat`` runs, each on a
 freshly parsed module): parse, verify, each pass of ``dce,cse,canonicalize,
-constant-fold`` in that order (wall clock, plus the pipeline's CPU time, which a
-busy machine disturbs less), and print. Writes ``bench/results/passes.json``
+constant-fold`` in that order, and print; both CPU time (what the code costs,
+little disturbed by a busy machine) and wall-clock time are recorded. Writes ``bench/results/passes.json``
 and prints a markdown table.
 
     python bench/bench_passes.py [--sizes 1000 10000] [--repeat 3] [--profile]
@@ -110,28 +110,34 @@ def count_ops(module: ModuleOp) -> int:
     return sum(1 for op in module.walk() if op.name.startswith("graph."))
 
 
-def time_once(text: str) -> dict[str, float]:
-    times: dict[str, float] = {}
-    start = time.perf_counter()
-    module, source_map = parse_module(text, "bench.mlir")
-    times["parse"] = time.perf_counter() - start
-    start = time.perf_counter()
-    verify_module(module, source_map)
-    times["verify"] = time.perf_counter() - start
+class _Clock:
+    """Wall-clock and CPU seconds of each timed phase."""
+
+    def __init__(self) -> None:
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    def time(self, name: str, fn):  # noqa: ANN001, ANN202
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = fn()
+        self.wall[name] = time.perf_counter() - wall
+        self.cpu[name] = time.process_time() - cpu
+        return result
+
+
+def time_once(text: str) -> tuple[dict[str, float], dict[str, float], int]:
+    """(wall seconds, CPU seconds, graph ops left) for one parse-passes-print run."""
+    clock = _Clock()
+    module, source_map = clock.time("parse", lambda: parse_module(text, "bench.mlir"))
+    clock.time("verify", lambda: verify_module(module, source_map))
     ctx = Context()
-    cpu = time.process_time()
     for name in PASSES:
         p = get_pass(name)()
-        start = time.perf_counter()
-        p.apply(ctx, module)
-        times[name] = time.perf_counter() - start
-    times["pipeline"] = sum(times[name] for name in PASSES)
-    times["pipeline cpu"] = time.process_time() - cpu  # less sensitive to a busy machine
-    start = time.perf_counter()
-    out = print_module(module)
-    times["print"] = time.perf_counter() - start
-    times["ops_after"] = count_ops(parse_module(out, "after.mlir")[0])
-    return times
+        clock.time(name, lambda: p.apply(ctx, module))
+    for times in (clock.wall, clock.cpu):
+        times["pipeline"] = sum(times[name] for name in PASSES)
+    out = clock.time("print", lambda: print_module(module))
+    return clock.wall, clock.cpu, count_ops(parse_module(out, "after.mlir")[0])
 
 
 def main() -> None:
@@ -148,26 +154,31 @@ def main() -> None:
         module.verify()
         text = print_module(module)
         runs = [time_once(text) for _ in range(args.repeat)]
-        median = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-        rows.append({"ops": count_ops(module), "ops_after": int(median.pop("ops_after")),
-                     **{k: round(v, 4) for k, v in median.items()}})
+        row: dict[str, object] = {"ops": count_ops(module), "ops_after": runs[0][2]}
+        for which, index in (("cpu", 1), ("wall", 0)):
+            row[which] = {k: round(statistics.median(r[index][k] for r in runs), 4)
+                          for k in runs[0][index]}
+        rows.append(row)
 
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "python": platform.python_version(),
+        "load_average": os.getloadavg(),
         "repeat": args.repeat,
         "seconds (median)": rows,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
 
-    cols = ["parse", "verify", *PASSES, "pipeline", "pipeline cpu", "print"]
-    print(f"Graph passes, {result['date']}, {result['machine']}, median of {args.repeat} (seconds)\n")
+    cols = ["parse", "verify", *PASSES, "pipeline", "print"]
+    print(f"Graph passes, {result['date']}, {result['machine']}, load average "
+          f"{os.getloadavg()[0]:.1f}, median of {args.repeat}; seconds, CPU (wall)\n")
     print("| ops | ops after | " + " | ".join(cols) + " |")
     print("|---:|---:|" + "---:|" * len(cols))
     for row in rows:
-        print(f"| {row['ops']} | {row['ops_after']} | " + " | ".join(f"{row[c]:.3f}" for c in cols) + " |")
+        cells = [f"{row['cpu'][c]:.3f} ({row['wall'][c]:.2f})" for c in cols]  # type: ignore[index]
+        print(f"| {row['ops']} | {row['ops_after']} | " + " | ".join(cells) + " |")
 
     if args.profile:
         module, _ = parse_module(print_module(generate(max(args.sizes))), "bench.mlir")
