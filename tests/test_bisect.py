@@ -79,6 +79,9 @@ def test_bisect_cost_is_logarithmic(n: int) -> None:
         assert report.culprit == f"kernel_{culprit}"
         assert report.model_runs <= bound, (n, culprit, report.model_runs)
         assert report.model_runs == len(report.steps)
+    if n == 1000:  # a big graph is drawn around the culprit only
+        page = report.to_html()
+        assert "showing" in page and page.count("<rect") < 200
 
 
 def test_clean_migration_has_no_culprit() -> None:

@@ -60,15 +60,30 @@ def text_report(report: BisectReport) -> str:
 # ----------------------------------------------------------------------------
 # SVG pieces
 
+MAX_GRAPH_NODES = 120  # beyond this the kernel graph shows the culprit's neighbourhood
+NEIGHBOURHOOD = 6
+
 
 def graph_svg(nodes: dict[str, str], edges: list[tuple[str, str]], culprit: str | None,
               kernels: list[str]) -> str:
-    """The host dataflow graph, one row per topological generation."""
+    """The host dataflow graph, one row per topological generation. Past
+    :data:`MAX_GRAPH_NODES` nodes only the culprit's neighbourhood is drawn."""
     if not nodes:
         return "<p>(no kernels)</p>"
     dg = nx.DiGraph()
     dg.add_nodes_from(nodes)
     dg.add_edges_from(edges)
+    note = ""
+    if dg.number_of_nodes() > MAX_GRAPH_NODES:
+        center = culprit if culprit in dg else next(iter(nodes))
+        near = nx.single_source_shortest_path_length(dg.to_undirected(as_view=True), center,
+                                                     cutoff=NEIGHBOURHOOD)
+        keep = sorted(near, key=lambda n: (near[n], list(nodes).index(n)))[:MAX_GRAPH_NODES]
+        note = (f"<p>(showing {len(keep)} of {dg.number_of_nodes()} nodes: those within "
+                f"{NEIGHBOURHOOD} steps of {html.escape(center)})</p>")
+        dg = dg.subgraph(keep).copy()
+        edges = [(a, b) for a, b in edges if a in dg and b in dg]
+        nodes = {n: label for n, label in nodes.items() if n in dg}
     layers = [sorted(layer, key=list(nodes).index) for layer in nx.topological_generations(dg)]
     box_w, box_h, gap_x, gap_y = 130, 26, 16, 36
     width = max(len(layer) for layer in layers) * (box_w + gap_x) + gap_x
@@ -96,7 +111,7 @@ def graph_svg(nodes: dict[str, str], edges: list[tuple[str, str]], culprit: str 
                      f'<text x="{x + box_w / 2:.1f}" y="{y + box_h / 2 + 4:.1f}" '
                      f'text-anchor="middle">{label}</text></g>')
     parts.append("</svg>")
-    return "\n".join(parts)
+    return note + "\n".join(parts)
 
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
