@@ -137,14 +137,15 @@ def read_input(spec: str) -> tuple[ModuleOp, SourceMap | None]:
     """The graph-level module of a .mlir file or of a model factory."""
     if is_model_spec(spec):
         model, inputs = load_model(spec)
-        export_program = _stage_attr("irc.frontends.capture", "export_program", "the torch frontend")
+        export_program = _stage_attr("irc.frontends.capture", "export_program",
+                                     "the torch frontend")
         try:
             program = export_program(model, inputs)
         except IrcError:
             raise
         except Exception as err:
-            raise IrcError(f"{spec}: error: capturing the model failed: {type(err).__name__}: {err}") \
-                from None
+            raise IrcError(f"{spec}: error: capturing the model failed: "
+                           f"{type(err).__name__}: {err}") from None
         return program.module, None
     filename = "<stdin>" if spec == "-" else spec
     try:

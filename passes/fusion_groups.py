@@ -56,7 +56,8 @@ EXTERN_OPS: tuple[type[Operation], ...] = (
     g.MatmulOp, g.ConvOp, g.MaxPoolOp, g.AvgPoolOp, g.AdaptiveAvgPoolOp,
     g.GatherOp, g.IndexSelectOp, g.EmbeddingOp, g.ConcatOp,
 )
-EXTERN_OP_NAMES: frozenset[str] = frozenset(t.name for t in EXTERN_OPS)  # type: ignore[attr-defined]
+EXTERN_OP_NAMES: frozenset[str] = frozenset(
+    t.name for t in EXTERN_OPS)  # type: ignore[attr-defined]
 
 # Splat constants up to this many elements may be cloned into their one kernel.
 SMALL_SPLAT_NUMEL = 1024
@@ -204,7 +205,9 @@ def decide_fusion(main: func.FuncOp, max_ops: int = 64) -> FusionPlan:
             continue
         for operand in op.operands:
             producer = operand.owner
-            if not (isinstance(producer, Operation) and producer in node_of and is_fusible(producer)):
+            if not isinstance(producer, Operation) or producer not in node_of:
+                continue
+            if not is_fusible(producer):
                 continue
             a, b = node_of[producer], node_of[op]
             if a == b or not can_merge(a, b, index[op]):

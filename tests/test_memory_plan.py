@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from hypothesis import given, settings
+from hypothesis import strategies as st
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, StringAttr
 
@@ -116,8 +117,17 @@ def test_format_bytes() -> None:
     assert format_bytes(int(1.2 * 1024 * 1024)) == "1.2 MiB"
 
 
+try:  # the shared random-program strategy, when it exists
+    from graph_strategies import graph_programs as _shared_programs
+except ImportError:  # pragma: no cover - depends on another engineer's file
+    _shared_programs = None
+
+PROGRAMS = (st.one_of(random_programs(), _shared_programs()) if _shared_programs
+            else random_programs())
+
+
 @settings(max_examples=25, deadline=None)
-@given(random_programs())
+@given(PROGRAMS)
 def test_random_programs_plan_is_sound(program: tuple[ModuleOp, list[torch.Tensor]]) -> None:
     module, _ = program
     run_pipeline(module, "fuse{max-ops=2}")
