@@ -120,6 +120,7 @@ def _host_graph(module: Any) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """The host schedule as a dataflow graph over kernels and extern ops."""
     nodes: dict[str, str] = {}
     edges: list[tuple[str, str]] = []
+    seen: set[tuple[str, str]] = set()
     producer: dict[Any, str] = {}
     counter = 0
     for op in main_function(module).body.block.ops:
@@ -133,8 +134,10 @@ def _host_graph(module: Any) -> tuple[dict[str, str], list[tuple[str, str]]]:
             nodes[node] = op.name.removeprefix("graph.")
         counter += 1
         for v in op.operands:
-            if v in producer and (producer[v], node) not in edges:
-                edges.append((producer[v], node))
+            edge = (producer.get(v, ""), node)
+            if v in producer and edge not in seen:
+                seen.add(edge)
+                edges.append(edge)
         for r in op.results:
             producer[r] = node
     return nodes, edges
