@@ -329,3 +329,35 @@ def reshape_like_torch(ctx: FxImporter, value: SSAValue, node: torch.fx.Node) ->
         dims[a], dims[b] = dims[b], dims[a]
         return value if a == b else ctx.emit(g.PermuteOp(value, dims))
     return reshape(ctx, value, out)
+
+
+@handles("slice_scatter", "select_scatter")
+def _slice_scatter(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
+    """``input`` with ``input[start:end]`` along ``dim`` replaced by ``src``
+    (unit step): the untouched head and tail concatenated around ``src``."""
+    out = ctx.out_meta()
+    value, src = ctx.tensor(node.args[0], out.dtype), ctx.tensor(node.args[1], out.dtype)
+    shape = shape_of(value.type)
+    dim = _norm_dim(ctx.arg(2, "dim", 0), len(shape))
+    size = shape[dim]
+    if node.target.overloadpacket is aten.select_scatter:  # type: ignore[union-attr]
+        index = node.args[3]
+        start = index % size if -size <= index < size else None
+        if start is None:
+            raise IndexError(f"index {index} out of range for size {size}")
+        end, step = start + 1, 1
+        src = reshape(ctx, src, [*shape[:dim], 1, *shape[dim + 1:]])
+    else:
+        start, end, step = ctx.arg(3, "start", None), ctx.arg(4, "end", None), ctx.arg(5, "step", 1)
+        start = 0 if start is None else (start + size if start < 0 else start)
+        end = size if end is None else (end + size if end < 0 else end)
+        start, end = min(max(start, 0), size), min(max(end, 0), size)
+        end = max(end, start)
+    if step != 1:
+        raise ctx.unsupported("slice_scatter with a step other than 1")
+    parts = [slice_value(ctx, value, dim, 0, start) if start > 0 else None, src,
+             slice_value(ctx, value, dim, end, size) if end < size else None]
+    parts = [p for p in parts if p is not None and shape_of(p.type)[dim] > 0]
+    if not parts:
+        return value
+    return parts[0] if len(parts) == 1 else ctx.emit(g.ConcatOp(parts, dim))
