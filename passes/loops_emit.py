@@ -212,7 +212,7 @@ class Emitter:
     """Writes nodes as ops into a function body, hoisting by dependencies."""
 
     def __init__(self, table: NodeTable, body: Block, anchor: Operation,
-                 materialise: Callable[[Node, int], Node | None]) -> None:
+                 materialise: Callable[[Node, bool], Node | None]) -> None:
         self.table = table
         self.scopes: list[Scope] = [Scope(body, None, None, anchor)]
         self.materialise = materialise
@@ -268,10 +268,9 @@ class Emitter:
             values = [self.emit(o) for o in operands]
             return self.put(build_op(name, node.type, values, extra), level)
         if kind == "reduce":
-            if self.redundant(node.deps, level):
-                replacement = self.materialise(node, level)
-                if replacement is not None:
-                    return self.emit(replacement)
+            replacement = self.materialise(node, self.redundant(node.deps, level))
+            if replacement is not None:
+                return self.emit(replacement)
             return self.emit_reduce(node, level)
         raise AssertionError(f"unknown node kind {kind}")
 

@@ -42,7 +42,7 @@ from irc.ir.host import LaunchOp
 from irc.ir.types import dtype_of, element_type, numel, shape_of
 from irc.errors import BackendError
 from irc.passes import loops_index as ix
-from irc.passes.loops_emit import Emitter, Node, NodeTable
+from irc.passes.loops_emit import Emitter, Node, NodeTable, combine_ops
 from irc.passes.loops_scalar import HALF_TYPES, compute_type
 from irc.passes.loops_values import KernelValues
 
@@ -145,26 +145,86 @@ class KernelLowering:
         for i, loop in enumerate(reversed(loops)):
             e.close_loop(loop, [], restore if i == len(loops) - 1 else None)
 
-    def materialise(self, node: Node, level: int) -> Node | None:
-        """Compute the reduction behind ``node`` for all its indices first (own nest)."""
+    def materialise(self, node: Node, redundant: bool) -> Node | None:
+        """A load from a buffer holding the reduction behind ``node`` for all its
+        indices, computed first in its own nest; None to compute it inline.
+
+        Used when inline evaluation would be recomputed by a loop it does not
+        depend on (``redundant``), or when the reduction runs over an outer dim
+        of its input while a kept dim is inner (a column sum): inline, its inner
+        loop would stride through memory; the accumulating nest walks the input
+        in order instead.
+        """
         value, index = node.args[4]
-        if value in self.materialising:
-            return None
         op = value.owner
         assert isinstance(op, g.ReduceOp)
+        outer = self._reduces_outer_dim(op)
+        if value in self.materialising or not (redundant or outer):
+            return None
         shape = shape_of(value.type)
         buf = self.scratch.get(value)
         if buf is None:
-            buf = self.allocate(MemRefType(node.type, [numel(shape)]))
             self.materialising.add(value)
             e = self.emitter
             saved = e.scopes[1:]
             del e.scopes[1:]
-            self.emit_nest(shape, [(buf, lambda idx: self.values.raw_reduction(op, idx))])
+            if outer:
+                buf = self.accumulate(op, node)
+            else:
+                buf = self.allocate(MemRefType(node.type, [numel(shape)]))
+                self.emit_nest(shape, [(buf, lambda idx: self.values.raw_reduction(op, idx))])
             e.scopes.extend(saved)
             self.materialising.discard(value)
             self.scratch[value] = buf
         return self.table.load(buf, ix.linearise(index, shape))
+
+    @staticmethod
+    def _reduces_outer_dim(op: g.ReduceOp) -> bool:
+        """Is a reduced dim (size > 1) before a kept dim (size > 1) of the input?"""
+        shape, dims = shape_of(op.input.type), set(op.reduced_dims)
+        big = [d for d in range(len(shape)) if shape[d] > 1]
+        kept = [d for d in big if d not in dims]
+        return bool(kept) and any(d < kept[-1] for d in big if d in dims)
+
+    def accumulate(self, op: g.ReduceOp, like: Node) -> SSAValue:
+        """Reduce ``op`` by walking its input in row-major order, combining each
+        element into an accumulator buffer over the kept dims."""
+        e = self.emitter
+        shape = shape_of(op.result.type)
+        in_shape = shape_of(op.input.type)
+        combine = like.args[0]
+        kept_vars = [self.table.fresh_var(d) if d > 1 else None for d in shape]
+        kept_index = tuple(ix.var(v) if v is not None else ix.Lin(0) for v in kept_vars)
+        raw = self.values.raw_reduction(op, kept_index)
+        _combine, inits, body, rvars, _origin = raw.args
+        types = [i.type for i in inits]
+        bufs = [self.allocate(MemRefType(t, [numel(shape)])) for t in types]
+        # accumulators start at the reduction's identity
+        self.emit_nest(shape, [(b, (lambda i: (lambda idx: i))(init)) for b, init in zip(bufs, inits)])
+        # walk the input in its own dim order: kept dims and reduced dims interleaved
+        result_dims = [d for d in range(len(in_shape)) if d not in op.reduced_dims]
+        by_dim: dict[int, ix.Var] = {}
+        rvar_iter = iter(rvars)
+        for d in op.reduced_dims:
+            if in_shape[d] > 1:
+                by_dim[d] = next(rvar_iter)
+        for pos, d in enumerate(result_dims):
+            v = kept_vars[d if op.keeps_dims else pos]
+            if v is not None:
+                by_dim[d] = v
+        restore = e.scopes[0].child
+        loops = [e.open_loop(by_dim[d], len(e.scopes) - 1, [])
+                 for d in range(len(in_shape)) if d in by_dim]
+        inner = len(e.scopes) - 1
+        offset = e.emit_lin(ix.linearise(kept_index, shape))
+        accs = [e.put(memref.LoadOp.get(b, [offset]), inner) for b in bufs]
+        iv = e.emit_atom(rvars[0]) if rvars and combine in ("argmax", "argmin") else None
+        new = combine_ops(e, combine, accs, e.emit(body), iv, inner)
+        for b, v in zip(bufs, new):
+            e.put(memref.StoreOp.get(v, b, [offset]), inner)
+        for i, loop in enumerate(reversed(loops)):
+            e.close_loop(loop, [], restore if i == len(loops) - 1 else None)
+        return bufs[-1] if combine in ("argmax", "argmin") else bufs[0]
 
     def allocate(self, mtype: MemRefType) -> SSAValue:
         if _bytes(mtype) <= ALLOCA_MAX_BYTES:

@@ -27,8 +27,13 @@
 // CHECK-LABEL: func.func @kernel_1(%{{.*}}: memref<32xf16>, %{{.*}}: memref<32xf16>) attributes {irc.kernel}
 // CHECK:         %[[COLS:.*]] = memref.alloca() : memref<8xf32>
 // CHECK:         scf.for
-// CHECK:           arith.extf %{{.*}} : f16 to f32
-// CHECK:           memref.store %{{.*}}, %[[COLS]]
+// CHECK-NEXT:      memref.store %{{.*}}, %[[COLS]]
+// CHECK:         scf.for
+// CHECK:           scf.for
+// CHECK-NEXT:        %[[ACC:.*]] = memref.load %[[COLS]]
+// CHECK:             arith.extf %{{.*}} : f16 to f32
+// CHECK-NEXT:        %[[NEW:.*]] = arith.addf %[[ACC]], %{{.*}} : f32
+// CHECK-NEXT:        memref.store %[[NEW]], %[[COLS]]
 // CHECK:         scf.for
 // CHECK:           scf.for
 // CHECK:             memref.load %[[COLS]]
@@ -52,7 +57,8 @@ builtin.module {
     func.return %p : tensor<64x128xf32>
   }
   // f16: load, extend to f32, compute, truncate on store; a column sum used
-  // by every row is materialised first into a stack buffer.
+  // by every row is accumulated first into a stack buffer, walking the rows
+  // in memory order.
   func.func private @kernel_1(%h: tensor<4x8xf16>) -> tensor<4x8xf16> attributes {irc.kernel} {
     %c = graph.sum %h {dims = array<i64: 0>, keepdim = true} : tensor<4x8xf16> -> tensor<1x8xf16>
     %q = graph.sub %h, %c : (tensor<4x8xf16>, tensor<1x8xf16>) -> tensor<4x8xf16>
