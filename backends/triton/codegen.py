@@ -27,6 +27,7 @@ from irc.backends.triton.codegen_kernel import (
     KernelSpec,
     KernelWriter,
     ReductionLayout,
+    live_ops,
     reduction_layout,
     splat_value,
 )
@@ -96,7 +97,7 @@ def plan_kernel(spec: KernelSpec, interpret: bool, helpers: set[str]) -> KernelP
     """Decide the Triton kernels (and tilings) for one kernel call."""
     plan = KernelPlan(spec)
     try:
-        layout = reduction_layout(spec.ops)
+        layout = reduction_layout(live_ops(spec.ops, spec.outputs))
         groups = _output_groups(spec, layout)
         for k, (outs, group_layout) in enumerate(groups):
             name = spec.name if k == 0 else f"{spec.name}_{k}"

@@ -125,10 +125,29 @@ class ReductionLayout:
         return None
 
 
+def layout_of(op: g.ReduceOp) -> ReductionLayout:
+    """The op's reduction layout; reduced size-1 dims count as kept (same rows)."""
+    shape = shape_of(op.input.type)
+    return ReductionLayout(shape, tuple(d for d in op.reduced_dims if shape[d] != 1))
+
+
+def live_ops(ops: Sequence[Operation], outputs: Sequence[SSAValue]) -> list[Operation]:
+    """The ops the outputs depend on, in order."""
+    defs = {r: op for op in ops for r in op.results}
+    live: set[int] = set()
+    work = [defs[v] for v in outputs if v in defs]
+    while work:
+        op = work.pop()
+        if id(op) in live:
+            continue
+        live.add(id(op))
+        work.extend(defs[v] for v in op.operands if v in defs)
+    return [op for op in ops if id(op) in live]
+
+
 def reduction_layout(ops: Sequence[Operation]) -> ReductionLayout | None:
     """The one reduction layout of ``ops`` (None: no reductions; unsupported: several)."""
-    layouts = {ReductionLayout(shape_of(op.input.type), op.reduced_dims)
-               for op in ops if isinstance(op, g.ReduceOp) and shape_of(op.input.type)}
+    layouts = {layout_of(op) for op in ops if isinstance(op, g.ReduceOp) and not is_trivial(op)}
     if not layouts:
         return None
     if len(layouts) > 1:
@@ -136,6 +155,12 @@ def reduction_layout(ops: Sequence[Operation]) -> ReductionLayout | None:
                                 + ", ".join(f"{l.shape} dims {l.dims}" for l in sorted(
                                     layouts, key=str)))
     return layouts.pop()
+
+
+def is_trivial(op: g.ReduceOp) -> bool:
+    """A reduction over one element per row (size-1 dims, or a scalar): elementwise."""
+    shape = shape_of(op.input.type)
+    return not shape or numel([shape[d] for d in op.reduced_dims]) == 1
 
 
 def splat_value(op: Operation) -> float | int | bool | None:
@@ -273,8 +298,8 @@ class KernelWriter:
         if t.persistent:
             self.open_r("tl.arange(0, RBLOCK)[None, :]")
         else:  # hoist every reduction out of the store loop, in program order
-            for op in self.spec.ops:
-                if isinstance(op, g.ReduceOp) and shape_of(op.input.type):
+            for op in live_ops(self.spec.ops, self.spec.outputs):
+                if isinstance(op, g.ReduceOp) and not is_trivial(op):
                     self.eval(op.result, self.outer_coords(shape_of(op.result.type)))
         for j in outer:
             shape = shape_of(self.spec.outputs[j].type)
@@ -460,16 +485,20 @@ class KernelWriter:
     def reduce(self, op: g.ReduceOp, c: Coords) -> Val:
         dtype = dtype_of(op.result.type)
         in_shape = shape_of(op.input.type)
-        if not in_shape:  # reducing a scalar is the identity
-            x = self.eval(op.input, c)
-            return self.value(convert(x.text, x.dtype, dtype), dtype, x.axes)
+        if is_trivial(op):
+            return self.trivial_reduce(op, c)
         layout = self.layout
         if layout is None or self.o is None:
             raise KernelUnsupported(f"{op.name} outside the kernel's reduction space")
         if 1 in c.axes(self.bind_index):
             raise KernelUnsupported(f"{op.name} result is needed per reduced element")
+        if layout_of(op) != layout:
+            raise KernelUnsupported(f"{op.name} reduces another layout than the kernel")
         dims = c.dims(self.bind_index)
-        kept = [d for i, d in enumerate(dims) if i not in layout.dims] if op.keeps_dims else dims
+        if not op.keeps_dims:  # back to the input's rank: reduced dims at 0
+            it = iter(dims)
+            dims = [ZERO if i in op.reduced_dims else next(it) for i in range(len(in_shape))]
+        kept = [d for i, d in enumerate(dims) if i not in layout.dims]
         persistent = self.tiling.persistent
         if not persistent:
             acc = ReductionAccumulator(self, op)
@@ -484,6 +513,24 @@ class KernelWriter:
             self.close_loop()
             text = acc.finish()
         return self.value(text, dtype, frozenset({0}), rounded=True)
+
+    def trivial_reduce(self, op: g.ReduceOp, c: Coords) -> Val:
+        """A reduction over one element: the element itself, converted."""
+        dtype = dtype_of(op.result.type)
+        kind = op.name.removeprefix("graph.")
+        if kind in ("argmax", "argmin"):
+            return Val(literal(0, dtype), dtype, AXES_NONE)
+        in_shape = shape_of(op.input.type)
+        if not in_shape or op.keeps_dims:
+            inner = c if not in_shape else Coords(in_shape, c.dims(self.bind_index))
+        else:
+            it = iter(c.dims(self.bind_index))
+            inner = Coords(in_shape, [ZERO if i in op.reduced_dims else next(it)
+                                      for i in range(len(in_shape))])
+        x = self.eval(op.input, inner)
+        if kind in ("any", "all"):
+            return self.value(f"({x.text} != 0)", dtype, x.axes)
+        return self.value(convert(x.text, x.dtype, dtype), dtype, x.axes, rounded=True)
 
     def reduction_input(self, kept: list[Ix], c: Coords) -> Coords:
         assert self.layout is not None
