@@ -42,10 +42,11 @@ class IrcWarning(UserWarning):
 _WARNED: set[tuple[str, str]] = set()
 
 
-def compile_program_once(program: Program, target: str, options: Mapping[str, Any] | None) -> Runner:
-    """The one place the frontend hands a Program to the rest of the compiler."""
+def compile_program_once(program: Program, target: str, options: Mapping[str, Any] | Any | None) -> Runner:
+    """The one place the frontend hands a Program to the rest of the compiler
+    (``options``: an :class:`irc.config.Config` or a mapping of its keys)."""
     from irc.driver import compile_program
-    return compile_program(program, target, dict(options or {}))
+    return compile_program(program, target, options)
 
 
 class CompiledGraph:
@@ -203,7 +204,7 @@ def _warn(gm: torch.fx.GraphModule, unsupported: Mapping[str, str],
 # dynamo
 
 
-def make_dynamo_backend(target: str = "cpu", options: Mapping[str, Any] | None = None,
+def make_dynamo_backend(target: str = "cpu", options: Mapping[str, Any] | Any | None = None,
                         strict: bool = False) -> Callable[[torch.fx.GraphModule, list[Any]], Runner]:
     """The ``backend=`` function for ``torch.compile``: AOTAutograd to core
     aten, then irc for the forward and backward graphs."""

@@ -34,16 +34,17 @@ __all__ = ["compile", "IrcWarning"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def check_target(target: str, options: Mapping[str, Any] | None) -> None:
-    """Fail now (not at the first call) on an unknown target or bad options."""
+def check_target(target: str, options: Mapping[str, Any] | Any | None) -> Any:
+    """The compile's :class:`irc.config.Config`; fails now (not at the first
+    call) on an unknown target or a bad option."""
     from irc.backends.registry import get_backend
-    backend = get_backend(target)
-    if options is not None and not isinstance(options, Mapping):
+    from irc.config import Config
+    if options is not None and not isinstance(options, (Mapping, Config)):
         raise ConfigError(f"options must be a dict, got {type(options).__name__}")
-    try:
-        backend.Options(**dict(options or {}))
-    except TypeError as err:
-        raise ConfigError(f"bad options for target '{target}': {err}") from None
+    backend = get_backend(target)
+    config = Config.from_options(options, target=target)
+    config.backend_options(backend)  # validates the backend's fields now
+    return config
 
 
 def _unwrapping(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -65,8 +66,8 @@ def _unwrapping(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _compile(obj: Any, target: str, strict: bool, options: Mapping[str, Any] | None) -> Any:
-    check_target(target, options)
-    backend = make_dynamo_backend(target, options, strict)
+    config = check_target(target, options)
+    backend = make_dynamo_backend(target, config, strict)
     if isinstance(obj, torch.nn.Module):
         # A shallow copy shares _parameters/_buffers/_modules with the original
         # (no tensor is copied); only the copy's call is compiled.
@@ -92,23 +93,25 @@ def _offloaded(obj: Any, target: str, offload: Any, options: Mapping[str, Any] |
 
 
 @overload
-def compile(model_or_fn: F, *, target: str = ..., strict: bool = ...,
+def compile(model_or_fn: F, target: str = ..., strict: bool = ...,
             options: Mapping[str, Any] | None = ..., offload: Any = ...) -> F: ...
 
 
 @overload
-def compile(model_or_fn: None = ..., *, target: str = ..., strict: bool = ...,
+def compile(model_or_fn: None = ..., target: str = ..., strict: bool = ...,
             options: Mapping[str, Any] | None = ..., offload: Any = ...) -> Callable[[F], F]: ...
 
 
-def compile(model_or_fn: Any = None, *, target: str = "cpu", strict: bool = False,
+def compile(model_or_fn: Any = None, target: str = "cpu", strict: bool = False,
             options: Mapping[str, Any] | None = None, offload: Any = None) -> Any:
     """Compile an ``nn.Module`` or a function for ``target``.
 
     The result is called exactly like the original. ``strict=True`` raises
     :class:`irc.UnsupportedOpError` (op + source line) for an op irc cannot
     compile; by default such an op runs in eager PyTorch with one
-    :class:`IrcWarning`. ``options`` is passed to the target's backend.
+    :class:`IrcWarning`. ``options``: configuration keys (:mod:`irc.config`:
+    pipelines, pass and backend options, cache, logging); bare keys are the
+    target backend's options.
     Without ``model_or_fn`` this returns a decorator. ``offload`` (a set of
     kernel names, or a predicate on a kernel's name) migrates only those kernels
     to ``target`` and runs the rest in eager PyTorch (:mod:`irc.debug.offload`).

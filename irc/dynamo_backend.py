@@ -26,8 +26,7 @@ def irc_dynamo_backend(gm: torch.fx.GraphModule, example_inputs: list[Any],
     target = opts.pop("target", "cpu")
     strict = bool(opts.pop("strict", False))
     from irc.api import check_target
-    check_target(target, opts)
-    return make_dynamo_backend(target, opts, strict)(gm, example_inputs)
+    return make_dynamo_backend(target, check_target(target, opts), strict)(gm, example_inputs)
 
 
 def register() -> None:

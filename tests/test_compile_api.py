@@ -207,3 +207,19 @@ def test_torch_compile_backend_irc() -> None:
     f = torch.compile(lambda x: torch.cos(x) * 2, backend="irc", options={"target": "reference"})
     x = torch.randn(6)
     torch.testing.assert_close(f(x), torch.cos(x) * 2)
+
+
+def test_options_reach_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    from irc.config import Config
+    seen: list = []
+    original = capture.compile_program_once
+
+    def spy(program, target, options):  # type: ignore[no-untyped-def]
+        seen.append(options)
+        return original(program, target, options)
+
+    monkeypatch.setattr(capture, "compile_program_once", spy)
+    f = irc.compile(lambda x: x * 2 + 1, target="reference", options={"pipeline.graph": "dce"})
+    x = torch.randn(3)
+    torch.testing.assert_close(f(x), x * 2 + 1)
+    assert isinstance(seen[0], Config) and seen[0].pipeline.graph == "dce"
