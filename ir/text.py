@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import bisect
 import io
 import re
 from dataclasses import dataclass, field
@@ -81,6 +82,10 @@ class _RecordingParser(Parser):
     def __init__(self, ctx: Context, text: str, name: str, source_map: SourceMap) -> None:
         super().__init__(ctx, text, name)
         self._source_map = source_map
+        # Offsets where each line starts. xDSL's Span.get_location() counts the
+        # newlines before the span on every call, which made recording each
+        # op's position quadratic in the file size; a bisect here is O(log n).
+        self._line_starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
 
     def _parse_dense_literal_type(self):  # type: ignore[override]
         # Same checks as xDSL's, but its constraint is built once, not per
@@ -94,10 +99,10 @@ class _RecordingParser(Parser):
         return type_
 
     def parse_operation(self) -> Operation:
-        start = self._current_token.span
+        offset = self._current_token.span.start
         op = super().parse_operation()
-        loc = start.get_location()
-        self._source_map.positions[op] = (loc.line, loc.col)  # type: ignore[attr-defined]
+        line = bisect.bisect_right(self._line_starts, offset)
+        self._source_map.positions[op] = (line, offset - self._line_starts[line - 1] + 1)
         return op
 
 
