@@ -3,7 +3,8 @@
 Migrates the model's kernels to T a prefix at a time (binary search), names the
 first one whose migration moves the output out of tolerance, with its source
 lines, IR and generated code; ``--html`` writes a self-contained report page and
-``--case-dir`` a carved test case reproducing the culprit alone.
+``--case-dir`` a carved test case reproducing the culprit alone. Exit status:
+0 when every kernel migrates within tolerance, 1 when a culprit is found.
 """
 
 from __future__ import annotations
