@@ -30,7 +30,7 @@ from irc.errors import IrcError, UnsupportedOpError
 from irc.frontends.decompositions import decomposition_table
 from irc.frontends.fx_importer import FxImporter, NodeUnsupported, _load_handlers, op_name, static_problems
 from irc.frontends.program import Program
-from irc.frontends.source_locations import describe
+from irc.frontends.source_locations import describe, source_line
 
 Runner = Callable[..., Any]
 
@@ -81,21 +81,30 @@ class _CompiledSubmodule(torch.nn.Module):
         return outs[0] if self.single_output else tuple(outs)
 
 
-def _import(gm: torch.fx.GraphModule,
+def _import(gm: torch.fx.GraphModule, target: str | None = None,
             weight_placeholders: Mapping[str, tuple[str, torch.Tensor]] | None = None
             ) -> tuple[Program, list[int | tuple[str, Any]], list[int]]:
+    """Import ``gm``; with ``target``, an op that backend does not support
+    (``Backend.supports``) is reported as its node being unsupported."""
     _load_handlers()
     importer = FxImporter(gm, weight_placeholders)
     program = importer.run()
+    if target is not None:
+        from irc.backends.registry import get_backend
+        backend = get_backend(target)
+        for op in program.module.walk():
+            node = importer.op_nodes.get(op)
+            if node is not None and not backend.supports(op):
+                raise NodeUnsupported(node, f"target '{target}' does not support {op.name}")
     placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
     positions = [i for i, n in enumerate(placeholders) if n.name not in (weight_placeholders or {})]
     return program, importer.output_layout, positions
 
 
-def _compile_whole(gm: torch.fx.GraphModule, target: str, options: Mapping[str, Any] | None,
+def _compile_whole(gm: torch.fx.GraphModule, target: str, options: Mapping[str, Any] | Any | None,
                    weight_placeholders: Mapping[str, tuple[str, torch.Tensor]] | None = None
                    ) -> CompiledGraph:
-    program, layout, positions = _import(gm, weight_placeholders)
+    program, layout, positions = _import(gm, target, weight_placeholders)
     return CompiledGraph(compile_program_once(program, target, options), layout, positions, program)
 
 
@@ -196,8 +205,14 @@ def _warn(gm: torch.fx.GraphModule, unsupported: Mapping[str, str],
     if lines:
         rest = ("this graph runs in eager PyTorch" if whole_graph
                 else "the rest of the graph is compiled")
-        warnings.warn("irc cannot compile " + "; ".join(lines) + f": {rest}. "
-                      "Pass strict=True to make this an error.", IrcWarning, stacklevel=2)
+        message = ("irc cannot compile " + "; ".join(lines) + f": {rest}. "
+                   "Pass strict=True to make this an error.")
+        where = next((source_line(nodes[n]) for n in unsupported
+                      if n in nodes and source_line(nodes[n]) is not None), None)
+        if where is None:
+            warnings.warn(message, IrcWarning, stacklevel=3)
+        else:  # shown at the user's line, like a warning raised there
+            warnings.warn_explicit(message, IrcWarning, where.file, where.line, module="irc")
 
 
 # ----------------------------------------------------------------------------

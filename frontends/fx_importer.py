@@ -167,6 +167,7 @@ class FxImporter:
         self.builder: Builder | None = None
         self.node: torch.fx.Node | None = None
         self._weight_values: dict[str, SSAValue] = {}
+        self.op_nodes: dict[Operation, torch.fx.Node] = {}  # emitted op -> the node it came from
 
     # ------------------------------------------------------------------ driver
 
@@ -263,6 +264,7 @@ class FxImporter:
         """Insert ``op`` at the current node's source line; its (first) result."""
         if self.node is not None:
             op.location = location(self.node)
+            self.op_nodes[op] = self.node
         assert self.builder is not None
         self.builder.insert(op)
         return op.results[0] if op.results else None  # type: ignore[return-value]

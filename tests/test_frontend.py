@@ -311,3 +311,26 @@ def test_nan_constants_and_inf_scalars() -> None:
         return x.masked_fill(x > 0, float("nan")) + torch.full((3,), math.inf)
 
     check(fn, (torch.randn(2, 3),), "reference")
+
+
+def test_backend_supports_is_honoured() -> None:
+    """An op the target's ``supports`` rejects runs in eager PyTorch (one warning)."""
+    from irc.backends.reference import ReferenceBackend
+
+    class NoTanh(ReferenceBackend):
+        name = "no-tanh-test"
+
+        def supports(self, op) -> bool:  # type: ignore[no-untyped-def]
+            return not isinstance(op, g.TanhOp)
+
+    irc.register_backend("no-tanh-test", NoTanh)
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(x * 2) + 1  # tanh goes to eager
+
+    x = torch.randn(4, 3)
+    with pytest.warns(IrcWarning, match="does not support graph.tanh"):
+        out = irc.compile(fn, target="no-tanh-test")(x)
+    torch.testing.assert_close(out, fn(x))
+    with pytest.raises(irc.UnsupportedOpError, match="aten.tanh"):
+        irc.compile(lambda a: torch.tanh(a) * 3, target="no-tanh-test", strict=True)(x)
