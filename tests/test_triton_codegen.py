@@ -201,3 +201,19 @@ def test_translate_cli_prints_triton(text: str, tmp_path) -> None:  # type: igno
     path.write_text(text)
     out = translate(str(path), "triton")
     assert "@triton.jit" in out and "def main(" in out
+
+
+def test_weight_transpose_feeding_matmul_is_a_view_not_a_kernel() -> None:
+    text = """builtin.module {
+func.func @main(%x: tensor<4x8xf32>) -> tensor<4x3xf32> {
+  %w = graph.weight "fc.weight" : tensor<3x8xf32>
+  %t = graph.permute %w {dims = array<i64: 1, 0>} : tensor<3x8xf32> -> tensor<8x3xf32>
+  %y = graph.matmul %x, %t : (tensor<4x8xf32>, tensor<8x3xf32>) -> tensor<4x3xf32>
+  %r = graph.relu %y : tensor<4x3xf32> -> tensor<4x3xf32>
+  func.return %r : tensor<4x3xf32>
+}
+}"""
+    source = generate_source(kernel_module(text))
+    assert ".permute(1, 0)  # kernel_0: a view" in source
+    assert "torch.matmul(arg0, " in source
+    assert [k for k in jit_kernels(source) if not k.startswith("_")] == ["kernel_1"]

@@ -67,6 +67,7 @@ class KernelPlan:
     spec: KernelSpec
     kernels: list[TritonKernel] = field(default_factory=list)
     eager_reason: str | None = None
+    view: str | None = None  # a movement-only kernel feeding library calls: a torch view
     function: func.FuncOp | None = None  # for the eager fallback
 
 
@@ -163,7 +164,7 @@ def plan_module(module: ModuleOp, interpret: bool = False) -> ModulePlan:
             name = _unique(callee.sym_name.data, plan.kernels)
             spec = KernelSpec(name, list(callee.body.block.args), body[:-1], list(ret.operands),
                               known)
-            kplan = plan_kernel(spec, interpret, plan.helpers)
+            kplan = _view_plan(spec, op) or plan_kernel(spec, interpret, plan.helpers)
             kplan.function = callee
             plan.kernels[name] = kplan
             plan.call_names[id(op)] = name
@@ -173,9 +174,48 @@ def plan_module(module: ModuleOp, interpret: bool = False) -> ModulePlan:
             name = _unique(f"op{len(plan.call_names)}_{op.name.removeprefix('graph.')}",
                            plan.kernels)
             spec = KernelSpec(name, list(op.operands), [op], list(op.results), known)
-            plan.kernels[name] = plan_kernel(spec, interpret, plan.helpers)
+            plan.kernels[name] = _view_plan(spec, op) or plan_kernel(spec, interpret, plan.helpers)
             plan.call_names[id(op)] = name
     return plan
+
+
+MOVEMENT_OPS = (g.PermuteOp, g.ReshapeOp, g.ExpandOp, g.SqueezeOp, g.UnsqueezeOp, g.SliceOp)
+
+
+def _view_plan(spec: KernelSpec, call: Operation) -> KernelPlan | None:
+    """A kernel that only moves one input (e.g. a weight transpose) and feeds
+    only library calls needs no copy: torch views are enough (cuBLAS takes
+    transposed operands). Triton kernels index with static contiguous strides,
+    so a view is used only when no kernel reads it."""
+    if len(spec.outputs) != 1 or len(spec.inputs) != 1 or not spec.ops:
+        return None
+    if not all(isinstance(u.operation, EXTERN_OPS) for u in call.results[0].uses):
+        return None
+    if not call.results[0].uses:
+        return None
+    current: SSAValue = spec.inputs[0]
+    suffix = ""
+    for op in spec.ops:
+        if not isinstance(op, MOVEMENT_OPS) or op.operands[0] is not current:
+            return None
+        suffix += _view_text(op)
+        current = op.results[0]
+    if current is not spec.outputs[0]:
+        return None
+    return KernelPlan(spec, view=suffix)
+
+
+def _view_text(op: Operation) -> str:
+    out_shape = tuple(shape_of(op.results[0].type))
+    if isinstance(op, g.PermuteOp):
+        return f".permute{tuple(g.ints(op.dims))!r}"
+    if isinstance(op, g.ExpandOp):
+        return f".expand({out_shape!r})"
+    if isinstance(op, g.SliceOp):
+        dim, start, end, step = op.params()
+        index = [":"] * dim + [f"{start}:{end}:{step}"]
+        return f"[{', '.join(index)}]"
+    return f".reshape({out_shape!r})"  # reshape, squeeze, unsqueeze
 
 
 def _unique(name: str, taken: dict[str, KernelPlan]) -> str:
@@ -291,6 +331,9 @@ def _kernel_call_text(kplan: KernelPlan, op: Operation, names: dict[SSAValue, st
     outs = [fresh() for _ in op.results]
     for r, n in zip(op.results, outs):
         names[r] = n
+    if kplan.view is not None:
+        return [f"    {outs[0]} = {args[0]}{kplan.view}  # {spec.name}: a view, read by "
+                f"library calls only"]
     if kplan.eager_reason is not None:
         return [f"    # {spec.name}: runs in eager torch ({kplan.eager_reason})",
                 f"    {', '.join(outs)}, = EAGER[{spec.name!r}]({', '.join(args)})"]
