@@ -223,3 +223,10 @@ def test_options_reach_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
     x = torch.randn(3)
     torch.testing.assert_close(f(x), x * 2 + 1)
     assert isinstance(seen[0], Config) and seen[0].pipeline.graph == "dce"
+
+
+def test_llvm_is_an_alias_of_cpu() -> None:
+    _need("cpu")
+    f = irc.compile(lambda x: torch.sigmoid(x) * x, target="llvm")
+    x = torch.randn(4, 4)
+    torch.testing.assert_close(f(x), torch.sigmoid(x) * x)
