@@ -251,6 +251,26 @@ def test_kernel_with_two_reduction_layouts_falls_back_to_eager_correctly() -> No
     assert exe.plan.kernels["kernel_0"].eager_reason
 
 
+def test_reduction_broadcast_to_another_shape_is_reduced_per_element() -> None:
+    # hand-written kernel level: one kernel whose outputs are a row result and a broadcast of one
+    text = """builtin.module {
+func.func @main(%x: tensor<3x7xf32>) -> (tensor<2x4x3xf32>, tensor<3xi64>) {
+  %y, %m = func.call @kernel_0(%x) : (tensor<3x7xf32>) -> (tensor<2x4x3xf32>, tensor<3xi64>)
+  func.return %y, %m : tensor<2x4x3xf32>, tensor<3xi64>
+}
+func.func private @kernel_0(%x: tensor<3x7xf32>) -> (tensor<2x4x3xf32>, tensor<3xi64>) attributes {irc.kernel} {
+  %s = graph.sum %x {dims = array<i64: 1>} : tensor<3x7xf32> -> tensor<3xf32>
+  %e = graph.expand %s : tensor<3xf32> -> tensor<2x4x3xf32>
+  %y = graph.mul %e, %e : (tensor<2x4x3xf32>, tensor<2x4x3xf32>) -> tensor<2x4x3xf32>
+  %m = graph.argmax %x {dims = array<i64: 1>} : tensor<3x7xf32> -> tensor<3xi64>
+  func.return %y, %m : tensor<2x4x3xf32>, tensor<3xi64>
+}
+}"""
+    exe = check(text, [torch.randn(3, 7)], fuse=False)
+    assert all(p.eager_reason is None for p in exe.plan.kernels.values())
+    assert "reduction per output element" in exe.source
+
+
 def test_unfused_graph_level_module_runs() -> None:
     check(SOFTMAX, [torch.randn(6, 10)], fuse=False)
 

@@ -27,6 +27,7 @@ from irc.backends.triton.codegen_kernel import (
     KernelSpec,
     KernelWriter,
     ReductionLayout,
+    is_trivial,
     live_ops,
     reduction_layout,
     splat_value,
@@ -100,13 +101,13 @@ def plan_kernel(spec: KernelSpec, interpret: bool, helpers: set[str]) -> KernelP
     try:
         layout = reduction_layout(live_ops(spec.ops, spec.outputs))
         groups = _output_groups(spec, layout)
-        for k, (outs, group_layout) in enumerate(groups):
+        for k, (outs, group_layout, gathered) in enumerate(groups):
             name = spec.name if k == 0 else f"{spec.name}_{k}"
             sub = KernelSpec(name, spec.inputs, spec.ops, [spec.outputs[j] for j in outs],
                              spec.known)
-            tiling = _tiling(sub, group_layout, interpret)
+            tiling = _tiling(sub, group_layout, interpret, gathered)
             local: set[str] = set()
-            writer = KernelWriter(sub, tiling, group_layout, local)
+            writer = KernelWriter(sub, tiling, group_layout, local, gathered)
             source = writer.write()
             plan.kernels.append(TritonKernel(name, source, tiling, outs, writer.hidden))
             helpers |= local
@@ -117,10 +118,11 @@ def plan_kernel(spec: KernelSpec, interpret: bool, helpers: set[str]) -> KernelP
 
 
 def _output_groups(spec: KernelSpec, layout: ReductionLayout | None
-                   ) -> list[tuple[list[int], ReductionLayout | None]]:
+                   ) -> list[tuple[list[int], ReductionLayout | None, bool]]:
     """Outputs that share one Triton kernel: those in the reduction space (if
-    any) together, the rest grouped by element count as pointwise kernels."""
-    groups: list[tuple[list[int], ReductionLayout | None]] = []
+    any) together, the rest grouped by element count (pointwise kernels, or
+    per-element reductions when they depend on a reduction)."""
+    groups: list[tuple[list[int], ReductionLayout | None, bool]] = []
     rest: dict[int, list[int]] = {}
     reduced: list[int] = []
     for j, out in enumerate(spec.outputs):
@@ -130,15 +132,23 @@ def _output_groups(spec: KernelSpec, layout: ReductionLayout | None
         else:
             rest.setdefault(numel(shape), []).append(j)
     if reduced:
-        groups.append((reduced, layout))
-    groups.extend((outs, None) for _, outs in sorted(rest.items(), reverse=True))
+        groups.append((reduced, layout, False))
+    for _, outs in sorted(rest.items(), reverse=True):
+        cone = live_ops(spec.ops, [spec.outputs[j] for j in outs])
+        if layout is not None and any(isinstance(op, g.ReduceOp) and not is_trivial(op)
+                                      for op in cone):
+            groups.append((outs, layout, True))
+        else:
+            groups.append((outs, None, False))
     return groups
 
 
-def _tiling(spec: KernelSpec, layout: ReductionLayout | None, interpret: bool) -> Tiling:
+def _tiling(spec: KernelSpec, layout: ReductionLayout | None, interpret: bool,
+            gathered: bool = False) -> Tiling:
     if layout is None:
         return choose_pointwise(numel(shape_of(spec.outputs[0].type)), interpret)
-    return choose_reduction(layout.rows, layout.reduced, interpret)
+    rows = numel(shape_of(spec.outputs[0].type)) if gathered else layout.rows
+    return choose_reduction(rows, layout.reduced, interpret)
 
 
 def plan_module(module: ModuleOp, interpret: bool = False) -> ModulePlan:

@@ -175,7 +175,8 @@ class KernelWriter:
     """Emits one ``@triton.jit`` function for a :class:`KernelSpec`."""
 
     def __init__(self, spec: KernelSpec, tiling: Tiling, layout: ReductionLayout | None,
-                 helpers: set[str]) -> None:
+                 helpers: set[str], gathered: bool = False) -> None:
+        self.gathered = gathered  # outputs elsewhere than the layout's rows (see write_gathered)
         self.spec = spec
         self.tiling = tiling
         self.layout = layout
@@ -256,6 +257,8 @@ class KernelWriter:
         self.emit(f"pid = {pid}")
         if self.layout is None:
             self.write_pointwise()
+        elif self.gathered:
+            self.write_gathered()
         else:
             self.write_reduction(self.layout)
         header = f"def {self.spec.name}({', '.join(self.params())}):"
@@ -267,6 +270,9 @@ class KernelWriter:
         if self.layout is None:
             return f"pointwise over {t.extent} elements"
         form = "persistent" if t.persistent else "looped"
+        if self.gathered:
+            return (f"{form} reduction per output element: {t.extent} elements x {t.reduced} "
+                    f"reduced (shape {list(self.layout.shape)}, dims {list(self.layout.dims)})")
         return (f"{form} reduction: {t.extent} rows x {t.reduced} reduced elements "
                 f"(shape {list(self.layout.shape)}, dims {list(self.layout.dims)})")
 
@@ -280,6 +286,22 @@ class KernelWriter:
             if numel(shape) != n:
                 raise KernelUnsupported("pointwise outputs of different sizes")
             self.store(j, out, Coords(shape, flat=offs), "mask", "[XBLOCK]")
+
+    def write_gathered(self) -> None:
+        """Outputs that are neither the layout's elements nor its rows (e.g. a
+        row sum broadcast to another shape): one lane per output element, each
+        reducing the row its coordinates select (rows may be reduced twice)."""
+        n = self.tiling.extent
+        self.emit("o = pid * XBLOCK + tl.arange(0, XBLOCK)[:, None]")
+        self.emit(f"mask_o = o < {n}")
+        self.o = Ix("o", frozenset({0}))
+        if self.tiling.persistent:
+            self.open_r("tl.arange(0, RBLOCK)[None, :]")
+        for j, out in enumerate(self.spec.outputs):
+            shape = shape_of(out.type)
+            if numel(shape) != n:
+                raise KernelUnsupported("outputs of different sizes in one kernel")
+            self.store(j, out, Coords(shape, flat=self.o), "mask_o", "[XBLOCK, 1]")
 
     def write_reduction(self, layout: ReductionLayout) -> None:
         t = self.tiling
@@ -540,7 +562,8 @@ class KernelWriter:
         kdims = iter(kept)
         dims = [next(rdims) if i in layout.dims else next(kdims) for i in range(len(layout.shape))]
         flat = None
-        if layout.suffix and [k.text for k in kept] == [k.text for k in self.kept]:
+        if layout.suffix and not self.gathered and \
+                [k.text for k in kept] == [k.text for k in self.kept]:
             flat = self.split_index(self.o, r)  # the canonical row: share loads with outputs
         elif layout.suffix and c.has_flat() and numel(c.shape) == layout.rows:
             flat = self.split_index(c.flat(self.bind_index), r)
