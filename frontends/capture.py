@@ -173,11 +173,15 @@ def compile_graph(gm: torch.fx.GraphModule, target: str, options: Mapping[str, A
                 name = err.node.name
                 if name in unsupported or name not in nodes or nodes[name].op != "call_function":
                     # a value the split cannot pass between pieces: run the graph eagerly
+                    if strict:
+                        raise UnsupportedOpError(op_name(err.node), describe(err.node),
+                                                 err.reason) from None
                     unsupported.setdefault(name, err.reason)
                     _warn(gm, unsupported, nodes, whole_graph=True)
                     return _eager(gm)
                 unsupported[name] = err.reason
-        else:  # pragma: no cover - the loop marks one more node per round
+        else:  # pragma: no cover - each round marks one more node, so this is not reached
+            _warn(gm, unsupported, nodes, whole_graph=True)
             return _eager(gm)
     _warn(gm, unsupported, nodes)
     return runner

@@ -333,8 +333,6 @@ class FxImporter:
                 scalar = self.constant(flat[0].clone())
                 return self.emit(g.ExpandOp(scalar, tensor_type(shape, dtype)))
             values = [flat[0].item()] if uniform else flat.tolist()
-            if not values:
-                values = []
             attr = DenseIntOrFPElementsAttr.from_list(tensor_type(shape, build_dtype),
                                                       _python_values(values, build_dtype))
             return self.cast(self.emit(g.ConstantOp(attr)), dtype)
