@@ -19,7 +19,15 @@ from functools import lru_cache
 
 from xdsl.context import Context
 from xdsl.dialects import arith, builtin, func, math, memref, scf
-from xdsl.dialects.builtin import DYNAMIC_INDEX, FileLineColLoc, ModuleOp
+from xdsl.dialects.builtin import (
+    DYNAMIC_INDEX,
+    BFloat16Type,
+    FileLineColLoc,
+    Float16Type,
+    Float32Type,
+    Float64Type,
+    ModuleOp,
+)
 from xdsl.ir import Operation
 from xdsl.parser import Parser
 from xdsl.printer import Printer
@@ -76,8 +84,30 @@ def _dense_literal_constraint():  # noqa: ANN202 - an xDSL AttrConstraint
     return base(RankedStructure[IntegerType | IndexType | AnyFloat | ComplexType])
 
 
+_FLOAT_TYPES = (BFloat16Type, Float16Type, Float32Type, Float64Type)
+
+
+class _HexBitsElement(Parser._TensorLiteralElement):
+    """A ``0x...`` literal in a float ``dense<...>``: MLIR reads it as the
+    element's bit pattern (how -inf/NaN print); xDSL 0.74 reads a number."""
+
+    def to_type(self, parser, type):  # type: ignore[no-untyped-def]
+        if isinstance(type, _FLOAT_TYPES) and isinstance(self.value, int):
+            raw = self.value.to_bytes(type.compile_time_size, "little")
+            return next(iter(type.iter_unpack(raw)))
+        return super().to_type(parser, type)
+
+
 class _RecordingParser(Parser):
-    """xDSL's parser, noting where each operation's text begins."""
+    """xDSL's parser, noting where each operation's text begins, and reading
+    hexadecimal float literals in dense attributes as bit patterns."""
+
+    def _parse_tensor_literal_element(self):  # type: ignore[no-untyped-def]
+        is_hex = self._current_token.text[:2] in ("0x", "0X")
+        element = super()._parse_tensor_literal_element()
+        if is_hex:
+            return _HexBitsElement(element.is_negative, element.value, element.span)
+        return element
 
     def __init__(self, ctx: Context, text: str, name: str, source_map: SourceMap) -> None:
         super().__init__(ctx, text, name)
