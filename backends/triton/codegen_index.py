@@ -56,7 +56,8 @@ ZERO = Ix.of(0)
 Bind = Callable[[str, frozenset[int]], Ix]  # expression -> bound local name
 
 
-def affine(terms: Sequence[tuple[Ix, int]], offset: int = 0) -> tuple[str, frozenset[int], int | None]:
+def affine(terms: Sequence[tuple[Ix, int]],
+           offset: int = 0) -> tuple[str, frozenset[int], int | None]:
     """``sum(ix * k) + offset`` as text, folding constants."""
     const = offset
     parts: list[str] = []
@@ -174,7 +175,8 @@ def reshape_coords(c: Coords, input_shape: Sequence[int], bind: Bind) -> Coords:
     return Coords(input_shape, flat=c.flat(bind))
 
 
-def permute_coords(c: Coords, perm: Sequence[int], input_shape: Sequence[int], bind: Bind) -> Coords:
+def permute_coords(c: Coords, perm: Sequence[int], input_shape: Sequence[int],
+                   bind: Bind) -> Coords:
     dims = c.dims(bind)
     out: list[Ix] = [ZERO] * len(perm)
     for i, p in enumerate(perm):
@@ -196,7 +198,8 @@ def squeeze_coords(c: Coords, squeezed: Sequence[int], input_shape: Sequence[int
     if c.has_flat():
         return Coords(input_shape, flat=c.flat(bind))
     it = iter(c.dims(bind))
-    return Coords(input_shape, [ZERO if i in squeezed else next(it) for i in range(len(input_shape))])
+    return Coords(input_shape,
+                  [ZERO if i in squeezed else next(it) for i in range(len(input_shape))])
 
 
 def unsqueeze_coords(c: Coords, dim: int, input_shape: Sequence[int], bind: Bind) -> Coords:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 from xdsl.dialects.builtin import DenseIntOrFPElementsAttr
-from xdsl.ir import BlockArgument, Operation, SSAValue
+from xdsl.ir import Operation, SSAValue
 
 from irc.backends.triton.autotune import Tiling
 from irc.backends.triton.codegen_index import (
@@ -335,7 +335,8 @@ class KernelWriter:
         coords = self.full_coords()
         for j in full:
             shape = shape_of(self.spec.outputs[j].type)
-            c = coords if shape == layout.shape else Coords(shape, flat=coords.flat(self.bind_index))
+            c = coords if shape == layout.shape else \
+                Coords(shape, flat=coords.flat(self.bind_index))
             self.store(j, self.spec.outputs[j], c, f"mask_o & {mask_r}", "[XBLOCK, RBLOCK]")
 
     def open_loop(self) -> None:
@@ -673,12 +674,11 @@ class ReductionAccumulator:
             w.emit(f"{acc} = {acc} + {v}")
         elif self.kind == "prod":
             w.emit(f"{acc} = {acc} * {v}")
-        elif self.kind in ("any", "amax"):
-            nan = ", propagate_nan=tl.PropagateNan.ALL" if self.acc_dtype().is_floating_point else ""
-            w.emit(f"{acc} = tl.maximum({acc}, {v}{nan})")
-        elif self.kind in ("all", "amin"):
-            nan = ", propagate_nan=tl.PropagateNan.ALL" if self.acc_dtype().is_floating_point else ""
-            w.emit(f"{acc} = tl.minimum({acc}, {v}{nan})")
+        elif self.kind in ("any", "amax", "all", "amin"):
+            fn = "tl.maximum" if self.kind in ("any", "amax") else "tl.minimum"
+            floating = self.acc_dtype().is_floating_point
+            nan = ", propagate_nan=tl.PropagateNan.ALL" if floating else ""
+            w.emit(f"{acc} = {fn}({acc}, {v}{nan})")
         else:
             idx, nan = self.names[1], self.names[2]
             cmp = ">" if self.kind == "argmax" else "<"

@@ -87,7 +87,8 @@ def _tanh(x):
     r = (1.0 - t) / (1.0 + t)
     r = tl.where(x < 0, -r, r)
     x2 = x * x
-    return tl.where(tl.abs(x) < 0.05, x * (1.0 + x2 * (-0.3333333333333333 + x2 * 0.13333333333333333)), r)
+    series = x * (1.0 + x2 * (-0.3333333333333333 + x2 * 0.13333333333333333))
+    return tl.where(tl.abs(x) < 0.05, series, r)
 ''',
     "_log1p": '''
 @triton.jit
