@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -28,6 +29,15 @@ _TL_NAMES: dict[torch.dtype, str] = {
     torch.bfloat16: "tl.bfloat16", torch.int64: "tl.int64", torch.int32: "tl.int32",
     torch.int8: "tl.int8", torch.bool: "tl.int1",
 }
+
+
+@dataclass(frozen=True)
+class Val:
+    """A computed value: register expression, logical dtype, block axes it varies on."""
+
+    text: str
+    dtype: torch.dtype
+    axes: frozenset[int]
 
 
 class KernelUnsupported(Exception):
