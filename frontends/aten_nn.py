@@ -371,3 +371,34 @@ def _sdpa_cpu(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, SSAValue]
     if tuple(lse_meta.shape) != shape_of(lse_flat.type):
         lse_flat = reshape(ctx, lse_flat, tuple(lse_meta.shape))
     return out, ctx.cast(lse_flat, lse_meta.dtype)
+
+
+# the O(n^2) triangular-matmul form of cumsum is used up to this length
+CUMSUM_MAX_LENGTH = 1024
+
+
+@handles("cumsum")
+def _cumsum(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
+    """Inclusive prefix sum along ``dim`` as a matmul with an upper-triangular
+    matrix of ones (the dialect has no scan op; exact for integers)."""
+    out = ctx.out_meta()
+    value = ctx.tensor(node.args[0], out.dtype)
+    shape = shape_of(value.type)
+    if not shape:
+        return value
+    dim = _dims(node.args[1], len(shape))[0]
+    n = shape[dim]
+    if n > CUMSUM_MAX_LENGTH:
+        raise ctx.unsupported(f"cumsum over {n} > {CUMSUM_MAX_LENGTH} elements")
+    if out.dtype == torch.bool or out.dtype not in (torch.float32, torch.float64, torch.float16,
+                                                    torch.bfloat16, torch.int64, torch.int32):
+        raise ctx.unsupported(f"cumsum in {out.dtype}")
+    last = len(shape) - 1
+    perm = list(range(len(shape)))
+    perm[dim], perm[last] = perm[last], perm[dim]
+    moved = ctx.emit(g.PermuteOp(value, perm)) if dim != last else value
+    moved_shape = shape_of(moved.type)
+    rows = reshape(ctx, moved, [int(torch.tensor(moved_shape[:-1]).prod()) if moved_shape[:-1] else 1, n])
+    tri = ctx.constant(torch.ones(n, n, dtype=out.dtype).triu())
+    summed = reshape(ctx, ctx.emit(g.MatmulOp(rows, tri)), moved_shape)
+    return ctx.emit(g.PermuteOp(summed, perm)) if dim != last else summed

@@ -361,3 +361,16 @@ def _slice_scatter(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     if not parts:
         return value
     return parts[0] if len(parts) == 1 else ctx.emit(g.ConcatOp(parts, dim))
+
+
+@handles("flip")
+def _flip(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
+    """Reverse ``dims``: an index_select with the reversed positions per dim."""
+    value = ctx.tensor(node.args[0])
+    shape = shape_of(value.type)
+    for d in sorted({_norm_dim(d, len(shape)) for d in node.args[1]}):
+        if not shape or shape[d] <= 1:
+            continue
+        index = ctx.constant(torch.arange(shape[d] - 1, -1, -1, dtype=torch.int64))
+        value = _emit_index_select(ctx, value, index, d, shape)
+    return value

@@ -114,6 +114,8 @@ CASES: dict[str, tuple[Callable[..., object], Callable[[], tuple[torch.Tensor, .
     "cat_split": (lambda x, y: (torch.cat([x, y, x], 1), *x.split(2, 1), *torch.chunk(y, 3, 0),
                                 *torch.unbind(x, 0), torch.stack([x, x], -1)),
                   lambda: (r(3, 5), r(3, 4))),
+    "flip_cumsum": (lambda x, i: (torch.flip(x, [0, -1]), x.cumsum(1), i.cumsum(0), x.cumsum(-1)),
+                    lambda: (r(3, 4, 5), ri(6, 2))),
     "scatter_slices": (lambda x, s, t: (torch.slice_scatter(x, s, 1, 1, 3), torch.slice_scatter(x, t, 0),
                                         torch.select_scatter(x, t[0], 0, -1),
                                         torch.slice_scatter(x, s[:, :0], 1, 4, 2)),
@@ -260,30 +262,30 @@ def test_locations_point_at_user_lines() -> None:
     assert f'loc("{__file__}":{_line_of(_located_fn, "torch.exp")}:0)' in seen[0]
 
 
-def _uses_flip(x: torch.Tensor) -> torch.Tensor:
+def _uses_sort(x: torch.Tensor) -> torch.Tensor:
     y = x * 2
-    z = torch.flip(y, [0])  # unsupported here
+    z = torch.sort(y).values  # unsupported here
     return z + 1
 
 
 def test_strict_mode_names_op_and_line() -> None:
-    compiled = irc.compile(_uses_flip, target="reference", strict=True)
+    compiled = irc.compile(_uses_sort, target="reference", strict=True)
     with pytest.raises(irc.UnsupportedOpError) as info:
         compiled(torch.randn(4))
     message = str(info.value)
-    assert "aten.flip" in message
-    assert f"{__file__}:{_line_of(_uses_flip, 'unsupported here')}" in message
-    assert info.value.op.startswith("aten.flip")
+    assert "aten.sort" in message
+    assert f"{__file__}:{_line_of(_uses_sort, 'unsupported here')}" in message
+    assert info.value.op.startswith("aten.sort")
 
 
-def _uses_flip_too(x: torch.Tensor) -> torch.Tensor:
+def _uses_sort_too(x: torch.Tensor) -> torch.Tensor:
     y = torch.sin(x)
-    z = torch.flip(y, [1])  # falls back
+    z = torch.sort(y, 1).values  # falls back
     return torch.relu(z) + y.sum()
 
 
 def test_fallback_warns_once_and_is_correct() -> None:
-    compiled = irc.compile(_uses_flip_too, target="reference")
+    compiled = irc.compile(_uses_sort_too, target="reference")
     x = torch.randn(3, 4)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -292,9 +294,9 @@ def test_fallback_warns_once_and_is_correct() -> None:
     ours = [w for w in caught if issubclass(w.category, IrcWarning)]
     assert len(ours) == 1
     text = str(ours[0].message)
-    assert "aten.flip" in text and f"{__file__}:{_line_of(_uses_flip_too, 'falls back')}" in text
-    torch.testing.assert_close(first, _uses_flip_too(x))
-    torch.testing.assert_close(second, _uses_flip_too(x * 2))
+    assert "aten.sort" in text and f"{__file__}:{_line_of(_uses_sort_too, 'falls back')}" in text
+    torch.testing.assert_close(first, _uses_sort_too(x))
+    torch.testing.assert_close(second, _uses_sort_too(x * 2))
 
 
 def test_unsupported_dtype_falls_back() -> None:
