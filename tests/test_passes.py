@@ -301,3 +301,22 @@ func.func private @helper(%a: tensor<2xf32>, %b: tensor<2xf32>) -> tensor<2xf32>
     assert len(call.operands) == 1
     assert not ops_named(module, "graph.exp")
     assert_same_outputs(expected, interpret(module, inputs))
+
+
+def test_constant_fold_keeps_signed_zero_inf_and_nan_through_text() -> None:
+    module = parse("""
+func.func @main() -> tensor<4xf32> {
+  %c = graph.constant dense<[0.0, -1.0, 1.0, 0.0]> : tensor<4xf32>
+  %z = graph.constant dense<[1.0, 0.0, 0.0, 0.0]> : tensor<4xf32>
+  %d = graph.div %c, %z : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+  %n = graph.neg %d : tensor<4xf32> -> tensor<4xf32>
+  func.return %n : tensor<4xf32>
+}""")
+    (expected,) = interpret(module, [])
+    run_pipeline(module, "constant-fold")
+    assert [op.name for op in module.walk()][-2:] == ["graph.constant", "func.return"]
+    assert_round_trips(module)
+    reparsed = parse(print_module(module))
+    (got,) = interpret(reparsed, [])
+    assert torch.equal(got.view(torch.int32)[:3], expected.view(torch.int32)[:3])  # -0.0, -inf, inf
+    assert torch.isnan(got[3]) and torch.isnan(expected[3])
