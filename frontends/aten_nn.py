@@ -402,3 +402,53 @@ def _cumsum(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     tri = ctx.constant(torch.ones(n, n, dtype=out.dtype).triu())
     summed = reshape(ctx, ctx.emit(g.MatmulOp(rows, tri)), moved_shape)
     return ctx.emit(g.PermuteOp(summed, perm)) if dim != last else summed
+
+
+@handles("_scaled_dot_product_flash_attention_for_cpu_backward")
+def _sdpa_cpu_backward(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, SSAValue, SSAValue]:
+    """Gradients of :func:`_sdpa_cpu` from the saved output and logsumexp:
+    P = exp(S - lse), dV = P^T dO, dS = P * (dO V^T - rowsum(dO * O)),
+    dQ = scale * dS K, dK = scale * dS^T Q (fully masked rows give P = 0)."""
+    grad_out, q, k, v, out, lse = node.args[:6]
+    dropout_p, is_causal = node.args[6], bool(node.args[7])
+    mask, scale = node.kwargs.get("attn_mask"), node.kwargs.get("scale")
+    if dropout_p:
+        raise ctx.unsupported("attention dropout is random")
+    metas = node.meta["val"]
+    dtype = torch.float32 if metas[0].dtype in (torch.float16, torch.bfloat16) else metas[0].dtype
+    qv, kv, vv = ctx.tensor(q, dtype), ctx.tensor(k, dtype), ctx.tensor(v, dtype)
+    do, o = ctx.tensor(grad_out, dtype), ctx.tensor(out, dtype)
+    qs, ks = shape_of(qv.type), shape_of(kv.type)
+    rank = len(qs)
+    if rank < 2 or len(ks) != rank:
+        raise ctx.unsupported("attention operands must share a rank >= 2")
+    if scale is None:
+        scale = 1.0 / float(qs[-1]) ** 0.5
+
+    def transpose(x: SSAValue) -> SSAValue:
+        return ctx.emit(g.PermuteOp(x, list(range(rank - 2)) + [rank - 1, rank - 2]))
+
+    scores = ctx.emit(g.MulOp(ctx.emit(g.MatmulOp(qv, transpose(kv))), ctx.scalar(scale, dtype)))
+    if is_causal:
+        causal = torch.ones(qs[-2], ks[-2], dtype=torch.bool).tril()
+        scores = ctx.emit(g.WhereOp(ctx.constant(causal), scores, ctx.scalar(float("-inf"), dtype)))
+    if mask is not None:
+        mask_meta = ctx.meta(mask)
+        if mask_meta is not None and mask_meta.dtype == torch.bool:
+            scores = ctx.emit(g.WhereOp(ctx.tensor(mask), scores, ctx.scalar(float("-inf"), dtype)))
+        else:
+            scores = ctx.emit(g.AddOp(scores, ctx.tensor(mask, dtype)))
+    lse_v = reshape(ctx, ctx.tensor(lse, dtype), list(qs[:-1]) + [1])
+    neg_inf = ctx.scalar(float("-inf"), dtype)
+    safe_lse = ctx.emit(g.WhereOp(ctx.emit(g.EqOp(lse_v, neg_inf)),
+                                  ctx.scalar(float("inf"), dtype), lse_v))
+    probs = ctx.emit(g.ExpOp(ctx.emit(g.SubOp(scores, safe_lse))))
+    grad_v = ctx.emit(g.MatmulOp(transpose(probs), do))
+    grad_p = ctx.emit(g.MatmulOp(do, transpose(vv)))
+    last = rank - 1
+    row = ctx.emit(g.SumOp(ctx.emit(g.MulOp(do, o)), [last], True))
+    grad_s = ctx.emit(g.MulOp(probs, ctx.emit(g.SubOp(grad_p, row))))
+    grad_s = ctx.emit(g.MulOp(grad_s, ctx.scalar(scale, dtype)))
+    grad_q = ctx.emit(g.MatmulOp(grad_s, kv))
+    grad_k = ctx.emit(g.MatmulOp(transpose(grad_s), qv))
+    return tuple(ctx.cast(value, m.dtype) for value, m in zip((grad_q, grad_k, grad_v), metas))  # type: ignore[return-value]

@@ -337,3 +337,23 @@ def test_backend_supports_is_honoured() -> None:
     torch.testing.assert_close(out, fn(x))
     with pytest.raises(irc.UnsupportedOpError, match="aten.tanh"):
         irc.compile(lambda a: torch.tanh(a) * 3, target="no-tanh-test", strict=True)(x)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_attention_gradients_compile(target: str) -> None:
+    """Forward and backward of SDPA (causal, additive and boolean masks) compile strictly."""
+    _need(target)
+
+    def fn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        b = F.scaled_dot_product_attention(q, k, v, attn_mask=m)
+        c = F.scaled_dot_product_attention(q, k, v, attn_mask=m > 0, scale=0.3)
+        return (a * b + c).sum()
+
+    torch.manual_seed(3)
+    inputs = [torch.randn(2, 2, 5, 8, requires_grad=True) for _ in range(3)] + [torch.randn(5, 5)]
+    compiled = irc.compile(fn, target=target, strict=True)
+    got = torch.autograd.grad(compiled(*inputs), inputs[:3])
+    want = torch.autograd.grad(fn(*inputs), inputs[:3])
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
