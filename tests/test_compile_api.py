@@ -230,3 +230,30 @@ def test_llvm_is_an_alias_of_cpu() -> None:
     f = irc.compile(lambda x: torch.sigmoid(x) * x, target="llvm")
     x = torch.randn(4, 4)
     torch.testing.assert_close(f(x), torch.sigmoid(x) * x)
+
+
+def test_structured_outputs_kwargs_and_aliases() -> None:
+    class Heads(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor, *, scale: float = 1.0,
+                    extra: torch.Tensor | None = None) -> dict:
+            y = self.lin(x) * scale
+            out = {"y": y, "n": y.shape[0], "pair": (y.relu(), None)}
+            if extra is not None:
+                out["e"] = extra + 1
+            return out
+
+    model = Heads().eval()
+    compiled = irc.compile(model, target="reference")
+    x = torch.randn(2, 4)
+    with torch.no_grad():
+        got, want = compiled(x, scale=2.0, extra=torch.ones(3)), model(x, scale=2.0, extra=torch.ones(3))
+    assert set(got) == set(want) and got["n"] == 2 and got["pair"][1] is None
+    for key in ("y", "e"):
+        torch.testing.assert_close(got[key], want[key])
+    torch.testing.assert_close(got["pair"][0], want["pair"][0])
+    views = irc.compile(lambda a: (a, a[0], a.t(), a + 0), target="reference")(x)
+    assert views[0] is x and torch.equal(views[1], x[0]) and torch.equal(views[2], x.t())
