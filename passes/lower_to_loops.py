@@ -6,7 +6,9 @@ tensors) is replaced by a func of the same name over flat, contiguous
 results) whose body is ``scf.for``/arith/math/``memref.load``/``store``.
 In ``@main`` (and any other host func) each ``func.call`` of a kernel becomes
 ``host.launch`` (see :mod:`irc.ir.host`); extern ops stay. Kernel attributes
-(``irc.kernel``, ``irc.iteration``) are kept.
+(``irc.kernel``, ``irc.iteration``) are kept; a kernel that only moves its one
+input (permute/reshape/expand/slice chain) also gets ``irc.view``, its steps
+as torch views (see :func:`movement_chain`).
 
 How (inductor-style loop bodies): every graph value is an index function
 (:mod:`loops_values`); each group of same-shaped outputs gets one loop nest
@@ -28,12 +30,13 @@ and its location.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import func, memref, scf
-from xdsl.dialects.builtin import MemRefType, ModuleOp, TensorType, UnitAttr
+from xdsl.dialects.builtin import MemRefType, ModuleOp, StringAttr, TensorType, UnitAttr
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 
@@ -47,6 +50,7 @@ from irc.passes.loops_scalar import HALF_TYPES, compute_type
 from irc.passes.loops_values import KernelValues
 
 KERNEL_ATTR = "irc.kernel"
+VIEW_ATTR = "irc.view"
 PARALLEL_ATTR = "irc.parallel"
 PARALLEL_MIN_ELEMENTS = 4096
 ALLOCA_MAX_BYTES = 64 * 1024
@@ -110,6 +114,9 @@ class KernelLowering:
         for name, attr in self.fn.attributes.items():
             if name not in ("sym_name", "function_type", "sym_visibility"):
                 new.attributes[name] = attr
+        view = movement_chain(self.fn)
+        if view is not None:
+            new.attributes[VIEW_ATTR] = StringAttr(json.dumps(view))
         return new
 
     def _output_fn(self, value: SSAValue) -> Callable[[tuple[ix.Lin, ...]], Node]:
@@ -261,6 +268,38 @@ class KernelLowering:
         if len(loops) != 1 or side_effects or not sizes or min(sizes) < PARALLEL_MIN_ELEMENTS:
             return
         loops[0].attributes[PARALLEL_ATTR] = UnitAttr()
+
+
+def movement_chain(fn: func.FuncOp) -> list[list] | None:
+    """The kernel as torch view steps, if it only moves data of its one input.
+
+    ``[["permute", dims] | ["reshape", shape] | ["expand", shape] |
+    ["slice", dim, start, end, step], ...]``, applied in order to the input.
+    A runtime may run such a kernel as a torch view where its result only
+    feeds library calls (e.g. a weight transpose before a matmul: no copy).
+    """
+    block = fn.body.block
+    ops = list(block.ops)
+    if len(block.args) != 1 or len(ops) < 2 or len(ops[-1].operands) != 1:
+        return None
+    current: SSAValue = block.args[0]
+    steps: list[list] = []
+    for op in ops[:-1]:
+        if len(op.operands) != 1 or op.operands[0] is not current:
+            return None
+        out = list(shape_of(op.results[0].type))
+        if isinstance(op, g.PermuteOp):
+            steps.append(["permute", list(g.ints(op.dims))])
+        elif isinstance(op, (g.ReshapeOp, g.SqueezeOp, g.UnsqueezeOp)):
+            steps.append(["reshape", out])
+        elif isinstance(op, g.ExpandOp):
+            steps.append(["expand", out])
+        elif isinstance(op, g.SliceOp):
+            steps.append(["slice", *op.params()])
+        else:
+            return None
+        current = op.results[0]
+    return steps if ops[-1].operands[0] is current else None
 
 
 def is_lowered(fn: func.FuncOp) -> bool:

@@ -282,3 +282,23 @@ def test_model_end_to_end_through_irc_compile() -> None:
     got = got if isinstance(got, torch.Tensor) else got[0]
     want = want if isinstance(want, torch.Tensor) else want[0]
     assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_weight_transpose_feeding_matmul_runs_as_a_view() -> None:
+    prog = program("""
+func.func @main(%x: tensor<8x16xf32>, %y: tensor<8x16xf32>) -> (tensor<8x32xf32>, tensor<8x8xf32>) {
+  %w = graph.weight "w" : tensor<32x16xf32>
+  %t = graph.permute %w {dims = array<i64: 1, 0>} : tensor<32x16xf32> -> tensor<16x32xf32>
+  %m = graph.matmul %x, %t : (tensor<8x16xf32>, tensor<16x32xf32>) -> tensor<8x32xf32>
+  %e = graph.exp %y : tensor<8x16xf32> -> tensor<8x16xf32>
+  %p = graph.permute %e {dims = array<i64: 1, 0>} : tensor<8x16xf32> -> tensor<16x8xf32>
+  %n = graph.matmul %x, %p : (tensor<8x16xf32>, tensor<16x8xf32>) -> tensor<8x8xf32>
+  func.return %m, %n : tensor<8x32xf32>, tensor<8x8xf32>
+}""", {"w": torch.randn(32, 16)})
+    exe = compile_cpu(prog)
+    assert "irc.view" in exe.loops_ir
+    x, y = torch.randn(8, 16), torch.randn(8, 16)
+    for _ in range(2):
+        m, n = exe(x, y)
+        assert torch.allclose(m, x @ prog.weights["w"].t(), atol=1e-5)
+        assert torch.allclose(n, x @ y.exp().t(), atol=1e-4)

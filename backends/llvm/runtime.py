@@ -6,7 +6,10 @@ flat list of Python closures over a value table (no IR is looked at per call):
 * ``graph.weight``: read the live tensor from the weights mapping at call time
   (in-place updates are seen) and check it against its declared type;
 * ``graph.constant``: a tensor made once at compile time;
-* ``host.launch``: allocate the outputs (``torch.empty``, or a view of a
+* ``host.launch`` of a movement-only kernel (``irc.view``) whose result only
+  feeds library calls: a torch view of the input (no copy, e.g. a weight
+  transpose before a matmul);
+* other ``host.launch``: allocate the outputs (``torch.empty``, or a view of a
   buffer slot from :func:`irc.passes.memory_plan.plan_memory` for
   intermediates; large buffers get transparent huge pages, see :func:`empty`), then call the native kernel with the data pointers; a
   kernel whose outer loop is marked ``irc.parallel`` is split over threads
@@ -29,6 +32,7 @@ intermediate buffers are allocated once and reused across calls.
 from __future__ import annotations
 
 import ctypes
+import json
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -48,7 +52,13 @@ from irc.ir import graph as g
 from irc.ir.host import LaunchOp
 from irc.ir.interpreter import HANDLERS, dense_to_tensor
 from irc.ir.types import dtype_of, numel, shape_of
+from irc.passes.lower_to_loops import VIEW_ATTR
 from irc.passes.memory_plan import MemoryPlan
+
+# ops that accept any strides (torch library calls): a movement-only kernel
+# feeding only these runs as a torch view instead of a copy
+EXTERN_USERS = (g.MatmulOp, g.ConvOp, g.MaxPoolOp, g.AvgPoolOp, g.AdaptiveAvgPoolOp, g.GatherOp,
+                g.IndexSelectOp, g.EmbeddingOp, g.ConcatOp)
 
 Env = list
 Step = Callable[[Env], None]
@@ -158,6 +168,8 @@ class HostProgram:
         self.slot_buffers: list[torch.Tensor | None] = [None] * (len(plan.slots) if plan else 0)
         self.lock = threading.Lock()
         self.index: dict[SSAValue, int] = {}
+        self.views = {f.sym_name.data: json.loads(f.attributes[VIEW_ATTR].data)
+                      for f in module.ops if isinstance(f, func.FuncOp) and VIEW_ATTR in f.attributes}
         block = main.body.block
         self.input_specs = [TensorSpec.of(a) for a in block.args]
         self.input_names = [a.name_hint or f"#{i}" for i, a in enumerate(block.args)]
@@ -225,6 +237,13 @@ class HostProgram:
 
     def _launch(self, op: LaunchOp) -> Step:
         name = op.callee.string_value()
+        view = self.views.get(name)
+        # the source must not live in a planned slot: the plan does not know the
+        # view aliases it and could hand that slot to the library call's result
+        in_slot = bool(op.args) and self.plan is not None and op.args[0] in self.plan.assignment
+        if view is not None and not in_slot and all(isinstance(u.operation, EXTERN_USERS)
+                                                    for r in op.res for u in r.uses):
+            return self._view(op, view)
         sig = self.signatures.get(name)
         if sig is None:
             raise BackendError(f"cpu backend: host.launch of unknown kernel @{name}")
@@ -255,6 +274,27 @@ class HostProgram:
                 fn(*ptrs)
             for i, r in zip(outs, results):
                 env[i] = r
+        return step
+
+    def _view(self, op: LaunchOp, steps: list[list]) -> Step:
+        """A movement-only kernel whose result only feeds library calls: a torch view."""
+        src, out = self.index[op.args[0]], self._slot(op.res[0])
+
+        def apply(t: torch.Tensor) -> torch.Tensor:
+            for kind, *args in steps:
+                if kind == "permute":
+                    t = t.permute(args[0])
+                elif kind == "reshape":
+                    t = t.reshape(args[0])
+                elif kind == "expand":
+                    t = t.expand(args[0])
+                else:
+                    dim, start, end, step = args
+                    t = t[(slice(None),) * dim + (slice(start, end, step),)]
+            return t
+
+        def step(env: Env) -> None:
+            env[out] = apply(env[src])
         return step
 
     def _matmul(self, op: g.MatmulOp) -> Step:
