@@ -94,8 +94,9 @@ class CarveResult:
     unique_cases: int
 
     def summary(self) -> str:
-        return (f"carved {len(self.cases)} case(s) from {self.ops_seen} {self.level}-level op "
-                f"execution(s) of {self.model_name} ({self.unique_cases} distinct) into {self.out_dir}")
+        unit = "op" if self.level == "graph" else "kernel"
+        return (f"carved {len(self.cases)} case(s) from {self.ops_seen} {unit} execution(s) of "
+                f"{self.model_name} ({self.unique_cases} distinct) into {self.out_dir}")
 
 
 # ----------------------------------------------------------------------------
