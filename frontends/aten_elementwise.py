@@ -99,13 +99,13 @@ def _binary(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     a, b = node.args[0], node.args[1]
     alpha = ctx.arg(2, "alpha", 1)
     if packet in (aten.add, aten.sub) and alpha != 1:
-        b = _scaled(ctx, b, alpha, compute_dtype(ctx, a, b))
+        dt = compute_dtype(ctx, a, b)
+        return ctx.emit(BINARY[packet](ctx.tensor(a, dt), _scaled(ctx, b, alpha, dt)))
     return binary(ctx, BINARY[packet], a, b)
 
 
-def _scaled(ctx: FxImporter, value: Any, factor: Any, dtype: torch.dtype) -> Any:
-    if isinstance(value, (bool, int, float)):
-        return value * factor
+def _scaled(ctx: FxImporter, value: Any, factor: Any, dtype: torch.dtype) -> SSAValue:
+    """``value * factor`` in ``dtype`` (the ``alpha`` of add/sub/rsub)."""
     return ctx.emit(g.MulOp(ctx.tensor(value, dtype), ctx.scalar(factor, dtype)))
 
 
@@ -113,9 +113,8 @@ def _scaled(ctx: FxImporter, value: Any, factor: Any, dtype: torch.dtype) -> Any
 def _rsub(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     a, b, alpha = node.args[0], node.args[1], ctx.arg(2, "alpha", 1)
     dt = compute_dtype(ctx, a, b)
-    if alpha != 1:
-        a = _scaled(ctx, a, alpha, dt)
-    return binary(ctx, g.SubOp, b, a)
+    scaled_a = _scaled(ctx, a, alpha, dt) if alpha != 1 else ctx.tensor(a, dt)
+    return ctx.emit(g.SubOp(ctx.tensor(b, dt), scaled_a))
 
 
 @handles("div")

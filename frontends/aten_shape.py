@@ -282,27 +282,48 @@ def _gather(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
 
 @handles("index")
 def _index(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
-    """``x[..., idx, ...]`` with one integer index tensor (others None)."""
+    """``x[..., i0, i1, ...]`` with integer index tensors on consecutive dims
+    (others None): the indexed dims are flattened and gathered with one
+    linear index (negative indices wrap like torch)."""
     value = ctx.tensor(node.args[0])
     indices = list(node.args[1])
-    used = [(i, t) for i, t in enumerate(indices) if t is not None]
-    if len(used) != 1:
-        raise ctx.unsupported("advanced indexing with several index tensors")
-    dim, idx_node = used[0]
-    idx_meta = ctx.meta(idx_node)
-    if idx_meta is None or idx_meta.dtype not in (torch.int64, torch.int32):
+    used = [i for i, t in enumerate(indices) if t is not None]
+    if not used or used != list(range(used[0], used[-1] + 1)):
+        raise ctx.unsupported("advanced indexing with index tensors on non-adjacent dims")
+    metas = [ctx.meta(indices[i]) for i in used]
+    if any(m is None or m.dtype not in (torch.int64, torch.int32) for m in metas):
         raise ctx.unsupported("indexing with a boolean mask (data-dependent shape)")
-    index = ctx.tensor(idx_node)
-    flat = reshape(ctx, index, [idx_meta.numel()])
     shape = list(shape_of(value.type))
-    # negative indices wrap like torch: idx + size where idx < 0
-    size = ctx.scalar(shape[dim], dtype_of(flat.type))
-    zero = ctx.scalar(0, dtype_of(flat.type))
-    wrapped = ctx.emit(g.WhereOp(ctx.emit(g.LtOp(flat, zero)), ctx.emit(g.AddOp(flat, size)), flat))
-    selected = _emit_index_select(ctx, value, wrapped, dim,
-                                  shape[:dim] + [idx_meta.numel()] + shape[dim + 1:])
-    out = shape[:dim] + list(idx_meta.shape) + shape[dim + 1:]
-    return reshape(ctx, selected, out)
+    first, last = used[0], used[-1]
+    index_shape = g.broadcast_shapes(*(tuple(m.shape) for m in metas))  # type: ignore[union-attr]
+    if index_shape is None:
+        raise ValueError("index tensors do not broadcast")
+    linear: SSAValue | None = None
+    for i in used:
+        idx = ctx.tensor(indices[i], torch.int64)
+        size = ctx.scalar(shape[i], torch.int64)
+        zero = ctx.scalar(0, torch.int64)
+        idx = ctx.emit(g.WhereOp(ctx.emit(g.LtOp(idx, zero)), ctx.emit(g.AddOp(idx, size)), idx))
+        stride = 1
+        for d in shape[i + 1:last + 1]:
+            stride *= d
+        if stride != 1:
+            idx = ctx.emit(g.MulOp(idx, ctx.scalar(stride, torch.int64)))
+        linear = idx if linear is None else ctx.emit(g.AddOp(linear, idx))
+    assert linear is not None
+    count = 1
+    for d in index_shape:
+        count *= d
+    if shape_of(linear.type) != tuple(index_shape):
+        linear = ctx.emit(g.ExpandOp(linear, tensor_type(index_shape, torch.int64)))
+    flat_index = reshape(ctx, linear, [count])
+    span = 1
+    for d in shape[first:last + 1]:
+        span *= d
+    flat = reshape(ctx, value, shape[:first] + [span] + shape[last + 1:])
+    selected = _emit_index_select(ctx, flat, flat_index, first,
+                                  shape[:first] + [count] + shape[last + 1:])
+    return reshape(ctx, selected, shape[:first] + list(index_shape) + shape[last + 1:])
 
 
 @handles("squeeze_", "unsqueeze_", "t_", "transpose_")

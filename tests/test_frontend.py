@@ -77,6 +77,9 @@ CASES: dict[str, tuple[Callable[..., object], Callable[[], tuple[torch.Tensor, .
                       + torch.sign(x), lambda: (r(4, 4) * 3,)),
     "relu_silu_gelu": (lambda x: F.relu(x) + F.silu(x) + F.gelu(x) + F.gelu(x, approximate="tanh"),
                        lambda: (r(2, 8),)),
+    "add_sub_alpha": (lambda a, b: (torch.add(a, b, alpha=2), torch.sub(a, b, alpha=0.5),
+                                    torch.rsub(a, b, alpha=3), torch.add(a, 2, alpha=3)),
+                      lambda: (r(3, 4), r(4))),
     "binary_broadcast": (lambda a, b: (a + b) * (a - b) / (b.abs() + 1) + torch.maximum(a, b)
                          - torch.minimum(a, b) + torch.pow(a.abs(), b), lambda: (r(3, 1, 4), r(5, 1))),
     "int_tensor_float_scalar": (lambda a: (a * 2.5, a + 1, a // 3, a % 4, a / 2),
@@ -122,6 +125,8 @@ CASES: dict[str, tuple[Callable[..., object], Callable[[], tuple[torch.Tensor, .
                        lambda: (r(3, 5), r(3, 2), r(3, 5))),
     "pad": (lambda x: (F.pad(x, (1, 2)), F.pad(x, (1, 1, 2, 0), value=3.0), F.pad(x, (-1, 1))),
             lambda: (r(2, 3, 4),)),
+    "index_multi": (lambda x, i, j: (x[i[:, None], j], x[:, i[:, None], j], x[i, j[:1]]),
+                    lambda: (r(4, 5, 6), torch.tensor([0, 3, -1]), torch.tensor([1, -2, 4]))),
     "index_gather": (lambda x, i: (x[i], x[:, i], torch.index_select(x, 1, i.abs()),
                                    torch.gather(x, 1, i.abs().expand(4, 3))),
                      lambda: (r(4, 5), torch.tensor([0, 3, -1]))),
