@@ -65,11 +65,15 @@ class _LiveBytes(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         out = func(*args, **(kwargs or {}))
+        # Outputs sharing an argument's storage (views, in-place, `t` of a
+        # parameter) allocate nothing.
+        arg_storages = {a.untyped_storage().data_ptr()
+                        for a in tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)}
         for t in tree_leaves(out):
-            if isinstance(t, torch.Tensor) and not t._is_view():
+            if isinstance(t, torch.Tensor):
                 storage = t.untyped_storage()
                 key = storage.data_ptr()
-                if key in self._seen or storage.nbytes() == 0:
+                if key in self._seen or key in arg_storages or storage.nbytes() == 0:
                     continue
                 self._seen.add(key)
                 nbytes = storage.nbytes()
