@@ -96,8 +96,10 @@ def test_module_wraps_not_copies(target: str) -> None:
     assert compiled.train() is compiled and compiled.fc1.training
     assert compiled.eval() is compiled and not compiled.fc1.training
     compiled.load_state_dict(Net().state_dict())
+    decorated = irc.compile(target=target)(model)  # decorator form on a module instance
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), model(x))
+        torch.testing.assert_close(decorated(x), model(x))
 
 
 @pytest.mark.parametrize("target", TARGETS)
