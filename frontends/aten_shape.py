@@ -395,3 +395,28 @@ def _flip(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
         index = ctx.constant(torch.arange(shape[d] - 1, -1, -1, dtype=torch.int64))
         value = _emit_index_select(ctx, value, index, d, shape)
     return value
+
+
+@handles("diagonal", "diagonal_copy")
+def _diagonal(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
+    """``torch.diagonal``: move dim1/dim2 last, flatten them, take every
+    (m+1)-th element from the offset's start; the diagonal becomes the last dim."""
+    value = ctx.tensor(node.args[0])
+    shape = list(shape_of(value.type))
+    rank = len(shape)
+    offset = ctx.arg(1, "offset", 0)
+    d1, d2 = _norm_dim(ctx.arg(2, "dim1", 0), rank), _norm_dim(ctx.arg(3, "dim2", 1), rank)
+    if d1 == d2:
+        raise ValueError("diagonal dims must differ")
+    rest = [d for d in range(rank) if d not in (d1, d2)]
+    if rest + [d1, d2] != list(range(rank)):
+        value = ctx.emit(g.PermuteOp(value, rest + [d1, d2]))
+    n, m = shape[d1], shape[d2]
+    length = max(0, min(n, m - offset) if offset >= 0 else min(n + offset, m))
+    out = tuple(ctx.out_meta().shape)
+    if length == 0:
+        return ctx.constant(torch.zeros(out, dtype=dtype_of(value.type)))
+    flat = reshape(ctx, value, [shape[d] for d in rest] + [n * m])
+    start = offset if offset >= 0 else -offset * m
+    end = start + (length - 1) * (m + 1) + 1
+    return reshape(ctx, ctx.emit(g.SliceOp(flat, len(rest), start, end, m + 1)), out)
