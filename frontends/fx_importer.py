@@ -275,7 +275,7 @@ class FxImporter:
             if arg in self.values:
                 value = self.values[arg]
                 if not isinstance(value, SSAValue):
-                    raise NodeUnsupported(self.node or arg, f"{arg.name} is not a tensor value")
+                    raise NodeUnsupported(arg, f"{arg.name} is not a tensor value")
             elif arg in self.constants:
                 const = self.constants[arg]
                 if not isinstance(const, torch.Tensor):
