@@ -208,6 +208,15 @@ def combine_ops(emitter: "Emitter", combine: str, accs: list[SSAValue], value: S
     return [put(_BINARY[combine](accs[0], value), level)]
 
 
+def _from_reduction(d: Node, depth: int) -> bool:
+    """Is ``d`` a reduction, or sqrt/+/*// of one (a few ops deep)?"""
+    if d.kind == "reduce":
+        return True
+    if depth == 0 or d.kind != "op" or d.args[0] not in ("sqrt", "addf", "mulf", "divf"):
+        return False
+    return any(_from_reduction(o, depth - 1) for o in d.args[1])
+
+
 class Emitter:
     """Writes nodes as ops into a function body, hoisting by dependencies."""
 
@@ -263,8 +272,20 @@ class Emitter:
             return self.put(memref.LoadOp.get(buffer, [self.emit_lin(offset)]), level)
         if kind == "index":
             return self.emit_lin(node.args[0])
+        if kind == "tee":  # store the value, then use it (see loops_stash)
+            inner, buffer, offset = node.args
+            value = self.emit(inner)
+            self.put(memref.StoreOp.get(value, buffer, [self.emit_lin(offset)]), level)
+            return value
         if kind == "op":
             name, operands, extra = node.args
+            if name == "divf" and self._hoistable_divisor(operands[1], level):
+                # x / d with d invariant in this loop: x * (1/d), one division per
+                # row (like torch's softmax and layer norm); d is a reduction or a
+                # square root, never denormal enough for 1/d to overflow in practice
+                recip = self.table.op("divf", node.type, self.table.const(1.0, node.type),
+                                      operands[1])
+                return self.put(arith.MulfOp(self.emit(operands[0]), self.emit(recip)), level)
             values = [self.emit(o) for o in operands]
             return self.put(build_op(name, node.type, values, extra), level)
         if kind == "reduce":
@@ -273,6 +294,11 @@ class Emitter:
                 return self.emit(replacement)
             return self.emit_reduce(node, level)
         raise AssertionError(f"unknown node kind {kind}")
+
+    def _hoistable_divisor(self, d: Node, level: int) -> bool:
+        if not isinstance(d.type, AnyFloat) or self.level_of(d.deps) >= level:
+            return False
+        return _from_reduction(d, 4)
 
     def emit_lin(self, lin: ix.Lin) -> SSAValue:
         """An ``index`` value for ``lin``, outer-loop parts computed outside inner loops."""

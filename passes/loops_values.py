@@ -52,9 +52,15 @@ class KernelValues:
         self.buffers: dict[SSAValue, tuple[SSAValue, bool]] = {}
         self.constant_buffer = constant_buffer
         self._memo: dict[tuple, Node] = {}
+        # (e, r, buffer): e is written into buffer by r's loop, read back elsewhere
+        # (see :mod:`loops_stash`)
+        self.stash: tuple[SSAValue, Operation, SSAValue] | None = None
+        self._teeing = False
 
     # -- entry point ------------------------------------------------------------
     def at(self, value: SSAValue, index: Index) -> Node:
+        if self.stash is not None and value is self.stash[0] and not self._teeing:
+            return self.table.load(self.stash[2], ix.linearise(index, shape_of(value.type)))
         key = (value, tuple(i.key() for i in index))
         found = self._memo.get(key)
         if found is None:
@@ -220,7 +226,16 @@ class KernelValues:
                 src_index[d] = ix.var(v)
         for pos, d in enumerate(kept):
             src_index[d] = index[d] if op.keeps_dims else index[pos]
-        x = self.at(op.input, tuple(src_index))
+        if self.stash is not None and op is self.stash[1]:
+            self._teeing = True
+            try:
+                x = self.at(op.input, tuple(src_index))
+            finally:
+                self._teeing = False
+            offset = ix.linearise(tuple(src_index), shape)
+            x = self.table.node("tee", (x, self.stash[2], offset), x.type)
+        else:
+            x = self.at(op.input, tuple(src_index))
         combine, init, x, acc_dtype = self._reduction_kind(op, x, src, out)
         inits: tuple[Node, ...] = (init,)
         if combine in ("argmax", "argmin"):

@@ -46,6 +46,7 @@ from irc.ir.types import dtype_of, element_type, numel, shape_of
 from irc.errors import BackendError
 from irc.passes import loops_index as ix
 from irc.passes.loops_emit import Emitter, Node, NodeTable, combine_ops
+from irc.passes.loops_stash import find_stash
 from irc.passes.loops_scalar import HALF_TYPES, compute_type
 from irc.passes.loops_values import KernelValues
 
@@ -102,6 +103,9 @@ class KernelLowering:
             groups.setdefault(shape_of(value.type), []).append((value, buf))
         order = sorted(groups.items(), key=lambda kv: min(
             position.get(v.owner, -1) for v, _ in kv[1]))  # type: ignore[arg-type]
+        stash = find_stash(self.fn)
+        if stash is not None:
+            self.values.stash = (*stash, out_bufs[0])
         for shape, members in order:
             stores = [(buf, self._output_fn(v)) for v, buf in members]
             self.emit_nest(shape, stores)

@@ -169,6 +169,46 @@ def test_softmax_is_one_row_loop_with_three_inner_loops() -> None:
     # no div/mod in index computations; the row base is computed outside the inner loops
     assert "divsi" not in kernel and "remsi" not in kernel
     assert re.search(r"arith.muli %\w+, %\w+ : index\n\s+%\w+ = scf.for", kernel)
+    # exp(x - max) is computed once per element: stored by the sum loop, reloaded
+    assert kernel.count("math.exp") == 1
+    assert kernel.count("memref.store") == 2 and "arith.divf" in kernel  # one 1/sum per row
+
+
+def test_softmax_with_nan_and_inf_rows_after_stash() -> None:
+    module = fused(build([[6, 40]], lambda emit, x: [softmax(emit, x)]))
+    x = torch.randn(6, 40) * 30
+    x[1, 3] = float("nan")
+    x[2, 5] = float("inf")
+    x[3, :] = float("-inf")
+    ref = torch.softmax(x, -1)
+    lower_and_run(module, [x])
+    exe_out = LLVMBackend().compile(module, {}, OPTIONS)(x)[0]
+    assert torch.allclose(exe_out, ref, atol=1e-6, rtol=1e-5, equal_nan=True)
+
+
+def test_reduction_operand_read_at_another_index_is_not_stashed() -> None:
+    # o[i, j] = e[j, i] / sum_j e[i, j]: a stash would be read before it is written
+    def body(emit, x):
+        e = emit(g.ExpOp(x))
+        s = emit(g.SumOp(e, [-1], keepdim=True))
+        return [emit(g.DivOp(emit(g.PermuteOp(e, [1, 0])), s))]
+    module = fused(build([[16, 16]], body))
+    text = lower_and_run(module, [torch.randn(16, 16)])
+    kernel = text[text.index("func.func @kernel_0"):]
+    assert kernel.count("math.exp") == 2
+
+
+def test_stash_skipped_when_operand_is_also_reduced_elsewhere() -> None:
+    # the max of e reads e in its own loop; e is not stashed (two exps remain)
+    def body(emit, x):
+        e = emit(g.ExpOp(x))
+        s = emit(g.SumOp(e, [-1], keepdim=True))
+        m = emit(g.AmaxOp(e, [-1], keepdim=True))
+        return [emit(g.DivOp(emit(g.SubOp(e, m)), s))]
+    module = fused(build([[8, 16]], body))
+    text = lower_and_run(module, [torch.randn(8, 16)])
+    kernel = text[text.index("func.func @kernel_0"):]
+    assert "math.exp" in kernel and kernel.count("memref.store") == 1
 
 
 @pytest.mark.parametrize("norm", ["layer", "rms"])
