@@ -3,7 +3,9 @@
 Workloads (float32): a 4-op elementwise chain ``((x*2+1).relu()*3)`` on 16M
 elements, softmax / layer-norm / GELU over 4096x4096, and a plain copy of 16M
 elements (the memory-bandwidth ceiling). Each is timed round-robin, median of
-10 round-robin samples (median and min), in one process.
+10 round-robin samples (median and min), in one process. The compile cache is
+off (its key does not cover the LLVM translation, so a cached object could be
+stale after a backend change).
 
     python bench/cpu_micro.py [--no-inductor] [--json out.json]
 """
@@ -26,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from fuse_programs import build, layer_norm, scalar, softmax  # noqa: E402
+from irc.backends.llvm.backend import LLVMOptions  # noqa: E402
 from irc.driver import compile_program  # noqa: E402
 from irc.frontends.program import Program  # noqa: E402
 from irc.ir import graph as g  # noqa: E402
@@ -100,7 +103,7 @@ def main() -> int:
     print(f"{'workload':22} {'irc':>15} {'eager':>15} {'inductor':>15} "
           f"{'vs eager':>9} {'vs ind.':>8} {'irc GB/s':>9}")
     for name, (make, inputs, eager) in workloads().items():
-        exe = compile_program(Program(make(), {}), "cpu")
+        exe = compile_program(Program(make(), {}), "cpu", LLVMOptions(cache=False))
         ref = eager(*inputs)
         got = exe(*inputs)[0]
         assert torch.allclose(got, ref, atol=1e-4, rtol=1e-4), name

@@ -553,3 +553,12 @@ def test_math_on_half_operands_computed_in_f32(dtype: torch.dtype) -> None:
     t = TYPES[dtype]
     (got,) = run_elementwise(f"    %y0 = math.tanh %x0 : {t}", [x], [dtype])
     torch.testing.assert_close(got, torch.tanh(x.float()).to(dtype))
+
+
+def test_erf_polynomial_range_is_accurate_and_bounded() -> None:
+    # the [1, 3.92] polynomial (no exp) and saturation above it
+    x = torch.cat([torch.linspace(1.0, 4.5, 400_001), -torch.linspace(1.0, 4.5, 400_001)])
+    (got,) = run_elementwise("    %y0 = math.erf %x0 : f32", [x], [torch.float32])
+    assert got.abs().max().item() <= 1.0
+    assert ulp_error(got, x, torch.erf) <= 2.0
+    assert torch.equal(got[x.abs() >= 3.92], torch.sign(x[x.abs() >= 3.92]))

@@ -40,11 +40,16 @@ TANH_POLY = (-5.70498872745e-3, 2.06390887954e-2, -5.37397155531e-2,
 ERF_SMALL = (7.933414599392563e-05, -0.0008034825441427529, 0.005191216245293617,
              -0.02685539796948433, 0.11283625662326813, -0.3761262893676758,
              1.128379225730896)
-# log(erfc(t)) as a polynomial in t - 2.5 on [1, 4]
-ERF_BIG = (-6.582341427474603e-08, 1.6140493244165555e-06, -1.2976156540389638e-05,
-           7.739447028143331e-05, -0.0004207068996038288, 0.0021651601418852806,
-           -0.010858165100216866, -0.9438936114311218, -5.352680683135986,
-           -7.806815147399902)
+# erf(t) as a polynomial in t - 2.46 on [1, 3.92] (iteratively reweighted least
+# squares toward minimax relative to the f32 ulp; <= 1.8 ulp with f32 Horner/FMA).
+# Above 3.92, erf rounds to 1 in f32.  No exp: a third of the former cost.
+ERF_MID_CENTRE = 2.46
+ERF_ONE_FROM = 3.92
+ERF_MID = (-9.125563337875064e-06, 2.5420504243811592e-05, 5.167208655620925e-05,
+           -0.00030167505610734224, 0.0003911185485776514, 0.0004621653351932764,
+           -0.0029634954407811165, 0.006797656416893005, -0.009904833510518074,
+           0.009832995012402534, -0.0065357619896531105, 0.0026561934500932693,
+           0.9994966983795166)
 
 # op name -> (f32 symbol, f64 symbol); "llvm.*" names are intrinsics
 UNARY_CALLS = {
@@ -212,9 +217,12 @@ class MathEmitter:
         b = self.b
         ax = self.call("llvm.fabs", [x])
         small = self.mul(x, self.horner(self.mul(x, x), ERF_SMALL))
-        t = self.clamp_keep_nan(ax, 0.0, 4.0)
-        g = self.horner(self.sub(t, c(2.5)), ERF_BIG)
-        large = self.call("llvm.copysign", [self.sub(c(1.0), self.exp_f32(g)), x])
+        t = self.clamp_keep_nan(ax, 1.0, ERF_ONE_FROM)
+        large = self.horner(self.sub(t, c(ERF_MID_CENTRE)), ERF_MID)
+        saturated = b.or_(b.fcmp_ordered(">=", ax, c(ERF_ONE_FROM)),
+                          b.fcmp_ordered(">", large, c(1.0)))
+        large = b.select(saturated, c(1.0), large)  # NaN: no ordered compare holds
+        large = self.call("llvm.copysign", [large, x])
         return b.select(b.fcmp_ordered("<", ax, c(1.0)), small, large)
 
     # -- op emitters ---------------------------------------------------
