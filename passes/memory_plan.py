@@ -1,18 +1,37 @@
-"""Memory planning for the host schedule of a kernel-level module.
+"""Memory planning for the host schedule of a kernel- or loops-level module.
 
-:func:`plan_memory` is an analysis over ``@main``: every intermediate tensor
-(the results of kernel calls and extern ops that ``@main`` does not return)
-gets a buffer slot. Walking the schedule in order, the results of an op take
-the smallest free slot that is large enough (greedy best-fit by byte size);
-when no free slot is large enough the largest free one grows, and only when
-none is free is a new slot made. A slot's size is the largest tensor it ever
-holds; a tensor's slot becomes free after its last use. Guarantees:
+:func:`plan_memory` is an analysis over ``@main`` that says what a runtime
+allocates, per call and once, and when. Values of ``@main`` fall in classes:
+
+* *inputs, weights, constants* and ``@main``'s *results*: no planned memory
+  (results are fresh per call; :attr:`MemoryPlan.output_bytes` counts them);
+* *weight-derived* (:func:`weight_derived_values`): results of kernels and
+  extern ops whose operands are only weights, constants or other
+  weight-derived values (a transposed+scaled weight, rotary tables, masks).
+  Runtimes compute them once and recompute only when a source weight changes;
+  they are persistent (:attr:`MemoryPlan.weights_derived_bytes`), not per call;
+* *views* (:func:`view_only_kernel`): a kernel that only permutes / reshapes /
+  expands / slices its one input and feeds only library calls runs as a torch
+  view: no buffer; its source stays live until the view's last use;
+* *library results* of extern ops other than matmul (conv, pooling, gather,
+  concat): torch allocates them per call (no ``out=``); they count in the
+  peak for their live range but take no slot;
+* every other intermediate (kernel outputs, matmul ``out=``) gets a buffer
+  slot. Walking the schedule in order, the results of an op take the smallest
+  free slot that is large enough (greedy best-fit by byte size); when no free
+  slot is large enough the largest free one grows, and only when none is free
+  is a new slot made. A slot's size is the largest tensor it ever holds; a
+  tensor's slot becomes free after its last use (or its views' last use).
+
+Guarantees:
 
 * two tensors share a slot only if their live ranges do not overlap;
 * an op's results never share a slot with its operands (slots of tensors
   whose last use is that op are freed only after its results are placed), so
   kernels and extern calls may assume their outputs do not alias their inputs;
-* block arguments, weights, constants and ``@main``'s results get no slot.
+* :attr:`MemoryPlan.peak_bytes` is the largest sum, over the points of the
+  schedule, of the slots in use plus the live library results: the
+  intermediate memory a runtime following the plan holds per call.
 
 The :class:`MemoryPlanPass` (``memory-plan``) records the plan's one-line
 summary as the string attribute ``irc.memory`` on ``@main``; it does not
@@ -21,6 +40,7 @@ change the computation. Backends call :func:`plan_memory` to reuse buffers.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from xdsl.context import Context
@@ -31,9 +51,16 @@ from xdsl.passes import ModulePass
 
 from irc.errors import PassError
 from irc.ir import graph as g
+from irc.ir.host import LaunchOp
 from irc.ir.types import dtype_of, numel, shape_of
+from irc.passes.fusion_groups import EXTERN_OPS
+from irc.passes.lower_to_loops import VIEW_ATTR, is_lowered, movement_chain
 
 MEMORY_ATTR = "irc.memory"
+
+MOVEMENT_OPS: tuple[type[Operation], ...] = (
+    g.PermuteOp, g.ReshapeOp, g.ExpandOp, g.SqueezeOp, g.UnsqueezeOp, g.SliceOp)
+"""Ops that only move data: a chain of them over one tensor is a torch view."""
 
 
 def nbytes(value: SSAValue) -> int:
@@ -50,18 +77,108 @@ def format_bytes(n: float) -> str:
     raise AssertionError("unreachable")
 
 
+def feeds_only_library_calls(value: SSAValue) -> bool:
+    """``value`` has uses and all are extern ops (torch library calls accept any strides)."""
+    return bool(value.uses) and all(isinstance(u.operation, EXTERN_OPS) for u in value.uses)
+
+
+def view_only_kernel(call: Operation, callee: func.FuncOp | None = None) -> bool:
+    """Whether ``call`` runs as a torch view of its one operand instead of a copy.
+
+    ``call`` is a ``func.call`` / ``host.launch`` of ``callee`` (kernel or loops
+    level), or, with ``callee`` None, a single graph op left in ``@main``. True
+    when it only permutes / reshapes / expands / slices its one input (kernel
+    level: its body is such a chain; loops level: the lowering marked it
+    ``irc.view``) and its one result feeds only library calls. The one criterion
+    the CPU runtime, the Triton host code and :func:`plan_memory` share.
+    """
+    if len(call.operands) != 1 or len(call.results) != 1:
+        return False
+    if not feeds_only_library_calls(call.results[0]):
+        return False
+    if callee is None:
+        return isinstance(call, MOVEMENT_OPS)
+    if VIEW_ATTR in callee.attributes:
+        return True
+    return callee.body.blocks and not is_lowered(callee) and movement_chain(callee) is not None
+
+
+def callee_name(op: Operation) -> str | None:
+    """The kernel a ``func.call`` / ``host.launch`` of ``@main`` runs, else None."""
+    if isinstance(op, (func.CallOp, LaunchOp)):
+        return op.callee.string_value()
+    return None
+
+
+def functions_of(module: ModuleOp) -> dict[str, func.FuncOp]:
+    return {op.sym_name.data: op for op in module.ops if isinstance(op, func.FuncOp)}
+
+
+def view_ops(ops: Iterable[Operation], functions: Mapping[str, func.FuncOp]) -> set[Operation]:
+    """The ops of ``@main`` that run as torch views (:func:`view_only_kernel`)."""
+    views = set()
+    for op in ops:
+        name = callee_name(op)
+        if name is not None and name in functions and view_only_kernel(op, functions[name]):
+            views.add(op)
+    return views
+
+
+def weight_derived_values(ops: Iterable[Operation]) -> set[SSAValue]:
+    """Results of ``@main``'s ops computed from weights and constants only.
+
+    An op (kernel call or extern) is weight-derived when every operand is a
+    ``graph.weight`` / ``graph.constant`` result or weight-derived, and none of
+    its results is returned by ``@main`` (a returned tensor must be fresh per
+    call). A runtime may compute these once per version of the weights.
+    """
+    ops = list(ops)
+    returned = {v for op in ops if isinstance(op, func.ReturnOp) for v in op.operands}
+    sources: set[SSAValue] = set()
+    derived: set[SSAValue] = set()
+    for op in ops:
+        if isinstance(op, (g.WeightOp, g.ConstantOp)):
+            sources.update(op.results)
+        elif isinstance(op, func.ReturnOp):
+            continue
+        elif (op.results and all(v in sources or v in derived for v in op.operands)
+              and not any(r in returned for r in op.results)):
+            derived.update(op.results)
+    return derived
+
+
+def writes_into_buffer(op: Operation) -> bool:
+    """Whether a runtime hands ``op`` its output buffers (kernels, matmul ``out=``);
+    other extern ops return tensors torch allocates."""
+    return isinstance(op, (func.CallOp, LaunchOp, g.MatmulOp))
+
+
 @dataclass
 class MemoryPlan:
-    """Buffer slots for ``@main``'s intermediates."""
+    """What ``@main`` allocates: buffer slots, per-call library results, persistent values."""
 
     slots: list[int] = field(default_factory=list)
     """Size in bytes of each slot (index = slot id)."""
     assignment: dict[SSAValue, int] = field(default_factory=dict)
     """Intermediate value -> slot id."""
     peak_bytes: int = 0
-    """Largest sum of the sizes of the slots in use at one point of the schedule."""
+    """Largest sum of the slots in use plus the live library results at one point
+    of the schedule: the per-call intermediate memory (outputs not counted)."""
+    peak_with_outputs_bytes: int = 0
+    """Like ``peak_bytes``, plus the results of ``@main`` made so far (what an
+    eager call's allocation peak counts)."""
     naive_bytes: int = 0
-    """Sum of the sizes of all intermediates (one buffer each, no reuse)."""
+    """Sum of the sizes of all per-call intermediates (one buffer each, no reuse)."""
+    output_bytes: int = 0
+    """Bytes of ``@main``'s results (fresh per call)."""
+    views: dict[SSAValue, SSAValue] = field(default_factory=dict)
+    """View value -> the value whose storage it shares (no memory of its own)."""
+    derived: set[SSAValue] = field(default_factory=set)
+    """Weight-derived values: computed once per weight version, held persistently."""
+    weights_derived_bytes: int = 0
+    """Bytes of the weight-derived values that own storage (views excluded)."""
+    library: set[SSAValue] = field(default_factory=set)
+    """Per-call intermediates torch allocates (extern results other than matmul)."""
 
     @property
     def total_bytes(self) -> int:
@@ -69,8 +186,11 @@ class MemoryPlan:
         return sum(self.slots)
 
     def summary(self) -> str:
-        return (f"peak {format_bytes(self.peak_bytes)} in {len(self.slots)} buffers "
+        text = (f"peak {format_bytes(self.peak_bytes)} in {len(self.slots)} buffers "
                 f"(naive {format_bytes(self.naive_bytes)})")
+        if self.weights_derived_bytes:
+            text += f", weight-derived {format_bytes(self.weights_derived_bytes)}"
+        return text
 
 
 def _main(module: ModuleOp) -> func.FuncOp:
@@ -78,10 +198,6 @@ def _main(module: ModuleOp) -> func.FuncOp:
         if isinstance(op, func.FuncOp) and op.sym_name.data == "main":
             return op
     raise PassError("memory-plan: the module has no func.func @main")
-
-
-def _is_planned(op: Operation) -> bool:
-    return not isinstance(op, (g.WeightOp, g.ConstantOp, func.ReturnOp))
 
 
 def _take_slot(slots: list[int], free: list[int], need: int) -> int:
@@ -107,36 +223,67 @@ def plan_memory(module: ModuleOp) -> MemoryPlan:
     ops = list(main.body.block.ops)
     position = {op: i for i, op in enumerate(ops)}
     returned = {v for op in ops if isinstance(op, func.ReturnOp) for v in op.operands}
+    plan.output_bytes = sum(nbytes(v) for v in set(returned) if hasattr(v.type, "get_shape")
+                            and not isinstance(v.owner, (g.WeightOp, g.ConstantOp)))
+    plan.derived = weight_derived_values(ops)
+    for op in view_ops(ops, functions_of(module)):
+        plan.views[op.results[0]] = op.operands[0]
 
-    last_use: dict[SSAValue, int] = {}
+    def root(value: SSAValue) -> SSAValue:
+        while value in plan.views:
+            value = plan.views[value]
+        return value
+
+    plan.weights_derived_bytes = sum(nbytes(v) for v in plan.derived
+                                     if v not in plan.views and hasattr(v.type, "get_shape"))
+    last_use: dict[SSAValue, int] = {}  # per-call values that own memory
     for i, op in enumerate(ops):
-        if not _is_planned(op):
+        if isinstance(op, (g.WeightOp, g.ConstantOp, func.ReturnOp)):
             continue
         for res in op.results:
-            if res in returned or not hasattr(res.type, "get_shape"):
+            if (res in returned or res in plan.derived or res in plan.views
+                    or not hasattr(res.type, "get_shape")):
                 continue
-            uses = [position[u.operation] for u in res.uses if u.operation in position]
-            last_use[res] = max(uses, default=i)
+            last_use[res] = i
+            if not writes_into_buffer(op):
+                plan.library.add(res)
+    for value in list(plan.views) + list(last_use):
+        owner = root(value)
+        if owner in last_use:
+            uses = [position[u.operation] for u in value.uses if u.operation in position]
+            last_use[owner] = max([last_use[owner], *uses])
     plan.naive_bytes = sum(nbytes(v) for v in last_use)
 
     free: list[int] = []  # free slot ids
-    in_use: set[int] = set()
-    busy_at: list[set[int]] = []  # slots in use while each op runs
+    live: dict[SSAValue, int] = {}  # per-call value -> slot id (-1: library result)
+    outputs_made = 0
+    busy_at: list[tuple[set[int], int, int]] = []  # slots, library bytes, outputs per op
     dying: dict[int, list[SSAValue]] = {}
     for value, last in last_use.items():
         dying.setdefault(last, []).append(value)
     for i, op in enumerate(ops):
         for res in op.results:
-            if res in last_use:
-                slot = _take_slot(plan.slots, free, nbytes(res))
-                plan.assignment[res] = slot
-                in_use.add(slot)
-        busy_at.append(set(in_use))
+            if res in returned and res not in plan.views and hasattr(res.type, "get_shape") \
+                    and not isinstance(op, (g.WeightOp, g.ConstantOp)):
+                outputs_made += nbytes(res)
+            if res not in last_use:
+                continue
+            if res in plan.library:
+                live[res] = -1
+                continue
+            slot = _take_slot(plan.slots, free, nbytes(res))
+            plan.assignment[res] = slot
+            live[res] = slot
+        busy_at.append(({s for s in live.values() if s >= 0},
+                        sum(nbytes(v) for v, s in live.items() if s < 0), outputs_made))
         for value in dying.get(i, []):  # freed only after the op's results are placed
-            slot = plan.assignment[value]
-            in_use.discard(slot)
-            free.append(slot)
-    plan.peak_bytes = max((sum(plan.slots[s] for s in busy) for busy in busy_at), default=0)
+            slot = live.pop(value)
+            if slot >= 0:
+                free.append(slot)
+    for slots, library_bytes, outputs in busy_at:  # final slot sizes: what is allocated
+        busy = sum(plan.slots[s] for s in slots) + library_bytes
+        plan.peak_bytes = max(plan.peak_bytes, busy)
+        plan.peak_with_outputs_bytes = max(plan.peak_with_outputs_bytes, busy + outputs)
     return plan
 
 

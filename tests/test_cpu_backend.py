@@ -302,3 +302,62 @@ func.func @main(%x: tensor<8x16xf32>, %y: tensor<8x16xf32>) -> (tensor<8x32xf32>
         m, n = exe(x, y)
         assert torch.allclose(m, x @ prog.weights["w"].t(), atol=1e-5)
         assert torch.allclose(n, x @ y.exp().t(), atol=1e-4)
+
+
+WEIGHT_DERIVED = """
+func.func @main(%x: tensor<8x16xf32>) -> tensor<8x32xf32> {
+  %w = graph.weight "w" : tensor<32x16xf32>
+  %t = graph.permute %w {dims = array<i64: 1, 0>} : tensor<32x16xf32> -> tensor<16x32xf32>
+  %s = graph.mul %t, %t : (tensor<16x32xf32>, tensor<16x32xf32>) -> tensor<16x32xf32>
+  %m = graph.matmul %x, %s : (tensor<8x16xf32>, tensor<16x32xf32>) -> tensor<8x32xf32>
+  %r = graph.relu %m : tensor<8x32xf32> -> tensor<8x32xf32>
+  func.return %r : tensor<8x32xf32>
+}"""
+
+
+def test_weight_derived_kernels_run_once_per_weight_version() -> None:
+    weights = {"w": torch.randn(32, 16)}
+    exe = compile_cpu(program(WEIGHT_DERIVED, weights))
+    plan = exe.memory_plan
+    assert plan is not None and plan.weights_derived_bytes == 16 * 32 * 4
+    x = torch.randn(8, 16)
+
+    def want() -> torch.Tensor:
+        return torch.relu(x @ (weights["w"].t() * weights["w"].t()))
+    for _ in range(3):
+        assert torch.allclose(exe(x)[0], want(), atol=1e-5)
+    assert exe.program.derived_runs == 1  # not recomputed while the weight is unchanged
+    with torch.no_grad():
+        weights["w"].mul_(2.0)  # in place: a new version
+    assert torch.allclose(exe(x)[0], want(), atol=1e-4)
+    assert exe.program.derived_runs == 2
+    weights["w"] = torch.randn(32, 16)  # a different tensor
+    assert torch.allclose(exe(x)[0], want(), atol=1e-4)
+    exe(x)
+    assert exe.program.derived_runs == 3
+    weights["w"] = torch.randn(32, 16).half()  # still checked when it changes
+    with pytest.raises(InputMismatchError, match="weight \"w\""):
+        exe(x)
+
+
+def test_in_place_weight_update_through_irc_compile() -> None:
+    import irc
+
+    class MLP(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1 = torch.nn.Linear(16, 32)
+            self.fc2 = torch.nn.Linear(32, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc2(torch.relu(self.fc1(x)))
+
+    model = MLP().eval()
+    x = torch.randn(4, 16)
+    with torch.no_grad():
+        fast = irc.compile(model, target="cpu")
+        for _ in range(2):
+            assert torch.allclose(fast(x), model(x), atol=1e-5)
+        model.fc1.weight.mul_(2)
+        model.fc2.bias.add_(1)
+        assert torch.allclose(fast(x), model(x), atol=1e-5)

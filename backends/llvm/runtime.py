@@ -53,12 +53,7 @@ from irc.ir.host import LaunchOp
 from irc.ir.interpreter import HANDLERS, dense_to_tensor
 from irc.ir.types import dtype_of, numel, shape_of
 from irc.passes.lower_to_loops import VIEW_ATTR
-from irc.passes.memory_plan import MemoryPlan
-
-# ops that accept any strides (torch library calls): a movement-only kernel
-# feeding only these runs as a torch view instead of a copy
-EXTERN_USERS = (g.MatmulOp, g.ConvOp, g.MaxPoolOp, g.AvgPoolOp, g.AdaptiveAvgPoolOp, g.GatherOp,
-                g.IndexSelectOp, g.EmbeddingOp, g.ConcatOp)
+from irc.passes.memory_plan import MemoryPlan, functions_of, view_ops, weight_derived_values
 
 Env = list
 Step = Callable[[Env], None]
@@ -165,20 +160,37 @@ class HostProgram:
         self.plan = plan
         self.threads = threads
         self.min_parallel_work = min_parallel_work
-        self.slot_buffers: list[torch.Tensor | None] = [None] * (len(plan.slots) if plan else 0)
         self.lock = threading.Lock()
         self.index: dict[SSAValue, int] = {}
-        self.views = {f.sym_name.data: json.loads(f.attributes[VIEW_ATTR].data)
-                      for f in module.ops if isinstance(f, func.FuncOp) and VIEW_ATTR in f.attributes}
         block = main.body.block
+        ops = list(block.ops)
+        functions = self.functions = functions_of(module)
+        self.view_ops = view_ops(ops, functions)
+        self.derived = plan.derived if plan is not None else weight_derived_values(ops)
         self.input_specs = [TensorSpec.of(a) for a in block.args]
         self.input_names = [a.name_hint or f"#{i}" for i, a in enumerate(block.args)]
         for a in block.args:
             self._slot(a)
+        # slot buffers: allocated once (torch.empty commits no pages until
+        # touched); each planned value is a fixed view of its slot
+        self.slot_buffers = [empty((max(n, 1),), torch.uint8) for n in (plan.slots if plan else [])]
+        self.fixed: dict[int, torch.Tensor] = {}  # env index -> tensor the same every call
+        for value, slot in (plan.assignment.items() if plan else ()):
+            spec = TensorSpec.of(value)
+            nbytes = numel(spec.shape) * spec.dtype.itemsize
+            self.fixed[self._slot(value)] = \
+                self.slot_buffers[slot][:nbytes].view(spec.dtype).view(spec.shape)
+        self.weight_reads: list[tuple[str, TensorSpec, int]] = []
+        self.derived_steps: list[Step] = []  # weight-derived: run once per weight version
         self.steps: list[Step] = []
+        self.step_ops: list[Operation] = []  # the op of each step
         self.outputs: list[int] = []
-        for op in block.ops:
+        for op in ops:
             self._compile_op(op)
+        self._add_releases()
+        self.template: list | None = None  # env with weights, constants, derived, fixed
+        self.weights_key: tuple | None = None
+        self.derived_runs = 0  # how many times the weight-derived values were computed
 
     # -- value table --------------------------------------------------------------
     def _slot(self, value: SSAValue) -> int:
@@ -186,64 +198,70 @@ class HostProgram:
             self.index[value] = len(self.index)
         return self.index[value]
 
-    def _alloc(self, value: SSAValue) -> Callable[[], torch.Tensor]:
-        """How to get the buffer of a result: a planned slot's view, or torch.empty."""
+    def _alloc(self, value: SSAValue) -> Callable[[], torch.Tensor] | None:
+        """None where the result is a planned buffer (already in the env), else
+        how to allocate it (fresh per call, or once for weight-derived values)."""
+        if self._slot(value) in self.fixed:
+            return None
         spec = TensorSpec.of(value)
-        slot = self.plan.assignment.get(value) if self.plan is not None else None
-        if slot is None:
-            return lambda: empty(spec.shape, spec.dtype)
-        nbytes = numel(spec.shape) * spec.dtype.itemsize
-        slot_bytes = self.plan.slots[slot]  # type: ignore[union-attr]
-        buffers = self.slot_buffers
+        return lambda: empty(spec.shape, spec.dtype)
 
-        def from_slot() -> torch.Tensor:
-            buf = buffers[slot]
-            if buf is None:
-                buf = empty((max(slot_bytes, 1),), torch.uint8)
-                buffers[slot] = buf
-            return buf[:nbytes].view(spec.dtype).view(spec.shape)
-        return from_slot
+    def _add_releases(self) -> None:
+        """Drop per-call tensors the runtime allocated fresh (library results,
+        views) after their last use, as the memory plan assumes."""
+        if self.plan is None:
+            return
+        position = {op: i for i, op in enumerate(self.step_ops)}
+        release: dict[int, list[int]] = {}
+        for value in list(self.plan.library) + list(self.plan.views):
+            if value in self.derived or value not in self.index:
+                continue
+            uses = [position[u.operation] for u in value.uses if u.operation in position]
+            if uses:
+                release.setdefault(max(uses), []).append(self.index[value])
+        for i, indices in release.items():
+            step = self.steps[i]
+
+            def with_release(env: Env, step: Step = step, indices: list[int] = indices) -> None:
+                step(env)
+                for j in indices:
+                    env[j] = None
+            self.steps[i] = with_release
 
     # -- ops ----------------------------------------------------------------------
     def _compile_op(self, op: Operation) -> None:
         if isinstance(op, func.ReturnOp):
             self.outputs = [self.index[v] for v in op.operands]
-        elif isinstance(op, g.WeightOp):
-            self.steps.append(self._weight(op))
-        elif isinstance(op, g.ConstantOp):
-            tensor, out = dense_to_tensor(op.value).contiguous(), self._slot(op.result)
-            self.steps.append(lambda env: env.__setitem__(out, tensor))
-        elif isinstance(op, LaunchOp):
-            self.steps.append(self._launch(op))
+            return
+        if isinstance(op, g.WeightOp):
+            self.weight_reads.append((op.sym_name.data, TensorSpec.of(op.result),
+                                      self._slot(op.result)))
+            return
+        if isinstance(op, g.ConstantOp):
+            self.fixed[self._slot(op.result)] = dense_to_tensor(op.value).contiguous()
+            return
+        if isinstance(op, LaunchOp):
+            step = self._launch(op)
         elif isinstance(op, g.MatmulOp):
-            self.steps.append(self._matmul(op))
+            step = self._matmul(op)
         elif type(op) in HANDLERS:
-            self.steps.append(self._extern(op))
+            step = self._extern(op)
         else:
             raise BackendError(f"cpu backend: cannot run {op.name} in the host schedule "
                                f"(at {getattr(op, 'location', '?')})")
+        if step is None:  # a view of a planned buffer: fixed, nothing to run
+            return
+        derived = any(r in self.derived for r in op.results)
+        if derived:
+            self.derived_steps.append(step)
+        else:
+            self.steps.append(step)
+            self.step_ops.append(op)
 
-    def _weight(self, op: g.WeightOp) -> Step:
-        name, spec, out = op.sym_name.data, TensorSpec.of(op.result), self._slot(op.result)
-        weights = self.weights
-
-        def step(env: Env) -> None:
-            if name not in weights:
-                raise InputMismatchError(f"weight \"{name}\" is missing (have: {sorted(weights)})")
-            t = weights[name]
-            _check(spec, t, f"weight \"{name}\"")
-            env[out] = t
-        return step
-
-    def _launch(self, op: LaunchOp) -> Step:
+    def _launch(self, op: LaunchOp) -> Step | None:
         name = op.callee.string_value()
-        view = self.views.get(name)
-        # the source must not live in a planned slot: the plan does not know the
-        # view aliases it and could hand that slot to the library call's result
-        in_slot = bool(op.args) and self.plan is not None and op.args[0] in self.plan.assignment
-        if view is not None and not in_slot and all(isinstance(u.operation, EXTERN_USERS)
-                                                    for r in op.res for u in r.uses):
-            return self._view(op, view)
+        if op in self.view_ops:
+            return self._view(op, json.loads(self.jit_view_steps(op)))
         sig = self.signatures.get(name)
         if sig is None:
             raise BackendError(f"cpu backend: host.launch of unknown kernel @{name}")
@@ -251,32 +269,61 @@ class HostProgram:
             raise BackendError(f"cpu backend: @{name} takes {sig.n_memrefs} buffers, "
                                f"launch passes {len(op.args) + len(op.res)}")
         fn = self.jit.function(name, sig.n_memrefs, sig.parallel)
-        ins = [self.index[v] for v in op.args]
-        outs = [self._slot(r) for r in op.res]
-        allocs = [self._alloc(r) for r in op.res]
         trip = sig.trip_count or 0
         parallel = sig.parallel and self.threads != 1
+        min_iterations = 1
         if sig.parallel:
             per_iteration = max(max((numel(shape_of(r.type)) for r in op.res), default=1)
                                 // max(trip, 1), 1)
             min_iterations = max(-(-self.min_parallel_work // per_iteration), 1)
             # at most `threads` chunks (run_parallel never uses more than torch's thread count)
             min_iterations = max(min_iterations, -(-trip // max(self.threads, 1)))
-
-        def step(env: Env) -> None:
-            results = [a() for a in allocs]
-            ptrs = [env[i].data_ptr() for i in ins] + [r.data_ptr() for r in results]
-            if parallel:
-                run_parallel(fn, ptrs, trip, min_iterations)
-            elif sig.parallel:
-                fn(*ptrs, 0, trip)
+        # the argument list is built once: pointers of fixed tensors (planned
+        # buffers, constants) are filled in now, the others on each call
+        values = list(op.args) + list(op.res)
+        args: list[int] = [0] * len(values)
+        dynamic: list[tuple[int, int]] = []  # (argument position, env index)
+        fresh: list[tuple[int, int, Callable[[], torch.Tensor]]] = []  # (position, env index, alloc)
+        for pos, v in enumerate(values):
+            i = self._slot(v) if pos >= len(op.args) else self.index[v]
+            if i in self.fixed:
+                args[pos] = self.fixed[i].data_ptr()
+            elif pos >= len(op.args):
+                alloc = self._alloc(v)
+                assert alloc is not None
+                fresh.append((pos, i, alloc))
             else:
-                fn(*ptrs)
-            for i, r in zip(outs, results):
-                env[i] = r
-        return step
+                dynamic.append((pos, i))
+        tail = (0, trip) if sig.parallel and not parallel else ()
+        args_tail = args + list(tail)
 
-    def _view(self, op: LaunchOp, steps: list[list]) -> Step:
+        if parallel:
+            def step(env: Env) -> None:
+                for pos, i in dynamic:
+                    args[pos] = env[i].data_ptr()
+                for pos, i, alloc in fresh:
+                    t = env[i] = alloc()
+                    args[pos] = t.data_ptr()
+                run_parallel(fn, args, trip, min_iterations)
+            return step
+        if not dynamic and not fresh:
+            fixed_args = tuple(args_tail)
+            return lambda env: fn(*fixed_args)
+
+        def call(env: Env) -> None:
+            for pos, i in dynamic:
+                args_tail[pos] = env[i].data_ptr()
+            for pos, i, alloc in fresh:
+                t = env[i] = alloc()
+                args_tail[pos] = t.data_ptr()
+            fn(*args_tail)
+        return call
+
+    def jit_view_steps(self, op: LaunchOp) -> str:
+        fn = self.functions[op.callee.string_value()]
+        return fn.attributes[VIEW_ATTR].data  # type: ignore[attr-defined]
+
+    def _view(self, op: LaunchOp, steps: list[list]) -> Step | None:
         """A movement-only kernel whose result only feeds library calls: a torch view."""
         src, out = self.index[op.args[0]], self._slot(op.res[0])
 
@@ -293,6 +340,14 @@ class HostProgram:
                     t = t[(slice(None),) * dim + (slice(start, end, step),)]
             return t
 
+        if src in self.fixed:  # a view of a planned buffer or constant: made once
+            source = self.fixed[src]
+            view = apply(source)
+            # reshape of a permuted tensor copies: such a chain must run per call
+            if view.untyped_storage().data_ptr() == source.untyped_storage().data_ptr():
+                self.fixed[out] = view
+                return None
+
         def step(env: Env) -> None:
             env[out] = apply(env[src])
         return step
@@ -300,11 +355,14 @@ class HostProgram:
     def _matmul(self, op: g.MatmulOp) -> Step:
         a, b, out = self.index[op.lhs], self.index[op.rhs], self._slot(op.result)
         alloc = self._alloc(op.result)
+        if alloc is None:
+            result = self.fixed[out]
+            matmul = torch.matmul
+            return lambda env: matmul(env[a], env[b], out=result)
 
         def step(env: Env) -> None:
-            result = alloc()
+            result = env[out] = alloc()
             torch.matmul(env[a], env[b], out=result)
-            env[out] = result
         return step
 
     def _extern(self, op: Operation) -> Step:
@@ -320,14 +378,52 @@ class HostProgram:
             env[out] = result.contiguous()
         return step
 
+    # -- weights ------------------------------------------------------------------
+    def _weights_key(self) -> tuple | None:
+        """Identity, version and storage of every weight read (None: cannot tell,
+        e.g. a missing weight or an inference-mode tensor without a version)."""
+        weights = self.weights
+        try:
+            return tuple((id(t), t._version, t.data_ptr())
+                         for t in [weights[name] for name, _, _ in self.weight_reads])
+        except (KeyError, AttributeError, RuntimeError, TypeError):
+            return None
+
+    def _refresh(self, key: tuple | None) -> list:
+        """Check the weights, recompute the weight-derived values, rebuild the template."""
+        weights = self.weights
+        env: Env = [None] * len(self.index)
+        for i, t in self.fixed.items():
+            env[i] = t
+        for name, spec, i in self.weight_reads:
+            if name not in weights:
+                raise InputMismatchError(f"weight \"{name}\" is missing (have: {sorted(weights)})")
+            t = weights[name]
+            _check(spec, t, f"weight \"{name}\"")
+            env[i] = t
+        for step in self.derived_steps:
+            step(env)
+        self.derived_runs += 1 if self.derived_steps else 0
+        self.template, self.weights_key = env, key
+        if key is None:  # not cacheable: recompute next call
+            self.template, self.weights_key = None, None
+        return env
+
     # -- call -----------------------------------------------------------------------
     def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
-        if len(inputs) != len(self.input_specs):
-            raise InputMismatchError(f"expected {len(self.input_specs)} inputs, got {len(inputs)}")
-        for i, (spec, t) in enumerate(zip(self.input_specs, inputs)):
-            _check(spec, t, f"input {i} ({self.input_names[i]})")
+        specs = self.input_specs
+        if len(inputs) != len(specs):
+            raise InputMismatchError(f"expected {len(specs)} inputs, got {len(inputs)}")
+        for i, spec in enumerate(specs):
+            t = inputs[i]
+            if not spec.fits(t):
+                _check(spec, t, f"input {i} ({self.input_names[i]})")
         with self.lock:
-            env: Env = [None] * len(self.index)
+            key = self._weights_key()
+            template = self.template
+            if template is None or key is None or key != self.weights_key:
+                template = self._refresh(key)
+            env = template.copy()
             env[:len(inputs)] = inputs
             for step in self.steps:
                 step(env)

@@ -174,7 +174,7 @@ def plan_module(module: ModuleOp, interpret: bool = False) -> ModulePlan:
             name = _unique(callee.sym_name.data, plan.kernels)
             spec = KernelSpec(name, list(callee.body.block.args), body[:-1], list(ret.operands),
                               known)
-            kplan = _view_plan(spec, op) or plan_kernel(spec, interpret, plan.helpers)
+            kplan = _view_plan(spec, op, callee) or plan_kernel(spec, interpret, plan.helpers)
             kplan.function = callee
             plan.kernels[name] = kplan
             plan.call_names[id(op)] = name
@@ -192,16 +192,18 @@ def plan_module(module: ModuleOp, interpret: bool = False) -> ModulePlan:
 MOVEMENT_OPS = (g.PermuteOp, g.ReshapeOp, g.ExpandOp, g.SqueezeOp, g.UnsqueezeOp, g.SliceOp)
 
 
-def _view_plan(spec: KernelSpec, call: Operation) -> KernelPlan | None:
+def _view_plan(spec: KernelSpec, call: Operation,
+               callee: func.FuncOp | None = None) -> KernelPlan | None:
     """A kernel that only moves one input (e.g. a weight transpose) and feeds
     only library calls needs no copy: torch views are enough (cuBLAS takes
     transposed operands). Triton kernels index with static contiguous strides,
-    so a view is used only when no kernel reads it."""
+    so a view is used only when no kernel reads it. The decision is the one
+    shared with the CPU runtime and the memory plan
+    (:func:`irc.passes.memory_plan.view_only_kernel`)."""
+    from irc.passes.memory_plan import view_only_kernel
     if len(spec.outputs) != 1 or len(spec.inputs) != 1 or not spec.ops:
         return None
-    if not all(isinstance(u.operation, EXTERN_OPS) for u in call.results[0].uses):
-        return None
-    if not call.results[0].uses:
+    if not view_only_kernel(call, callee):
         return None
     current: SSAValue = spec.inputs[0]
     suffix = ""
