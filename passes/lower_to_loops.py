@@ -21,6 +21,10 @@ column sum used by every row) is materialised first into a kernel-local buffer
 (``memref.alloca``, or ``alloc``/``dealloc`` above 64 KiB) in its own nest.
 f16/bf16 are loaded, extended to f32, computed in f32 and truncated on store.
 
+A large full reduction (e.g. ``sum(x * x)`` over millions of elements) is
+first split into a parallel partial kernel and a small final one
+(:mod:`loops_split`).
+
 When a kernel's body is a single loop nest with at least
 :data:`PARALLEL_MIN_ELEMENTS` elements, its outermost loop gets the unit
 attribute ``irc.parallel`` (the CPU runtime splits it over threads).
@@ -46,6 +50,7 @@ from irc.ir.types import dtype_of, element_type, numel, shape_of
 from irc.errors import BackendError
 from irc.passes import loops_index as ix
 from irc.passes.loops_emit import Emitter, Node, NodeTable, combine_ops
+from irc.passes.loops_split import split_full_reductions
 from irc.passes.loops_stash import find_stash
 from irc.passes.loops_scalar import HALF_TYPES, compute_type
 from irc.passes.loops_values import KernelValues
@@ -320,6 +325,7 @@ class LowerToLoops(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         kernels = [f for f in op.ops if isinstance(f, func.FuncOp) and KERNEL_ATTR in f.attributes
                    and f.body.blocks and not is_lowered(f)]
+        kernels = split_full_reductions(op, kernels)
         lowered: set[str] = set()
         for fn in kernels:
             new = KernelLowering(fn).run()

@@ -472,3 +472,29 @@ def test_every_elementwise_op_lowers(dtype: torch.dtype) -> None:
             close(r, o, loose)
         except AssertionError as err:
             raise AssertionError(f"{op.name} on {dtype}: {err}") from None
+
+
+@pytest.mark.parametrize("op", ["sum", "mean", "amax"])
+def test_large_full_reduction_splits_into_parallel_partials(op: str) -> None:
+    cls = {"sum": g.SumOp, "mean": g.MeanOp, "amax": g.AmaxOp}[op]
+    shape = [1024, 1280]  # 1.25M elements: above the split threshold
+    module = fused(build([shape], lambda emit, x: [emit(cls(emit(g.MulOp(x, x)), [0, 1]))]))
+    x = torch.randn(*shape)
+    ref = getattr(torch, op)(x.double() * x.double()).float()
+    run_pipeline(module, "lower-to-loops", verify_each=True)
+    text = print_module(module)
+    assert "host.launch @kernel_0_partial" in text and "host.launch @kernel_0(" in text
+    partial = text[text.index("func.func @kernel_0_partial"):]
+    partial = partial[:partial.index("func.return")]
+    assert "irc.parallel" in partial and "tensor<5120xf32>" in text
+    outs = [LLVMBackend().compile(module, {}, LLVMOptions(cache=False, threads=t,
+                                                          min_parallel_work=64))(x)[0]
+            for t in (1, 2)]
+    assert torch.equal(outs[0], outs[1])  # deterministic for any thread count
+    assert torch.allclose(outs[0], ref, rtol=1e-5, atol=0)
+
+
+def test_small_full_reduction_is_not_split() -> None:
+    module = fused(build([[64, 64]], lambda emit, x: [emit(g.SumOp(x, [0, 1]))]))
+    text = lower_and_run(module, [torch.randn(64, 64)])
+    assert "_partial" not in text
