@@ -15,23 +15,21 @@ allocates, per call and once, and when. Values of ``@main`` fall in classes:
   view: no buffer; its source stays live until the view's last use;
 * *library results* of extern ops other than matmul (conv, pooling, gather,
   concat): torch allocates them per call (no ``out=``); they count in the
-  peak for their live range but take no slot;
-* every other intermediate (kernel outputs, matmul ``out=``) gets a buffer
-  slot. Walking the schedule in order, the results of an op take the smallest
-  free slot that is large enough (greedy best-fit by byte size); when no free
-  slot is large enough the largest free one grows, and only when none is free
-  is a new slot made. A slot's size is the largest tensor it ever holds; a
-  tensor's slot becomes free after its last use (or its views' last use).
+  peak for their live range but take no arena space;
+* every other intermediate (kernel outputs, matmul ``out=``) gets a byte
+  range in one arena. Its live range runs from its op to its last use (or
+  its views' last use). Largest tensors first, each takes the best-fitting
+  gap among the ranges of tensors live at the same time (greedy by size).
 
 Guarantees:
 
-* two tensors share a slot only if their live ranges do not overlap;
-* an op's results never share a slot with its operands (slots of tensors
-  whose last use is that op are freed only after its results are placed), so
+* two planned tensors overlap in memory only if their live ranges do not;
+* an op's results never overlap its operands (both are live at that op), so
   kernels and extern calls may assume their outputs do not alias their inputs;
-* :attr:`MemoryPlan.peak_bytes` is the largest sum, over the points of the
-  schedule, of the slots in use plus the live library results: the
-  intermediate memory a runtime following the plan holds per call.
+* offsets are multiples of :data:`ALIGN` bytes;
+* :attr:`MemoryPlan.peak_bytes` is the arena plus the most bytes of library
+  results live at one point: the intermediate memory a runtime following the
+  plan holds per call.
 
 The :class:`MemoryPlanPass` (``memory-plan``) records the plan's one-line
 summary as the string attribute ``irc.memory`` on ``@main``; it does not
@@ -155,15 +153,15 @@ def writes_into_buffer(op: Operation) -> bool:
 
 @dataclass
 class MemoryPlan:
-    """What ``@main`` allocates: buffer slots, per-call library results, persistent values."""
+    """What ``@main`` allocates: the arena, per-call library results, persistent values."""
 
-    slots: list[int] = field(default_factory=list)
-    """Size in bytes of each slot (index = slot id)."""
     assignment: dict[SSAValue, int] = field(default_factory=dict)
-    """Intermediate value -> slot id."""
+    """Planned intermediate -> its byte offset in the arena."""
+    arena_bytes: int = 0
+    """Size of the one buffer all planned intermediates live in."""
     peak_bytes: int = 0
-    """Largest sum of the slots in use plus the live library results at one point
-    of the schedule: the per-call intermediate memory (outputs not counted)."""
+    """The arena plus the most bytes of library results live at one point of
+    the schedule: the per-call intermediate memory (outputs not counted)."""
     peak_with_outputs_bytes: int = 0
     """Like ``peak_bytes``, plus the results of ``@main`` made so far (what an
     eager call's allocation peak counts)."""
@@ -180,13 +178,8 @@ class MemoryPlan:
     library: set[SSAValue] = field(default_factory=set)
     """Per-call intermediates torch allocates (extern results other than matmul)."""
 
-    @property
-    def total_bytes(self) -> int:
-        """Bytes of all slots together (what a runtime allocating every slot holds)."""
-        return sum(self.slots)
-
     def summary(self) -> str:
-        text = (f"peak {format_bytes(self.peak_bytes)} in {len(self.slots)} buffers "
+        text = (f"peak {format_bytes(self.peak_bytes)} in {len(self.assignment)} buffers "
                 f"(naive {format_bytes(self.naive_bytes)})")
         if self.weights_derived_bytes:
             text += f", weight-derived {format_bytes(self.weights_derived_bytes)}"
@@ -200,22 +193,28 @@ def _main(module: ModuleOp) -> func.FuncOp:
     raise PassError("memory-plan: the module has no func.func @main")
 
 
-def _take_slot(slots: list[int], free: list[int], need: int) -> int:
-    """Best fit: the smallest free slot holding ``need`` bytes; else grow the
-    largest free slot (fewer, larger buffers); else a new slot."""
-    if free:
-        fitting = [s for s in free if slots[s] >= need]
-        slot = (min(fitting, key=lambda s: (slots[s], s)) if fitting
-                else max(free, key=lambda s: (slots[s], -s)))
-        free.remove(slot)
-        slots[slot] = max(slots[slot], need)
-        return slot
-    slots.append(need)
-    return len(slots) - 1
+ALIGN = 64
+"""Byte alignment of every planned buffer (a cache line; vector loads)."""
+
+
+def _aligned(n: int) -> int:
+    return -(-max(n, 1) // ALIGN) * ALIGN
+
+
+def _place(need: int, taken: list[tuple[int, int]]) -> int:
+    """Lowest-waste offset for ``need`` bytes among the byte ranges ``taken`` by
+    tensors live at the same time: the smallest gap that fits, else the end."""
+    best: tuple[int, int] | None = None  # (gap size, offset)
+    end = 0
+    for lo, hi in sorted(taken):
+        if lo - end >= need and (best is None or lo - end < best[0]):
+            best = (lo - end, end)
+        end = max(end, hi)
+    return best[1] if best is not None else end
 
 
 def plan_memory(module: ModuleOp) -> MemoryPlan:
-    """Liveness-based best-fit slot assignment over ``@main``'s schedule."""
+    """Liveness-based offsets in one arena for ``@main``'s intermediates (see module doc)."""
     main = _main(module)
     plan = MemoryPlan()
     if not main.body.blocks:
@@ -254,36 +253,33 @@ def plan_memory(module: ModuleOp) -> MemoryPlan:
             last_use[owner] = max([last_use[owner], *uses])
     plan.naive_bytes = sum(nbytes(v) for v in last_use)
 
-    free: list[int] = []  # free slot ids
-    live: dict[SSAValue, int] = {}  # per-call value -> slot id (-1: library result)
-    outputs_made = 0
-    busy_at: list[tuple[set[int], int, int]] = []  # slots, library bytes, outputs per op
-    dying: dict[int, list[SSAValue]] = {}
-    for value, last in last_use.items():
-        dying.setdefault(last, []).append(value)
+    # Offsets in one arena, greedy by size (largest tensors first, each at the
+    # best-fitting gap among the tensors live at the same time). Written here
+    # rather than taken from a library: none in the environment plans buffers;
+    # the method is TFLite's "greedy by size" offset planner.
+    start = {v: position[v.owner] for v in last_use}  # type: ignore[index]
+    placed: list[tuple[SSAValue, int, int]] = []  # value, offset, end offset
+    for value in sorted((v for v in last_use if v not in plan.library),
+                        key=lambda v: (-nbytes(v), start[v])):
+        need = _aligned(nbytes(value))
+        taken = [(off, end) for other, off, end in placed
+                 if start[other] <= last_use[value] and start[value] <= last_use[other]]
+        offset = _place(need, taken)
+        plan.assignment[value] = offset
+        plan.arena_bytes = max(plan.arena_bytes, offset + need)
+        placed.append((value, offset, offset + need))
+    # per point of the schedule: live library results and outputs made so far
+    outputs_made, extra, extra_with_outputs = 0, 0, 0
     for i, op in enumerate(ops):
         for res in op.results:
-            if res in returned and res not in plan.views and hasattr(res.type, "get_shape") \
+            if res in returned and hasattr(res.type, "get_shape") \
                     and not isinstance(op, (g.WeightOp, g.ConstantOp)):
                 outputs_made += nbytes(res)
-            if res not in last_use:
-                continue
-            if res in plan.library:
-                live[res] = -1
-                continue
-            slot = _take_slot(plan.slots, free, nbytes(res))
-            plan.assignment[res] = slot
-            live[res] = slot
-        busy_at.append(({s for s in live.values() if s >= 0},
-                        sum(nbytes(v) for v, s in live.items() if s < 0), outputs_made))
-        for value in dying.get(i, []):  # freed only after the op's results are placed
-            slot = live.pop(value)
-            if slot >= 0:
-                free.append(slot)
-    for slots, library_bytes, outputs in busy_at:  # final slot sizes: what is allocated
-        busy = sum(plan.slots[s] for s in slots) + library_bytes
-        plan.peak_bytes = max(plan.peak_bytes, busy)
-        plan.peak_with_outputs_bytes = max(plan.peak_with_outputs_bytes, busy + outputs)
+        library = sum(nbytes(v) for v in plan.library if start[v] <= i <= last_use[v])
+        extra = max(extra, library)
+        extra_with_outputs = max(extra_with_outputs, library + outputs_made)
+    plan.peak_bytes = plan.arena_bytes + extra
+    plan.peak_with_outputs_bytes = plan.arena_bytes + extra_with_outputs
     return plan
 
 

@@ -11,7 +11,7 @@ from xdsl.dialects.builtin import ModuleOp, StringAttr
 from irc.ir import graph as g
 from irc.ir.interpreter import interpret
 from irc.ir.text import parse_module, print_module
-from irc.passes.memory_plan import (MemoryPlan, format_bytes, nbytes, plan_memory,
+from irc.passes.memory_plan import (ALIGN, MemoryPlan, format_bytes, nbytes, plan_memory,
                                     view_only_kernel, weight_derived_values, writes_into_buffer)
 from irc.passes.pipeline import run_pipeline
 
@@ -43,8 +43,8 @@ def check_invariants(module: ModuleOp, plan: MemoryPlan) -> None:
     ops = main_ops(module)
     pos = {op: i for i, op in enumerate(ops)}
     returned = set(ops[-1].operands)
-    # every per-call intermediate written by a kernel / matmul has a slot big
-    # enough; outputs, inputs, weight-derived values, views and library results
+    # every per-call intermediate written by a kernel / matmul has an arena
+    # range; outputs, inputs, weight-derived values, views and library results
     # have none
     for op in ops[:-1]:
         for res in op.results:
@@ -53,29 +53,26 @@ def check_invariants(module: ModuleOp, plan: MemoryPlan) -> None:
             if unplanned:
                 assert res not in plan.assignment
             else:
-                assert plan.slots[plan.assignment[res]] >= nbytes(res)
+                offset = plan.assignment[res]
+                assert offset % ALIGN == 0 and offset + nbytes(res) <= plan.arena_bytes
             if res in plan.library:
                 assert not writes_into_buffer(op)
     assert not (returned & set(plan.assignment))
-    # an op's results never share a slot with its operands
-    for op in ops:
-        outs = {plan.assignment[r] for r in op.results if r in plan.assignment}
-        ins = {plan.assignment[v] for v in op.operands if v in plan.assignment}
-        assert not outs & ins, op.name
-        assert len(outs) == len([r for r in op.results if r in plan.assignment])
-    # tensors sharing a slot have disjoint live ranges [def, last use]
-    ranges = {}
-    for v, s in plan.assignment.items():
+    # tensors live at the same time (views extend liveness) never overlap in memory;
+    # an op's operands and results are live at that op, so they never alias
+    span = {}
+    for v in plan.assignment:
+        aliases = [v] + [w for w in plan.views if root(plan, w) is v]
         start = pos[v.owner]
-        aliases = [v] + [w for w in plan.views if root(plan, w) is v]  # views extend liveness
-        end = max((pos[u.operation] for a in aliases for u in a.uses), default=start)
-        ranges.setdefault(s, []).append((start, end))
-    for spans in ranges.values():
-        spans.sort()
-        for (_, end), (start, _) in zip(spans, spans[1:]):
-            assert end <= start  # freed after its last use, reused by a later definition
-    assert plan.peak_bytes <= plan.total_bytes + sum(nbytes(v) for v in plan.library)
-    assert plan.peak_bytes <= plan.naive_bytes
+        span[v] = (start, max((pos[u.operation] for a in aliases for u in a.uses), default=start))
+    values = list(plan.assignment)
+    for i, a in enumerate(values):
+        for b in values[i + 1:]:
+            if span[a][0] <= span[b][1] and span[b][0] <= span[a][1]:
+                a0, b0 = plan.assignment[a], plan.assignment[b]
+                assert a0 + nbytes(a) <= b0 or b0 + nbytes(b) <= a0
+    assert plan.peak_bytes <= plan.arena_bytes + sum(nbytes(v) for v in plan.library)
+    assert plan.arena_bytes <= sum(-(-max(nbytes(v), 1) // ALIGN) * ALIGN for v in plan.assignment)
 
 
 def test_long_chain_reuses_two_buffers() -> None:
@@ -83,7 +80,6 @@ def test_long_chain_reuses_two_buffers() -> None:
     plan = plan_memory(m)
     check_invariants(m, plan)
     assert len(plan.assignment) == 11  # the last step is the output
-    assert len(plan.slots) == 2
     assert plan.naive_bytes == 11 * 16 * 16 * 4
     assert plan.peak_bytes == 2 * 16 * 16 * 4
 

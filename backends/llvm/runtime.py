@@ -1,32 +1,39 @@
 """The CPU host runtime: runs a loops-level ``@main`` schedule.
 
 :class:`HostProgram` walks ``@main`` once, at compile time, and turns it into a
-flat list of Python closures over a value table (no IR is looked at per call):
+flat list of Python closures over a value table (no IR is looked at per call).
+What it allocates is what :func:`irc.passes.memory_plan.plan_memory` says:
 
-* ``graph.weight``: read the live tensor from the weights mapping at call time
-  (in-place updates are seen) and check it against its declared type;
+* planned intermediates (kernel outputs, matmul ``out=``) are fixed views into
+  one arena allocated once (large buffers get transparent huge pages, see
+  :func:`empty`); a kernel's ctypes argument list is built once, with the
+  pointers of fixed tensors filled in, so a call only fills in the pointers
+  of inputs, weights and fresh outputs;
+* ``graph.weight``: read from the weights mapping on every call; its identity,
+  ``_version`` and data pointer form a key. *Weight-derived* ops (kernels and
+  externs computing from weights and constants only, see
+  :func:`~irc.passes.memory_plan.weight_derived_values`) run once per key and
+  their results are kept, so in-place weight updates are seen and unchanged
+  weights cost nothing;
 * ``graph.constant``: a tensor made once at compile time;
-* ``host.launch`` of a movement-only kernel (``irc.view``) whose result only
-  feeds library calls: a torch view of the input (no copy, e.g. a weight
-  transpose before a matmul);
-* other ``host.launch``: allocate the outputs (``torch.empty``, or a view of a
-  buffer slot from :func:`irc.passes.memory_plan.plan_memory` for
-  intermediates; large buffers get transparent huge pages, see :func:`empty`), then call the native kernel with the data pointers; a
-  kernel whose outer loop is marked ``irc.parallel`` is split over threads
-  with :func:`irc.backends.llvm.threads.run_parallel`;
-* extern ops (matmul, conv, pooling, gather, index_select, embedding, concat,
-  anything else left on the host): torch's own kernels (``torch.matmul`` with
-  ``out=`` into the planned buffer), made contiguous for the kernels after.
+* a movement-only kernel (:func:`~irc.passes.memory_plan.view_only_kernel`):
+  a torch view of its input (made once when the input is a fixed tensor);
+* other ``host.launch``: the native kernel on the data pointers; a kernel
+  whose outer loop is marked ``irc.parallel`` is split over threads with
+  :func:`irc.backends.llvm.threads.run_parallel`;
+* extern ops: torch's own kernels (``torch.matmul`` with ``out=`` into the
+  arena; others return fresh tensors, made contiguous, dropped after their
+  last use); ``@main``'s results are fresh tensors on every call.
 
 Safety: before anything native runs, every input's dtype, shape, strides
 (contiguity) and device are checked against what was compiled, and every
-weight when it is read; a mismatch raises :class:`irc.InputMismatchError`
-saying what was expected and what came. Buffers handed to one kernel call are
-distinct: outputs are fresh or planned slots that never alias the call's
-inputs (the memory plan's guarantee).
+weight whenever its key changes; a mismatch raises
+:class:`irc.InputMismatchError` saying what was expected and what came.
+Buffers handed to one kernel call are distinct: outputs are fresh or planned
+ranges that never overlap the call's inputs (the memory plan's guarantee).
 
-Calls of one executable are serialised with a lock, because the planned
-intermediate buffers are allocated once and reused across calls.
+Calls of one executable are serialised with a lock, because the arena and
+the cached weight-derived values are shared across calls.
 """
 
 from __future__ import annotations
@@ -171,15 +178,15 @@ class HostProgram:
         self.input_names = [a.name_hint or f"#{i}" for i, a in enumerate(block.args)]
         for a in block.args:
             self._slot(a)
-        # slot buffers: allocated once (torch.empty commits no pages until
-        # touched); each planned value is a fixed view of its slot
-        self.slot_buffers = [empty((max(n, 1),), torch.uint8) for n in (plan.slots if plan else [])]
+        # the arena: allocated once (torch.empty commits no pages until
+        # touched); each planned value is a fixed view at its offset
+        self.arena = empty((max(plan.arena_bytes if plan else 0, 1),), torch.uint8)
         self.fixed: dict[int, torch.Tensor] = {}  # env index -> tensor the same every call
-        for value, slot in (plan.assignment.items() if plan else ()):
+        for value, offset in (plan.assignment.items() if plan else ()):
             spec = TensorSpec.of(value)
             nbytes = numel(spec.shape) * spec.dtype.itemsize
             self.fixed[self._slot(value)] = \
-                self.slot_buffers[slot][:nbytes].view(spec.dtype).view(spec.shape)
+                self.arena[offset:offset + nbytes].view(spec.dtype).view(spec.shape)
         self.weight_reads: list[tuple[str, TensorSpec, int]] = []
         self.derived_steps: list[Step] = []  # weight-derived: run once per weight version
         self.steps: list[Step] = []
