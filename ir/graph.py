@@ -156,7 +156,7 @@ FloorOp = _unary("FloorOp", "floor", "same", "round toward -inf (identity on int
 CeilOp = _unary("CeilOp", "ceil", "same", "round toward +inf (identity on integers)")
 RoundOp = _unary("RoundOp", "round", "same", "round half to even (identity on integers)")
 TruncOp = _unary("TruncOp", "trunc", "same", "round toward zero (identity on integers)")
-SignOp = _unary("SignOp", "sign", "same", "-1, 0 or 1 (NaN stays NaN)")
+SignOp = _unary("SignOp", "sign", "same", "-1, 0 or 1 (torch gives 0 for NaN)")
 LogicalNotOp = _unary("LogicalNotOp", "logical_not", "bool", "x == 0")
 BitwiseNotOp = _unary("BitwiseNotOp", "bitwise_not", "same", "~x (integers and bool)")
 IsNanOp = _unary("IsNanOp", "isnan", "bool", "x != x")

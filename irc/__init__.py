@@ -20,7 +20,7 @@ from irc.errors import (
 
 __version__ = "0.1.0"
 __all__ = [
-    "BackendError", "ConfigError", "InputMismatchError", "IrcError", "PassError",
+    "BackendError", "ConfigError", "InputMismatchError", "IrcError", "IrcWarning", "PassError",
     "UnsupportedOpError", "compile", "register_backend",
 ]
 
@@ -30,6 +30,9 @@ def __getattr__(name: str) -> Any:
     if name == "compile":
         from irc.api import compile
         return compile
+    if name == "IrcWarning":
+        from irc.frontends.capture import IrcWarning
+        return IrcWarning
     if name == "register_backend":
         from irc.backends.registry import register_backend
         return register_backend

@@ -21,7 +21,8 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
 from irc.errors import DiagnosticError, IrcError, PassError
-from irc.ir.text import make_context, parse_module, print_module, verify_module
+from irc.ir.text import parse_module, print_module, verify_module
+from irc.passes.pipeline import run_pipeline
 
 _SPLIT_MARKER = re.compile(r"^// -----.*$", re.MULTILINE)
 
@@ -107,20 +108,13 @@ def _process(chunk: Chunk, filename: str, passes: list[ModulePass],
     """Parse, verify, run the passes; returns the printed result."""
     module, source_map = parse_module(chunk.text, filename)
     verify_module(module, source_map)
-    ctx = make_context()
-    for p in passes:
-        try:
-            p.apply(ctx, module)
-        except IrcError:
-            raise
-        except Exception as err:  # a pass crashing is an irc bug: say which pass, no traceback
-            raise PassError(f"{filename}: error: internal error in pass '{p.name}': "
-                            f"{type(err).__name__}: {err}") from err
-        if args.verify_each:
-            verify_module(module, source_map)
+    def dump(p: ModulePass, module: ModuleOp) -> None:
         if args.print_ir_after_all or p.name in args.print_ir_after:
             sys.stderr.write(f"// -----// IR Dump After {p.name} //----- //\n")
             sys.stderr.write(_print(module, args))
+
+    run_pipeline(module, passes, verify_each=args.verify_each, after_pass=dump,
+                 source_map=source_map)
     return _print(module, args)
 
 

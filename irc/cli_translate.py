@@ -29,8 +29,8 @@ from typing import Any
 import torch
 from xdsl.dialects.builtin import ModuleOp
 
-from irc.errors import IrcError, PassError
-from irc.ir.text import SourceMap, make_context, parse_module, print_module, verify_module
+from irc.errors import IrcError
+from irc.ir.text import SourceMap, parse_module, print_module, verify_module
 
 STAGES = ("graph", "kernel", "loops", "llvm", "triton")
 
@@ -162,32 +162,20 @@ def read_input(spec: str) -> tuple[ModuleOp, SourceMap | None]:
 
 
 def stage_pipeline(stage: str) -> str:
-    """The pass pipeline that brings a graph-level module to ``stage``."""
-    from irc.passes.pipeline import GRAPH_PIPELINE, KERNEL_PIPELINE, LOOPS_PIPELINE
-    kernel = f"{GRAPH_PIPELINE},{KERNEL_PIPELINE},memory-plan"
-    return {"graph": GRAPH_PIPELINE, "kernel": kernel, "triton": kernel,
-            "loops": f"{kernel},{LOOPS_PIPELINE}", "llvm": f"{kernel},{LOOPS_PIPELINE}"}[stage]
+    """The pass pipeline that brings a graph-level module to ``stage``: the
+    same default pipelines ``irc.compile`` runs (passes/pipeline.py)."""
+    from irc.passes.pipeline import LEVEL_PIPELINES
+    level = {"triton": "kernel", "llvm": "loops"}.get(stage, stage)
+    return LEVEL_PIPELINES[level]
 
 
 def run_stage_passes(module: ModuleOp, pipeline: str, source_map: SourceMap | None) -> None:
-    from irc.passes.pipeline import parse_pipeline
+    from irc.passes.pipeline import run_pipeline
     try:
-        passes = parse_pipeline(pipeline)
-    except PassError:
-        raise
+        run_pipeline(module, pipeline, verify_each=True, source_map=source_map)
     except ImportError as err:
         raise IrcError(f"error: a pass of '{pipeline}' is not available in this installation: "
                        f"{err}") from None
-    ctx = make_context()
-    for p in passes:
-        try:
-            p.apply(ctx, module)
-        except IrcError:
-            raise
-        except Exception as err:  # a pass crashing is an irc bug: say which one, no traceback
-            raise PassError(f"error: internal error in pass '{p.name}': "
-                            f"{type(err).__name__}: {err}") from None
-        verify_module(module, source_map)
 
 
 def translate(spec: str, stage: str, locations: bool = False) -> str:

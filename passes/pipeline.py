@@ -15,14 +15,15 @@ from xdsl.passes import ModulePass
 from xdsl.utils.arg_spec import parse_pipeline as _parse_spec_list
 from xdsl.utils.exceptions import ArgSpecParseError
 
-from irc.errors import PassError
-from irc.ir.text import make_context, verify_module
+from irc.errors import IrcError, PassError
+from irc.ir.text import SourceMap, make_context, verify_module
 from irc.passes.registry import get_pass
 
 # graph -> graph: caching of repeated computation and dead-node elimination.
 GRAPH_PIPELINE = "dce,cse,canonicalize,constant-fold,cse,dce"
-# graph -> kernel: fusion decides the kernels and outlines them.
-KERNEL_PIPELINE = "fuse"
+# graph -> kernel: fusion decides the kernels and outlines them; the memory
+# plan annotates @main with its peak (irc translate --to kernel shows it).
+KERNEL_PIPELINE = "fuse,memory-plan"
 # kernel -> loops: bufferised scf/memref/arith loops (CPU backend input).
 LOOPS_PIPELINE = "lower-to-loops"
 
@@ -59,22 +60,30 @@ def parse_pipeline(text: str) -> list[ModulePass]:
 
 
 def run_pipeline(module: ModuleOp, pipeline: str | list[ModulePass], verify_each: bool = True,
-                 after_pass: AfterPass | None = None,
-                 weights: dict | None = None) -> ModuleOp:
+                 after_pass: AfterPass | None = None, weights: dict | None = None,
+                 source_map: SourceMap | None = None) -> ModuleOp:
     """Apply the passes in order, verifying after each (if asked).
 
     ``weights``: the program's weight store. Passes with a ``weights`` option
     left unset (``constant-fold``) get it, so they can read weights and add
-    folded ones (e.g. a transposed weight) to it.
+    folded ones (e.g. a transposed weight) to it. ``source_map`` lets verifier
+    failures point into the parsed text. A pass that crashes (an irc bug, not a
+    user mistake) becomes a PassError naming the pass.
     """
     passes = parse_pipeline(pipeline) if isinstance(pipeline, str) else pipeline
     if weights is not None:
         passes = [_with_weights(p, weights) for p in passes]
     ctx = make_context()
     for p in passes:
-        p.apply(ctx, module)
+        try:
+            p.apply(ctx, module)
+        except IrcError:
+            raise
+        except Exception as err:
+            raise PassError(f"error: internal error in pass '{p.name}': "
+                            f"{type(err).__name__}: {err}") from err
         if verify_each:
-            verify_module(module)
+            verify_module(module, source_map)
         if after_pass is not None:
             after_pass(p, module)
     return module
