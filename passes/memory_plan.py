@@ -16,7 +16,7 @@ allocates, per call and once, and when. Values of ``@main`` fall in classes:
 * *library results* of extern ops other than matmul (conv, pooling, gather,
   concat): torch allocates them per call (no ``out=``); they count in the
   peak for their live range but take no arena space;
-* every other intermediate (kernel outputs, matmul ``out=``) gets a byte
+* every other intermediate (kernel outputs, ``out=`` library calls) gets a byte
   range in one arena. Its live range runs from its op to its last use (or
   its views' last use). Largest tensors first, each takes the best-fitting
   gap among the ranges of tensors live at the same time (greedy by size).
@@ -146,9 +146,17 @@ def weight_derived_values(ops: Iterable[Operation]) -> set[SSAValue]:
 
 
 def writes_into_buffer(op: Operation) -> bool:
-    """Whether a runtime hands ``op`` its output buffers (kernels, matmul ``out=``);
-    other extern ops return tensors torch allocates."""
-    return isinstance(op, (func.CallOp, LaunchOp, g.MatmulOp))
+    """Whether a runtime hands ``op`` its output buffer: kernels, and the extern
+    ops torch runs with ``out=`` (matmul, gather, index_select, embedding, and
+    concat of operands of the result's dtype). Other extern ops (conv,
+    pooling) return tensors torch allocates."""
+    if isinstance(op, (func.CallOp, LaunchOp, g.MatmulOp, g.GatherOp, g.IndexSelectOp,
+                       g.EmbeddingOp)):
+        return True
+    if isinstance(op, g.ConcatOp):
+        return all(v.type.element_type == op.results[0].type.element_type  # type: ignore[attr-defined]
+                   for v in op.operands)
+    return False
 
 
 @dataclass

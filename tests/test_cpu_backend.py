@@ -361,3 +361,33 @@ def test_in_place_weight_update_through_irc_compile() -> None:
         model.fc1.weight.mul_(2)
         model.fc2.bias.add_(1)
         assert torch.allclose(fast(x), model(x), atol=1e-5)
+
+
+LIBRARY_OUT = """
+func.func @main(%x: tensor<4x6xf32>, %idx: tensor<5xi64>, %tok: tensor<2x3xi32>, %gi: tensor<4x2xi64>) -> (tensor<8x6xf32>, tensor<5x6xf32>, tensor<2x3x6xf32>, tensor<4x2xf32>) {
+  %e = graph.weight "emb" : tensor<10x6xf32>
+  %a = graph.exp %x : tensor<4x6xf32> -> tensor<4x6xf32>
+  %k = graph.concat %a, %x {dim = 0} : (tensor<4x6xf32>, tensor<4x6xf32>) -> tensor<8x6xf32>
+  %k2 = graph.neg %k : tensor<8x6xf32> -> tensor<8x6xf32>
+  %s = graph.index_select %e, %idx {dim = 0} : (tensor<10x6xf32>, tensor<5xi64>) -> tensor<5x6xf32>
+  %s2 = graph.tanh %s : tensor<5x6xf32> -> tensor<5x6xf32>
+  %t = graph.embedding %e, %tok : (tensor<10x6xf32>, tensor<2x3xi32>) -> tensor<2x3x6xf32>
+  %t2 = graph.neg %t : tensor<2x3x6xf32> -> tensor<2x3x6xf32>
+  %g = graph.gather %a, %gi {dim = 1} : (tensor<4x6xf32>, tensor<4x2xi64>) -> tensor<4x2xf32>
+  %g2 = graph.neg %g : tensor<4x2xf32> -> tensor<4x2xf32>
+  func.return %k2, %s2, %t2, %g2 : tensor<8x6xf32>, tensor<5x6xf32>, tensor<2x3x6xf32>, tensor<4x2xf32>
+}"""
+
+
+def test_library_calls_write_into_planned_buffers() -> None:
+    weights = {"emb": torch.randn(10, 6)}
+    prog = program(LIBRARY_OUT, weights)
+    ref_prog = program(LIBRARY_OUT)
+    exe = compile_cpu(prog)
+    plan = exe.memory_plan
+    assert plan is not None and not plan.library  # all four write out= into the arena
+    assert len(plan.assignment) >= 4
+    for _ in range(2):
+        inputs = [torch.randn(4, 6), torch.randint(0, 10, (5,)),
+                  torch.randint(0, 10, (2, 3), dtype=torch.int32), torch.randint(0, 6, (4, 2))]
+        assert_matches(interpret(ref_prog.module, inputs, weights), exe(*inputs), 1e-5)

@@ -60,7 +60,8 @@ from irc.ir.host import LaunchOp
 from irc.ir.interpreter import HANDLERS, dense_to_tensor
 from irc.ir.types import dtype_of, numel, shape_of
 from irc.passes.lower_to_loops import VIEW_ATTR
-from irc.passes.memory_plan import MemoryPlan, functions_of, view_ops, weight_derived_values
+from irc.passes.memory_plan import (MemoryPlan, functions_of, view_ops, weight_derived_values,
+                                    writes_into_buffer)
 
 Env = list
 Step = Callable[[Env], None]
@@ -373,9 +374,11 @@ class HostProgram:
         return step
 
     def _extern(self, op: Operation) -> Step:
-        handler = HANDLERS[type(op)]
         ins = [self.index[v] for v in op.operands]
         out = self._slot(op.results[0])
+        if out in self.fixed and writes_into_buffer(op):
+            return self._extern_out(op, ins, self.fixed[out])
+        handler = HANDLERS[type(op)]
         spec = TensorSpec.of(op.results[0])
 
         def step(env: Env) -> None:
@@ -384,6 +387,25 @@ class HostProgram:
                 result = result.to(spec.dtype)
             env[out] = result.contiguous()
         return step
+
+    def _extern_out(self, op: Operation, ins: list[int], result: torch.Tensor) -> Step:
+        """A library call writing into its planned buffer (``out=``)."""
+        long = torch.int64
+        if isinstance(op, g.ConcatOp):
+            dim, cat = op.dim.value.data, torch.cat
+            return lambda env: cat([env[i] for i in ins], dim=dim, out=result)
+        if isinstance(op, g.GatherOp):
+            dim, a, b = op.dim.value.data, ins[0], ins[1]
+            return lambda env: torch.gather(env[a], dim, env[b].to(long), out=result)
+        if isinstance(op, g.IndexSelectOp):
+            dim, a, b = op.dim.value.data, ins[0], ins[1]
+            return lambda env: torch.index_select(env[a], dim, env[b].to(long), out=result)
+        if isinstance(op, g.EmbeddingOp):  # rows of the table: index_select over flat indices
+            table, idx = ins
+            rows = result.view(-1, result.shape[-1])
+            return lambda env: torch.index_select(env[table], 0, env[idx].reshape(-1).to(long),
+                                                  out=rows)
+        raise BackendError(f"cpu backend: no out= call for {op.name}")
 
     # -- weights ------------------------------------------------------------------
     def _weights_key(self) -> tuple | None:
