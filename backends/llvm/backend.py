@@ -9,8 +9,9 @@ cache enabled, the object code is stored under a key made of the loops IR
 text, the host CPU fingerprint and the irc version, and reused next time.
 
 The executable checks every input and weight before native code runs (see
-:mod:`irc.backends.llvm.runtime`) and reports ``memory_plan`` (the planned
-intermediate buffers, with ``peak_bytes``) and ``kernel_count``.
+:mod:`irc.backends.llvm.runtime`) and reports ``memory_plan`` (what the runtime
+allocates: the arena of planned intermediates, ``peak_bytes`` per call, and
+``weights_derived_bytes`` held once per weight version) and ``kernel_count``.
 """
 
 from __future__ import annotations
