@@ -15,12 +15,15 @@
 // CHECK-NEXT:        scf.yield %[[M]] : f32
 // CHECK:           %[[SUM:.*]] = scf.for {{.*}} iter_args({{.*}}) -> (f32) {
 // CHECK:             arith.subf %{{.*}}, %[[MAX]] : f32
-// CHECK-NEXT:        math.exp
+// CHECK-NEXT:        %[[E:.*]] = math.exp
+// CHECK-NEXT:        memref.store %[[E]], %[[OUT:.*]][%{{.*}}] : memref<8192xf32>
 // CHECK-NEXT:        arith.addf
+// CHECK:           %[[RECIP:.*]] = arith.divf %{{.*}}, %[[SUM]] : f32
 // CHECK:           scf.for
-// CHECK:             math.exp
-// CHECK-NEXT:        arith.divf %{{.*}}, %[[SUM]] : f32
-// CHECK-NEXT:        memref.store
+// CHECK-NOT:         math.exp
+// CHECK:             %[[STASHED:.*]] = memref.load %[[OUT]]
+// CHECK-NEXT:        %[[P:.*]] = arith.mulf %[[STASHED]], %[[RECIP]] : f32
+// CHECK-NEXT:        memref.store %[[P]], %[[OUT]]
 // CHECK:         } {irc.parallel}
 // CHECK-NEXT:    func.return
 
@@ -41,7 +44,8 @@
 // CHECK-NOT:     irc.parallel
 
 // Row softmax: one row loop (parallel) holding three inner loops: max and sum
-// carry iter_args, the third writes; the row base offset is hoisted.
+// carry iter_args, the sum loop also stores exp(x - max) into the output, the
+// third rescales it in place by 1/sum; the row base offset is hoisted.
 builtin.module {
   func.func @main(%x: tensor<64x128xf32>, %h: tensor<4x8xf16>) -> (tensor<64x128xf32>, tensor<4x8xf16>) {
     %r = func.call @kernel_0(%x) : (tensor<64x128xf32>) -> tensor<64x128xf32>
