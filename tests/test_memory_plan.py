@@ -144,3 +144,40 @@ def test_random_programs_plan_is_sound(program: tuple[ModuleOp, list[torch.Tenso
     module, _ = program
     run_pipeline(module, "fuse{max-ops=2}")
     check_invariants(module, plan_memory(module))
+
+
+WEIGHT_PROGRAM = """
+func.func @main(%x: tensor<8x16xf32>) -> tensor<8x32xf32> {
+  %w = graph.weight "w" : tensor<32x16xf32>
+  %t = graph.permute %w {dims = array<i64: 1, 0>} : tensor<32x16xf32> -> tensor<16x32xf32>
+  %s = graph.mul %t, %t : (tensor<16x32xf32>, tensor<16x32xf32>) -> tensor<16x32xf32>
+  %e = graph.exp %x : tensor<8x16xf32> -> tensor<8x16xf32>
+  %p = graph.permute %e {dims = array<i64: 1, 0>} : tensor<8x16xf32> -> tensor<16x8xf32>
+  %q = graph.matmul %p, %e : (tensor<16x8xf32>, tensor<8x16xf32>) -> tensor<16x16xf32>
+  %m = graph.matmul %x, %s : (tensor<8x16xf32>, tensor<16x32xf32>) -> tensor<8x32xf32>
+  %r = graph.relu %m : tensor<8x32xf32> -> tensor<8x32xf32>
+  func.return %r : tensor<8x32xf32>
+}"""
+
+
+def test_weight_derived_values_and_views_take_no_per_call_memory() -> None:
+    module, _ = parse_module(WEIGHT_PROGRAM)
+    run_pipeline(module, "fuse{max-ops=1}")
+    ops = main_ops(module)
+    plan = plan_memory(module)
+    check_invariants(module, plan)
+    derived = weight_derived_values(ops)
+    assert plan.derived == derived
+    # permute(w) and the square of it are weight-derived; the permute of the
+    # weight feeds a kernel (not only library calls), so it is a buffer
+    assert {v.owner.callee.string_value() for v in derived} and len(derived) == 2
+    assert plan.weights_derived_bytes == 2 * 16 * 32 * 4
+    # permute(exp(x)) feeds only a matmul: a view of exp(x), which stays live until then
+    assert len(plan.views) == 1
+    (view, source), = plan.views.items()
+    assert view_only_kernel(view.owner, next(
+        f for f in module.ops if isinstance(f, func.FuncOp)
+        and f.sym_name.data == view.owner.callee.string_value()))
+    assert source in plan.assignment and not derived & set(plan.assignment)
+    # per-call: exp(x), q, m (r is the output)
+    assert plan.naive_bytes == (8 * 16 + 16 * 16 + 8 * 32) * 4
