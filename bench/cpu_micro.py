@@ -2,7 +2,7 @@
 
 Workloads (float32): a 4-op elementwise chain ``((x*2+1).relu()*3)`` on 16M
 elements, softmax / layer-norm / GELU over 4096x4096, and a plain copy of 16M
-elements (the memory-bandwidth ceiling). Each is timed round-robin, median of
+elements (the memory-bandwidth ceiling), and a full sum of 16M elements. Each is timed round-robin, median of
 10 round-robin samples (median and min), in one process. The compile cache is
 off (its key does not cover the LLVM translation, so a cached object could be
 stale after a backend change).
@@ -49,6 +49,10 @@ def copy_module():
     return build([[N]], lambda emit, x: [emit(g.AbsOp(x))])
 
 
+def sum_module():
+    return build([[N]], lambda emit, x: [emit(g.SumOp(x, [0]))])
+
+
 def softmax_module():
     return build([[ROWS, COLS]], lambda emit, x: [softmax(emit, x)])
 
@@ -68,6 +72,7 @@ def workloads():
     return {
         "chain (16M)": (chain_module, (x16,), lambda x: (x * 2 + 1).relu() * 3),
         "copy (16M)": (copy_module, (x16,), lambda x: x.abs()),
+        "sum (16M)": (sum_module, (x16,), lambda x: x.sum()),
         "softmax 4096x4096": (softmax_module, (x2,), lambda x: torch.softmax(x, -1)),
         "layernorm 4096x4096": (layernorm_module, (x2, w, b),
                                 lambda x, w, b: F.layer_norm(x, (COLS,), w, b)),
