@@ -227,3 +227,23 @@ def test_cli_info_and_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert cache.info().entries == 0
     assert irc_main(["cache", "info", "--set", "cache.dirr=x"]) == 1
     assert "did you mean 'cache.dir'" in capsys.readouterr().err
+
+
+def test_cpu_object_code_is_keyed_on_the_llvm_ir(tmp_path: Path) -> None:
+    """A changed LLVM translation (same loops IR, different LLVM IR) must not
+    reuse object code compiled from the old translation."""
+    from irc.backends.llvm.backend import jit_kernels
+
+    template = ("define void @k(float* noalias %p) {{\n"
+                "  store float {value}, float* %p\n  ret void\n}}\n")
+    cfg = CacheConfig(enabled=True, dir=str(tmp_path))
+    store = open_cache(cfg)
+    assert store is not None
+
+    import torch
+    out = torch.zeros(1)
+    for i, value in enumerate(["1.0", "2.0", "1.0"]):
+        jit = jit_kernels(template.format(value=value), cfg)
+        jit.function("k", 1)(out.data_ptr())
+        assert out.item() == float(value)
+        assert store.info().entries == min(i + 1, 2)

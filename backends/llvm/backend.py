@@ -5,8 +5,9 @@ funcs (``irc.kernel``, over memrefs) are translated together into one LLVM
 module (:func:`irc.backends.llvm.translate.translate_module`), optimised for
 the host CPU and JIT-compiled once (:mod:`irc.backends.llvm.jit`); ``@main``
 becomes a :class:`~irc.backends.llvm.runtime.HostProgram`. With the compile
-cache enabled, the object code is stored under a key made of the loops IR
-text, the host CPU fingerprint and the irc version, and reused next time.
+cache enabled, the object code is stored under a key made of the LLVM IR
+text, the host CPU fingerprint, the irc version and the JIT's source, and
+reused next time.
 
 The executable checks every input and weight before native code runs (see
 :mod:`irc.backends.llvm.runtime`) and reports ``memory_plan`` (what the runtime
@@ -16,9 +17,11 @@ allocates: the arena of planned intermediates, ``peak_bytes`` per call, and
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from xdsl.dialects import func
@@ -84,7 +87,15 @@ def kernel_module(module: ModuleOp) -> ModuleOp:
     return ModuleOp(kernels)
 
 
-def jit_kernels(llvm_ir: str, loops_ir: str, cache: CacheConfig) -> JitModule:
+@functools.lru_cache(maxsize=1)
+def _jit_source_digest() -> str:
+    import hashlib
+
+    from irc.backends.llvm import jit
+    return hashlib.sha256(Path(jit.__file__).read_bytes()).hexdigest()
+
+
+def jit_kernels(llvm_ir: str, cache: CacheConfig) -> JitModule:
     """Native code for ``llvm_ir``, through the compile cache when enabled."""
     try:
         from irc import __version__
@@ -96,7 +107,10 @@ def jit_kernels(llvm_ir: str, loops_ir: str, cache: CacheConfig) -> JitModule:
         store = None
     if store is None:
         return compile_llvm_ir(llvm_ir)
-    key = make_key(loops_ir, "cpu", host_cpu_fingerprint(), __version__)
+    # Keyed on the LLVM IR itself (not the loops IR), so a change to the
+    # translator can never reuse stale object code; jit.py's source stands
+    # for the optimisation pipeline applied to it.
+    key = make_key(llvm_ir, "cpu", host_cpu_fingerprint(), __version__, _jit_source_digest())
     blob = store.get(key)
     if blob is not None:
         try:
@@ -125,7 +139,7 @@ class LLVMBackend(Backend):
         loops_ir = print_module(kernels, locations=False)
         llvm_ir = translate_module(kernels)
         signatures = kernel_signatures(kernels)
-        jit = jit_kernels(llvm_ir, loops_ir, options.cache)  # type: ignore[arg-type]
+        jit = jit_kernels(llvm_ir, options.cache)  # type: ignore[arg-type]
         try:
             plan: MemoryPlan | None = plan_memory(module)
         except IrcError:
