@@ -220,7 +220,7 @@ class KernelValues:
         src_index: list[ix.Lin] = [ix.Lin(0)] * len(shape)
         rvars: list[ix.Var] = []
         for d in dims:
-            if shape[d] > 1:
+            if shape[d] != 1:  # a size-0 dim gets a loop that runs 0 times
                 v = self.table.fresh_var(shape[d])
                 rvars.append(v)
                 src_index[d] = ix.var(v)

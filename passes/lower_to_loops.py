@@ -222,7 +222,7 @@ class KernelLowering:
         by_dim: dict[int, ix.Var] = {}
         rvar_iter = iter(rvars)
         for d in op.reduced_dims:
-            if in_shape[d] > 1:
+            if in_shape[d] != 1:  # as in raw_reduction: size 0 loops 0 times
                 by_dim[d] = next(rvar_iter)
         for pos, d in enumerate(result_dims):
             v = kept_vars[d if op.keeps_dims else pos]

@@ -56,7 +56,7 @@ def test_key_spellings_all_reach_the_pass(options: Mapping[str, object]) -> None
     config = Config.from_options(options)
     assert config.get("passes.fuse.max_ops") == 16
     assert config.pass_options("fuse") == {"max_ops": 16}
-    assert config.pipeline_for("kernel").endswith(",fuse{max-ops=16}")
+    assert "fuse{max-ops=16}" in config.pipeline_for("kernel").split(",")
     assert config.pipeline_for("graph") == LEVEL_PIPELINES["graph"]
     assert config.provenance("fuse.max_ops") == "options"
     assert config.passes["fuse"].max_ops == 16
@@ -253,7 +253,8 @@ def test_cli_config_show(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     assert "fuse{max-ops=16}" in out
     assert irc_main(["config", "show", "pipeline", "--level", "kernel", "--set",
                      "fuse.max_ops=16"]) == 0
-    assert capsys.readouterr().out.strip() == LEVEL_PIPELINES["kernel"] + "{max-ops=16}"
+    assert capsys.readouterr().out.strip() == LEVEL_PIPELINES["kernel"].replace(
+        "fuse", "fuse{max-ops=16}")
     assert irc_main(["config", "show", "fuse.max_ops"]) == 0
     assert capsys.readouterr().out.strip() == str(Config.from_options(None).get("fuse.max_ops"))
     assert irc_main(["config", "show", "--set", "fuse.max_opss=1"]) == 1
