@@ -51,4 +51,47 @@ def compile_program(program: Program, target: str = "cpu",
     after = _print_after if config.logging.print_ir_after_all else None
     run_pipeline(program.module, pipeline or config.pipeline_for(backend.level),
                  verify_each=verify_each, after_pass=after)
-    return backend.compile(program.module, program.weights, backend_options)
+    aliased = _outputs_aliasing_inputs(program.module)
+    executable = backend.compile(program.module, program.weights, backend_options)
+    return _CopyAliasedOutputs(executable, aliased) if aliased else executable
+
+
+def _outputs_aliasing_inputs(module: ModuleOp) -> list[int]:
+    """Positions of @main's results that are its arguments or weights.
+
+    Value semantics let ``clone`` (or ``x * 1``) fold away, so @main may
+    return its input; a backend would then hand the caller the input tensor
+    itself, and mutating the result would mutate the input. Those results
+    are copied, for every backend alike.
+    """
+    from xdsl.dialects import func
+    from xdsl.ir import BlockArgument
+
+    from irc.ir.graph import WeightOp
+    main = next((op for op in module.ops
+                 if isinstance(op, func.FuncOp) and op.sym_name.data == "main"), None)
+    if main is None:
+        return []
+    ret = main.body.block.last_op
+    if not isinstance(ret, func.ReturnOp):
+        return []
+    return [i for i, v in enumerate(ret.operands)
+            if isinstance(v, BlockArgument) or isinstance(v.owner, WeightOp)]
+
+
+class _CopyAliasedOutputs:
+    """An executable whose results at ``positions`` are fresh copies; every
+    other attribute is the wrapped backend executable's."""
+
+    def __init__(self, inner: Executable, positions: list[int]) -> None:
+        self._inner = inner
+        self._positions = positions
+
+    def __call__(self, *inputs: Any) -> list[Any]:
+        outputs = list(self._inner(*inputs))
+        for i in self._positions:
+            outputs[i] = outputs[i].clone()
+        return outputs
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
