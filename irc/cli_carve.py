@@ -1,59 +1,17 @@
 """``irc carve MODULE.py:factory -o DIR``: per-op test cases from one real run.
 
-``factory()`` returns ``(model, example_inputs)``; ``MODULE.py:NAME[key]``
-picks ``NAME[key]`` (e.g. ``tests/models.py:MODELS[MLP]``).
+``factory()`` returns ``(model, example_inputs)``; ``NAME`` may also be a key
+of the file's ``MODELS`` dict (e.g. ``tests/models.py:MLP``), as in ``irc translate``.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import re
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from irc.errors import IrcError
-
-_SPEC = re.compile(r"^(?P<path>.+?\.py):(?P<name>[A-Za-z_][\w]*)(\[(?P<key>[^\]]+)\])?$")
-
-
-def load_factory(spec: str) -> tuple[Callable[[], Any], str]:
-    """Import ``MODULE.py:factory`` (or ``MODULE.py:NAME[key]``); returns (factory, label)."""
-    m = _SPEC.match(spec)
-    if m is None:
-        raise IrcError(f"'{spec}': expected MODULE.py:factory (e.g. tests/models.py:make_mlp)")
-    path = Path(m["path"])
-    if not path.is_file():
-        raise IrcError(f"{path}: no such file")
-    module_name = f"_irc_user_{abs(hash(str(path.resolve())))}"
-    loader_spec = importlib.util.spec_from_file_location(module_name, path)
-    if loader_spec is None or loader_spec.loader is None:
-        raise IrcError(f"{path}: cannot import")
-    module = importlib.util.module_from_spec(loader_spec)
-    sys.modules[module_name] = module
-    sys.path.insert(0, str(path.resolve().parent))
-    try:
-        loader_spec.loader.exec_module(module)
-    except Exception as err:  # noqa: BLE001 - the user's module failed: say so, no traceback
-        raise IrcError(f"{path}: import failed: {type(err).__name__}: {err}") from None
-    finally:
-        sys.path.pop(0)
-    if not hasattr(module, m["name"]):
-        raise IrcError(f"{path} has no attribute '{m['name']}'")
-    obj = getattr(module, m["name"])
-    label = m["name"]
-    if m["key"] is not None:
-        try:
-            obj = obj[m["key"]]
-        except (KeyError, TypeError, IndexError):
-            raise IrcError(f"{path}:{m['name']} has no entry [{m['key']}]") from None
-        label = m["key"]
-    if not callable(obj):
-        raise IrcError(f"{spec} is not callable (expected a factory returning (model, inputs))")
-    return obj, label
-
 
 def import_plugin(path: str) -> None:
     """Import a Python file (calling its ``register()`` if it has one), e.g. a
@@ -73,18 +31,12 @@ def import_plugin(path: str) -> None:
 
 
 def make_model(spec: str) -> tuple[Any, tuple, str]:
-    """Call the factory: (model, example_inputs, name)."""
-    factory, label = load_factory(spec)
-    try:
-        made = factory()
-    except Exception as err:  # noqa: BLE001
-        raise IrcError(f"{spec}: the factory failed: {type(err).__name__}: {err}") from None
-    if not (isinstance(made, tuple) and len(made) == 2):
-        raise IrcError(f"{spec}: the factory must return (model, example_inputs)")
-    model, inputs = made
-    inputs = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
-    name = type(model).__name__ if hasattr(model, "forward") else label
-    return model, inputs, name
+    """Call the factory (the same ``file.py:NAME`` loader as ``irc translate``):
+    (model, example_inputs, name)."""
+    from irc.cli_translate import load_model
+    model, inputs = load_model(spec)
+    name = type(model).__name__ if hasattr(model, "forward") else spec.rpartition(":")[2]
+    return model, tuple(inputs), name
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
