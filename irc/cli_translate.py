@@ -110,9 +110,10 @@ def load_model(spec: str) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
     model, inputs = result
     if isinstance(inputs, torch.Tensor):
         inputs = (inputs,)
-    if not callable(model) or not isinstance(inputs, (tuple, list)):
+    from irc.frontends.program import Program
+    if not (callable(model) or isinstance(model, Program)) or not isinstance(inputs, (tuple, list)):
         raise IrcError(f"{spec}: error: the factory must return (model, example_inputs) with a "
-                       f"callable model and a tuple of inputs")
+                       f"callable model (or an irc Program) and a tuple of inputs")
     return model, tuple(inputs)
 
 
@@ -137,6 +138,9 @@ def read_input(spec: str) -> tuple[ModuleOp, SourceMap | None]:
     """The graph-level module of a .mlir file or of a model factory."""
     if is_model_spec(spec):
         model, inputs = load_model(spec)
+        from irc.frontends.program import Program
+        if isinstance(model, Program):
+            return model.module, None
         export_program = _stage_attr("irc.frontends.capture", "export_program",
                                      "the torch frontend")
         try:

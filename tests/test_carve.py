@@ -173,7 +173,7 @@ def test_cli_carve_and_test_carved(tmp_path: Path, capsys: pytest.CaptureFixture
                      "--plugin", str(TESTS / "broken_backends.py")])
     assert code in (0, 1)  # depends on whether a sub case was among the riskiest three
     assert irc_main(["carve", f"{factory}:nope", "-o", str(out)]) == 1
-    assert "has no attribute 'nope'" in capsys.readouterr().err
+    assert "no factory named 'nope'" in capsys.readouterr().err
 
 
 def test_generated_pytest_file_runs(carved: Path) -> None:
