@@ -31,8 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.workloads import chain4, gelu, layer_norm, softmax  # noqa: E402  (same functions as the CPU suite)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -49,22 +51,6 @@ class CudaWorkload:
     name: str
     factory: Factory
     bytes_moved: int = 0  # minimum bytes read + written (micro kernels), 0 for models
-
-
-def chain4(x: Tensor) -> Tensor:
-    return (x * 2.0 + 1.0).relu() * 3.0
-
-
-def softmax(x: Tensor) -> Tensor:
-    return torch.softmax(x, dim=-1)
-
-
-def layer_norm(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
-    return F.layer_norm(x, (x.shape[-1],), w, b)
-
-
-def gelu(x: Tensor) -> Tensor:
-    return F.gelu(x)
 
 
 def transpose_add(x: Tensor, y: Tensor) -> Tensor:
