@@ -2,8 +2,10 @@
 
     torch.compile(model, backend="irc", options={"target": "reference"})
 
-The ``torch_dynamo_backends`` entry point (pyproject) points here; importing
-:mod:`irc.api` or calling :func:`register` also registers it in-process.
+The ``torch_dynamo_backends`` entry point (pyproject) points here, and torch
+registers it when it first looks the name up; importing :mod:`irc.api` or
+calling :func:`register` registers it in-process too. Importing this module
+registers nothing (torch's lookup would then see a duplicate name).
 Options: ``target`` (default "cpu"), ``strict`` (default False); every other
 key goes to the target backend.
 """
@@ -35,6 +37,3 @@ def register() -> None:
     from torch._dynamo.backends.registry import _COMPILER_FNS, register_backend
     if "irc" not in _COMPILER_FNS:
         register_backend(irc_dynamo_backend, name="irc")
-
-
-register()
