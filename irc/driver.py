@@ -68,11 +68,8 @@ def _outputs_aliasing_inputs(module: ModuleOp) -> list[int]:
     from xdsl.ir import BlockArgument
 
     from irc.ir.graph import WeightOp
-    main = next((op for op in module.ops
-                 if isinstance(op, func.FuncOp) and op.sym_name.data == "main"), None)
-    if main is None:
-        return []
-    ret = main.body.block.last_op
+    from irc.passes.fuse import find_main
+    ret = find_main(module).body.block.last_op
     if not isinstance(ret, func.ReturnOp):
         return []
     return [i for i, v in enumerate(ret.operands)
