@@ -162,21 +162,41 @@ def _matmul(op: Operation, args: list[torch.Tensor]) -> torch.Tensor:
     return _out(op, torch.matmul(args[0], args[1]))
 
 
+def _from_channels_last(op: Operation, x: torch.Tensor) -> torch.Tensor:
+    """A channels-last op's ``[N, *spatial, C]`` input as the ``[N, C, *spatial]``
+    view torch's functional ops take, with channels-last strides (a runtime may
+    hand over a strided view, e.g. of a channels-first input: it is copied
+    once here, or oneDNN would take its slow channels-first path)."""
+    if not g.is_channels_last(op):
+        return x
+    return x.contiguous().permute(0, x.dim() - 1, *range(1, x.dim() - 1))
+
+
+def _to_channels_last(op: Operation, y: torch.Tensor) -> torch.Tensor:
+    """Back to ``[N, *spatial, C]`` (contiguous; free when torch produced a
+    channels-last result, as oneDNN does for a channels-last input)."""
+    if not g.is_channels_last(op):
+        return y
+    return y.permute(*g.channels_last_dims(y.dim())).contiguous()
+
+
 @handles(g.ConvOp)
 def _conv(op: g.ConvOp, args: list[torch.Tensor]) -> torch.Tensor:
-    x, w = args[0], args[1]
+    x, w = _from_channels_last(op, args[0]), args[1]
     bias = args[2] if len(args) > 2 else None
     fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[x.dim() - 2]
-    return _out(op, fn(x, w, bias, stride=g.ints(op.stride), padding=g.ints(op.padding),
-                       dilation=g.ints(op.dilation), groups=op.groups.value.data))
+    y = fn(x, w, bias, stride=g.ints(op.stride), padding=g.ints(op.padding),
+           dilation=g.ints(op.dilation), groups=op.groups.value.data)
+    return _out(op, _to_channels_last(op, y))
 
 
 @handles(g.MaxPoolOp)
 def _max_pool(op: g.MaxPoolOp, args: list[torch.Tensor]) -> torch.Tensor:
     k = g.ints(op.kernel)
     fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[len(k)]
-    return fn(args[0], k, g.ints(op.stride), g.ints(op.padding), g.ints(op.dilation),
-              ceil_mode=bool(op.ceil_mode.value.data))
+    y = fn(_from_channels_last(op, args[0]), k, g.ints(op.stride), g.ints(op.padding),
+           g.ints(op.dilation), ceil_mode=bool(op.ceil_mode.value.data))
+    return _to_channels_last(op, y)
 
 
 @handles(g.AvgPoolOp)
@@ -186,9 +206,10 @@ def _avg_pool(op: g.AvgPoolOp, args: list[torch.Tensor]) -> torch.Tensor:
     kwargs: dict[str, object] = {}
     if len(k) > 1 and op.divisor.value.data:
         kwargs["divisor_override"] = op.divisor.value.data
-    return fn(args[0], k, g.ints(op.stride), g.ints(op.padding),
-              ceil_mode=bool(op.ceil_mode.value.data),
-              count_include_pad=bool(op.count_include_pad.value.data), **kwargs)
+    y = fn(_from_channels_last(op, args[0]), k, g.ints(op.stride), g.ints(op.padding),
+           ceil_mode=bool(op.ceil_mode.value.data),
+           count_include_pad=bool(op.count_include_pad.value.data), **kwargs)
+    return _to_channels_last(op, y)
 
 
 @handles(g.AdaptiveAvgPoolOp)

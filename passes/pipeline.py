@@ -21,9 +21,11 @@ from irc.passes.registry import get_pass
 
 # graph -> graph: caching of repeated computation and dead-node elimination.
 GRAPH_PIPELINE = "dce,cse,canonicalize,constant-fold,cse,dce"
-# graph -> kernel: fusion decides the kernels and outlines them; the memory
-# plan annotates @main with its peak (irc translate --to kernel shows it).
-KERNEL_PIPELINE = "fuse,memory-plan"
+# graph -> kernel: convolutions and pooling move to channels-last data (the
+# layout oneDNN and cuDNN are fast on; the kernels between them fold the
+# permutes in), fusion decides the kernels and outlines them; the memory plan
+# annotates @main with its peak (irc translate --to kernel shows it).
+KERNEL_PIPELINE = "channels-last,fuse,memory-plan"
 # kernel -> loops: bufferised scf/memref/arith loops (CPU backend input).
 LOOPS_PIPELINE = "lower-to-loops"
 

@@ -19,6 +19,7 @@ _BUILTIN: dict[str, str] = {
     "dce": "irc.passes.dce:DeadCodeElimination",
     "cse": "irc.passes.cse:CommonSubexpressionElimination",
     "canonicalize": "irc.passes.canonicalize:Canonicalize",
+    "channels-last": "irc.passes.channels_last:ChannelsLast",
     "constant-fold": "irc.passes.constant_fold:ConstantFold",
     "fuse": "irc.passes.fuse:Fuse",
     "lower-to-loops": "irc.passes.lower_to_loops:LowerToLoops",

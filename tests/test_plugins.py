@@ -330,11 +330,16 @@ _WINDOWS = """builtin.module {
 }"""
 
 
-def test_numpy_convolution_and_pooling_variants(plugins_installed: None) -> None:
+@pytest.mark.parametrize("layout", ["channels-first", "channels-last"])
+def test_numpy_convolution_and_pooling_variants(plugins_installed: None, layout: str) -> None:
     module, _ = parse_module(_WINDOWS, "windows.mlir")
     module.verify()
     inputs = [torch.randn(2, 4, 9, 9), torch.randn(6, 2, 3, 3), torch.randn(6)]
     want = interpret(module, inputs)
+    if layout == "channels-last":  # the kernel pipeline's layout pass
+        from irc.passes.pipeline import run_pipeline
+        run_pipeline(module, "channels-last", verify_each=True)
+        assert "channels_last" in str(module)
     backend = _numpy_backend()
     got = backend.compile(_to_kernel_level(module), {}, backend.Options())(*inputs)
     for g_, w in zip(got, want, strict=True):

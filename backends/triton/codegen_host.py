@@ -26,7 +26,24 @@ def _tuple(values: Sequence[int]) -> str:
 
 
 def extern_call(op: Operation, args: Sequence[str]) -> str:
-    """Python expression computing ``op``'s result from the named tensors ``args``."""
+    """Python expression computing ``op``'s result from the named tensors ``args``.
+
+    A ``channels_last`` conv/pooling op (:mod:`irc.passes.channels_last`) gets
+    its ``[N, *spatial, C]`` input as a channels-last-strided ``[N, C, *spatial]``
+    view, and its result is permuted back and made contiguous.
+    """
+    if g.is_channels_last(op):
+        rank = len(shape_of(op.operands[0].type))
+        to_first = _tuple([0, rank - 1, *range(1, rank - 1)])
+        to_last = _tuple(g.channels_last_dims(rank))
+        inner = _channels_first_call(op, [f"{args[0]}.contiguous().permute{to_first}",
+                                          *args[1:]])
+        # the library's result is channels-last already: permuting it back is free
+        return f"{inner.removesuffix('.contiguous()')}.permute{to_last}.contiguous()"
+    return _channels_first_call(op, args)
+
+
+def _channels_first_call(op: Operation, args: Sequence[str]) -> str:
     out_dtype = dtype_text(op.results[0].type)
     if isinstance(op, g.MatmulOp):
         return f"torch.matmul({args[0]}, {args[1]})"

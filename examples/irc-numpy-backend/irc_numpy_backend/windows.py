@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -49,9 +50,28 @@ def _pads(sizes: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
     return pads
 
 
+def _channels_first_shape(op: Operation, value: Any) -> tuple[int, ...]:
+    """``value``'s shape as ``[N, C, *spatial]`` (a ``channels_last`` op's
+    tensors are ``[N, *spatial, C]``)."""
+    shape = shape_of(value.type)
+    return g.channels_first(shape) if g.is_channels_last(op) else shape
+
+
+def _with_layout(op: Operation, run: Kernel) -> Kernel:
+    """``run`` computes channels-first; a ``channels_last`` op moves the
+    channels of its input to dim 1 and of its result back to the end."""
+    if not g.is_channels_last(op):
+        return run
+
+    def channels_last(a: Sequence[np.ndarray]) -> np.ndarray:
+        y = run([np.moveaxis(a[0], -1, 1), *a[1:]])
+        return np.ascontiguousarray(np.moveaxis(y, 1, -1))
+    return channels_last
+
+
 def conv(op: g.ConvOp) -> Kernel:
-    x_shape, w_shape = shape_of(op.input.type), shape_of(op.weight.type)
-    out_shape = shape_of(op.result.type)
+    x_shape, w_shape = _channels_first_shape(op, op.input), shape_of(op.weight.type)
+    out_shape = _channels_first_shape(op, op.result)
     nsp = len(x_shape) - 2
     stride, padding, dilation = g.ints(op.stride), g.ints(op.padding), g.ints(op.dilation)
     groups = op.groups.value.data
@@ -75,16 +95,16 @@ def conv(op: g.ConvOp) -> Kernel:
             y = y + a[2].astype(compute, copy=False).reshape(o, *([1] * nsp))
         return y.astype(out_dtype)
 
-    return run
+    return _with_layout(op, run)
 
 
 def _pool_params(op: g.MaxPoolOp | g.AvgPoolOp) -> tuple[int, list[int], list[int], list[int],
                                                           list[int], list[int], list[int]]:
     kernel = list(g.ints(op.kernel))
     nsp = len(kernel)
-    x_shape = shape_of(op.input.type)
+    x_shape = _channels_first_shape(op, op.input)
     sizes = list(x_shape[-nsp:])
-    out = list(shape_of(op.result.type)[-nsp:])
+    out = list(_channels_first_shape(op, op.result)[-nsp:])
     dilation = list(op.dilations())
     return nsp, kernel, list(g.ints(op.stride)), list(g.ints(op.padding)), dilation, sizes, out
 
@@ -101,7 +121,7 @@ def max_pool(op: g.MaxPoolOp) -> Kernel:
         win = _windows(x, nsp, kernel, stride, dilation, out)
         return win.max(axis=tuple(range(-nsp, 0))).astype(dtype)
 
-    return run
+    return _with_layout(op, run)
 
 
 def avg_pool(op: g.AvgPoolOp) -> Kernel:
@@ -127,7 +147,7 @@ def avg_pool(op: g.AvgPoolOp) -> Kernel:
         total = _windows(x, nsp, kernel, stride, dilation, out).sum(axis=axes)
         return (total / counts).astype(dtype)
 
-    return run
+    return _with_layout(op, run)
 
 
 def adaptive_avg_pool(op: Operation) -> Kernel:

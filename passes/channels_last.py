@@ -1,0 +1,100 @@
+"""``channels-last``: run 2-d convolutions and pooling on ``[N, H, W, C]`` data.
+
+CPU convolution libraries (oneDNN, behind ``torch.nn.functional.conv2d``) run
+a convolution on channels-last data several times faster than on
+``[N, C, H, W]``, and torch's max pooling on channels-last data is an order of
+magnitude faster (measured on the 2-core dev machine: a 3->64 stride-2 stem
+conv on 8x3x64x64, 1.75 ms vs 0.26 ms; 3x3 max pooling of 8x64x32x32,
+2.25 ms vs 0.13 ms). This pass rewrites every 4-d ``graph.conv``,
+``graph.max_pool`` and ``graph.avg_pool`` (two spatial dims)::
+
+    y = graph.conv %x, %w                       // [N, C, H, W]
+  ->
+    %xl = graph.permute %x {dims = [0, 2, 3, 1]}
+    %yl = graph.conv %xl, %w {channels_last}    // [N, H', W', O]
+    y   = graph.permute %yl {dims = [0, 3, 1, 2]}
+
+and then composes permutes (``permute(permute(x))``, and drops the identity
+and the permutes left unused),
+so a convolution feeding another one passes ``[N, H, W, C]`` data straight
+through. The elementwise ops between them (batch norm, ReLU, residual adds)
+read a permute of a channels-last buffer; ``fuse`` folds such movement ops
+into the kernels' index maps, so each kernel reads and writes channels-last
+memory contiguously.
+
+Guarantees: the module computes exactly what it did (the same torch
+operations on the same values; only intermediate layouts change, and
+``@main``'s arguments and results keep theirs). Ops that are already
+``channels_last``, and 1-d/3-d or unbatched ones, are left alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from xdsl.context import Context
+from xdsl.dialects.builtin import ModuleOp, UnitAttr
+from xdsl.ir import Operation, SSAValue
+from xdsl.passes import ModulePass
+from xdsl.pattern_rewriter import PatternRewriteWalker
+
+from irc.ir import graph as g
+from irc.ir.types import dtype_of, shape_of, tensor_type
+from irc.passes.canonical_patterns import ComposePermutes
+
+_LAYOUT_OPS = (g.ConvOp, g.MaxPoolOp, g.AvgPoolOp)
+_TO_LAST = [0, 2, 3, 1]   # [N, C, H, W] -> [N, H, W, C]
+_TO_FIRST = [0, 3, 1, 2]  # and back
+
+
+def _wants_channels_last(op: Operation) -> bool:
+    if not isinstance(op, _LAYOUT_OPS) or g.is_channels_last(op):
+        return False
+    rank = len(shape_of(op.operands[0].type))
+    if isinstance(op, g.ConvOp):
+        return rank == 4
+    return rank == 4 and len(g.ints(op.kernel)) == 2
+
+
+def _rewrite(op: Operation) -> None:
+    """Replace ``op`` by its channels-last form between two permutes."""
+    block = op.parent_block()
+    assert block is not None
+    x = op.operands[0]
+    to_last = g.PermuteOp(x, _TO_LAST)
+    result = op.results[0]
+    shape = shape_of(result.type)
+    last_type = tensor_type([shape[d] for d in _TO_LAST], dtype_of(result.type))
+    operands: list[SSAValue | list[SSAValue]] = [to_last.result, *op.operands[1:]]
+    if isinstance(op, g.ConvOp):  # the optional bias is a variadic group
+        operands = [to_last.result, op.weight, [op.bias] if op.bias is not None else []]
+    properties = dict(op.properties)
+    properties["channels_last"] = UnitAttr()
+    new = type(op)(operands=operands, result_types=[last_type], properties=properties,
+                   attributes=dict(op.attributes))
+    if result.name_hint:
+        new.results[0].name_hint = f"{result.name_hint}_cl"
+    to_first = g.PermuteOp(new.results[0], _TO_FIRST)
+    for created in (to_last, new, to_first):
+        created.location = op.location
+    block.insert_ops_before([to_last, new, to_first], op)
+    result.replace_all_uses_with(to_first.result)
+    block.erase_op(op)
+
+
+@dataclass(frozen=True)
+class ChannelsLast(ModulePass):
+    """Lay 2-d convolutions and pooling out channels-last (see the module docs)."""
+
+    name = "channels-last"
+
+    def apply(self, ctx: Context, op: ModuleOp) -> None:
+        targets = [o for o in op.walk() if _wants_channels_last(o)]
+        for target in targets:
+            _rewrite(target)
+        if not targets:
+            return
+        PatternRewriteWalker(ComposePermutes(), apply_recursively=True).rewrite_module(op)
+        # the permutes back to channels-first that only fed a composed-away permute
+        for dead in [o for o in op.walk() if isinstance(o, g.PermuteOp) and not o.result.uses]:
+            dead.parent_block().erase_op(dead)
