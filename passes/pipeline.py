@@ -21,11 +21,13 @@ from irc.passes.registry import get_pass
 
 # graph -> graph: caching of repeated computation and dead-node elimination.
 GRAPH_PIPELINE = "dce,cse,canonicalize,constant-fold,cse,dce"
-# graph -> kernel: convolutions and pooling move to channels-last data (the
-# layout oneDNN and cuDNN are fast on; the kernels between them fold the
-# permutes in), fusion decides the kernels and outlines them; the memory plan
-# annotates @main with its peak (irc translate --to kernel shows it).
-KERNEL_PIPELINE = "channels-last,fuse,memory-plan"
+# graph -> kernel: layouts for the library calls first -- convolutions and
+# pooling on channels-last data (the layout oneDNN and cuDNN are fast on),
+# small-batch linear layers multiplied transposed (faster in BLAS); the kernels
+# between them fold the permutes in. Then fusion decides the kernels and
+# outlines them; the memory plan annotates @main with its peak (irc translate
+# --to kernel shows it).
+KERNEL_PIPELINE = "channels-last,swap-skinny-matmul,fuse,memory-plan"
 # kernel -> loops: bufferised scf/memref/arith loops (CPU backend input).
 LOOPS_PIPELINE = "lower-to-loops"
 

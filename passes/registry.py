@@ -20,6 +20,7 @@ _BUILTIN: dict[str, str] = {
     "cse": "irc.passes.cse:CommonSubexpressionElimination",
     "canonicalize": "irc.passes.canonicalize:Canonicalize",
     "channels-last": "irc.passes.channels_last:ChannelsLast",
+    "swap-skinny-matmul": "irc.passes.skinny_matmul:SwapSkinnyMatmul",
     "constant-fold": "irc.passes.constant_fold:ConstantFold",
     "fuse": "irc.passes.fuse:Fuse",
     "lower-to-loops": "irc.passes.lower_to_loops:LowerToLoops",
