@@ -324,6 +324,33 @@ def _batch_norm_eval(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, No
     return ctx.cast(y, out.dtype), None, None
 
 
+def _fused_attention(ctx: FxImporter, node: torch.fx.Node, is_causal: bool, mask: Any,
+                     scale: float | None) -> SSAValue | None:
+    """One ``graph.attention`` library call for an inference attention (its
+    logsumexp unused, so no backward needs it), else None: then the importer
+    spells the computation out, scores and softmax included."""
+    lse_used = any(not (user.target is operator.getitem and user.args[1] == 0) and user.users
+                   for user in node.users)
+    mask_meta = ctx.meta(mask) if mask is not None else None
+    if lse_used or (mask is not None and (is_causal or mask_meta is None
+                                          or not mask_meta.dtype.is_floating_point)):
+        return None
+    out_meta = node.meta["val"][0]
+    q, k, v = (ctx.tensor(a, out_meta.dtype) for a in node.args[:3])
+    qs = shape_of(q.type)
+    if len(qs) < 2 or not len(qs) == len(shape_of(k.type)) == len(shape_of(v.type)):
+        return None
+    if scale is None:
+        scale = 1.0 / float(qs[-1]) ** 0.5
+    from xdsl.dialects.builtin import Float64Type, FloatAttr, UnitAttr
+    properties: dict[str, Any] = {"scale": FloatAttr(float(scale), Float64Type())}
+    if is_causal:
+        properties["is_causal"] = UnitAttr()
+    operands: list[Any] = [q, k, v, [ctx.tensor(mask, out_meta.dtype)] if mask is not None else []]
+    return ctx.emit(g.AttentionOp(operands=operands, properties=properties,
+                                  result_types=[tensor_type(tuple(out_meta.shape), out_meta.dtype)]))
+
+
 @handles("_scaled_dot_product_flash_attention_for_cpu")
 def _sdpa_cpu(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, SSAValue]:
     """softmax(q @ k^T * scale + mask) @ v, and the row logsumexp the backward uses.
@@ -334,6 +361,9 @@ def _sdpa_cpu(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, SSAValue]
     if dropout_p:
         raise ctx.unsupported("attention dropout is random")
     out_meta, lse_meta = node.meta["val"][0], node.meta["val"][1]
+    fused = _fused_attention(ctx, node, is_causal, mask, scale)
+    if fused is not None:
+        return fused, None  # type: ignore[return-value]  (the logsumexp is unused)
     dtype = torch.float32 if out_meta.dtype in (torch.float16, torch.bfloat16) else out_meta.dtype
     qv, kv, vv = ctx.tensor(q, dtype), ctx.tensor(k, dtype), ctx.tensor(v, dtype)
     qs, ks = shape_of(qv.type), shape_of(kv.type)

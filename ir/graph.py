@@ -22,6 +22,7 @@ from xdsl.dialects.builtin import (
     BoolAttr,
     DenseArrayBase,
     DenseIntOrFPElementsAttr,
+    FloatAttr,
     IntegerAttr,
     IntegerType,
     StringAttr,
@@ -700,6 +701,53 @@ class MatmulOp(IRDLOperation):
         dt = {dtype_of(self.lhs.type), dtype_of(self.rhs.type), dtype_of(self.result.type)}
         if len(dt) != 1:
             _fail(self, f"operands and result must share one dtype, got {sorted(map(str, dt))}")
+
+
+@irdl_op_definition
+class AttentionOp(IRDLOperation):
+    """Scaled dot-product attention, ``softmax(q @ k^T * scale + mask) @ v``, like
+    ``torch.nn.functional.scaled_dot_product_attention`` without dropout.
+
+    ``query [..., L, E]``, ``key [..., S, E]``, ``value [..., S, Ev]`` share
+    their batch dims; the result is ``[..., L, Ev]``. The optional ``mask``
+    broadcasts to ``[..., L, S]``: a bool mask keeps where true, a float mask
+    is added. ``is_causal`` keeps ``k <= l`` only. A row with no key left gives
+    zeros, as torch's kernels do. Backends run it as one library call (the
+    scores are never materialised by torch's fused CPU kernel).
+    """
+
+    name = "graph.attention"
+    query = operand_def(TensorType)
+    key = operand_def(TensorType)
+    value = operand_def(TensorType)
+    mask = opt_operand_def(TensorType)
+    scale = prop_def(FloatAttr)
+    is_causal = opt_prop_def(UnitAttr)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = ("$query `,` $key `,` $value (`,` $mask^)? attr-dict `:` `(` type($query) `,` "
+                       "type($key) `,` type($value) (`,` type($mask)^)? `)` `->` type($result)")
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def verify_(self) -> None:
+        q, k, v = (shape_of(x.type) for x in (self.query, self.key, self.value))
+        out = shape_of(self.result.type)
+        if not (len(q) == len(k) == len(v) >= 2) or q[:-2] != k[:-2] or k[:-2] != v[:-2]:
+            _fail(self, f"query {_fmt(q)}, key {_fmt(k)} and value {_fmt(v)} must share their "
+                        "rank (>= 2) and batch dims")
+        if q[-1] != k[-1] or k[-2] != v[-2]:
+            _fail(self, f"query {_fmt(q)}, key {_fmt(k)}, value {_fmt(v)}: embedding or "
+                        "sequence sizes disagree")
+        if out != (*q[:-1], v[-1]):
+            _fail(self, f"result shape {_fmt(out)} should be {_fmt((*q[:-1], v[-1]))}")
+        dtypes = {dtype_of(x.type) for x in (self.query, self.key, self.value, self.result)}
+        if len(dtypes) != 1 or not next(iter(dtypes)).is_floating_point:
+            _fail(self, "query, key, value and result must share one floating-point dtype")
+        if self.mask is not None:
+            scores = (*q[:-1], k[-2])
+            if broadcast_shapes(shape_of(self.mask.type), scores) != scores:
+                _fail(self, f"mask {_fmt(shape_of(self.mask.type))} does not broadcast to the "
+                            f"scores {_fmt(scores)}")
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int,

@@ -180,6 +180,27 @@ def _to_channels_last(op: Operation, y: torch.Tensor) -> torch.Tensor:
     return y.permute(*g.channels_last_dims(y.dim())).contiguous()
 
 
+@handles(g.AttentionOp)
+def _attention(op: g.AttentionOp, args: list[torch.Tensor]) -> torch.Tensor:
+    """torch's fused CPU kernel (the one eager runs for F.scaled_dot_product_attention)."""
+    q, k, v = args[:3]
+    mask = args[3] if len(args) > 3 else None
+    causal, scale = op.is_causal is not None, op.scale.value.data
+    if q.device.type == "cpu":
+        if q.dim() != 4:  # the fused kernel takes [batch, heads, L, E]
+            lead = q.shape[:-2]
+            as4 = [x.reshape(-1, 1, *x.shape[-2:]) for x in (q, k, v)]
+            if mask is not None:
+                mask = mask.expand(*lead, q.shape[-2], k.shape[-2]).reshape(-1, 1, q.shape[-2],
+                                                                           k.shape[-2])
+            out = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+                *as4, 0.0, causal, attn_mask=mask, scale=scale)[0]
+            return out.reshape(*lead, *out.shape[-2:])
+        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+            q, k, v, 0.0, causal, attn_mask=mask, scale=scale)[0]
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, scale=scale)
+
+
 @handles(g.ConvOp)
 def _conv(op: g.ConvOp, args: list[torch.Tensor]) -> torch.Tensor:
     x, w = _from_channels_last(op, args[0]), args[1]

@@ -395,6 +395,10 @@ def all_ops_module(locations: bool = False) -> ModuleOp:
     emit(g.SqueezeOp.create(operands=[u], result_types=[tensor_type([2, 3], f32)],
                             properties={"dims": g.i64_array([1])}))
     emit(g.MatmulOp(x, emit(g.PermuteOp(x, [1, 0]))))
+    from xdsl.dialects.builtin import Float64Type, FloatAttr, UnitAttr
+    emit(g.AttentionOp.create(operands=[x, x, x], result_types=[tensor_type([2, 3], f32)],
+                              properties={"scale": FloatAttr(0.5, Float64Type()),
+                                          "is_causal": UnitAttr()}))
     w = emit(g.WeightOp("conv.weight", tensor_type([4, 2, 3, 3], f32)))
     bias = emit(g.WeightOp("conv.bias", tensor_type([4], f32)))
     emit(g.ConvOp.create(operands=[img, w, bias], result_types=[tensor_type([1, 4, 3, 3], f32)],

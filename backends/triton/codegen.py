@@ -39,7 +39,7 @@ from irc.ir.types import dtype_of, numel, shape_of
 
 KERNEL_ATTR = "irc.kernel"
 EXTERN_OPS = (g.MatmulOp, g.ConvOp, g.MaxPoolOp, g.AvgPoolOp, g.AdaptiveAvgPoolOp,
-              g.GatherOp, g.IndexSelectOp, g.EmbeddingOp, g.ConcatOp)
+              g.GatherOp, g.IndexSelectOp, g.EmbeddingOp, g.ConcatOp, g.AttentionOp)
 
 COMBINE_HELPERS = {
     "_prod_combine": "\n@triton.jit\ndef _prod_combine(a, b):\n    return a * b\n",

@@ -47,6 +47,10 @@ def _channels_first_call(op: Operation, args: Sequence[str]) -> str:
     out_dtype = dtype_text(op.results[0].type)
     if isinstance(op, g.MatmulOp):
         return f"torch.matmul({args[0]}, {args[1]})"
+    if isinstance(op, g.AttentionOp):
+        mask = args[3] if len(args) > 3 else "None"
+        return (f"F.scaled_dot_product_attention({args[0]}, {args[1]}, {args[2]}, attn_mask={mask}, "
+                f"is_causal={op.is_causal is not None}, scale={op.scale.value.data!r}).contiguous()")
     if isinstance(op, g.ConvOp):
         n = len(shape_of(op.input.type)) - 2
         bias = args[2] if len(args) > 2 else "None"

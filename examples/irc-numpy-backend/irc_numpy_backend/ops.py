@@ -175,6 +175,31 @@ def _matmul(op: Operation) -> Kernel:
                                a[1].astype(compute, copy=False)).astype(out, copy=False)
 
 
+def _attention(op: g.AttentionOp) -> Kernel:
+    """softmax(q @ k^T * scale + mask) @ v; rows with no key left give zeros."""
+    out = np_dtype(op.results[0].type)
+    compute = _math_dtype(out)
+    scale, causal = op.scale.value.data, op.is_causal is not None
+
+    def run(a: Sequence[np.ndarray]) -> np.ndarray:
+        q, k, v = (x.astype(compute, copy=False) for x in a[:3])
+        scores = np.matmul(q, np.swapaxes(k, -1, -2)) * compute.type(scale)
+        if len(a) > 3:
+            mask = a[3]
+            scores = np.where(mask, scores, -np.inf) if mask.dtype == np.bool_ else scores + mask
+        if causal:
+            length, keys = scores.shape[-2:]
+            scores = np.where(np.tril(np.ones((length, keys), dtype=bool)), scores, -np.inf)
+        top = scores.max(axis=-1, keepdims=True)
+        top = np.where(np.isneginf(top), 0, top)
+        e = np.exp(scores - top)
+        total = e.sum(axis=-1, keepdims=True)
+        probs = e / np.where(total == 0, 1, total)
+        return np.matmul(probs, v).astype(out, copy=False)
+
+    return run
+
+
 def _indexing(op: Operation) -> Kernel:
     if isinstance(op, g.GatherOp):
         axis = op.dim.value.data
@@ -197,7 +222,7 @@ BUILDERS: dict[type[Operation], Callable[..., Kernel]] = {
     g.WhereOp: _where, g.CastOp: _cast, **{t: _reduce for t in g.REDUCE_OPS},
     **{t: _movement for t in (g.ReshapeOp, g.SqueezeOp, g.UnsqueezeOp, g.ExpandOp,
                               g.PermuteOp, g.SliceOp, g.ConcatOp)},
-    g.MatmulOp: _matmul, g.ConstantOp: _constant,
+    g.MatmulOp: _matmul, g.ConstantOp: _constant, g.AttentionOp: _attention,
     **{t: _indexing for t in (g.GatherOp, g.IndexSelectOp, g.EmbeddingOp)},
     g.ConvOp: windows.conv, g.MaxPoolOp: windows.max_pool, g.AvgPoolOp: windows.avg_pool,
     g.AdaptiveAvgPoolOp: windows.adaptive_avg_pool,
