@@ -1,23 +1,39 @@
-"""Stash a row reduction's operand in the output buffer (softmax: one exp per element).
+"""Stash row-reduction operands in the output buffer (softmax: one exp per element).
 
-``softmax = exp(x - max) / sum(exp(x - max))`` lowered naively evaluates
-``exp`` twice per element: once inside the sum loop and once in the final
-(store) loop.  When the kernel's single output has the same shape and dtype as
-the summed operand ``e``, the sum loop can also *store* ``e[row, k]`` into the
-output buffer and the final loop *load* it back (then overwrite it with the
-result at the same index): one transcendental per element instead of two.
+``softmax = exp(x - max) / sum(exp(x - max))`` lowered naively evaluates its
+elementwise prologue (``x / sqrt(d) + mask`` in attention) three times per
+element and ``exp`` twice: in the max loop, in the sum loop and in the final
+(store) loop.  A *stash* lets a reduction's loop also *store* the value it
+reduces into the kernel's output buffer, and later loops *load* it back:
 
-:func:`find_stash` decides whether that is safe.  It is, when
+* the max loop stores ``p[row, k]`` (the prologue) into ``out``;
+* the sum loop loads ``p``, computes ``e = exp(p - max)`` and stores ``e``
+  over it at the same index;
+* the final loop loads ``e`` and overwrites it with the result.
 
-* the kernel has one output ``o`` (float32/float64, so the buffer holds the
-  compute type) and ``e`` has ``o``'s shape and dtype, and ``e`` is computed
-  (an elementwise op, not a kernel argument);
-* ``e`` is summed over its last dim only (size > 1) by ``r`` with ``keepdim``;
-* every value on a path from ``e`` to ``o`` is elementwise with ``o``'s shape
-  (so ``o[i]`` reads ``e`` only at ``i``, before its own store to ``i``), or is
-  ``r`` followed by elementwise ops of ``r``'s shape (read at ``i``'s row: the
-  sum loop of that row, which writes the row before the final loop reads it);
-* no other op of the kernel reads ``e`` or a value derived from it.
+One prologue and one ``exp`` per element; the buffer of a row is hot in L1.
+The stashes form a *chain* ``[(p, r1), (e, r2), ...]``, first to last.
+
+:func:`find_stash` decides whether that is safe.  Let ``o`` be the kernel's
+single output with trailing ``reshape``/``squeeze``/``unsqueeze`` ops peeled off
+(index-identical on flat buffers) as long as they keep the last dim, and
+``shape`` its shape. It is, when
+
+* ``o`` is float32/float64 (the buffer holds the compute type), each stashed
+  value has ``o``'s shape and dtype and is computed by an elementwise op;
+* each ``r`` reduces its stashed value over the last dim only (size > 1),
+  with ``keepdim``, to the same dtype;
+* every op depending on the first stashed value is elementwise with
+  ``shape`` or the row shape (so it reads at index ``i`` or at ``i``'s row), a
+  reduction over the last dim of a ``shape``-d value, or a peeled reshape:
+  every read happens in a loop of ``i``'s row;
+* a non-last stashed value is read only on the way to the next one (inside
+  the next reduction's loop, before that loop overwrites the element), and the
+  next one depends on its reduction (so it is computed after the stash loop);
+* the last stashed value ``e`` is read only by elementwise values of
+  ``shape`` or row shape and by other row reductions that depend on its ``r``
+  (their loops run after ``r``'s), and ``o`` depends on ``r`` (so ``r``'s loop
+  runs, before the final loop).
 """
 
 from __future__ import annotations
@@ -31,9 +47,12 @@ from irc.ir import graph as g
 from irc.ir.types import dtype_of, shape_of
 
 ELEMENTWISE = (g.ElementwiseUnaryOp, g.ElementwiseBinaryOp, g.WhereOp, g.CastOp)
+RESHAPES = (g.ReshapeOp, g.SqueezeOp, g.UnsqueezeOp)
+
+Chain = list[tuple[SSAValue, g.ReduceOp]]
 
 
-def _elementwise(op: Operation) -> bool:
+def _elementwise(op: object) -> bool:
     return isinstance(op, ELEMENTWISE)
 
 
@@ -54,54 +73,143 @@ def _descendants(value: SSAValue, stop: Operation | None = None) -> set[SSAValue
     return seen
 
 
-def find_stash(fn: func.FuncOp) -> tuple[SSAValue, g.ReduceOp] | None:
-    """``(e, r)`` when ``e`` may be stashed in the single output (see module docs)."""
+def _ancestors(value: SSAValue) -> set[SSAValue]:
+    """Values ``value`` depends on (itself excluded)."""
+    seen: set[SSAValue] = set()
+    work = [value]
+    while work:
+        v = work.pop()
+        op = v.owner
+        if not isinstance(op, Operation):
+            continue
+        for operand in op.operands:
+            if operand not in seen:
+                seen.add(operand)
+                work.append(operand)
+    return seen
+
+
+def peel_reshapes(fn: func.FuncOp) -> tuple[SSAValue, list[Operation]] | None:
+    """The single output without its trailing reshapes that keep the last dim,
+    and those reshape ops; None unless the kernel has exactly one output."""
     ret = fn.body.block.last_op
     if ret is None or len(ret.operands) != 1:
         return None
     out = ret.operands[0]
-    if dtype_of(out.type) not in (torch.float32, torch.float64):
-        return None
-    shape = shape_of(out.type)
-    if len(shape) == 0 or shape[-1] <= 1:
-        return None
-    for op in fn.body.block.ops:
-        if not isinstance(op, g.SumOp) or not op.keeps_dims:
-            continue
+    peeled: list[Operation] = []
+    last = shape_of(out.type)[-1:] if shape_of(out.type) else ()
+    while isinstance(out.owner, RESHAPES) and out.has_one_use():
+        src = out.owner.operands[0]
+        if not shape_of(src.type) or shape_of(src.type)[-1:] != last:
+            break
+        peeled.append(out.owner)
+        out = src
+    return out, peeled
+
+
+class _Analysis:
+    def __init__(self, out: SSAValue, peeled: list[Operation]) -> None:
+        self.out = out
+        self.peeled = set(peeled)
+        self.shape = shape_of(out.type)
+        self.row_shape = (*self.shape[:-1], 1)
+        self.dtype = dtype_of(out.type)
+
+    def row_reduction(self, op: object) -> bool:
+        return isinstance(op, g.ReduceOp) and op.keeps_dims and \
+            shape_of(op.input.type) == self.shape and \
+            list(op.reduced_dims) == [len(self.shape) - 1]
+
+    def candidate(self, op: Operation) -> bool:
+        """Is ``op`` a reduction whose operand could be stashed?"""
+        if not self.row_reduction(op):
+            return False
+        assert isinstance(op, g.ReduceOp)
         e = op.input
-        if shape_of(e.type) != shape or dtype_of(e.type) != dtype_of(out.type):
-            continue
-        if not isinstance(e.owner, Operation) or not _elementwise(e.owner):
-            continue
-        if list(op.reduced_dims) != [len(shape) - 1] or dtype_of(op.result.type) != dtype_of(e.type):
-            continue
-        if _safe(e, op, out, shape):
-            return e, op
-    return None
+        return dtype_of(e.type) == self.dtype and dtype_of(op.result.type) == self.dtype and \
+            _elementwise(e.owner)
 
+    def rowwise(self, v: SSAValue) -> bool:
+        """Is ``v`` read (and computed) only at its users' index or their row?"""
+        op = v.owner
+        if op in self.peeled:
+            return True
+        if _elementwise(op):
+            return shape_of(v.type) in (self.shape, self.row_shape)
+        return self.row_reduction(op)
 
-def _safe(e: SSAValue, r: g.ReduceOp, out: SSAValue, shape: tuple[int, ...]) -> bool:
-    direct = _descendants(e, stop=r)  # reached from e without passing through r
-    through_r = _descendants(r.result) | {r.result}
-    if out not in direct:
-        return False
-    for v in direct:
-        op = v.owner
-        if not isinstance(op, Operation) or not _elementwise(op) or shape_of(v.type) != shape:
+    def last_ok(self, e: SSAValue, r: g.ReduceOp) -> bool:
+        direct = _descendants(e, stop=r)
+        through_r = _descendants(r.result) | {r.result}
+        if self.out not in direct or self.out not in through_r:
             return False
-    row_shape = shape_of(r.result.type)
-    for v in through_r - direct:
-        op = v.owner
-        if v is not r.result and (not isinstance(op, Operation) or not _elementwise(op)
-                                  or shape_of(v.type) != row_shape):
-            return False
-    # every user of e other than r, and of the derived values, stays within those sets
-    allowed = direct | through_r
-    for v in {e} | allowed:
-        for use in v.uses:
-            user = use.operation
-            if user is r or isinstance(user, func.ReturnOp):
+        for v in direct:
+            op = v.owner
+            if op in self.peeled:
                 continue
-            if not all(res in allowed for res in user.results):
+            if self.row_reduction(op):
+                if v not in through_r:  # its loop could run before r's
+                    return False
+            elif not _elementwise(op) or shape_of(v.type) not in (self.shape, self.row_shape):
                 return False
-    return True
+        for v in through_r - direct:
+            op = v.owner
+            if v is not r.result and (not _elementwise(op) or shape_of(v.type) != self.row_shape):
+                return False
+        allowed = direct | through_r
+        for v in {e} | allowed:
+            for use in v.uses:
+                user = use.operation
+                if user is r or isinstance(user, func.ReturnOp) or user in self.peeled:
+                    continue
+                if not all(res in allowed for res in user.results):
+                    return False
+        return True
+
+    def before_ok(self, p: SSAValue, r: g.ReduceOp, e: SSAValue) -> bool:
+        """May ``p`` be stashed by ``r`` when ``e`` is the next stashed value?"""
+        direct = _descendants(p, stop=r)
+        if e not in direct or e not in _descendants(r.result):
+            return False
+        between = (direct & _ancestors(e)) | {e}
+        for v in between:
+            if not _elementwise(v.owner) or shape_of(v.type) != self.shape:
+                return False
+        for v in {p} | (between - {e}):
+            for use in v.uses:
+                if use.operation is r:
+                    continue
+                if not all(res in between for res in use.operation.results):
+                    return False
+        return True
+
+
+def find_stash(fn: func.FuncOp) -> Chain | None:
+    """The stash chain ``[(value, reduction), ...]``, first to last, where the
+    values may be stashed in the single output (see module docs)."""
+    peeled = peel_reshapes(fn)
+    if peeled is None:
+        return None
+    out, peeled_ops = peeled
+    a = _Analysis(out, peeled_ops)
+    if a.dtype not in (torch.float32, torch.float64) or not a.shape or a.shape[-1] <= 1:
+        return None
+    candidates = [op for op in fn.body.block.ops if a.candidate(op)]
+    best: Chain | None = None
+    for r in candidates:
+        if not a.last_ok(r.input, r):
+            continue
+        chain: Chain = [(r.input, r)]
+        while True:
+            nxt = chain[0][0]
+            earlier = [c for c in candidates if c.input in _ancestors(nxt)
+                       and a.before_ok(c.input, c, nxt)]
+            if not earlier:
+                break
+            chain.insert(0, (earlier[0].input, earlier[0]))
+        # the longest sound suffix of the chain (each read happens in its row's loops)
+        while chain and not all(a.rowwise(v) for v in _descendants(chain[0][0])):
+            chain.pop(0)
+        if chain and (best is None or len(chain) >= len(best)):
+            best = chain  # later reductions win ties: more of the work is stashed
+    return best

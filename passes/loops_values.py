@@ -10,7 +10,8 @@ reductions become reduction nodes over fresh loop variables.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 
 import torch
 from xdsl.ir import Operation, SSAValue
@@ -28,6 +29,21 @@ Index = tuple[ix.Lin, ...]
 def where(op: Operation) -> str:
     loc = getattr(op, "location", None)
     return f"{op.name} at {loc}" if loc is not None else op.name
+
+
+def _same_scalar(a: float | int, b: float | int) -> bool:
+    """Equal, bit for bit as far as torch can tell (-0.0 is not 0.0; NaN is NaN)."""
+    if isinstance(a, float) or isinstance(b, float):
+        a, b = float(a), float(b)
+        if math.isnan(a) or math.isnan(b):
+            return math.isnan(a) and math.isnan(b)
+        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+    return a == b
+
+
+def _is_splat(values: Sequence[float | int]) -> bool:
+    first = values[0]
+    return all(_same_scalar(v, first) for v in values)
 
 
 def broadcast_index(index: Index, shape: tuple[int, ...]) -> Index:
@@ -52,15 +68,16 @@ class KernelValues:
         self.buffers: dict[SSAValue, tuple[SSAValue, bool]] = {}
         self.constant_buffer = constant_buffer
         self._memo: dict[tuple, Node] = {}
-        # (e, r, buffer): e is written into buffer by r's loop, read back elsewhere
+        # e -> (r, buffer): e is written into buffer by r's loop, read back elsewhere
         # (see :mod:`loops_stash`)
-        self.stash: tuple[SSAValue, Operation, SSAValue] | None = None
-        self._teeing = False
+        self.stash: dict[SSAValue, tuple[Operation, SSAValue]] = {}
+        self._teeing: set[SSAValue] = set()
 
     # -- entry point ------------------------------------------------------------
     def at(self, value: SSAValue, index: Index) -> Node:
-        if self.stash is not None and value is self.stash[0] and not self._teeing:
-            return self.table.load(self.stash[2], ix.linearise(index, shape_of(value.type)))
+        stashed = self.stash.get(value)
+        if stashed is not None and value not in self._teeing:
+            return self.table.load(stashed[1], ix.linearise(index, shape_of(value.type)))
         key = (value, tuple(i.key() for i in index))
         found = self._memo.get(key)
         if found is None:
@@ -130,7 +147,8 @@ class KernelValues:
     def constant(self, op: g.ConstantOp, index: Index) -> Node:
         dtype = dtype_of(op.result.type)
         values = op.value.get_values()
-        if len(values) == 1 or numel(shape_of(op.result.type)) == 1:
+        if len(values) == 1 or numel(shape_of(op.result.type)) == 1 or _is_splat(values):
+            # a splat of any shape (e.g. a zero mask bias) is a scalar in the loop body
             v = values[0]
             if dtype.is_floating_point:
                 v = float(v)
@@ -226,14 +244,15 @@ class KernelValues:
                 src_index[d] = ix.var(v)
         for pos, d in enumerate(kept):
             src_index[d] = index[d] if op.keeps_dims else index[pos]
-        if self.stash is not None and op is self.stash[1]:
-            self._teeing = True
+        stashed = self.stash.get(op.input)
+        if stashed is not None and stashed[0] is op:
+            self._teeing.add(op.input)
             try:
                 x = self.at(op.input, tuple(src_index))
             finally:
-                self._teeing = False
+                self._teeing.discard(op.input)
             offset = ix.linearise(tuple(src_index), shape)
-            x = self.table.node("tee", (x, self.stash[2], offset), x.type)
+            x = self.table.node("tee", (x, stashed[1], offset), x.type)
         else:
             x = self.at(op.input, tuple(src_index))
         combine, init, x, acc_dtype = self._reduction_kind(op, x, src, out)

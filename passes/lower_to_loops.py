@@ -21,6 +21,16 @@ column sum used by every row) is materialised first into a kernel-local buffer
 (``memref.alloca``, or ``alloc``/``dealloc`` above 64 KiB) in its own nest.
 f16/bf16 are loaded, extended to f32, computed in f32 and truncated on store.
 
+Row reductions may *stash* the values they reduce in the output buffer, so
+that softmax's prologue and ``exp`` (or layer norm's input sum) are computed
+once per element, also when the output is a reshape of the result
+(:mod:`loops_stash`). A constant whose elements are all equal (a splat of any
+shape, e.g. a zero attention-mask bias) is a scalar in the loop body; other
+constants (at most :data:`CONSTANT_MAX_ELEMENTS`) are filled into a small
+kernel-local buffer. A nest that only maps or moves data and reads an input
+with a large stride along the output's last dim but contiguously along another
+dim (a transpose, e.g. K^T for ``q @ k^T``) walks ``TILE`` x ``TILE`` blocks.
+
 A large full reduction (e.g. ``sum(x * x)`` over millions of elements) is
 first split into a parallel partial kernel and a small final one
 (:mod:`loops_split`).
@@ -61,6 +71,8 @@ PARALLEL_ATTR = "irc.parallel"
 PARALLEL_MIN_ELEMENTS = 4096
 ALLOCA_MAX_BYTES = 64 * 1024
 CONSTANT_MAX_ELEMENTS = 4096
+TILE = 16  # a transpose walks the input and the output in blocks of TILE x TILE
+TILE_MIN_ELEMENTS = 16384
 
 
 def buffer_type(t: Attribute) -> MemRefType:
@@ -110,7 +122,7 @@ class KernelLowering:
             position.get(v.owner, -1) for v, _ in kv[1]))  # type: ignore[arg-type]
         stash = find_stash(self.fn)
         if stash is not None:
-            self.values.stash = (*stash, out_bufs[0])
+            self.values.stash = {value: (reduction, out_bufs[0]) for value, reduction in stash}
         for shape, members in order:
             stores = [(buf, self._output_fn(v)) for v, buf in members]
             self.emit_nest(shape, stores)
@@ -149,10 +161,19 @@ class KernelLowering:
         restore = e.scopes[base].child
         variables = [self.table.fresh_var(d) if d > 1 else None for d in shape]
         index = tuple(ix.var(v) if v is not None else ix.Lin(0) for v in variables)
+        order = [v for v in variables if v is not None]
+        partner = self._transpose_partner(shape, variables, index, stores) if base == 0 else None
+        if partner is not None:
+            # a transpose: loop (..., last // B, partner, last % B) so that a block of
+            # B rows of the input and B columns of the output stay in L1
+            last, d = variables[-1], variables[partner]
+            assert last is not None and d is not None
+            block, inner = self.table.fresh_var(last.size // TILE), self.table.fresh_var(TILE)
+            index = (*index[:-1], ix.add(ix.scale(ix.var(block), TILE), ix.var(inner)))
+            order = [v for v in order if v is not last and v is not d] + [block, d, inner]
         loops: list[scf.ForOp] = []
-        for v in variables:
-            if v is not None:
-                loops.append(e.open_loop(v, len(e.scopes) - 1, []))
+        for v in order:
+            loops.append(e.open_loop(v, len(e.scopes) - 1, []))
         inner = len(e.scopes) - 1
         offset = ix.linearise(index, shape)
         for buf, fn in stores:
@@ -160,6 +181,39 @@ class KernelLowering:
             e.put(memref.StoreOp.get(value, buf, [e.emit_lin(offset)]), inner)
         for i, loop in enumerate(reversed(loops)):
             e.close_loop(loop, [], restore if i == len(loops) - 1 else None)
+
+    def _transpose_partner(self, shape: tuple[int, ...], variables: list[ix.Var | None],
+                           index: tuple[ix.Lin, ...],
+                           stores: list[tuple[SSAValue, Callable[[tuple[ix.Lin, ...]], Node]]]
+                           ) -> int | None:
+        """The dim to interchange with the tiled last dim, when the nest only moves or
+        maps data and reads some input with a large stride along the last dim but
+        contiguously along another dim (a transpose); None otherwise."""
+        last = variables[-1] if variables else None
+        if last is None or last.size % TILE or last.size < 2 * TILE or \
+                numel(shape) < TILE_MIN_ELEMENTS:
+            return None
+        loads: list[ix.Lin] = []
+        seen: set[int] = set()
+        work = [fn(index) for _, fn in stores]
+        while work:
+            node = work.pop()
+            if node.serial in seen:
+                continue
+            seen.add(node.serial)
+            if node.kind == "reduce":
+                return None
+            if node.kind == "load":
+                loads.append(node.args[1])
+            work.extend(_child_nodes(node.args))
+        for offset in loads:
+            coeff = {a.id: k for a, k in offset.terms if isinstance(a, ix.Var)}
+            if abs(coeff.get(last.id, 0)) < TILE:
+                continue
+            for dim, v in enumerate(variables[:-1]):
+                if v is not None and v.size >= TILE and coeff.get(v.id) == 1:
+                    return dim
+        return None
 
     def materialise(self, node: Node, redundant: bool) -> Node | None:
         """A load from a buffer holding the reduction behind ``node`` for all its
@@ -277,6 +331,15 @@ class KernelLowering:
         if len(loops) != 1 or side_effects or not sizes or min(sizes) < PARALLEL_MIN_ELEMENTS:
             return
         loops[0].attributes[PARALLEL_ATTR] = UnitAttr()
+
+
+def _child_nodes(args: object) -> list[Node]:
+    """The nodes among a node's arguments (nested in tuples; index atoms not entered)."""
+    if isinstance(args, Node):
+        return [args]
+    if isinstance(args, tuple):
+        return [n for a in args for n in _child_nodes(a)]
+    return []
 
 
 def movement_chain(fn: func.FuncOp) -> list[list] | None:
