@@ -5,7 +5,10 @@
 * :func:`compile_llvm_ir` returns a :class:`JitModule`; its
   :meth:`JitModule.function` gives a ctypes ``CFUNCTYPE`` callable taking one
   integer address per memref (``tensor.data_ptr()``) plus ``(lo, hi)`` for
-  parallel kernels.  ctypes releases the GIL for the duration of the call.
+  parallel kernels; :meth:`JitModule.omp_function` gives a parallel kernel's
+  OpenMP entry.  ctypes releases the GIL for the duration of the call.
+* The OpenMP symbols generated code calls are bound (``threads.link_openmp``)
+  before any code is finalised, freshly compiled or loaded from object code.
 * :func:`emit_object` / :func:`load_object` let a compile cache store object
   code; :func:`host_cpu_fingerprint` is the key part that makes a cached object
   valid only on an identical CPU/LLVM.
@@ -32,6 +35,12 @@ def _init() -> None:
     llvm.initialize_native_target()
     llvm.initialize_native_asmprinter()
     llvm.initialize_native_asmparser()
+
+
+def _link_runtime() -> None:
+    """Bind the OpenMP symbols parallel kernels call (before finalising any code)."""
+    from irc.backends.llvm.threads import link_openmp
+    link_openmp()
 
 
 def _new_target_machine() -> llvm.TargetMachine:
@@ -100,7 +109,7 @@ class JitModule:
     def __init__(self, engine: llvm.ExecutionEngine, keep: list[object]) -> None:
         self._engine = engine
         self._keep = keep  # module/object refs that must outlive the engine
-        self._cache: dict[tuple[str, int, bool], ctypes._CFuncPtr] = {}
+        self._cache: dict[tuple[str, int, tuple], ctypes._CFuncPtr] = {}
 
     def address(self, name: str) -> int:
         addr = self._engine.get_function_address(name)
@@ -110,13 +119,20 @@ class JitModule:
 
     def function(self, name: str, n_memrefs: int, parallel: bool = False):
         """ctypes callable ``f(ptr0, ..., ptrN-1[, lo, hi]) -> None``."""
-        key = (name, n_memrefs, parallel)
+        return self._function(name, n_memrefs, (ctypes.c_int64,) * 2 if parallel else ())
+
+    def omp_function(self, name: str, n_memrefs: int):
+        """ctypes callable ``f(ptr0, ..., ptrN-1, lo, hi, nthreads) -> None``: the
+        OpenMP entry ``@<name>.omp`` of a parallel kernel (see ``translate``)."""
+        from irc.backends.llvm.translate import OMP_SUFFIX
+        return self._function(name + OMP_SUFFIX, n_memrefs,
+                              (ctypes.c_int64, ctypes.c_int64, ctypes.c_int32))
+
+    def _function(self, name: str, n_memrefs: int, tail: tuple):
+        key = (name, n_memrefs, tail)
         fn = self._cache.get(key)
         if fn is None:
-            args = [ctypes.c_void_p] * n_memrefs
-            if parallel:
-                args += [ctypes.c_int64, ctypes.c_int64]
-            proto = ctypes.CFUNCTYPE(None, *args)
+            proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * n_memrefs), *tail)
             fn = proto(self.address(name))
             fn._irc_jit_module = self  # keep the code alive with the callable
             self._cache[key] = fn
@@ -132,6 +148,7 @@ def compile_llvm_ir(text: str, optimize: bool = True) -> JitModule:
     mod = _parse(text)
     if optimize:
         _optimize(mod)
+    _link_runtime()
     with _lock:
         engine = _engine_with(mod)
         engine.finalize_object()
@@ -148,6 +165,7 @@ def emit_object(text: str) -> bytes:
 def load_object(data: bytes) -> JitModule:
     """A :class:`JitModule` from object code made by :func:`emit_object`."""
     _init()
+    _link_runtime()
     with _lock:
         empty = llvm.parse_assembly("")
         empty.triple = llvm.get_process_triple()

@@ -19,8 +19,8 @@ What it allocates is what :func:`irc.passes.memory_plan.plan_memory` says:
 * a movement-only kernel (:func:`~irc.passes.memory_plan.view_only_kernel`):
   a torch view of its input (made once when the input is a fixed tensor);
 * other ``host.launch``: the native kernel on the data pointers; a kernel
-  whose outer loop is marked ``irc.parallel`` is split over threads with
-  :func:`irc.backends.llvm.threads.run_parallel`;
+  whose outer loop is marked ``irc.parallel`` is split over torch's OpenMP
+  team (or irc's pool) by :func:`irc.backends.llvm.threads.parallel_launcher`;
 * extern ops: torch's own kernels (``torch.matmul`` with ``out=`` into the
   arena; others return fresh tensors, made contiguous, dropped after their
   last use); ``@main``'s results are fresh tensors on every call.
@@ -52,7 +52,12 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation, SSAValue
 
 from irc.backends.llvm.jit import JitModule
-from irc.backends.llvm.threads import run_parallel
+from irc.backends.llvm.threads import detect_openmp, parallel_launcher
+
+OPENMP_MIN_WORK = 1 << 14
+"""Elements per chunk worth a thread of torch's OpenMP team (see LLVMOptions)."""
+POOL_MIN_WORK = 1 << 20
+"""Elements per chunk worth a thread of irc's fallback pool."""
 from irc.backends.llvm.translate import KernelSignature
 from irc.errors import BackendError, InputMismatchError
 from irc.ir import graph as g
@@ -278,14 +283,10 @@ class HostProgram:
                                f"launch passes {len(op.args) + len(op.res)}")
         fn = self.jit.function(name, sig.n_memrefs, sig.parallel)
         trip = sig.trip_count or 0
-        parallel = sig.parallel and self.threads != 1
-        min_iterations = 1
-        if sig.parallel:
-            per_iteration = max(max((numel(shape_of(r.type)) for r in op.res), default=1)
-                                // max(trip, 1), 1)
-            min_iterations = max(-(-self.min_parallel_work // per_iteration), 1)
-            # at most `threads` chunks (run_parallel never uses more than torch's thread count)
-            min_iterations = max(min_iterations, -(-trip // max(self.threads, 1)))
+        launch: Callable[[list[int]], None] | None = None
+        if sig.parallel and self.threads != 1:
+            launch = self._parallel_launcher(op, sig, fn)
+        parallel = launch is not None
         # the argument list is built once: pointers of fixed tensors (planned
         # buffers, constants) are filled in now, the others on each call
         values = list(op.args) + list(op.res)
@@ -312,7 +313,7 @@ class HostProgram:
                 for pos, i, alloc in fresh:
                     t = env[i] = alloc()
                     args[pos] = t.data_ptr()
-                run_parallel(fn, args, trip, min_iterations)
+                launch(args)
             return step
         if not dynamic and not fresh:
             fixed_args = tuple(args_tail)
@@ -326,6 +327,26 @@ class HostProgram:
                 args_tail[pos] = t.data_ptr()
             fn(*args_tail)
         return call
+
+    def _parallel_launcher(self, op: LaunchOp, sig: KernelSignature, fn: Callable[..., None]
+                           ) -> Callable[[list[int]], None] | None:
+        """How to split a parallel kernel over threads (None: it is too small to).
+
+        A chunk must hold at least ``min_parallel_work`` elements of the
+        largest output; the launch runs on torch's OpenMP team through the
+        kernel's ``.omp`` entry, or on irc's pool where there is none (see
+        :mod:`irc.backends.llvm.threads`).
+        """
+        trip = sig.trip_count or 0
+        per_iteration = max(max((numel(shape_of(r.type)) for r in op.res), default=1)
+                            // max(trip, 1), 1)
+        openmp = detect_openmp() is not None
+        min_work = self.min_parallel_work or (OPENMP_MIN_WORK if openmp else POOL_MIN_WORK)
+        min_iterations = max(-(-min_work // per_iteration), 1)
+        if trip // min_iterations < 2:
+            return None
+        omp_fn = self.jit.omp_function(sig.name, sig.n_memrefs) if openmp else None
+        return parallel_launcher(fn, omp_fn, trip, min_iterations, self.threads)
 
     def jit_view_steps(self, op: LaunchOp) -> str:
         fn = self.functions[op.callee.string_value()]

@@ -1,39 +1,174 @@
-"""A small process-wide thread pool that runs parallel kernels chunk by chunk.
+"""How parallel kernels are split over threads: torch's OpenMP team, or a pool.
 
 A parallel kernel (see :mod:`translate`: an outer ``scf.for`` marked
-``irc.parallel``) is a ctypes function ``fn(*ptrs, lo, hi)`` that runs
-iterations ``[lo, hi)`` of its outer loop.  ctypes releases the GIL for the
-duration of the call, so chunks given to different threads really run at the
-same time.
+``irc.parallel``) has two entry points: ``fn(*ptrs, lo, hi)`` runs iterations
+``[lo, hi)`` of its outer loop, and ``fn.omp(*ptrs, lo, hi, nthreads)`` runs
+``[lo, hi)`` in one ``GOMP_parallel`` region of ``nthreads`` threads, each
+thread taking one contiguous chunk.
 
-* The pool has ``min(torch.get_num_threads(), os.cpu_count())`` threads in
-  all, the calling thread included (it runs the first chunk itself), so irc
-  never oversubscribes the cores that torch is configured to use.
-* Small loops run inline on the caller's thread: a chunk must have at least
-  ``min_work`` iterations.
-* A call made from inside a pool worker runs inline (no nested parallelism, no
-  deadlock).
+* **OpenMP** (the default where available): the ``.omp`` entry runs on the
+  OpenMP runtime torch itself runs on (the libgomp its ATen parallel backend,
+  MKL and oneDNN use), found once in the process's mapped libraries.  irc's
+  kernels and torch's matmuls then share one thread team: no second set of
+  threads competes for the cores, and the hand-off to workers that are still
+  spinning after torch's last region costs a few microseconds.
+  :func:`link_openmp` binds the symbols the generated code calls
+  (``__irc_GOMP_parallel``, ``__irc_omp_get_thread_num``,
+  ``__irc_omp_get_num_threads``) to that runtime for the JIT, before any code
+  (freshly compiled or loaded from the compile cache) is finalised.
+* **Pool** (no OpenMP runtime found, torch built with another parallel
+  backend, or ``IRC_CPU_OPENMP=0``): a process-wide ``ThreadPoolExecutor``
+  runs the ``(lo, hi)`` entry chunk by chunk (ctypes releases the GIL); the
+  calling thread runs the first chunk.  The OpenMP symbols are then bound to a
+  serial implementation (a team of one), so code always links.
+
+Either way a launch uses at most ``min(torch.get_num_threads(), cores)``
+threads, read on every call (``torch.set_num_threads(1)`` makes irc serial),
+and a chunk gets at least ``min_work`` iterations.  Nested calls are serial:
+GOMP runs a region inside another region on a team of one, and a call from a
+pool worker runs inline.  A call from a Python thread other than the main one
+is correct in both modes (GOMP gives each calling thread its own team).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 import torch
+
+# the names the generated code calls are prefixed, so that binding them never
+# changes what another JIT in the process gets for GOMP_parallel
+from irc.backends.llvm.translate import OMP_NUM_THREADS, OMP_PARALLEL, OMP_THREAD_NUM
+
+OPENMP_ENV = "IRC_CPU_OPENMP"
+"""Set to ``0`` to run parallel kernels on irc's own pool instead of OpenMP."""
+
+_RUNTIME_NAMES = ("libgomp", "libiomp5", "libomp")  # all export the GOMP_* entry points
+
+launches: Counter[str] = Counter()
+"""Parallel launches by how they ran: ``openmp``, ``pool`` or ``serial``."""
 
 _state = threading.local()
 _pool_lock = threading.Lock()
 _pool: tuple[int, ThreadPoolExecutor] | None = None
 
 
+@lru_cache(maxsize=1)
+def _cores() -> int:
+    # os.cpu_count() costs microseconds on some VMs: read it once
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def num_threads() -> int:
     """Threads a parallel kernel may use (torch's setting, capped by the cores)."""
-    return max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+    return max(1, min(torch.get_num_threads(), _cores()))
 
 
+# -- the OpenMP runtime --------------------------------------------------------------
+@dataclass(frozen=True)
+class OpenMPRuntime:
+    """The OpenMP library torch runs on, and the addresses irc's code calls."""
+
+    path: str
+    parallel: int  # GOMP_parallel(void (*fn)(void *), void *data, unsigned n, unsigned flags)
+    thread_num: int  # omp_get_thread_num()
+    num_threads: int  # omp_get_num_threads()
+
+
+def _mapped_runtime_paths() -> list[str]:
+    """OpenMP libraries already mapped into this process (Linux /proc/self/maps)."""
+    try:
+        lines = Path("/proc/self/maps").read_text().splitlines()
+    except OSError:
+        return []
+    found: list[str] = []
+    for line in lines:
+        parts = line.split(maxsplit=5)
+        if len(parts) < 6:
+            continue
+        path = parts[5].strip()
+        base = os.path.basename(path)
+        if base.startswith(_RUNTIME_NAMES) and ".so" in base and path not in found:
+            found.append(path)
+    return sorted(found, key=lambda p: next(i for i, n in enumerate(_RUNTIME_NAMES)
+                                            if os.path.basename(p).startswith(n)))
+
+
+def _torch_uses_openmp() -> bool:
+    try:
+        return "parallel backend: OpenMP" in torch.__config__.parallel_info()
+    except Exception:  # an odd torch build: do not guess
+        return False
+
+
+@lru_cache(maxsize=1)
+def detect_openmp() -> OpenMPRuntime | None:
+    """The OpenMP runtime torch has loaded, or None (then irc uses its pool).
+
+    Only a library that is already mapped is used: loading another copy would
+    start a second thread team next to torch's.  Detected once per process.
+    """
+    if os.environ.get(OPENMP_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    if not _torch_uses_openmp():
+        return None
+    for path in _mapped_runtime_paths():
+        try:
+            lib = ctypes.CDLL(path)  # already loaded: the same handle, nothing new starts
+            addrs = [ctypes.cast(getattr(lib, name), ctypes.c_void_p).value for name in
+                     ("GOMP_parallel", "omp_get_thread_num", "omp_get_num_threads")]
+        except (OSError, AttributeError):
+            continue
+        if all(addrs):
+            return OpenMPRuntime(path, *addrs)  # type: ignore[arg-type]
+    return None
+
+
+# a team of one: what the OpenMP symbols mean when no runtime is found (the
+# runtime never calls an .omp entry then; this only makes the code link)
+_BODY = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
+
+
+@ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint)
+def _serial_parallel(fn: int, data: int, n: int, flags: int) -> None:
+    _BODY(fn)(data)
+
+
+_serial_thread_num = ctypes.CFUNCTYPE(ctypes.c_int)(lambda: 0)
+_serial_num_threads = ctypes.CFUNCTYPE(ctypes.c_int)(lambda: 1)
+
+
+@lru_cache(maxsize=1)
+def link_openmp() -> OpenMPRuntime | None:
+    """Bind the OpenMP symbols of generated code for the JIT (once per process).
+
+    Must run before code is finalised (:mod:`jit` calls it); returns the
+    runtime the symbols point to, or None when they point to a team of one.
+    """
+    import llvmlite.binding as llvm
+    rt = detect_openmp()
+    if rt is not None:
+        addrs = (rt.parallel, rt.thread_num, rt.num_threads)
+    else:
+        addrs = tuple(ctypes.cast(f, ctypes.c_void_p).value or 0 for f in
+                      (_serial_parallel, _serial_thread_num, _serial_num_threads))
+    for name, addr in zip((OMP_PARALLEL, OMP_THREAD_NUM, OMP_NUM_THREADS), addrs):
+        llvm.add_symbol(name, addr)
+    return rt
+
+
+# -- the pool fallback ------------------------------------------------------------
 def _mark_worker() -> None:
     _state.in_worker = True
 
@@ -52,7 +187,8 @@ def _executor(n: int) -> ThreadPoolExecutor:
 
 
 def split(trip_count: int, chunks: int) -> list[tuple[int, int]]:
-    """[0, trip_count) as ``chunks`` contiguous ranges of near-equal size."""
+    """[0, trip_count) as ``chunks`` contiguous ranges of near-equal size
+    (the same split the ``.omp`` entry makes over its team)."""
     base, extra = divmod(trip_count, chunks)
     ranges, lo = [], 0
     for i in range(chunks):
@@ -64,19 +200,25 @@ def split(trip_count: int, chunks: int) -> list[tuple[int, int]]:
 
 def run_parallel(fn: Callable[..., None], ptr_args: Sequence[int], trip_count: int,
                  min_work: int = 1) -> None:
-    """Call ``fn(*ptr_args, lo, hi)`` over chunks covering ``[0, trip_count)``.
+    """Call ``fn(*ptr_args, lo, hi)`` on the pool over chunks covering ``[0, trip_count)``.
 
     ``min_work`` is the smallest number of outer iterations worth a thread.
     """
     if trip_count <= 0:
         return
-    n = num_threads()
-    chunks = min(n, trip_count // max(min_work, 1))
+    chunks = min(num_threads(), trip_count // max(min_work, 1))
+    run_chunks(fn, ptr_args, trip_count, chunks)
+
+
+def run_chunks(fn: Callable[..., None], ptr_args: Sequence[int], trip_count: int,
+               chunks: int) -> None:
+    """``fn(*ptr_args, lo, hi)`` over ``chunks`` ranges of ``[0, trip_count)``: the
+    first on this thread, the others on the pool (inline inside a pool worker)."""
     if chunks <= 1 or getattr(_state, "in_worker", False):
         fn(*ptr_args, 0, trip_count)
         return
     ranges = split(trip_count, chunks)
-    pool = _executor(n)
+    pool = _executor(num_threads())
     futures: list[Future] = [pool.submit(fn, *ptr_args, lo, hi) for lo, hi in ranges[1:]]
     lo, hi = ranges[0]
     try:
@@ -84,3 +226,33 @@ def run_parallel(fn: Callable[..., None], ptr_args: Sequence[int], trip_count: i
     finally:
         for fut in futures:
             fut.result()
+
+
+# -- one launch ------------------------------------------------------------------
+def parallel_launcher(fn: Callable[..., None], omp_fn: Callable[..., None] | None,
+                      trip_count: int, min_work: int, max_threads: int = 0,
+                      ) -> Callable[[list[int]], None]:
+    """``launch(ptr_args)`` running ``fn`` over ``[0, trip_count)`` on threads.
+
+    Per call: ``chunks = min(threads allowed now, trip_count // min_work)``
+    where the threads allowed are :func:`num_threads` capped by
+    ``max_threads`` (0: no cap); one chunk runs inline, more run on the OpenMP
+    team through ``omp_fn`` (when given and a runtime was found) or on the pool.
+    """
+    min_work = max(min_work, 1)
+    most = trip_count // min_work
+    use_omp = omp_fn is not None and link_openmp() is not None
+    cap = max_threads if max_threads > 0 else 1 << 30
+
+    def launch(args: list[int]) -> None:
+        chunks = min(most, cap, torch.get_num_threads(), _cores())
+        if chunks <= 1:
+            launches["serial"] += 1
+            fn(*args, 0, trip_count)
+        elif use_omp:
+            launches["openmp"] += 1
+            omp_fn(*args, 0, trip_count, chunks)  # type: ignore[misc]
+        else:
+            launches["pool"] += 1
+            run_chunks(fn, args, trip_count, chunks)
+    return launch

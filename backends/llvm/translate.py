@@ -27,7 +27,12 @@ trailing memref arguments written in place.  (Helper funcs reached through
   ``[lo, hi)`` of that loop (iteration k has ``iv = lb + k*step``).  Everything
   else at the top level of that func runs in every chunk, so it must be free of
   side effects (constants, index math).  :func:`kernel_signatures` reports the
-  loop's static trip count.
+  loop's static trip count.  Such a func also gets an OpenMP entry
+  ``void @<name>.omp(ptr.., i64 %lo, i64 %hi, i32 %nthreads)`` that runs
+  ``[lo, hi)`` in one ``GOMP_parallel`` region, one contiguous chunk per
+  thread; it calls ``__irc_GOMP_parallel``, ``__irc_omp_get_thread_num`` and
+  ``__irc_omp_get_num_threads``, which ``threads.link_openmp`` binds to the
+  OpenMP runtime torch uses.
 
 ABI of the generated functions
 ------------------------------
@@ -68,6 +73,12 @@ from irc.errors import BackendError
 from . import translate_arith, translate_math
 
 PARALLEL_ATTR = "irc.parallel"
+OMP_SUFFIX = ".omp"  # @<kernel>.omp: the kernel's OpenMP entry (see ModuleTranslator)
+OMP_BODY_SUFFIX = ".omp.body"
+# the OpenMP runtime entry points, bound for the JIT by threads.link_openmp
+OMP_PARALLEL = "__irc_GOMP_parallel"
+OMP_THREAD_NUM = "__irc_omp_get_thread_num"
+OMP_NUM_THREADS = "__irc_omp_get_num_threads"
 
 I1 = ir.IntType(1)
 I8 = ir.IntType(8)
@@ -466,7 +477,63 @@ class ModuleTranslator:
         for op, llfn in funcs:
             if op.body.blocks:
                 FuncEmitter(self, op, llfn).emit()
+        for op, llfn in funcs:
+            if op.body.blocks and self.parallel[op.sym_name.data]:
+                self.emit_omp_entry(llfn)
         return str(self.llmod)
+
+    def emit_omp_entry(self, kernel: ir.Function) -> None:
+        """``@<kernel>.omp(ptrs.., i64 lo, i64 hi, i32 nthreads)``: one OpenMP region.
+
+        The arguments are packed into a stack struct handed to
+        ``GOMP_parallel(@<kernel>.omp.body, ctx, nthreads, 0)``; the body gives
+        thread ``t`` of a team of ``n`` the ``t``-th of ``n`` contiguous,
+        near-equal chunks of ``[lo, hi)`` (the first ``len % n`` chunks one
+        iteration longer, like ``threads.split``) and calls the kernel on it.
+        """
+        name = kernel.name
+        for suffix in (".omp", ".omp.body"):
+            if name + suffix in self.functions:
+                raise BackendError(f"llvm backend: func @{name + suffix} clashes with the "
+                                   f"OpenMP entry of parallel func @{name}")
+        ctx_type = ir.LiteralStructType([a.type for a in kernel.args])
+        body_fn = ir.Function(self.llmod, ir.FunctionType(ir.VoidType(), [PTR]),
+                              name=name + OMP_BODY_SUFFIX)
+        body_fn.linkage = "internal"
+        body_fn.attributes.add("nounwind")
+        b = ir.IRBuilder(body_fn.append_basic_block("entry"))
+        ctx = body_fn.args[0]
+        fields = [b.load(b.gep(ctx, [ir.Constant(I32, 0), ir.Constant(I32, i)],
+                               source_etype=ctx_type), typ=t)
+                  for i, t in enumerate(ctx_type.elements)]
+        *ptrs, lo, hi = fields
+        tid = b.sext(b.call(self.declare(OMP_THREAD_NUM, I32, []), []), I64, name="tid")
+        team = b.sext(b.call(self.declare(OMP_NUM_THREADS, I32, []), []), I64, name="team")
+        smax = self.declare("llvm.smax.i64", I64, [I64, I64])
+        smin = self.declare("llvm.smin.i64", I64, [I64, I64])
+        team = b.call(smax, [team, ir.Constant(I64, 1)])
+        length = b.call(smax, [b.sub(hi, lo), ir.Constant(I64, 0)], name="length")
+        base, extra = b.sdiv(length, team), b.srem(length, team)
+        start = b.add(lo, b.add(b.mul(tid, base), b.call(smin, [tid, extra])), name="start")
+        longer = b.zext(b.icmp_signed("<", tid, extra), I64)
+        end = b.add(start, b.add(base, longer), name="end")
+        # not inlined: the kernel is already an exported function of its own
+        b.call(kernel, [*ptrs, start, end], attrs=("noinline",))
+        b.ret_void()
+
+        entry_fn = ir.Function(self.llmod, ir.FunctionType(
+            ir.VoidType(), [a.type for a in kernel.args] + [I32]), name=name + OMP_SUFFIX)
+        entry_fn.attributes.add("nounwind")
+        for arg, kernel_arg in zip(entry_fn.args, kernel.args):
+            arg.name = kernel_arg.name
+        entry_fn.args[-1].name = "nthreads"
+        b = ir.IRBuilder(entry_fn.append_basic_block("entry"))
+        ctx = b.alloca(ctx_type, name="ctx")
+        for i, arg in enumerate(entry_fn.args[:-1]):
+            b.store(arg, b.gep(ctx, [ir.Constant(I32, 0), ir.Constant(I32, i)]))
+        parallel = self.declare(OMP_PARALLEL, ir.VoidType(), [PTR, PTR, I32, I32])
+        b.call(parallel, [body_fn, ctx, entry_fn.args[-1], ir.Constant(I32, 0)])
+        b.ret_void()
 
 
 def translate_module(module: ModuleOp) -> str:
