@@ -8,7 +8,8 @@ summarising its iteration space. Kernel bodies are graph ops + ``func.return``.
 ``@main`` keeps its block arguments, ``graph.weight``/``graph.constant`` ops
 (passed to kernels as arguments; small splat constants used only by kernels
 are cloned into them instead), ``func.call @kernel_N`` and the extern ops of
-:data:`EXTERN_OPS`; kernels are
+:func:`is_extern` (matmul, attention, conv, pooling, gather-like ops, wide
+concats); kernels are
 named in schedule order. Interpreting the module before and after gives the
 same results. Running it again on kernel-level IR changes nothing.
 

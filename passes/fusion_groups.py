@@ -8,8 +8,12 @@ Classes of ops in ``@main``:
 * host values: ``graph.weight`` / ``graph.constant`` (no operands) stay in
   ``@main``; kernels receive them as arguments, except small splat constants
   used by kernels only: those are cloned into each kernel that uses them.
-* extern ops (:data:`EXTERN_OPS`): matmul, conv, pooling, gather-like ops and
-  concat stay in ``@main`` as library calls.
+* extern ops (:func:`is_extern`): matmul, attention, conv, pooling,
+  gather-like ops, and concat of more than :data:`MAX_FUSED_CONCAT_INPUTS`
+  operands stay in ``@main`` as library calls. A smaller concat is fusible:
+  in a kernel it selects between its operands by index (each element reads
+  every operand once at a clamped index), so RoPE's ``rotate_half`` and a
+  KV-cache append fuse with their producers and consumers.
 * everything else of the graph dialect is *fusible* and lands in exactly one
   kernel (no op is ever duplicated, so no work is repeated).
 
@@ -20,7 +24,9 @@ order):
    (reshape/permute/slice/squeeze/unsqueeze) fuse with their fusible producers
    and consumers, giving chains and trees in one kernel; a group may have
    several outputs.
-2. A reduction fuses with its producers and with consumers over the same
+2. A concat of at most MAX_FUSED_CONCAT_INPUTS operands fuses like a view
+   (it reads each operand at a remapped index).
+3. A reduction fuses with its producers and with consumers over the same
    iteration space, so softmax, log_softmax, layer norm, RMSNorm, GELU- or
    SiLU-gated activations and attention's scale-mask-softmax each become one
    kernel. The *domain* of a group is the largest element count it touches;
@@ -29,7 +35,7 @@ order):
    ``var + eps -> rsqrt`` on reduced rows, or a broadcast operand). Two
    reductions over different domains (``sum`` of rows, then ``sum`` of those
    sums) stay apart.
-3. Legality: contracting two groups must keep the quotient graph (groups and
+4. Legality: contracting two groups must keep the quotient graph (groups and
    extern ops, edges = data dependences) a DAG; a merge that would close a
    cycle (e.g. ``a -> matmul -> b`` and ``a -> b``) is refused. A group never
    exceeds ``max_ops`` ops (cloned constants not counted); ``max_ops=1`` gives
@@ -54,10 +60,14 @@ from irc.ir.types import numel, shape_of
 # Ops that backends run as library calls; they never enter a kernel.
 EXTERN_OPS: tuple[type[Operation], ...] = (
     g.MatmulOp, g.ConvOp, g.MaxPoolOp, g.AvgPoolOp, g.AdaptiveAvgPoolOp,
-    g.GatherOp, g.IndexSelectOp, g.EmbeddingOp, g.ConcatOp, g.AttentionOp,
+    g.GatherOp, g.IndexSelectOp, g.EmbeddingOp, g.AttentionOp,
 )
 EXTERN_OP_NAMES: frozenset[str] = frozenset(
-    t.name for t in EXTERN_OPS)  # type: ignore[attr-defined]
+    t.name for t in (*EXTERN_OPS, g.ConcatOp))  # type: ignore[attr-defined]
+
+# A fused concat reads every operand for each element (then selects one): worth
+# it for a few operands (no separate pass over memory), not for many.
+MAX_FUSED_CONCAT_INPUTS = 4
 
 # Splat constants up to this many elements may be cloned into their one kernel.
 SMALL_SPLAT_NUMEL = 1024
@@ -65,6 +75,8 @@ SMALL_SPLAT_NUMEL = 1024
 
 def is_extern(op: Operation) -> bool:
     """True for ops that stay in ``@main`` as library calls."""
+    if isinstance(op, g.ConcatOp):
+        return len(op.inputs) > MAX_FUSED_CONCAT_INPUTS
     return isinstance(op, EXTERN_OPS)
 
 

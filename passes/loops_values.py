@@ -188,10 +188,15 @@ class KernelValues:
         pieces: list[tuple[int, Node]] = []
         for v in op.inputs:
             size = shape_of(v.type)[dim]
+            if size == 0:
+                continue  # never selected, and nothing to read
             src = list(index)
-            src[dim] = ix.atom(ix.Clamp(ix.sub(index[dim], ix.const(offset)), 0, max(size - 1, 0)))
+            src[dim] = ix.atom(ix.Clamp(ix.sub(index[dim], ix.const(offset)), 0, size - 1))
             pieces.append((offset, self.at(v, tuple(src))))
             offset += size
+        if not pieces:  # an empty result: the loops never run this
+            dtype = dtype_of(op.result.type)
+            return self.table.const(0.0 if dtype.is_floating_point else 0, compute_type(dtype))
         result = pieces[-1][1]
         for k in range(len(pieces) - 2, -1, -1):
             below = self.s.cmpi("slt", pos, self.table.const(pieces[k + 1][0], pos.type))

@@ -51,7 +51,7 @@ from irc.errors import PassError
 from irc.ir import graph as g
 from irc.ir.host import LaunchOp
 from irc.ir.types import dtype_of, numel, shape_of
-from irc.passes.fusion_groups import EXTERN_OPS
+from irc.passes.fusion_groups import is_extern
 from irc.passes.lower_to_loops import VIEW_ATTR, is_lowered, movement_chain
 
 MEMORY_ATTR = "irc.memory"
@@ -77,7 +77,7 @@ def format_bytes(n: float) -> str:
 
 def feeds_only_library_calls(value: SSAValue) -> bool:
     """``value`` has uses and all are extern ops (torch library calls accept any strides)."""
-    return bool(value.uses) and all(isinstance(u.operation, EXTERN_OPS) for u in value.uses)
+    return bool(value.uses) and all(is_extern(u.operation) for u in value.uses)
 
 
 def view_only_kernel(call: Operation, callee: func.FuncOp | None = None) -> bool:

@@ -478,7 +478,46 @@ class KernelWriter:
             return self.eval(op.input, squeeze_coords(c, g.ints(op.dims), in_shape, b))
         if isinstance(op, g.UnsqueezeOp):
             return self.eval(op.input, unsqueeze_coords(c, op.dim.value.data, in_shape, b))
+        if isinstance(op, g.ConcatOp):
+            return self.concat(op, c)
         raise KernelUnsupported(f"{op.name} has no Triton lowering")
+
+    def concat(self, op: g.ConcatOp, c: Coords) -> Val:
+        """Select between the operands by the index along ``dim``; each operand is
+        read at that index clamped into its own range, so every load is in bounds
+        (the same scheme as the CPU lowering, :meth:`KernelValues.concat`)."""
+        dim, dtype = op.dim.value.data, dtype_of(op.result.type)
+        dims = c.dims(self.bind_index)
+        pos = dims[dim]
+        pieces: list[tuple[int, Val]] = []
+        offset = 0
+        for v in op.inputs:
+            size = shape_of(v.type)[dim]
+            if size == 0:
+                continue  # never selected, and nothing to read
+            sub = list(dims)
+            if pos.const is not None:  # a fixed index: read the one operand holding it
+                if offset <= pos.const < offset + size:
+                    sub[dim] = Ix.of(pos.const - offset)
+                    val = self.eval(v, Coords(shape_of(v.type), sub))
+                    return self.value(convert(val.text, val.dtype, dtype), dtype, val.axes)
+                offset += size
+                continue
+            sub[dim] = self.bind_index(
+                f"tl.minimum(tl.maximum({pos.paren()} - {offset}, 0), {size - 1})",
+                pos.axes)
+            pieces.append((offset, self.eval(v, Coords(shape_of(v.type), sub))))
+            offset += size
+        if not pieces:  # an empty result: no program reads this
+            return Val(literal(0, dtype), dtype, AXES_NONE)
+        last = pieces[-1][1]
+        text, axes = convert(last.text, last.dtype, dtype), last.axes | pos.axes
+        for k in range(len(pieces) - 2, -1, -1):
+            val = pieces[k][1]
+            text = (f"tl.where({pos.paren()} < {pieces[k + 1][0]}, "
+                    f"{convert(val.text, val.dtype, dtype)}, {text})")
+            axes |= val.axes
+        return self.value(text, dtype, axes)
 
     def scalar_of(self, value: SSAValue) -> float | int | bool | None:
         if value in self.inputs:
