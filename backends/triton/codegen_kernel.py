@@ -49,6 +49,7 @@ from irc.backends.triton.codegen_ops import (
     Val,
     convert,
     literal,
+    round_half,
     tl_type,
 )
 from irc.backends.triton.codegen_reduce import ReductionAccumulator
@@ -218,7 +219,7 @@ class KernelWriter:
         """Bind an op's result. ``rounded``: round a half result like torch
         does after every op (halves are computed in f32 registers)."""
         if rounded and dtype in HALF_DTYPES:
-            expr = f"{expr}.to({tl_type(dtype)}).to(tl.float32)"
+            expr = round_half(expr, dtype)
         if expr.isidentifier() or expr.startswith("tl.full([]"):
             return Val(expr, dtype, axes)
         return Val(self.bind(expr, axes, "v").text, dtype, axes)
@@ -255,6 +256,8 @@ class KernelWriter:
             self.write_reduction(self.layout)
         header = f"def {self.spec.name}({', '.join(self.params())}):"
         doc = f'    """{self.describe()}"""'
+        if any("_round_bf16(" in line for line in self.lines):  # from round_half
+            self.helpers.add("_round_bf16")
         return "\n".join(["@triton.jit", header, doc, *self.lines]) + "\n"
 
     def describe(self) -> str:

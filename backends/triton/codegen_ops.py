@@ -74,10 +74,20 @@ def convert(expr: str, src: torch.dtype, dst: torch.dtype) -> str:
     if dst == torch.bool:
         return f"({expr} != 0)"
     if dst in HALF_DTYPES:
-        return f"{expr}.to({tl_type(dst)}).to(tl.float32)"
+        return round_half(expr, dst)
     if reg_type(src) == reg_type(dst):
         return expr
     return f"{expr}.to({reg_type(dst)})"
+
+
+def round_half(expr: str, dtype: torch.dtype) -> str:
+    """A float32 register value rounded to ``dtype`` (float16/bfloat16) precision
+    and kept in float32, to nearest even like torch. bfloat16 goes through the
+    ``_round_bf16`` helper: Triton's interpreter truncates ``.to(tl.bfloat16)``
+    (the GPU rounds), and the bit arithmetic rounds the same way on both."""
+    if dtype == torch.bfloat16:
+        return f"_round_bf16({expr})"
+    return f"{expr}.to({tl_type(dtype)}).to(tl.float32)"
 
 
 def compute_dtype(op_result: torch.dtype) -> torch.dtype:
@@ -89,6 +99,14 @@ def compute_dtype(op_result: torch.dtype) -> torch.dtype:
 # helpers (copied into the generated module on use)
 
 HELPERS: dict[str, str] = {
+    "_round_bf16": '''
+@triton.jit
+def _round_bf16(x):
+    # float32 -> the nearest-even bfloat16, as float32 (NaN stays NaN)
+    bits = x.to(tl.uint32, bitcast=True)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return tl.where(x != x, x, bits.to(tl.float32, bitcast=True))
+''',
     "_tanh": '''
 @triton.jit
 def _tanh(x):
