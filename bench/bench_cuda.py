@@ -7,9 +7,16 @@ with ``triton.testing.do_bench`` (median, ms); micro kernels also report the
 achieved bandwidth next to a device-to-device copy of the same bytes (the
 ceiling). irc is timed plain and with ``cuda_graphs=True``.
 
+Matmul rows: for every ``graph.matmul`` of the models (and of a few linear +
+bias + GELU layers at transformer sizes, f16 and f32), the library schedule
+(``torch.matmul`` + the separate epilogue kernel) against the Triton matmul
+template with the epilogue fused, each timed with do_bench, and the schedule
+``matmul="auto"`` chose for that shape (its own timing, on first call).
+
     python bench/bench_cuda.py                      # on a CUDA machine
     python bench/bench_cuda.py --only softmax_f32 --no-inductor
     python bench/bench_cuda.py --dry-run            # no GPU: shapes, bytes, generated kernels
+    python bench/bench_cuda.py --matmul-only        # only the matmul schedule rows
 
 Writes bench/results/cuda.json and bench/results/cuda.md (``--out`` to change).
 ``--dry-run`` builds every workload on the CPU, prints shapes and bytes, and
@@ -90,6 +97,98 @@ def workloads() -> list[CudaWorkload]:
     except ImportError:
         models = []
     return micro + models
+
+
+# Linear layers at transformer sizes: (M, K, N) = tokens, d_in, d_out.
+LINEAR_SHAPES = [(512, 768, 3072), (512, 3072, 768), (4096, 1024, 4096), (64, 4096, 4096)]
+
+
+def _linear_gelu(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    return torch.nn.functional.gelu(torch.nn.functional.linear(x, w, b))
+
+
+def linear_workloads() -> list[CudaWorkload]:
+    out = []
+    for dtype, tag in ((torch.float16, "f16"), (torch.float32, "f32")):
+        for m, k, n in LINEAR_SHAPES:
+            out.append(CudaWorkload(
+                f"linear_gelu_{m}x{k}x{n}_{tag}",
+                _micro(_linear_gelu, _randn(m, k, dtype=dtype),
+                       lambda n=n, k=k, dtype=dtype: (torch.randn(n, k) / k ** 0.5).to(dtype),
+                       _randn(n, dtype=dtype))))
+    return out
+
+
+def matmul_executable(w: CudaWorkload, interpret: bool = False) -> tuple[Any, tuple[Tensor, ...]]:
+    """The workload as a TritonExecutable with ``matmul="auto"`` (plus its inputs);
+    with ``interpret`` only the plan is built (no device needed)."""
+    from irc.backends.triton.codegen import plan_module
+    from irc.frontends.capture import export_program
+    from irc.passes.pipeline import LEVEL_PIPELINES, run_pipeline
+    model, inputs = w.factory()
+    program = export_program(model, inputs)
+    run_pipeline(program.module, LEVEL_PIPELINES["kernel"], verify_each=False)
+    if interpret:  # plan as the GPU would ("auto" sites), without compiling
+        return plan_module(program.module, interpret=False, matmul="auto"), inputs
+    from irc.backends.triton.runtime import TritonExecutable
+    exe = TritonExecutable(program.module, program.weights, matmul="auto")
+    return exe, tuple(x.cuda() for x in inputs)
+
+
+def site_row(w: CudaWorkload, site: Any) -> dict[str, Any]:
+    """Shape facts of one matmul site (CPU-side; no timing)."""
+    from irc.ir.types import dtype_of, numel, shape_of
+    shape = shape_of(site.op.result.type)
+    return {"workload": w.name, "site": site.name, "m": shape[-2], "n": shape[-1],
+            "k": shape_of(site.op.lhs.type)[-1], "batch": numel(shape[:-2]),
+            "dtype": str(dtype_of(site.op.result.type)).removeprefix("torch."),
+            "epilogue": site.consumer or "-", "tiling": site.tiling.meta()}
+
+
+def measure_matmuls(w: CudaWorkload) -> list[dict[str, Any]]:
+    """Per matmul site: library schedule vs fused template, and auto's choice."""
+    exe, inputs = matmul_executable(w)
+    exe.record_matmul_runs = True
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        exe(*inputs)  # first call: "auto" times and decides every site
+    rows = []
+    for site in exe.plan.matmuls:
+        row = site_row(w, site)
+        cublas, template = exe.matmul_runs[site.name]
+        row["cublas_ms"] = _bench(cublas)
+        row["triton_ms"] = _bench(template)
+        row["tiling"] = exe._matmul_tilings[site.name].meta()  # after autotuning
+        row["auto"] = exe.matmul_choice[site.name]
+        row["faster"] = "triton" if row["triton_ms"] < row["cublas_ms"] else "cublas"
+        rows.append(row)
+    return rows
+
+
+def dry_run_matmuls(selected: list[CudaWorkload]) -> list[dict[str, Any]]:
+    """The matmul sites each workload would time (shapes, fused epilogue)."""
+    rows = []
+    for w in selected:
+        plan, _ = matmul_executable(w, interpret=True)
+        for site in plan.matmuls:
+            row = site_row(w, site)
+            rows.append(row)
+            print(f"{w.name} {row['site']}: [{row['batch']}x] {row['m']}x{row['k']} @ "
+                  f"{row['k']}x{row['n']} {row['dtype']}, epilogue {row['epilogue']}")
+    return rows
+
+
+def markdown_matmuls(rows: list[dict[str, Any]]) -> str:
+    lines = ["## Matmul: torch.matmul + epilogue kernel vs Triton template with fused epilogue",
+             "", "| workload | site | batch x M x N x K | dtype | epilogue | cublas ms | "
+             "triton ms | triton vs cublas | auto picked |", "|---" * 9 + "|"]
+    for r in rows:
+        speed = f"{r['cublas_ms'] / r['triton_ms']:.2f}x" if "triton_ms" in r else "-"
+        ms = [f"{r[k]:.3f}" if k in r else "-" for k in ("cublas_ms", "triton_ms")]
+        lines.append(f"| {r['workload']} | {r['site']} | {r['batch']}x{r['m']}x{r['n']}x{r['k']} "
+                     f"| {r['dtype']} | {r['epilogue']} | {ms[0]} | {ms[1]} | {speed} | "
+                     f"{r.get('auto', '-')} |")
+    return "\n".join(lines) + "\n"
 
 
 def _to(device: str, model: Any, inputs: tuple[Tensor, ...]) -> tuple[Any, tuple[Tensor, ...]]:
@@ -186,14 +285,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-graphs", action="store_true", help="skip the cuda_graphs variant")
     parser.add_argument("--dry-run", action="store_true",
                         help="CPU only: shapes, bytes and generated kernels; no timing")
+    parser.add_argument("--matmul-only", action="store_true",
+                        help="only the matmul rows (library vs template, auto's choice)")
+    parser.add_argument("--no-matmul", action="store_true", help="skip the matmul rows")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "cuda"),
                         help="output path without suffix (.json and .md are written)")
     args = parser.parse_args(argv)
-    selected = [w for w in workloads() if not args.only or w.name in args.only]
+    everything = workloads() + linear_workloads()
+    selected = [w for w in everything if not args.only or w.name in args.only]
     if not selected:
         parser.error(f"no workload named {args.only}")
+    # matmul rows: the models and the linear layers (micro kernels have no matmul)
+    with_matmuls = [] if args.no_matmul else [
+        w for w in selected if w.bytes_moved == 0 and w.name != "ResNetCNN"]
+    if not args.only:
+        selected = [w for w in selected if not w.name.startswith("linear_gelu_")]
+    if args.matmul_only:
+        selected = []
     if args.dry_run:
         dry_run(selected)
+        dry_run_matmuls(with_matmuls)
         return 0
     if not torch.cuda.is_available():
         print("bench_cuda: no CUDA device (use --dry-run on a CPU machine)", file=sys.stderr)
@@ -203,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
         row = measure(w, inductor=not args.no_inductor, graphs=not args.no_graphs)
         rows.append(row)
         print(json.dumps(row), flush=True)
+    matmul_rows = []
+    for w in with_matmuls:
+        for row in measure_matmuls(w):
+            matmul_rows.append(row)
+            print(json.dumps(row), flush=True)
     device = torch.cuda.get_device_name()
     import triton
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -211,12 +327,14 @@ def main(argv: list[str] | None = None) -> int:
             "timing": "triton.testing.do_bench median, ms"}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    out.with_suffix(".json").write_text(
+        json.dumps({"meta": meta, "rows": rows, "matmul_rows": matmul_rows}, indent=2) + "\n")
     header = (f"# CUDA benchmark ({meta['date']}, {device}, torch {meta['torch']}, "
               f"triton {meta['triton']})\n\nmedian of triton.testing.do_bench; "
               "copy = device-to-device copy of the same bytes (bandwidth ceiling)")
-    out.with_suffix(".md").write_text(markdown(rows, header))
-    print(markdown(rows, header))
+    text = markdown(rows, header) + ("\n" + markdown_matmuls(matmul_rows) if matmul_rows else "")
+    out.with_suffix(".md").write_text(text)
+    print(text)
     return 0
 
 

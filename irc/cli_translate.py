@@ -8,7 +8,10 @@ file's ``MODELS`` dict of such callables. ``--to`` picks the stage:
 * ``kernel``: + ``fuse`` and ``memory-plan`` (kernels, host schedule, memory note);
 * ``loops``: + ``lower-to-loops`` (scf/memref loops of each kernel);
 * ``llvm``: LLVM IR of the loops module's kernels (the CPU backend's translator);
-* ``triton``: Triton source generated from the kernel module.
+* ``triton``: Triton source generated from the kernel module; ``--matmul``
+  picks how matmuls appear (the backend's ``matmul`` option: ``auto`` shows
+  both schedules and the per-shape switch, ``triton`` the template with fused
+  epilogues, ``cublas`` ``torch.matmul``).
 
 Guarantees: malformed or invalid .mlir is reported as ``file:line:col: error``
 with the source line and a caret; a bad ``file.py:NAME``, a stage that is not
@@ -43,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
     parser.add_argument("--locations", action=argparse.BooleanOptionalAction, default=False,
                         help="print source locations in IR output (default: off)")
+    parser.add_argument("--matmul", choices=("auto", "cublas", "triton"), default="auto",
+                        help="--to triton: matmuls as torch.matmul (cublas), as the Triton "
+                             "template with fused epilogue (triton), or both with the "
+                             "per-shape choice made at run time (auto, the default)")
 
 
 # ----------------------------------------------------------------------------
@@ -182,7 +189,7 @@ def run_stage_passes(module: ModuleOp, pipeline: str, source_map: SourceMap | No
                        f"{err}") from None
 
 
-def translate(spec: str, stage: str, locations: bool = False) -> str:
+def translate(spec: str, stage: str, locations: bool = False, matmul: str = "auto") -> str:
     """The text of ``stage`` for the input named by ``spec``."""
     if stage not in STAGES:
         raise IrcError(f"error: unknown stage '{stage}' (choose from {', '.join(STAGES)})")
@@ -198,7 +205,7 @@ def translate(spec: str, stage: str, locations: bool = False) -> str:
     if stage == "triton":
         generate_source = _stage_attr("irc.backends.triton.codegen", "generate_source",
                                       "the Triton code generator")
-        return _emit(generate_source, module, "Triton source")
+        return _emit(lambda m: generate_source(m, matmul=matmul), module, "Triton source")
     return print_module(module, locations=locations)
 
 
@@ -213,7 +220,7 @@ def _emit(fn: Any, module: ModuleOp, what: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    text = translate(args.input, args.to, args.locations)
+    text = translate(args.input, args.to, args.locations, getattr(args, "matmul", "auto"))
     if args.output == "-":
         sys.stdout.write(text)
         return 0

@@ -21,6 +21,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 # Largest row (reduced extent) kept whole in one block on a GPU / in the interpreter.
 PERSISTENT_LIMIT_GPU = 4096
@@ -117,39 +118,73 @@ class Autotuner:
     """Chooses among :func:`candidates` by timing; remembers choices."""
 
     def __init__(self) -> None:
-        self._memory: dict[str, Tiling] = {}
+        self._memory: dict[str, Any] = {}  # key -> JSON value (a tiling's fields, a name)
 
     @staticmethod
     def key(source: str, kernel: str, t: Tiling, device: str) -> str:
         # 64 hex digits: the form irc.cache keys take
         return hashlib.sha256(f"triton-tiling|{source}|{kernel}|{t}|{device}".encode()).hexdigest()
 
-    def lookup(self, key: str) -> Tiling | None:
+    def recall(self, key: str) -> Any:
+        """A remembered JSON value (in memory, else from the disk cache), or None."""
         if key in self._memory:
             return self._memory[key]
         cache = _disk_cache()
-        if cache is not None:
-            try:
-                data = cache.get(key)
-            except Exception:  # a broken entry is rebuilt, never trusted
-                data = None
-            if data:
-                try:
-                    tiling = Tiling(**json.loads(data))
-                except (TypeError, ValueError):
-                    return None
-                self._memory[key] = tiling
-                return tiling
-        return None
+        if cache is None:
+            return None
+        try:
+            data = cache.get(key)
+        except Exception:  # a broken entry is rebuilt, never trusted
+            return None
+        if not data:
+            return None
+        try:
+            value = json.loads(data)
+        except ValueError:
+            return None
+        self._memory[key] = value
+        return value
 
-    def store(self, key: str, t: Tiling) -> None:
-        self._memory[key] = t
+    def remember(self, key: str, value: Any) -> None:
+        """Keep a JSON value in memory and, when the cache is on, on disk."""
+        self._memory[key] = value
         cache = _disk_cache()
         if cache is not None:
             try:
-                cache.put(key, json.dumps(asdict(t)).encode())
+                cache.put(key, json.dumps(value).encode())
             except Exception:  # disk cache is an optimisation only
                 pass
+
+    def lookup(self, key: str) -> Tiling | None:
+        data = self.recall(key)
+        if not isinstance(data, dict):
+            return None
+        try:
+            return Tiling(**data)
+        except TypeError:
+            return None
+
+    def store(self, key: str, t: Tiling) -> None:
+        self.remember(key, asdict(t))
+
+    def pick(self, key: str, options: dict[str, Callable[[], None]]) -> str:
+        """The fastest of named alternatives (each callable runs one launch),
+        remembered under ``key``; used for matmul tilings and for the
+        library-vs-template choice (:mod:`codegen_matmul`)."""
+        known = self.recall(key)
+        if isinstance(known, str) and known in options:
+            return known
+        from triton.testing import do_bench
+        best, best_ms = next(iter(options)), float("inf")
+        for name, run in options.items():
+            try:
+                ms = do_bench(run, warmup=5, rep=20)
+            except Exception:  # e.g. out of shared memory/registers: skip it
+                continue
+            if ms < best_ms:
+                best, best_ms = name, ms
+        self.remember(key, best)
+        return best
 
     def tune(self, key: str, t: Tiling, run: Callable[[Tiling], None]) -> Tiling:
         """The fastest of ``candidates(t)``; ``run(tiling)`` launches once."""

@@ -2,7 +2,9 @@
 
 Guarantees: every ``irc.kernel`` becomes one ``@triton.jit`` kernel (pointwise,
 or a block reduction over rows: softmax and layer norm are one kernel each);
-extern ops run as torch library calls (cuBLAS/cuDNN on CUDA tensors); results
+extern ops run as torch library calls (cuBLAS/cuDNN on CUDA tensors), except
+matmuls the ``matmul`` option gives to the Triton template, which then also
+runs the consumer kernel as its fused epilogue (:mod:`codegen_matmul`); results
 agree with the reference interpreter within the dtype's tolerance. A kernel the
 code generator cannot express runs in eager torch instead, is logged, and is
 marked in the generated source. Runs on a CUDA GPU, or on the CPU under the
@@ -14,6 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from xdsl.dialects.builtin import ModuleOp
@@ -34,6 +37,12 @@ class TritonOptions(BackendOptions):
     """Time a few tilings of large kernels on their first launch (real CUDA only)."""
     interpret: bool = False
     """Run kernels with Triton's CPU interpreter on CPU tensors."""
+    matmul: Literal["auto", "cublas", "triton"] = "auto"
+    """How ``graph.matmul`` runs: ``"cublas"`` (``torch.matmul``, then the consumer
+    kernel), ``"triton"`` (the Triton matmul template with the consumer's
+    elementwise body fused as its epilogue, where legal), ``"auto"`` (per shape:
+    both timed on first call on a GPU, the decision cached; under the
+    interpreter, ``"cublas"``)."""
 
 
 class TritonBackend(Backend):
@@ -47,7 +56,8 @@ class TritonBackend(Backend):
         from irc.backends.triton.runtime import TritonExecutable
         opts = options if isinstance(options, TritonOptions) else TritonOptions()
         return TritonExecutable(module, weights, autotune=opts.autotune,
-                                cuda_graphs=opts.cuda_graphs, interpret=opts.interpret)
+                                cuda_graphs=opts.cuda_graphs, interpret=opts.interpret,
+                                matmul=opts.matmul)
 
     def available(self) -> str | None:
         if torch.cuda.is_available():
@@ -63,7 +73,7 @@ class TritonBackend(Backend):
         return NO_DEVICE
 
 
-def generate_source(module: ModuleOp, interpret: bool = False) -> str:
+def generate_source(module: ModuleOp, interpret: bool = False, matmul: str = "cublas") -> str:
     """The Triton source of a kernel-level module (``irc translate --to triton``)."""
     from irc.backends.triton.codegen import generate_source as generate
-    return generate(module, interpret)
+    return generate(module, interpret, matmul)

@@ -8,6 +8,9 @@ sizes must be split), and ``def main(...)``, the host schedule as a readable
 Python wrapper (allocate outputs, launch kernels, call torch for extern ops).
 :func:`generate_source` is what ``irc translate --to triton`` prints.
 
+Matmul sites of the Triton template (and the consumer kernels fused into
+them) are planned by :mod:`codegen_matmul` (the ``matmul`` argument).
+
 Graph ops left directly in ``@main`` (an unfused, graph-level module) are
 compiled as one-op kernels, so the backend accepts both levels.
 """
@@ -23,6 +26,14 @@ from xdsl.ir import Operation, SSAValue
 
 from irc.backends.triton.autotune import Tiling, choose_pointwise, choose_reduction
 from irc.backends.triton.codegen_host import extern_call
+from irc.backends.triton.codegen_matmul import (
+    LAUNCH_MATMUL,
+    MATMUL_MODES,
+    MatmulSite,
+    launch_lines,
+    plan_matmul_sites,
+    tilings_text,
+)
 from irc.backends.triton.codegen_kernel import (
     KernelSpec,
     KernelWriter,
@@ -82,6 +93,8 @@ class ModulePlan:
     helpers: set[str]
     constants: list[torch.Tensor]
     constant_index: dict[int, int]  # id(constant op) -> index in constants
+    matmuls: list[MatmulSite] = field(default_factory=list)  # template sites (codegen_matmul)
+    matmul_of: dict[int, MatmulSite] = field(default_factory=dict)  # id(matmul or fused call)
 
 
 def find_main(module: ModuleOp) -> func.FuncOp:
@@ -151,8 +164,14 @@ def _tiling(spec: KernelSpec, layout: ReductionLayout | None, interpret: bool,
     return choose_reduction(rows, layout.reduced, interpret)
 
 
-def plan_module(module: ModuleOp, interpret: bool = False) -> ModulePlan:
-    """Decide everything about ``module`` (kernel or graph level)."""
+def plan_module(module: ModuleOp, interpret: bool = False, matmul: str = "cublas") -> ModulePlan:
+    """Decide everything about ``module`` (kernel or graph level).
+
+    ``matmul`` ("cublas", "triton", "auto"; see :mod:`codegen_matmul`) says
+    which ``graph.matmul`` ops get the Triton template; under the interpreter
+    "auto" means "cublas" (nothing is timed there)."""
+    if matmul not in MATMUL_MODES:
+        raise BackendError(f"matmul must be one of {', '.join(MATMUL_MODES)}, got {matmul!r}")
     main = find_main(module)
     functions = _functions(module)
     plan = ModulePlan(main, {}, {}, set(), [], {})
@@ -186,7 +205,30 @@ def plan_module(module: ModuleOp, interpret: bool = False) -> ModulePlan:
             spec = KernelSpec(name, list(op.operands), [op], list(op.results), known)
             plan.kernels[name] = _view_plan(spec, op) or plan_kernel(spec, interpret, plan.helpers)
             plan.call_names[id(op)] = name
+    _plan_matmuls(plan, "cublas" if interpret and matmul == "auto" else matmul, interpret)
     return plan
+
+
+def _plan_matmuls(plan: ModulePlan, mode: str, interpret: bool) -> None:
+    """Template sites for the matmuls; a consumer fused into the template in
+    "triton" mode is no longer a kernel of its own ("auto" keeps it for the
+    library schedule)."""
+    def consumer(call: func.CallOp) -> tuple[str, KernelSpec] | None:
+        name = plan.call_names.get(id(call))
+        kplan = plan.kernels.get(name) if name is not None else None
+        if kplan is None or kplan.view is not None or kplan.eager_reason is not None \
+                or not all(k.tiling.kind == "pointwise" for k in kplan.kernels):
+            return None
+        return name, kplan.spec
+
+    plan.matmuls = plan_matmul_sites(plan.main, consumer, mode, interpret, plan.helpers)
+    for site in plan.matmuls:
+        plan.matmul_of[id(site.op)] = site
+        if site.call is not None:
+            plan.matmul_of[id(site.call)] = site
+            if mode == "triton" and site.consumer is not None:
+                del plan.kernels[site.consumer]
+                del plan.call_names[id(site.call)]
 
 
 MOVEMENT_OPS = (g.PermuteOp, g.ReshapeOp, g.ExpandOp, g.SqueezeOp, g.UnsqueezeOp, g.SliceOp)
@@ -267,8 +309,14 @@ def emit_module(plan: ModulePlan, title: str = "") -> str:
         for k in kplan.kernels:
             parts.append("")
             parts.append(k.source)
+    for site in plan.matmuls:
+        parts.append("")
+        parts.append(site.source)
     parts.append(_tilings_text(plan))
     parts.append(LAUNCH_DEFAULT)
+    if plan.matmuls:
+        parts.append(tilings_text(plan.matmuls))
+        parts.append(LAUNCH_MATMUL)
     parts.append(_host_text(plan))
     return "\n".join(parts) + "\n"
 
@@ -324,6 +372,8 @@ def _host_text(plan: ModulePlan) -> str:
         elif isinstance(op, g.ConstantOp):
             names[op.result] = fresh()
             lines.append(f"    {names[op.result]} = CONSTANTS[{plan.constant_index[id(op)]}]")
+        elif id(op) in plan.matmul_of:
+            lines.extend(_matmul_text(plan, plan.matmul_of[id(op)], op, names, fresh))
         elif id(op) in plan.call_names:
             kplan = plan.kernels[plan.call_names[id(op)]]
             lines.extend(_kernel_call_text(kplan, op, names, fresh))
@@ -334,6 +384,41 @@ def _host_text(plan: ModulePlan) -> str:
         else:
             raise UnsupportedOpError(op.name, reason="the Triton backend cannot run it in @main")
     return "\n".join(lines) + "\n"
+
+
+def _matmul_text(plan: ModulePlan, site: MatmulSite, op: Operation, names: dict[SSAValue, str],
+                 fresh) -> list[str]:  # type: ignore[no-untyped-def]
+    """A template site: at the matmul when it has no epilogue, else at the
+    consumer's call. "auto" emits both schedules as closures and lets
+    ``_matmul`` (the runtime) pick one per shape."""
+    if op is site.op and site.call is not None:
+        return [f"    # graph.matmul: fused into {site.name} at the call of {site.consumer} below"]
+    mm = site.op
+    # the consumer's operands (the product's own positions are not passed on)
+    args = [names[mm.lhs], names[mm.rhs]] + [names.get(v, "None") for v in
+                                             (site.call.operands if site.call else [])]
+    results = list(site.call.results) if site.call is not None else [mm.result]
+    outs = [fresh() for _ in results]
+    for r, n in zip(results, outs):
+        names[r] = n
+    if site.mode == "triton":
+        return launch_lines(site, args, outs, "    ")
+    inner = dict(names)
+    library = [f"    def _{site.name}_cublas():"]
+    inner[mm.result] = fresh()
+    library.append(f"        {inner[mm.result]} = {extern_call(mm, args[:2])}")
+    if site.call is not None:
+        assert site.consumer is not None
+        for r in results:
+            del inner[r]
+        kernel = _kernel_call_text(plan.kernels[site.consumer], site.call, inner, fresh)
+        library.extend("    " + line for line in kernel)
+    library.append(f"        return [{', '.join(inner[r] for r in results)}]")
+    template = [f"    def _{site.name}_triton():", *launch_lines(site, args, outs, "        "),
+                f"        return [{', '.join(outs)}]"]
+    return [*library, *template,
+            f"    {', '.join(outs)}, = _matmul({site.name!r}, _{site.name}_cublas, "
+            f"_{site.name}_triton)  # {site.describe()}"]
 
 
 def _kernel_call_text(kplan: KernelPlan, op: Operation, names: dict[SSAValue, str],
@@ -365,6 +450,6 @@ def _kernel_call_text(kplan: KernelPlan, op: Operation, names: dict[SSAValue, st
     return lines
 
 
-def generate_source(module: ModuleOp, interpret: bool = False) -> str:
+def generate_source(module: ModuleOp, interpret: bool = False, matmul: str = "cublas") -> str:
     """The whole module's Triton source: all kernels plus the host wrapper."""
-    return emit_module(plan_module(module, interpret))
+    return emit_module(plan_module(module, interpret, matmul))

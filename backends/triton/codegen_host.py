@@ -1,6 +1,7 @@
 """Host-wrapper text for the extern ops of ``@main`` (library calls).
 
-Matmul goes to ``torch.matmul`` (cuBLAS on CUDA tensors), convolution and
+Matmul goes to ``torch.matmul`` (cuBLAS on CUDA tensors) unless the Triton
+template runs it (:mod:`codegen_matmul`), convolution and
 pooling to ``torch.nn.functional`` (cuDNN), gather-like ops and concat to
 torch's own kernels. The semantics match :mod:`irc.ir.interpreter` (the
 reference); results are made contiguous because generated kernels index

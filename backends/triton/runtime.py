@@ -13,6 +13,13 @@ Guarantees:
   that layout before launch (never read with the wrong strides).
 * With ``autotune`` on a real GPU, each large kernel's tiling is timed among a
   few candidates on its first launch (:mod:`autotune`).
+* Matmul sites of the Triton template (:mod:`codegen_matmul`): with
+  ``matmul="auto"`` on a real GPU, each site's first call times the library
+  schedule (``torch.matmul`` + its consumer kernel) against the template with
+  the fused epilogue and keeps the faster per shape (in memory and in the
+  compile cache, like autotuned tilings); under the interpreter "auto" is the
+  library schedule and nothing is timed. With ``autotune``, a large
+  template's tiling is also timed among a few candidates on first launch.
 * With ``cuda_graphs`` on a real GPU, the schedule is captured into a CUDA
   graph after one warm-up call and replayed on static input buffers.
 """
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 import sys
@@ -35,11 +43,14 @@ from xdsl.dialects.builtin import ModuleOp
 
 from irc.backends.triton.autotune import AUTOTUNER, Tiling, worth_tuning
 from irc.backends.triton.codegen import ModulePlan, emit_module, plan_module
+from irc.backends.triton.codegen_matmul import MatmulTiling, matmul_candidates
 from irc.errors import BackendError, InputMismatchError
 from irc.ir.interpreter import Interpreter
 from irc.ir.types import dtype_of, shape_of
 
 log = logging.getLogger("irc.triton")
+# Matmul templates smaller than this (M*N*K*batch) keep their heuristic tiling.
+MATMUL_TUNE_MIN_FLOP = 1 << 24
 
 
 def interpreter_enabled() -> bool:
@@ -86,14 +97,14 @@ class TritonExecutable:
 
     def __init__(self, module: ModuleOp, weights: Mapping[str, torch.Tensor],
                  autotune: bool = True, cuda_graphs: bool = False,
-                 interpret: bool = False) -> None:
+                 interpret: bool = False, matmul: str = "auto") -> None:
         self.interpret = interpret or interpreter_enabled()
         if not self.interpret and not torch.cuda.is_available():
             raise BackendError("no CUDA device; use target=\"cpu\", or set TRITON_INTERPRET=1 "
                                "to run the Triton kernels on the CPU")
         self.device = (torch.device("cpu") if self.interpret
                        else torch.device("cuda", torch.cuda.current_device()))
-        self.plan: ModulePlan = plan_module(module, self.interpret)
+        self.plan: ModulePlan = plan_module(module, self.interpret, matmul)
         self.source = emit_module(self.plan)
         self.module = load_source(self.source, self.interpret)
         self.autotune = autotune and not self.interpret
@@ -104,6 +115,13 @@ class TritonExecutable:
         self._tilings: dict[str, Tiling] = {k.name: k.tiling for p in self.plan.kernels.values()
                                             for k in p.kernels}
         self._tuned: set[str] = set()
+        self._matmul_tilings: dict[str, MatmulTiling] = {s.name: s.tiling
+                                                         for s in self.plan.matmuls}
+        self.matmul_choice: dict[str, str] = {  # site -> "cublas" | "triton"
+            s.name: s.mode for s in self.plan.matmuls if s.mode == "triton"}
+        # bench/bench_cuda.py sets this to time each "auto" site's two schedules itself
+        self.record_matmul_runs = False
+        self.matmul_runs: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {}
         self._bind(module, weights)
 
     def _bind(self, module: ModuleOp, weights: Mapping[str, torch.Tensor]) -> None:
@@ -122,6 +140,11 @@ class TritonExecutable:
             eager[name] = _eager_kernel(interpreter, kplan.function, kplan.spec.ops)
         ns["EAGER"] = eager
         ns["_launch"] = self._launch
+        ns["HIDDEN"].update({s.name: [_on(h, self.device) for h in s.hidden]
+                             for s in self.plan.matmuls})
+        ns["MATMUL_CHOICE"] = self.matmul_choice
+        ns["_launch_matmul"] = self._launch_matmul
+        ns["_matmul"] = self._matmul
 
     def _launch(self, kernel: Any, name: str, *args: Any) -> None:
         tiling = self._tilings[name]
@@ -131,6 +154,44 @@ class TritonExecutable:
             tiling = AUTOTUNER.tune(key, tiling, lambda t: kernel[(t.grid,)](*args, **t.meta()))
             self._tilings[name] = tiling
         kernel[(tiling.grid,)](*args, **tiling.meta())
+
+    def _launch_matmul(self, kernel: Any, name: str, a: torch.Tensor, b: torch.Tensor,
+                       *args: Any) -> None:
+        """Launch a matmul template (operands ``[batch, rows, cols]`` with any strides)."""
+        tiling = self._matmul_tilings[name]
+
+        def run(t: MatmulTiling) -> None:
+            kernel[t.grid](a, b, *a.stride(), *b.stride(), *args, **t.meta())
+
+        if self.autotune and name not in self._tuned and \
+                tiling.m * tiling.n * tiling.k * tiling.batch >= MATMUL_TUNE_MIN_FLOP:
+            self._tuned.add(name)
+            key = AUTOTUNER.key(self.source, f"{name}|tiling", tiling, self._device_name())
+            options = {json.dumps(vars(t)): (lambda t=t: run(t)) for t in matmul_candidates(tiling)}
+            tiling = MatmulTiling(**json.loads(AUTOTUNER.pick(key, options)))
+            self._matmul_tilings[name] = tiling
+        run(tiling)
+
+    def _matmul(self, name: str, cublas: Callable[[], list[torch.Tensor]],
+                template: Callable[[], list[torch.Tensor]]) -> list[torch.Tensor]:
+        """An "auto" site: time both schedules once per shape, then run the faster."""
+        if self.record_matmul_runs:
+            self.matmul_runs[name] = (cublas, template)
+        choice = self.matmul_choice.get(name)
+        if choice is None:
+            choice = "cublas"
+            if self.device.type == "cuda" and not self.interpret:
+                template()  # compiles (and tunes) the template before it is timed
+                cublas()
+                key = AUTOTUNER.key(self.source, f"{name}|schedule",
+                                    self._matmul_tilings[name], self._device_name())
+                choice = AUTOTUNER.pick(key, {"cublas": cublas, "triton": template})
+            self.matmul_choice[name] = choice
+            log.info("irc triton: %s runs %s", name, choice)
+        return template() if choice == "triton" else cublas()
+
+    def _device_name(self) -> str:
+        return torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
 
     # -- calling ------------------------------------------------------------------
 
