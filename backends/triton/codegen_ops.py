@@ -81,12 +81,12 @@ def convert(expr: str, src: torch.dtype, dst: torch.dtype) -> str:
 
 
 def round_half(expr: str, dtype: torch.dtype) -> str:
-    """A float32 register value rounded to ``dtype`` (float16/bfloat16) precision
+    """A register value (float32, or an integer/bool) rounded to ``dtype`` (float16/bfloat16) precision
     and kept in float32, to nearest even like torch. bfloat16 goes through the
     ``_round_bf16`` helper: Triton's interpreter truncates ``.to(tl.bfloat16)``
     (the GPU rounds), and the bit arithmetic rounds the same way on both."""
-    if dtype == torch.bfloat16:
-        return f"_round_bf16({expr})"
+    if dtype == torch.bfloat16:  # (from an integer or bool through float32, like torch)
+        return f"_round_bf16(({expr}).to(tl.float32))"
     return f"{expr}.to({tl_type(dtype)}).to(tl.float32)"
 
 
