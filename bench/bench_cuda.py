@@ -296,8 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     if not selected:
         parser.error(f"no workload named {args.only}")
     # matmul rows: the models and the linear layers (micro kernels have no matmul)
-    with_matmuls = [] if args.no_matmul else [
-        w for w in selected if w.bytes_moved == 0 and w.name != "ResNetCNN"]
+    with_matmuls = [] if args.no_matmul else [w for w in selected if w.bytes_moved == 0]
     if not args.only:
         selected = [w for w in selected if not w.name.startswith("linear_gelu_")]
     if args.matmul_only:
