@@ -373,3 +373,19 @@ def test_runtime_auto_choice_without_gpu_is_the_library() -> None:
                       lambda: calls.append("triton") or [2])
     assert out == [1] and calls == ["cublas"] and exe.matmul_choice["site"] == "cublas"
     assert "site" in exe.matmul_runs
+
+
+def test_two_outputs_constant_cast_and_transposed_store() -> None:
+    text = """builtin.module {
+func.func @main(%x: tensor<5x3xf32>, %w: tensor<3x4xf32>) -> (tensor<5x4xf32>, tensor<4x5xf16>) {
+  %c = graph.constant dense<[1.0, 2.0, 3.0, 4.0]> : tensor<4xf32>
+  %y = graph.matmul %x, %w : (tensor<5x3xf32>, tensor<3x4xf32>) -> tensor<5x4xf32>
+  %z = graph.mul %y, %c : (tensor<5x4xf32>, tensor<4xf32>) -> tensor<5x4xf32>
+  %t = graph.permute %z {dims = array<i64: 1, 0>} : tensor<5x4xf32> -> tensor<4x5xf32>
+  %h = graph.cast %t : tensor<4x5xf32> -> tensor<4x5xf16>
+  func.return %z, %h : tensor<5x4xf32>, tensor<4x5xf16>
+}
+}"""
+    exe, got = run_ir(text, [torch.randn(5, 3), torch.randn(3, 4)])
+    assert [s.has_epilogue for s in exe.plan.matmuls] == [True] and not exe.plan.kernels
+    assert [g_.dtype for g_ in got] == [torch.float32, torch.float16]
