@@ -185,6 +185,21 @@ def _pow(a, b):
     r = tl.where((a < 0) & (~integral), float("nan"), r)
     return tl.where(b == 0.0, 1.0, tl.where(a == 1.0, 1.0, r))
 ''',
+    "_ipow": '''
+@triton.jit
+def _ipow(a, e, BITS: tl.constexpr):
+    # a ** e by square-and-multiply over e's bits (wraps like torch); negative e:
+    # 1 ** e == 1, (-1) ** e == +-1, otherwise 0 (integer semantics)
+    result = a * 0 + 1
+    base = a
+    for bit in tl.static_range(BITS - 1):
+        result = tl.where(((e >> bit) & 1) != 0, result * base, result)
+        base = base * base
+    odd = (e & 1) != 0
+    minus = tl.where(odd, a * 0 - 1, a * 0 + 1)
+    negative = tl.where(a == 1, a * 0 + 1, tl.where(a == -1, minus, a * 0))
+    return tl.where(e < 0, negative, result)
+''',
 }
 # helpers that call other helpers
 HELPER_DEPS: dict[str, tuple[str, ...]] = {"_atan2": ("_atan",)}
@@ -335,4 +350,7 @@ class OpEmitter:
             if rhs_const == -1.0:
                 return f"(1.0 / {a})"
             return self.helper("_pow", a, b)
-        raise KernelUnsupported("integer pow with a non-constant exponent")
+        if dt in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+            bits = torch.iinfo(dt).bits
+            return self.helper("_ipow", a, f"{b}.to({reg_type(dt)})", str(bits))
+        raise KernelUnsupported(f"pow in {dt}")
