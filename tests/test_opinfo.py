@@ -3,7 +3,8 @@
 For every op the importer supports (``SUPPORTED``), the first samples of the
 OpInfo are traced to core aten (our decomposition table, functionalized, as
 AOTAutograd gives graphs), compiled with ``strict=True`` (so nothing may fall
-back to eager) and compared with eager. Ops outside the set must raise
+back to eager) for the reference interpreter and for the CPU backend (LLVM),
+and compared with eager (the Triton backend: :mod:`test_opinfo_triton`). Ops outside the set must raise
 :class:`irc.UnsupportedOpError` under strict mode and fall back correctly
 otherwise. ``IRC_OPINFO_SAMPLES`` (default 1) sets the samples per op; the
 report's pass count comes from ``IRC_OPINFO_SAMPLES=3``.
@@ -84,10 +85,6 @@ SUPPORTED = (
 
 # ops with no lowering (they must be reported, then run eagerly)
 OUTSIDE = ("sort", "topk", "cummax", "nn.functional.conv_transpose2d")
-# a spread of op families also run on the CPU backend
-CPU_SUBSET = ("add", "mul", "true_divide", "exp", "tanh", "sigmoid", "where", "sum", "mean", "amax",
-              "softmax", "log_softmax", "matmul", "nn.functional.gelu", "nn.functional.silu",
-              "nn.functional.layer_norm", "nn.functional.conv2d", "cat", "permute", "clamp")
 
 _OPS = {op.name: op for op in op_db if not op.variant_test_name}
 
@@ -134,7 +131,7 @@ def test_opinfo_compiles_and_matches_eager(name: str) -> None:
         _compare(run(*tensors), want)
 
 
-@pytest.mark.parametrize("name", CPU_SUBSET)
+@pytest.mark.parametrize("name", SUPPORTED)
 def test_opinfo_cpu_backend(name: str) -> None:
     pytest.importorskip("irc.backends.llvm.backend")
     op = _OPS[name]
