@@ -217,3 +217,39 @@ func.func @main(%x: tensor<4x8xf32>) -> tensor<4x3xf32> {
     assert ".permute(1, 0)  # kernel_0: a view" in source
     assert "torch.matmul(arg0, " in source
     assert [k for k in jit_kernels(source) if not k.startswith("_")] == ["kernel_1"]
+
+
+def test_autotuner_picks_the_fastest_skips_failures_and_remembers(monkeypatch, tmp_path) -> None:
+    """tune/pick with do_bench replaced by a table of times (no GPU needed)."""
+    import triton.testing
+
+    from irc.backends.triton.autotune import Autotuner
+
+    monkeypatch.setenv("IRC_CACHE_DIR", str(tmp_path))  # a fresh disk cache
+    t = choose_pointwise(1 << 20, interpret=False)
+    cands = candidates(t)
+    assert len(cands) >= 3
+    times = {c: 5.0 - i for i, c in enumerate(cands)}  # the last candidate is fastest
+    failing = cands[-1]
+    launched: list[Tiling] = []
+
+    def fake_bench(fn, warmup: int = 0, rep: int = 0) -> float:
+        fn()
+        if launched[-1] == failing:
+            raise RuntimeError("out of shared memory")
+        return times[launched[-1]]
+
+    monkeypatch.setattr(triton.testing, "do_bench", fake_bench)
+    tuner = Autotuner()
+    best = tuner.tune("k" * 64, t, launched.append)
+    assert best == cands[-2]  # the fastest that ran
+    launched.clear()
+    assert tuner.tune("k" * 64, t, launched.append) == best and not launched  # remembered
+
+    ran: list[str] = []
+    options = {name: (lambda name=name: ran.append(name)) for name in ("cublas", "triton")}
+    monkeypatch.setattr(triton.testing, "do_bench",
+                        lambda fn, warmup=0, rep=0: (fn(), {"cublas": 2.0, "triton": 1.0}[ran[-1]])[1])
+    assert tuner.pick("p" * 64, options) == "triton"
+    ran.clear()
+    assert tuner.pick("p" * 64, options) == "triton" and not ran

@@ -174,15 +174,7 @@ class Autotuner:
         known = self.recall(key)
         if isinstance(known, str) and known in options:
             return known
-        from triton.testing import do_bench
-        best, best_ms = next(iter(options)), float("inf")
-        for name, run in options.items():
-            try:
-                ms = do_bench(run, warmup=5, rep=20)
-            except Exception:  # e.g. out of shared memory/registers: skip it
-                continue
-            if ms < best_ms:
-                best, best_ms = name, ms
+        best = _fastest(options)
         self.remember(key, best)
         return best
 
@@ -191,17 +183,25 @@ class Autotuner:
         known = self.lookup(key)
         if known is not None:
             return known
-        from triton.testing import do_bench
-        best, best_ms = t, float("inf")
-        for cand in candidates(t):
-            try:
-                ms = do_bench(lambda: run(cand), warmup=5, rep=20)
-            except Exception:  # e.g. out of shared memory/registers: skip it
-                continue
-            if ms < best_ms:
-                best, best_ms = cand, ms
+        cands = candidates(t)
+        best = cands[int(_fastest({str(i): (lambda c=c: run(c)) for i, c in enumerate(cands)}))]
         self.store(key, best)
         return best
+
+
+def _fastest(options: dict[str, Callable[[], None]]) -> str:
+    """The name of the fastest option (``do_bench`` of each; one that fails, e.g.
+    out of shared memory or registers, is skipped; the first when all fail)."""
+    from triton.testing import do_bench
+    best, best_ms = next(iter(options)), float("inf")
+    for name, run in options.items():
+        try:
+            ms = do_bench(run, warmup=5, rep=20)
+        except Exception:
+            continue
+        if ms < best_ms:
+            best, best_ms = name, ms
+    return best
 
 
 def _disk_cache():  # type: ignore[no-untyped-def]
