@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up (if needed), compile a transformer decoder with irc and show that it
-# matches eager PyTorch, and how fast it is next to eager and torch.compile.
+# matches eager PyTorch, and how fast it is next to eager (--inductor: and torch.compile).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
