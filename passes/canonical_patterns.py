@@ -13,7 +13,12 @@ from typing import ClassVar
 
 import torch
 from xdsl.ir import Operation, SSAValue
-from xdsl.pattern_rewriter import PatternRewriter, RewritePattern, op_type_rewrite_pattern
+from xdsl.pattern_rewriter import (
+    PatternRewriter,
+    PatternRewriteWalker,
+    RewritePattern,
+    op_type_rewrite_pattern,
+)
 
 from irc.ir import graph as g
 from irc.ir.types import dtype_of, shape_of
@@ -172,6 +177,16 @@ class ComposePermutes(RewritePattern):
                 _replace(rewriter, op, inner.input)
             else:
                 rewriter.replace_op(op, _with_loc(g.PermuteOp(inner.input, composed), op))
+
+
+def compose_permutes(module: Operation) -> None:
+    """Compose all permute chains in ``module`` (:class:`ComposePermutes`) and
+    drop the permutes that composing left unused; the layout passes
+    (``channels-last``, ``swap-skinny-matmul``) wrap the ops they rewrite in
+    permutes and rely on this to cancel the ones that meet."""
+    PatternRewriteWalker(ComposePermutes(), apply_recursively=True).rewrite_module(module)
+    for dead in [o for o in module.walk() if isinstance(o, g.PermuteOp) and not o.result.uses]:
+        dead.parent_block().erase_op(dead)
 
 
 _RESHAPE_LIKE = (g.ReshapeOp, g.SqueezeOp, g.UnsqueezeOp)

@@ -36,11 +36,10 @@ from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, UnitAttr
 from xdsl.ir import Operation, SSAValue
 from xdsl.passes import ModulePass
-from xdsl.pattern_rewriter import PatternRewriteWalker
 
 from irc.ir import graph as g
 from irc.ir.types import dtype_of, shape_of, tensor_type
-from irc.passes.canonical_patterns import ComposePermutes
+from irc.passes.canonical_patterns import compose_permutes
 
 _LAYOUT_OPS = (g.ConvOp, g.MaxPoolOp, g.AvgPoolOp)
 _TO_LAST = [0, 2, 3, 1]   # [N, C, H, W] -> [N, H, W, C]
@@ -58,8 +57,6 @@ def _wants_channels_last(op: Operation) -> bool:
 
 def _rewrite(op: Operation) -> None:
     """Replace ``op`` by its channels-last form between two permutes."""
-    block = op.parent_block()
-    assert block is not None
     x = op.operands[0]
     to_last = g.PermuteOp(x, _TO_LAST)
     result = op.results[0]
@@ -77,6 +74,9 @@ def _rewrite(op: Operation) -> None:
     to_first = g.PermuteOp(new.results[0], _TO_FIRST)
     for created in (to_last, new, to_first):
         created.location = op.location
+    block = op.parent_block()
+    assert block is not None
+    # (not Rewriter.replace_op: it would hand op's name to the last new op)
     block.insert_ops_before([to_last, new, to_first], op)
     result.replace_all_uses_with(to_first.result)
     block.erase_op(op)
@@ -92,9 +92,5 @@ class ChannelsLast(ModulePass):
         targets = [o for o in op.walk() if _wants_channels_last(o)]
         for target in targets:
             _rewrite(target)
-        if not targets:
-            return
-        PatternRewriteWalker(ComposePermutes(), apply_recursively=True).rewrite_module(op)
-        # the permutes back to channels-first that only fed a composed-away permute
-        for dead in [o for o in op.walk() if isinstance(o, g.PermuteOp) and not o.result.uses]:
-            dead.parent_block().erase_op(dead)
+        if targets:
+            compose_permutes(op)

@@ -32,11 +32,10 @@ from dataclasses import dataclass
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
-from xdsl.pattern_rewriter import PatternRewriteWalker
 
 from irc.ir import graph as g
 from irc.ir.types import shape_of
-from irc.passes.canonical_patterns import ComposePermutes
+from irc.passes.canonical_patterns import compose_permutes
 
 _TRANSPOSE = [1, 0]
 
@@ -53,8 +52,7 @@ def _swappable(op: g.MatmulOp, max_rows: int) -> bool:
 
 
 def _swap(op: g.MatmulOp) -> None:
-    block = op.parent_block()
-    assert block is not None and isinstance(op.rhs.owner, g.PermuteOp)
+    assert isinstance(op.rhs.owner, g.PermuteOp)
     weight = op.rhs.owner.input
     xt = g.PermuteOp(op.lhs, _TRANSPOSE)
     yt = g.MatmulOp(weight, xt.result)
@@ -63,6 +61,9 @@ def _swap(op: g.MatmulOp) -> None:
         created.location = op.location
     if op.result.name_hint:
         yt.result.name_hint = f"{op.result.name_hint}_t"
+    block = op.parent_block()
+    assert block is not None
+    # (not Rewriter.replace_op: it would hand op's name to the last new op)
     block.insert_ops_before([xt, yt, y], op)
     op.result.replace_all_uses_with(y.result)
     block.erase_op(op)
@@ -82,8 +83,5 @@ class SwapSkinnyMatmul(ModulePass):
                    and _swappable(o, self.max_rows)]
         for target in targets:
             _swap(target)
-        if not targets:
-            return
-        PatternRewriteWalker(ComposePermutes(), apply_recursively=True).rewrite_module(op)
-        for dead in [o for o in op.walk() if isinstance(o, g.PermuteOp) and not o.result.uses]:
-            dead.parent_block().erase_op(dead)
+        if targets:
+            compose_permutes(op)
