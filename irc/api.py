@@ -65,6 +65,24 @@ def _unwrapping(fn: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
+def _entry_frame(call_impl: Callable[..., Any]) -> Callable[..., Any]:
+    """A frame in irc's own file for dynamo to start tracing at.
+
+    Dynamo skips frames whose code lies in ``torch.nn`` (``Module._call_impl``,
+    ``Sequential.forward``, ``LayerNorm.forward``): compiling the bound
+    ``_call_impl`` of a built-in module therefore captured no graph at all and
+    ran it in eager. From a frame dynamo does trace, it inlines those calls,
+    as ``torch.compile(module)`` does through ``external_utils.wrap_inline``.
+    """
+    def irc_entry(*args: Any, **kwargs: Any) -> Any:
+        return call_impl(*args, **kwargs)
+    # Dynamo keeps its compiled frames (and its recompile limit) per code
+    # object: each compiled module gets a code object of its own, or the ninth
+    # module compiled in a process would silently run in eager.
+    irc_entry.__code__ = irc_entry.__code__.replace()
+    return irc_entry
+
+
 def _compile(obj: Any, target: str, strict: bool, options: Mapping[str, Any] | None) -> Any:
     config = check_target(target, options)
     backend = make_dynamo_backend(target, config, strict)
@@ -73,7 +91,7 @@ def _compile(obj: Any, target: str, strict: bool, options: Mapping[str, Any] | N
         # (no tensor is copied); only the copy's call is compiled.
         compiled = copy.copy(obj)
         compiled.__dict__["_compiled_call_impl"] = _unwrapping(
-            torch.compile(compiled._call_impl, backend=backend, dynamic=False))
+            torch.compile(_entry_frame(compiled._call_impl), backend=backend, dynamic=False))
         compiled.__dict__["_irc_target"] = target
         return compiled
     if not callable(obj):
