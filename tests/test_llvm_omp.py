@@ -3,16 +3,14 @@
 A parallel kernel's ``.omp`` entry runs ``[lo, hi)`` in one ``GOMP_parallel``
 region; these tests check that every iteration runs exactly once for any team
 size, that compiled models take the OpenMP path where torch runs on OpenMP,
-and that ``IRC_CPU_OPENMP=0`` and ``torch.set_num_threads(1)`` change how a
-launch runs but never what it computes.
+and that the option ``parallel_runtime="pool"`` and ``torch.set_num_threads(1)``
+change how a launch runs (counted in ``executable.stats``) but never what it
+computes.
 """
 
 from __future__ import annotations
 
-import ast
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -77,19 +75,16 @@ def test_omp_entry_of_a_strided_loop() -> None:
 def test_runtime_found_where_torch_runs_on_openmp() -> None:
     uses_openmp = "parallel backend: OpenMP" in torch.__config__.parallel_info()
     found = threads.detect_openmp()
-    if os.environ.get(threads.OPENMP_ENV, "1") == "0":
-        assert found is None
-    else:
-        assert (found is not None) == uses_openmp
+    assert (found is not None) == uses_openmp
     if found is not None:
         assert os.path.basename(found.path).startswith(("libgomp", "libiomp5", "libomp"))
         assert found.parallel and found.thread_num and found.num_threads
 
 
-def _launcher_counts(fn_launch, args: list[int]) -> dict[str, int]:
-    before = dict(threads.launches)
-    fn_launch(args)
-    return {k: threads.launches[k] - before.get(k, 0) for k in threads.launches}
+def _launcher_counts(make_launch, args: list[int]) -> dict[str, int]:
+    stats = threads.LaunchStats()
+    make_launch(stats)(args)
+    return dict(stats.launches)
 
 
 def test_parallel_launcher_paths_agree() -> None:
@@ -101,9 +96,10 @@ def test_parallel_launcher_paths_agree() -> None:
         torch.set_num_threads(2)
         results = {}
         for name, launch in {
-            "omp": threads.parallel_launcher(plain, omp, n, min_work=1),
-            "pool": threads.parallel_launcher(plain, None, n, min_work=1),
-            "small": threads.parallel_launcher(plain, omp, n, min_work=n),  # one chunk: serial
+            "omp": lambda s: threads.parallel_launcher(plain, omp, n, min_work=1, stats=s),
+            "pool": lambda s: threads.parallel_launcher(plain, None, n, min_work=1, stats=s),
+            # one chunk: serial
+            "small": lambda s: threads.parallel_launcher(plain, omp, n, min_work=n, stats=s),
         }.items():
             o = torch.zeros(n, dtype=torch.int64)
             counts = _launcher_counts(launch, [o.data_ptr()])
@@ -118,37 +114,34 @@ def test_parallel_launcher_paths_agree() -> None:
                 assert results["omp"][1].get("openmp") == 1
         torch.set_num_threads(1)  # read on every call: now serial
         o = torch.zeros(n, dtype=torch.int64)
-        counts = _launcher_counts(threads.parallel_launcher(plain, omp, n, min_work=1),
-                                  [o.data_ptr()])
+        counts = _launcher_counts(
+            lambda s: threads.parallel_launcher(plain, omp, n, min_work=1, stats=s), [o.data_ptr()])
         assert counts.get("serial") == 1 and torch.equal(o, expected)
     finally:
         torch.set_num_threads(old)
 
 
-SCRIPT = """
-import torch, irc
-from irc.backends.llvm import threads
-torch.manual_seed(0)
-x = torch.randn(2048, 1024)  # 2M elements: worth two threads
-f = irc.compile(lambda x: torch.softmax(x * 2.0 + 1.0, -1), target="cpu")
-torch.testing.assert_close(f(x), torch.softmax(x * 2.0 + 1.0, -1))
-print(dict(threads.launches))
-"""
+@pytest.mark.parametrize("runtime", ["openmp", "pool"])
+def test_compiled_model_uses_the_selected_runtime(runtime: str, tmp_path) -> None:
+    from irc.driver import compile_program
+    from irc.frontends.capture import export_program
 
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(x * 2.0 + 1.0, -1)
 
-@pytest.mark.parametrize("setting", ["1", "0"])
-def test_compiled_model_uses_the_selected_runtime(setting: str, tmp_path) -> None:
-    env = {**os.environ, threads.OPENMP_ENV: setting, "IRC_CACHE_DIR": str(tmp_path),
-           "OMP_NUM_THREADS": "2"}
-    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    counts = ast.literal_eval(done.stdout.strip().splitlines()[-1])
+    x = torch.randn(2048, 1024)  # 2M elements: worth two threads
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        run = compile_program(export_program(fn, [x]), "cpu",
+                              {"parallel_runtime": runtime, "cache.dir": str(tmp_path)})
+        torch.testing.assert_close(run(x)[0], fn(x))
+    finally:
+        torch.set_num_threads(old)
+    counts = run.stats.launches
     if (os.cpu_count() or 1) < 2:
-        assert counts.get("serial", 0) >= 1
-    elif setting == "0":
-        assert counts.get("pool", 0) >= 1 and counts.get("openmp", 0) == 0
-    elif "parallel backend: OpenMP" in torch.__config__.parallel_info():
-        assert counts.get("openmp", 0) >= 1 and counts.get("pool", 0) == 0
-    else:  # torch without OpenMP: irc's pool either way
-        assert counts.get("pool", 0) >= 1 and counts.get("openmp", 0) == 0
+        assert counts["serial"] >= 1
+    elif runtime == "pool" or threads.detect_openmp() is None:
+        assert counts["pool"] >= 1 and counts["openmp"] == 0
+    else:
+        assert counts["openmp"] >= 1 and counts["pool"] == 0

@@ -22,6 +22,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
 from xdsl.dialects import func
@@ -30,6 +31,7 @@ from xdsl.dialects.builtin import ModuleOp
 from irc.backends.base import Backend, BackendOptions, Level
 from irc.backends.llvm.jit import JitModule, compile_llvm_ir, host_cpu_fingerprint
 from irc.backends.llvm.runtime import HostProgram
+from irc.backends.llvm.threads import LaunchStats
 from irc.backends.llvm.translate import kernel_signatures, translate_module
 from irc.cache import CacheConfig
 from irc.errors import BackendError, IrcError
@@ -53,6 +55,10 @@ class LLVMOptions(BackendOptions):
     microseconds), 1M on irc's fallback pool (a wake-up costs tens of
     microseconds). Measured on the GPT and BERT blocks, 2 cores: BERT 7.9 ->
     7.1 ms with OpenMP at 16K; the pool at 16K is slower than at 1M."""
+    parallel_runtime: Literal["openmp", "pool"] = "openmp"
+    """Who runs the chunks of a parallel kernel: ``"openmp"``, torch's own OpenMP
+    team where torch runs on one (irc's pool otherwise); ``"pool"``, irc's
+    thread pool always."""
     cache: CacheConfig | bool = field(default_factory=CacheConfig)
     """Compile cache of object code (a CacheConfig, or True/False)."""
 
@@ -61,6 +67,9 @@ class LLVMOptions(BackendOptions):
             raise ValueError(f"threads must be >= 0, got {self.threads}")
         if self.min_parallel_work < 0:
             raise ValueError(f"min_parallel_work must be >= 0, got {self.min_parallel_work}")
+        if self.parallel_runtime not in ("openmp", "pool"):
+            raise ValueError(f"parallel_runtime must be 'openmp' or 'pool', "
+                             f"got {self.parallel_runtime!r}")
         if isinstance(self.cache, bool):
             object.__setattr__(self, "cache", CacheConfig(enabled=self.cache))
 
@@ -75,6 +84,11 @@ class CPUExecutable:
         self.loops_ir = loops_ir
         self.memory_plan = memory_plan
         self.kernel_count = kernel_count
+
+    @property
+    def stats(self) -> LaunchStats:
+        """How its parallel kernels ran (``stats.launches["openmp"]``, ...)."""
+        return self.program.stats
 
     def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
         return self.program(*inputs)
@@ -150,5 +164,5 @@ class LLVMBackend(Backend):
         except IrcError:
             plan = None
         program = HostProgram(module, jit, signatures, weights, plan, options.threads,
-                              options.min_parallel_work)
+                              options.min_parallel_work, options.parallel_runtime)
         return CPUExecutable(program, llvm_ir, loops_ir, plan, len(signatures))

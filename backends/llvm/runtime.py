@@ -20,7 +20,8 @@ What it allocates is what :func:`irc.passes.memory_plan.plan_memory` says:
   a torch view of its input (made once when the input is a fixed tensor);
 * other ``host.launch``: the native kernel on the data pointers; a kernel
   whose outer loop is marked ``irc.parallel`` is split over torch's OpenMP
-  team (or irc's pool) by :func:`irc.backends.llvm.threads.parallel_launcher`;
+  team (or irc's pool: ``parallel_runtime="pool"``) by
+  :func:`irc.backends.llvm.threads.parallel_launcher`, counted in ``stats``;
 * extern ops: torch's own kernels (``torch.matmul`` with ``out=`` into the
   arena; others return fresh tensors, made contiguous, dropped after their
   last use); ``@main``'s results are fresh tensors on every call.
@@ -52,7 +53,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation, SSAValue
 
 from irc.backends.llvm.jit import JitModule
-from irc.backends.llvm.threads import detect_openmp, parallel_launcher
+from irc.backends.llvm.threads import LaunchStats, detect_openmp, parallel_launcher
 
 OPENMP_MIN_WORK = 1 << 14
 """Elements per chunk worth a thread of torch's OpenMP team (see LLVMOptions)."""
@@ -162,7 +163,7 @@ class HostProgram:
 
     def __init__(self, module: ModuleOp, jit: JitModule, signatures: Mapping[str, KernelSignature],
                  weights: Mapping[str, torch.Tensor], plan: MemoryPlan | None,
-                 threads: int, min_parallel_work: int) -> None:
+                 threads: int, min_parallel_work: int, parallel_runtime: str = "openmp") -> None:
         main = next((op for op in module.ops if isinstance(op, func.FuncOp)
                      and op.sym_name.data == "main"), None)
         if main is None or not main.body.blocks:
@@ -173,6 +174,8 @@ class HostProgram:
         self.plan = plan
         self.threads = threads
         self.min_parallel_work = min_parallel_work
+        self.parallel_runtime = parallel_runtime
+        self.stats = LaunchStats()
         self.lock = threading.Lock()
         self.index: dict[SSAValue, int] = {}
         block = main.body.block
@@ -334,19 +337,19 @@ class HostProgram:
 
         A chunk must hold at least ``min_parallel_work`` elements of the
         largest output; the launch runs on torch's OpenMP team through the
-        kernel's ``.omp`` entry, or on irc's pool where there is none (see
-        :mod:`irc.backends.llvm.threads`).
+        kernel's ``.omp`` entry, or on irc's pool where there is none or
+        ``parallel_runtime`` is ``"pool"`` (see :mod:`irc.backends.llvm.threads`).
         """
         trip = sig.trip_count or 0
         per_iteration = max(max((numel(shape_of(r.type)) for r in op.res), default=1)
                             // max(trip, 1), 1)
-        openmp = detect_openmp() is not None
+        openmp = self.parallel_runtime == "openmp" and detect_openmp() is not None
         min_work = self.min_parallel_work or (OPENMP_MIN_WORK if openmp else POOL_MIN_WORK)
         min_iterations = max(-(-min_work // per_iteration), 1)
         if trip // min_iterations < 2:
             return None
         omp_fn = self.jit.omp_function(sig.name, sig.n_memrefs) if openmp else None
-        return parallel_launcher(fn, omp_fn, trip, min_iterations, self.threads)
+        return parallel_launcher(fn, omp_fn, trip, min_iterations, self.threads, self.stats)
 
     def jit_view_steps(self, op: LaunchOp) -> str:
         fn = self.functions[op.callee.string_value()]

@@ -17,7 +17,9 @@ thread taking one contiguous chunk.
   ``__irc_omp_get_num_threads``) to that runtime for the JIT, before any code
   (freshly compiled or loaded from the compile cache) is finalised.
 * **Pool** (no OpenMP runtime found, torch built with another parallel
-  backend, or ``IRC_CPU_OPENMP=0``): a process-wide ``ThreadPoolExecutor``
+  backend, or the cpu backend's option ``parallel_runtime="pool"``, which
+  :class:`~irc.backends.llvm.runtime.HostProgram` applies by passing no
+  ``.omp`` entry to :func:`parallel_launcher`): a process-wide ``ThreadPoolExecutor``
   runs the ``(lo, hi)`` entry chunk by chunk (ctypes releases the GIL); the
   calling thread runs the first chunk.  The OpenMP symbols are then bound to a
   serial implementation (a team of one), so code always links.
@@ -38,7 +40,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -48,13 +50,15 @@ import torch
 # changes what another JIT in the process gets for GOMP_parallel
 from irc.backends.llvm.translate import OMP_NUM_THREADS, OMP_PARALLEL, OMP_THREAD_NUM
 
-OPENMP_ENV = "IRC_CPU_OPENMP"
-"""Set to ``0`` to run parallel kernels on irc's own pool instead of OpenMP."""
-
 _RUNTIME_NAMES = ("libgomp", "libiomp5", "libomp")  # all export the GOMP_* entry points
 
-launches: Counter[str] = Counter()
-"""Parallel launches by how they ran: ``openmp``, ``pool`` or ``serial``."""
+
+@dataclass
+class LaunchStats:
+    """What one executable's parallel kernels did (``executable.stats``)."""
+
+    launches: Counter[str] = field(default_factory=Counter)
+    """Parallel launches by how they ran: ``openmp``, ``pool`` or ``serial``."""
 
 _state = threading.local()
 _pool_lock = threading.Lock()
@@ -119,8 +123,6 @@ def detect_openmp() -> OpenMPRuntime | None:
     Only a library that is already mapped is used: loading another copy would
     start a second thread team next to torch's.  Detected once per process.
     """
-    if os.environ.get(OPENMP_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
-        return None
     if not _torch_uses_openmp():
         return None
     for path in _mapped_runtime_paths():
@@ -231,14 +233,16 @@ def run_chunks(fn: Callable[..., None], ptr_args: Sequence[int], trip_count: int
 # -- one launch ------------------------------------------------------------------
 def parallel_launcher(fn: Callable[..., None], omp_fn: Callable[..., None] | None,
                       trip_count: int, min_work: int, max_threads: int = 0,
-                      ) -> Callable[[list[int]], None]:
+                      stats: LaunchStats | None = None) -> Callable[[list[int]], None]:
     """``launch(ptr_args)`` running ``fn`` over ``[0, trip_count)`` on threads.
 
     Per call: ``chunks = min(threads allowed now, trip_count // min_work)``
     where the threads allowed are :func:`num_threads` capped by
     ``max_threads`` (0: no cap); one chunk runs inline, more run on the OpenMP
     team through ``omp_fn`` (when given and a runtime was found) or on the pool.
+    Each launch is counted in ``stats.launches`` (a fresh LaunchStats if None).
     """
+    launches = (stats if stats is not None else LaunchStats()).launches
     min_work = max(min_work, 1)
     most = trip_count // min_work
     use_omp = omp_fn is not None and link_openmp() is not None
