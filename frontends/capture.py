@@ -9,7 +9,8 @@
 * :func:`compile_graph` compiles one aten graph. Nodes the graph dialect cannot
   express run in eager PyTorch: the graph is split (``split_module``) into
   compiled and eager pieces, and ONE :class:`IrcWarning` names each such op and
-  the user's source line. ``strict=True`` raises
+  the user's source line (once per compile: the ``warned`` set that
+  :func:`make_dynamo_backend` makes for one ``irc.compile``). ``strict=True`` raises
   :class:`irc.UnsupportedOpError` instead. Nothing is silently wrong.
 * :func:`export_program` / :func:`import_graph_module` are the ahead-of-time
   entries: ``torch.export`` + ``run_decompositions``, parameters and buffers as
@@ -37,9 +38,6 @@ Runner = Callable[..., Any]
 
 class IrcWarning(UserWarning):
     """irc's warnings (e.g. an op that runs in eager PyTorch instead of compiled)."""
-
-
-_WARNED: set[tuple[str, str]] = set()
 
 
 def compile_program_once(program: Program, target: str, options: Mapping[str, Any] | Any | None) -> Runner:
@@ -152,9 +150,11 @@ def _compile_split(gm: torch.fx.GraphModule, unsupported: set[str], target: str,
 
 
 def compile_graph(gm: torch.fx.GraphModule, target: str, options: Mapping[str, Any] | None = None,
-                  strict: bool = False) -> Runner:
+                  strict: bool = False, warned: set[tuple[str, str]] | None = None) -> Runner:
     """Compile one core-aten graph (nodes carry ``meta["val"]``); returns a
-    callable taking the graph's flat inputs and returning its flat outputs."""
+    callable taking the graph's flat inputs and returning its flat outputs.
+    ``warned``: the (op, source line) pairs this compile has warned about."""
+    warned = set() if warned is None else warned
     from torch._subclasses.fake_tensor import unset_fake_temporarily
     _load_handlers()
     nodes = {n.name: n for n in gm.graph.nodes}
@@ -177,13 +177,13 @@ def compile_graph(gm: torch.fx.GraphModule, target: str, options: Mapping[str, A
                         raise UnsupportedOpError(op_name(err.node), describe(err.node),
                                                  err.reason) from None
                     unsupported.setdefault(name, err.reason)
-                    _warn(gm, unsupported, nodes, whole_graph=True)
+                    _warn(gm, unsupported, nodes, warned, whole_graph=True)
                     return _eager(gm)
                 unsupported[name] = err.reason
         else:  # pragma: no cover - each round marks one more node, so this is not reached
-            _warn(gm, unsupported, nodes, whole_graph=True)
+            _warn(gm, unsupported, nodes, warned, whole_graph=True)
             return _eager(gm)
-    _warn(gm, unsupported, nodes)
+    _warn(gm, unsupported, nodes, warned)
     return runner
 
 
@@ -195,16 +195,17 @@ def _eager(gm: torch.fx.GraphModule) -> Runner:
 
 
 def _warn(gm: torch.fx.GraphModule, unsupported: Mapping[str, str],
-          nodes: Mapping[str, torch.fx.Node], whole_graph: bool = False) -> None:
+          nodes: Mapping[str, torch.fx.Node], warned: set[tuple[str, str]],
+          whole_graph: bool = False) -> None:
     lines = []
     for name, reason in unsupported.items():
         node = nodes.get(name)
         if node is None or node.op != "call_function":
             continue
         key = (op_name(node), describe(node))
-        if key in _WARNED:
+        if key in warned:
             continue
-        _WARNED.add(key)
+        warned.add(key)
         lines.append(f"{key[0]} at {key[1]} ({reason})")
     if lines:
         rest = ("this graph runs in eager PyTorch" if whole_graph
@@ -226,12 +227,14 @@ def _warn(gm: torch.fx.GraphModule, unsupported: Mapping[str, str],
 def make_dynamo_backend(target: str = "cpu", options: Mapping[str, Any] | Any | None = None,
                         strict: bool = False) -> Callable[[torch.fx.GraphModule, list[Any]], Runner]:
     """The ``backend=`` function for ``torch.compile``: AOTAutograd to core
-    aten, then irc for the forward and backward graphs."""
+    aten, then irc for the forward and backward graphs. Each op and source
+    line that runs in eager is warned about once per backend made."""
     from functorch.compile import make_boxed_func
     from torch._functorch.aot_autograd import aot_module_simplified
+    warned: set[tuple[str, str]] = set()
 
     def compile_boxed(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Runner:
-        runner = compile_graph(gm, target, options, strict)
+        runner = compile_graph(gm, target, options, strict, warned)
         return make_boxed_func(runner)
 
     def backend(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Runner:

@@ -299,12 +299,19 @@ def test_fallback_warns_once_and_is_correct() -> None:
         warnings.simplefilter("always")
         first = compiled(x)
         second = compiled(x * 2)
+        other_shape = compiled(torch.randn(5, 6))  # recompiles: the same op and line, no warning
     ours = [w for w in caught if issubclass(w.category, IrcWarning)]
     assert len(ours) == 1
     text = str(ours[0].message)
     assert "aten.sort" in text and f"{__file__}:{_line_of(_uses_sort_too, 'falls back')}" in text
     torch.testing.assert_close(first, _uses_sort_too(x))
     torch.testing.assert_close(second, _uses_sort_too(x * 2))
+    assert other_shape.shape == (5, 6)
+    # the set of warned ops belongs to one compile: another irc.compile warns again
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        irc.compile(_uses_sort_too, target="reference")(x)
+    assert len([w for w in caught if issubclass(w.category, IrcWarning)]) == 1
 
 
 def test_unsupported_dtype_falls_back() -> None:
