@@ -56,8 +56,9 @@ class Backend(ABC):
         """Whether this backend can run ``op`` (default: everything)."""
         return True
 
-    def available(self) -> str | None:
-        """None if usable here, else a sentence saying why not (e.g. no GPU)."""
+    def available(self, options: BackendOptions | None = None) -> str | None:
+        """None if usable here with ``options`` (the compile's, or the defaults
+        when None), else a sentence saying why not (e.g. no GPU)."""
         return None
 
 

@@ -39,14 +39,14 @@ def compile_program(program: Program, target: str = "cpu",
     ``pipeline`` replaces the configured pipeline text when given.
     """
     backend = get_backend(target)
-    problem = backend.available()
-    if problem is not None:
-        raise BackendError(problem)
     if isinstance(options, BackendOptions):
         config, backend_options = Config.from_options(None, target=target), options
     else:
         config = Config.from_options(options, target=target)
         backend_options = config.backend_options(backend)
+    problem = backend.available(backend_options)
+    if problem is not None:
+        raise BackendError(problem)
     config.apply_logging()
     after = _print_after if config.logging.print_ir_after_all else None
     run_pipeline(program.module, pipeline or config.pipeline_for(backend.level),

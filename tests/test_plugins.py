@@ -168,7 +168,7 @@ class _Abstract(Backend):  # forgets compile()
 class _Unavailable(_Good):
     name = "unavailable"
 
-    def available(self) -> str | None:
+    def available(self, options: object = None) -> str | None:
         return "needs a Frobnicator 9000 accelerator"
 
 

@@ -433,16 +433,23 @@ def test_no_gpu_message_without_interpreter() -> None:
         pytest.skip("a CUDA device is present")
     code = ("import irc, torch\n"
             "from irc.backends.registry import get_backend\n"
+            "from irc.backends.triton.backend import TritonOptions\n"
             "print(get_backend('cuda').available())\n"
+            "print(get_backend('cuda').available(TritonOptions(interpret=True)))\n"
             "try:\n"
             "    irc.compile(lambda x: x.exp() + 1, target='cuda')(torch.randn(3))\n"
             "except irc.BackendError as e:\n"
-            "    print('ERR', e)\n")
+            "    print('ERR', e)\n"
+            "x = torch.randn(3)\n"  # the option alone runs the interpreter
+            "y = irc.compile(lambda x: x.exp() + 1, target='cuda', options={'interpret': True})(x)\n"
+            "print('OK', bool(torch.allclose(y, x.exp() + 1)))\n")
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[0] == NO_DEVICE
+    assert out.stdout.splitlines()[1] == "None"
+    assert out.stdout.splitlines()[-1] == "OK True"
     assert f"ERR {NO_DEVICE}" in out.stdout
     assert "TRITON_INTERPRET=1" in NO_DEVICE and 'target="cpu"' in NO_DEVICE
 

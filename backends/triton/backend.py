@@ -8,12 +8,13 @@ runs the consumer kernel as its fused epilogue (:mod:`codegen_matmul`); results
 agree with the reference interpreter within the dtype's tolerance. A kernel the
 code generator cannot express runs in eager torch instead, is logged, and is
 marked in the generated source. Runs on a CUDA GPU, or on the CPU under the
-Triton interpreter (``TRITON_INTERPRET=1`` or ``options={"interpret": True}``).
+Triton interpreter: the option ``interpret``, or triton's own setting
+(``triton.knobs.runtime.interpret``, which triton reads from
+``TRITON_INTERPRET``); :meth:`TritonBackend.available` reports which.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -23,8 +24,8 @@ from xdsl.dialects.builtin import ModuleOp
 
 from irc.backends.base import Backend, BackendOptions, Executable, Level
 
-NO_DEVICE = ("no CUDA device; use target=\"cpu\", or set TRITON_INTERPRET=1 to run the "
-             "Triton kernels on the CPU")
+NO_DEVICE = ("no CUDA device; use target=\"cpu\", or options={\"interpret\": True} "
+             "(or TRITON_INTERPRET=1) to run the Triton kernels on the CPU")
 
 
 @dataclass(frozen=True)
@@ -59,17 +60,18 @@ class TritonBackend(Backend):
                                 cuda_graphs=opts.cuda_graphs, interpret=opts.interpret,
                                 matmul=opts.matmul)
 
-    def available(self) -> str | None:
-        if torch.cuda.is_available():
-            return None
-        if os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes"):
-            return None
+    def available(self, options: BackendOptions | None = None) -> str | None:
+        """None where the kernels will run: on a CUDA device, or under Triton's
+        interpreter when ``options.interpret`` or triton's own setting asks for it
+        (as :class:`~irc.backends.triton.runtime.TritonExecutable` decides)."""
         try:
             import triton
-            if triton.knobs.runtime.interpret:
-                return None
         except ImportError:
             return "triton is not installed; use target=\"cpu\""
+        if torch.cuda.is_available() or getattr(options, "interpret", False):
+            return None
+        if triton.knobs.runtime.interpret:
+            return None
         return NO_DEVICE
 
 

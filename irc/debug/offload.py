@@ -77,14 +77,14 @@ class KernelMigrator:
                  options: Mapping[str, Any] | BackendOptions | Config | None = None) -> None:
         self.target = target
         self.backend: Backend = get_backend(target)
-        problem = self.backend.available()
-        if problem is not None:
-            raise BackendError(problem)
         if isinstance(options, BackendOptions):
             self.config, self.options = Config.from_options(None, target=target), options
         else:
             self.config = Config.from_options(options, target=target)
             self.options = self.config.backend_options(self.backend)
+        problem = self.backend.available(self.options)
+        if problem is not None:
+            raise BackendError(problem)
         self.program = program if is_kernel_level(program.module) else \
             lower_to_kernels(program, self.config)
         self.kernels = kernel_functions(self.program.module)
