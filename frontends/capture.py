@@ -29,7 +29,7 @@ import torch.fx
 
 from irc.errors import IrcError, UnsupportedOpError
 from irc.frontends.decompositions import decomposition_table
-from irc.frontends.fx_importer import FxImporter, NodeUnsupported, _load_handlers, op_name, static_problems
+from irc.frontends.fx_importer import FxImporter, NodeUnsupported, op_name, static_problems
 from irc.frontends.program import Program
 from irc.frontends.source_locations import describe, source_line
 
@@ -84,7 +84,6 @@ def _import(gm: torch.fx.GraphModule, target: str | None = None,
             ) -> tuple[Program, list[int | tuple[str, Any]], list[int]]:
     """Import ``gm``; with ``target``, an op that backend does not support
     (``Backend.supports``) is reported as its node being unsupported."""
-    _load_handlers()
     importer = FxImporter(gm, weight_placeholders)
     program = importer.run()
     if target is not None:
@@ -156,7 +155,6 @@ def compile_graph(gm: torch.fx.GraphModule, target: str, options: Mapping[str, A
     ``warned``: the (op, source line) pairs this compile has warned about."""
     warned = set() if warned is None else warned
     from torch._subclasses.fake_tensor import unset_fake_temporarily
-    _load_handlers()
     nodes = {n.name: n for n in gm.graph.nodes}
     unsupported = static_problems(gm)
     with unset_fake_temporarily():
@@ -285,7 +283,6 @@ def export_program(model: torch.nn.Module | Callable[..., Any],
 
 def _strict_import(gm: torch.fx.GraphModule,
                    weights: Mapping[str, tuple[str, torch.Tensor]] | None = None) -> Program:
-    _load_handlers()
     try:
         return FxImporter(gm, weights).run()
     except NodeUnsupported as err:

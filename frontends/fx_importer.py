@@ -19,14 +19,19 @@ aten overloads, output) and emits one ``func.func @main``. What it guarantees:
 * an op it cannot express raises :class:`NodeUnsupported` naming the node (the
   capture layer then runs that node in eager PyTorch, or reports it).
 
-Op handlers live in ``aten_elementwise``, ``aten_shape`` and ``aten_nn``; they
-register themselves in :data:`HANDLERS` by aten op packet.
+Op handlers live in ``aten_elementwise``, ``aten_shape`` and ``aten_nn``
+(:data:`HANDLER_MODULES`), each marked with the targets it handles by
+:func:`handles`; :func:`handlers` builds the table from those modules, once,
+on first use. Importing a module registers nothing.
 """
 
 from __future__ import annotations
 
+import importlib
 import operator
+import types
 from collections.abc import Callable, Mapping, Sequence
+from functools import cache
 from typing import Any
 
 import torch
@@ -43,8 +48,11 @@ from irc.ir import graph as g
 from irc.ir.types import SUPPORTED_DTYPES, dtype_of, shape_of, tensor_type
 
 Handler = Callable[["FxImporter", torch.fx.Node], Any]
-# aten op packet (e.g. torch.ops.aten.add) or python callable -> handler
-HANDLERS: dict[object, Handler] = {}
+HANDLER_MODULES = ("irc.frontends.aten_elementwise", "irc.frontends.aten_shape",
+                   "irc.frontends.aten_nn")
+"""The modules whose :func:`handles`-marked functions :func:`handlers` collects
+(in this order: a later module's handler for the same target wins)."""
+_TARGETS_ATTR = "_irc_handles"
 
 # constants up to this many elements are printed as dense<...>; larger
 # non-uniform ones become graph.weight ops holding the computed tensor
@@ -54,17 +62,32 @@ SPLAT_LIMIT = 4096
 
 
 def handles(*targets: object) -> Callable[[Handler], Handler]:
-    """Register a handler for aten op packets (all overloads), aten op names
-    (``"_to_copy"``; names this torch version lacks are skipped) or callables."""
-    def register(fn: Handler) -> Handler:
-        for t in targets:
-            if isinstance(t, str):
-                if not hasattr(torch.ops.aten, t):
-                    continue
-                t = getattr(torch.ops.aten, t)
-            HANDLERS[t] = fn
+    """Mark a handler for aten op packets (all overloads), aten op names
+    (``"_to_copy"``; names this torch version lacks are skipped) or callables.
+    Only marks ``fn``; :func:`handlers` collects the marked functions."""
+    def mark(fn: Handler) -> Handler:
+        setattr(fn, _TARGETS_ATTR, getattr(fn, _TARGETS_ATTR, ()) + targets)
         return fn
-    return register
+    return mark
+
+
+@cache
+def handlers() -> Mapping[object, Handler]:
+    """aten op packet (e.g. ``torch.ops.aten.add``) or python callable -> its
+    handler, built once from the :func:`handles` marks in :data:`HANDLER_MODULES`."""
+    table: dict[object, Handler] = {}
+    for name in HANDLER_MODULES:
+        module = importlib.import_module(name)
+        for fn in vars(module).values():
+            if getattr(fn, "__module__", None) != name:
+                continue  # a handler imported from another module is that module's
+            for t in getattr(fn, _TARGETS_ATTR, ()):
+                if isinstance(t, str):
+                    if not hasattr(torch.ops.aten, t):
+                        continue
+                    t = getattr(torch.ops.aten, t)
+                table[t] = fn
+    return types.MappingProxyType(table)
 
 
 class NodeUnsupported(Exception):
@@ -87,8 +110,8 @@ def op_name(node: torch.fx.Node) -> str:
 def handler_for(node: torch.fx.Node) -> Handler | None:
     target = node.target
     if isinstance(target, torch._ops.OpOverload):
-        return HANDLERS.get(target.overloadpacket)
-    return HANDLERS.get(target)
+        return handlers().get(target.overloadpacket)
+    return handlers().get(target)
 
 
 def _vals(node: torch.fx.Node) -> list[torch.Tensor]:
@@ -398,18 +421,3 @@ def _flat_outputs(args: Any) -> list[Any]:
             out.extend(_flat_outputs(a))
         return out
     return [args]
-
-
-def import_fx_graph(gm: torch.fx.GraphModule,
-                    weight_placeholders: Mapping[str, tuple[str, torch.Tensor]] | None = None) -> Program:
-    """Import ``gm`` (core aten, with ``meta["val"]`` on its nodes) as a Program.
-
-    Raises :class:`NodeUnsupported` on the first node it cannot express.
-    """
-    _load_handlers()
-    return FxImporter(gm, weight_placeholders).run()
-
-
-def _load_handlers() -> None:
-    # the op-family modules register into HANDLERS on import
-    from irc.frontends import aten_elementwise, aten_nn, aten_shape  # noqa: F401

@@ -372,3 +372,14 @@ def test_attention_gradients_compile(target: str) -> None:
     want = torch.autograd.grad(fn(*inputs), inputs[:3])
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def test_handler_table_is_built_once_from_the_marked_functions() -> None:
+    from irc.frontends import aten_elementwise, fx_importer
+    table = fx_importer.handlers()
+    assert fx_importer.handlers() is table  # built once, on first use
+    assert table[torch.ops.aten.add] is aten_elementwise._binary
+    stray = fx_importer.handles("add")(lambda ctx, node: None)  # marking registers nothing
+    assert fx_importer.handlers()[torch.ops.aten.add] is not stray
+    with pytest.raises(TypeError):
+        table[torch.ops.aten.add] = stray  # type: ignore[index]  # read-only
