@@ -18,8 +18,11 @@ Guarantees:
   full disk never fails a compile. ``info``/``clear`` on an unusable directory
   raise :class:`irc.errors.CacheError`.
 
-Where: ``CacheConfig.dir`` if set, else ``$IRC_CACHE_DIR``, else
-``$XDG_CACHE_HOME/irc``, else ``~/.cache/irc``.
+Where: the ``cache.dir`` key (``CacheConfig.dir``) if set. Its default (empty)
+means ``$IRC_CACHE_DIR``, else ``$XDG_CACHE_HOME/irc``, else ``~/.cache/irc``:
+``IRC_CACHE_DIR`` is only the default of that key (a way to point a whole
+process, e.g. a benchmark's subprocess, at a fresh cache), never a second
+switch beside it: a set ``cache.dir`` always wins.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """``irc cache info|clear``: inspect or empty the compile cache.
 
-The directory is the one a compile would use: ``--config``/``--set cache.dir=...``
-if given, else $IRC_CACHE_DIR, $XDG_CACHE_HOME/irc or ~/.cache/irc.
+The directory is the one a compile would use: the ``cache.dir`` key
+(``--config``/``--set cache.dir=...``), whose default is $IRC_CACHE_DIR,
+$XDG_CACHE_HOME/irc or ~/.cache/irc.
 """
 
 from __future__ import annotations
