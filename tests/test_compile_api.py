@@ -14,11 +14,6 @@ from irc.frontends import capture
 TARGETS = ["reference", "cpu"]
 
 
-def _need(target: str) -> None:
-    if target == "cpu":
-        pytest.importorskip("irc.backends.llvm.backend")
-
-
 class Counter:
     """Counts graphs handed to the compiler (one per dynamo (re)compilation piece)."""
 
@@ -46,7 +41,6 @@ class Net(nn.Module):
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_function_and_decorator_forms(target: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    _need(target)
     counter = Counter(monkeypatch)
 
     def f(x: torch.Tensor, y: torch.Tensor, scale: float = 2.0) -> torch.Tensor:
@@ -68,7 +62,6 @@ def test_function_and_decorator_forms(target: str, monkeypatch: pytest.MonkeyPat
 
 
 def test_bare_decorator_uses_cpu() -> None:
-    _need("cpu")
 
     @irc.compile
     def h(a: torch.Tensor) -> torch.Tensor:
@@ -80,7 +73,6 @@ def test_bare_decorator_uses_cpu() -> None:
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_module_wraps_not_copies(target: str) -> None:
-    _need(target)
     torch.manual_seed(0)
     model = Net().eval()
     compiled = irc.compile(model, target=target)
@@ -104,7 +96,6 @@ def test_module_wraps_not_copies(target: str) -> None:
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_recompiles_on_new_batch_size_and_dtype(target: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    _need(target)
     counter = Counter(monkeypatch)
     compiled = irc.compile(lambda x: torch.softmax(x * 3, -1).sum(0), target=target)
     for shape in [(2, 5), (7, 5), (2, 5)]:
@@ -119,7 +110,6 @@ def test_recompiles_on_new_batch_size_and_dtype(target: str, monkeypatch: pytest
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_wrong_inputs_are_right_or_irc_errors(target: str) -> None:
-    _need(target)
     model = Net().eval()
     compiled = irc.compile(model, target=target)
     with torch.no_grad():
@@ -148,7 +138,6 @@ def test_wrong_inputs_are_right_or_irc_errors(target: str) -> None:
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_nan_inf_propagate_like_eager(target: str) -> None:
-    _need(target)
 
     def f(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return (torch.exp(x), x.amax(-1), torch.softmax(x, -1), torch.relu(x), torch.maximum(x, x * 0),
@@ -163,7 +152,6 @@ def test_nan_inf_propagate_like_eager(target: str) -> None:
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_training_gradients_are_correct(target: str) -> None:
-    _need(target)
     torch.manual_seed(1)
     model = Net().train()
     compiled = irc.compile(model, target=target)
@@ -228,7 +216,6 @@ def test_options_reach_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_llvm_is_an_alias_of_cpu() -> None:
-    _need("cpu")
     f = irc.compile(lambda x: torch.sigmoid(x) * x, target="llvm")
     x = torch.randn(4, 4)
     torch.testing.assert_close(f(x), torch.sigmoid(x) * x)

@@ -29,11 +29,6 @@ from irc.ir.text import print_module, verify_module
 TARGETS = ["reference", "cpu"]
 
 
-def _need(target: str) -> None:
-    if target == "cpu":
-        pytest.importorskip("irc.backends.llvm.backend")
-
-
 def trace(fn: Callable[..., object], *args: torch.Tensor) -> torch.fx.GraphModule:
     """Core aten, functional (as AOTAutograd gives it): decompose, then functionalize."""
     aten_gm = make_fx(fn, decomposition_table=decomposition_table(), tracing_mode="fake")(*args)
@@ -43,7 +38,6 @@ def trace(fn: Callable[..., object], *args: torch.Tensor) -> torch.fx.GraphModul
 
 def check(fn: Callable[..., object], args: tuple[torch.Tensor, ...], target: str,
           atol: float = 1e-5, rtol: float = 1e-5) -> None:
-    _need(target)
     gm = trace(fn, *args)
     run = compile_graph(gm, target, strict=True)
     got = run(*args)
@@ -357,7 +351,6 @@ def test_backend_supports_is_honoured() -> None:
 @pytest.mark.parametrize("target", TARGETS)
 def test_attention_gradients_compile(target: str) -> None:
     """Forward and backward of SDPA (causal, additive and boolean masks) compile strictly."""
-    _need(target)
 
     def fn(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         a = F.scaled_dot_product_attention(q, k, v, is_causal=True)

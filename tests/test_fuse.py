@@ -258,7 +258,6 @@ def test_splat_constants_cloned_into_kernels_only_when_all_users_are_kernels() -
     ("BERTEncoderBlock", 3),  # masked softmax, LayerNorm, LayerNorm
 ])
 def test_model_blocks(name: str, reduction_kernels: int) -> None:
-    pytest.importorskip("irc.frontends.capture")
     from irc.frontends.capture import export_program
     from irc.passes.pipeline import GRAPH_PIPELINE
 

@@ -132,7 +132,6 @@ def test_opinfo_compiles_and_matches_eager(name: str) -> None:
 
 @pytest.mark.parametrize("name", SUPPORTED)
 def test_opinfo_cpu_backend(name: str) -> None:
-    pytest.importorskip("irc.backends.llvm.backend")
     op = _OPS[name]
     for sample in _samples(name):
         fn, tensors = _as_function(op, sample)

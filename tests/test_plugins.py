@@ -255,8 +255,8 @@ def _numpy_backend() -> Backend:
 
 
 def _to_kernel_level(module: ModuleOp) -> ModuleOp:
-    fuse = pytest.importorskip("irc.passes.fuse")
     from irc.ir.text import make_context
+    from irc.passes import fuse
     fuse.Fuse().apply(make_context(), module)
     return module
 
@@ -370,8 +370,8 @@ def test_numpy_options_flow_from_the_configuration(plugins_installed: None) -> N
 
 
 def test_irc_compile_models_on_the_numpy_plugin(plugins_installed: None) -> None:
-    api = pytest.importorskip("irc.api")
-    models = pytest.importorskip("models")
+    import models
+    from irc import api
     for name in ("MLP", "GPTDecoderBlock", "BERTEncoderBlock"):
         model, inputs = models.MODELS[name]()
         fast = api.compile(model, target="numpy", strict=True)
@@ -381,8 +381,9 @@ def test_irc_compile_models_on_the_numpy_plugin(plugins_installed: None) -> None
 
 
 def test_irc_compile_functions_with_windows_and_integers(plugins_installed: None) -> None:
-    api = pytest.importorskip("irc.api")
     import torch.nn.functional as F
+
+    from irc import api
 
     def net(x: torch.Tensor, w: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
         y = F.conv2d(x, w, stride=1, padding=1, groups=2)

@@ -24,11 +24,6 @@ DTYPES = [torch.float32, torch.float32, torch.int64, torch.int32]
 Step = tuple[str, tuple[Any, ...]]
 
 
-def _need(target: str) -> None:
-    if target == "cpu":
-        pytest.importorskip("irc.backends.llvm.backend")
-
-
 @st.composite
 def shapes(draw: st.DrawFn) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """Two shapes that broadcast together."""
@@ -182,7 +177,6 @@ def _same(got: torch.Tensor, want: torch.Tensor) -> None:
 @given(program=programs())
 def test_random_programs_match_eager(program: tuple[list[Step], tuple[torch.Tensor, torch.Tensor]],
                                      target: str) -> None:
-    _need(target)
     steps, (a, b) = program
     fn = build(steps)
     try:

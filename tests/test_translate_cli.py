@@ -62,22 +62,18 @@ def test_output_file(mlir_file: Path, tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_to_loops(mlir_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("irc.passes.lower_to_loops")
     code, out, err = translate(capsys, str(mlir_file), "--to", "loops")
     assert code == 0, err
     assert "scf.for" in out and "memref" in out
 
 
 def test_to_llvm(mlir_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("irc.passes.lower_to_loops")
-    pytest.importorskip("irc.backends.llvm.translate")
     code, out, err = translate(capsys, str(mlir_file), "--to", "llvm")
     assert code == 0, err
     assert "define" in out and "kernel_0" in out
 
 
 def test_to_triton(mlir_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("irc.backends.triton.codegen")
     code, out, err = translate(capsys, str(mlir_file), "--to", "triton")
     assert code == 0, err
     assert "@triton.jit" in out
@@ -127,7 +123,6 @@ def test_factory_file_that_raises(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def test_model_factory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("irc.frontends.capture")
     path = tmp_path / "small.py"
     path.write_text(textwrap.dedent("""\
         import torch
@@ -141,7 +136,6 @@ def test_model_factory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
 
 
 def test_models_dict_entry(capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("irc.frontends.capture")
     models = Path(__file__).with_name("models.py")
     code, out, err = translate(capsys, f"{models}:MLP", "--to", "kernel")
     assert code == 0, err
