@@ -118,7 +118,7 @@ def test_pass_annotates_main_and_keeps_meaning() -> None:
     attr = main_ops(m)[0].parent_op().attributes["irc.memory"]
     assert isinstance(attr, StringAttr)
     assert attr.data.startswith("peak ") and "buffers (naive " in attr.data
-    torch.testing.assert_close(interpret(m, [x])[0], before[0])
+    assert torch.equal(interpret(m, [x])[0], before[0])  # the pass only annotates
     again, _ = parse_module(print_module(m))
     assert print_module(again) == print_module(m)
 
