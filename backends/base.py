@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
@@ -60,7 +60,3 @@ class Backend(ABC):
         """None if usable here with ``options`` (the compile's, or the defaults
         when None), else a sentence saying why not (e.g. no GPU)."""
         return None
-
-
-def ensure_tensors(values: Sequence[object]) -> list[torch.Tensor]:
-    return [v for v in values if isinstance(v, torch.Tensor)]

@@ -81,11 +81,6 @@ def register_backend(name: str, factory: BackendFactory | type[Backend]) -> None
     _REGISTERED[name] = factory
 
 
-def unregister_backend(name: str) -> None:
-    """Remove an in-process registration (no-op if there is none)."""
-    _REGISTERED.pop(name, None)
-
-
 def rescan_plugins() -> None:
     """Forget the scanned entry points; the next lookup scans again."""
     global _entry_points

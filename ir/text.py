@@ -37,21 +37,11 @@ from xdsl.utils.exceptions import VerifyException
 from irc.errors import ParseError, VerificationError
 from irc.ir.graph import Graph
 
-_EXTRA_DIALECTS: list = []  # dialects registered by other IR levels (see register_dialect)
-
-
-def register_dialect(dialect: object) -> None:
-    """Make a dialect parseable by every context :func:`make_context` returns."""
-    if dialect not in _EXTRA_DIALECTS:
-        _EXTRA_DIALECTS.append(dialect)
-        _base_dialects.cache_clear()
-
-
 @lru_cache(maxsize=1)
 def _base_dialects() -> tuple:
     from irc.ir.host import Host  # loops-level host schedule (kernel launches)
     return (builtin.Builtin, func.Func, arith.Arith, math.Math, memref.MemRef, scf.Scf, Graph,
-            Host, *_EXTRA_DIALECTS)
+            Host)
 
 
 def make_context() -> Context:

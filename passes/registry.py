@@ -1,14 +1,13 @@
 """Every pass irc knows, by its CLI name, imported lazily.
 
 A pass is an xDSL ``ModulePass`` (a frozen dataclass: ``name`` is its flag,
-fields are its options). Plugins add passes with :func:`register_pass`.
+fields are its options). The table below is the whole registry.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Callable
 
 from xdsl.passes import ModulePass
 
@@ -27,22 +26,13 @@ _BUILTIN: dict[str, str] = {
     "memory-plan": "irc.passes.memory_plan:MemoryPlanPass",
 }
 
-_PLUGINS: dict[str, Callable[[], type[ModulePass]]] = {}
-
-
-def register_pass(name: str, factory: Callable[[], type[ModulePass]]) -> None:
-    """Make a pass available to pipelines and ``irc opt`` under ``name``."""
-    _PLUGINS[name] = factory
-
 
 def pass_names() -> list[str]:
-    return sorted({*_BUILTIN, *_PLUGINS})
+    return sorted(_BUILTIN)
 
 
 def get_pass(name: str) -> type[ModulePass]:
     """The pass class registered as ``name``; unknown names suggest close ones."""
-    if name in _PLUGINS:
-        return _PLUGINS[name]()
     if name in _BUILTIN:
         module_name, class_name = _BUILTIN[name].split(":")
         return getattr(importlib.import_module(module_name), class_name)

@@ -155,7 +155,7 @@ class _ToyPass(ModulePass):
 
 
 def test_new_pass_options_appear_by_themselves(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(pass_registry._PLUGINS, "toy-pass", lambda: _ToyPass)
+    monkeypatch.setitem(pass_registry._BUILTIN, "toy-pass", f"{__name__}:_ToyPass")
     config = Config.from_options({"toy_pass.depth": 5, "pipeline.graph": "dce,toy-pass"},
                                  sets=["toy-pass.scales=3,4", "toy-pass.limit=7",
                                        "toy-pass.label=hello"])
