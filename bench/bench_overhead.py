@@ -13,7 +13,6 @@ import time
 import torch
 
 from irc.backends.llvm.backend import LLVMBackend, LLVMOptions
-from irc.ir import graph as g
 from irc.ir.text import parse_module
 from irc.passes.pipeline import run_pipeline
 

@@ -27,7 +27,7 @@ import dataclasses
 import difflib
 import logging
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -251,15 +251,7 @@ def coerce(key: str, value: Any, tp: Any, from_text: bool) -> Any:
     must already have the type (ints are accepted for floats)."""
     origin, args = get_origin(tp), get_args(tp)
     if origin in (Union, types.UnionType):
-        if value is None or (from_text and str(value).strip().lower() in ("none", "null", "")):
-            if type(None) in args:
-                return None
-        for option in (a for a in args if a is not type(None)):
-            try:
-                return coerce(key, value, option, from_text)
-            except ConfigError:
-                continue
-        raise ConfigError(f"'{key}' must be {_type_name(tp)}, got {value!r}")
+        return _coerce_union(key, value, tp, from_text)
     if origin is Literal:
         choices = list(args)
         probe = str(value).strip().upper() if from_text and all(
@@ -274,37 +266,67 @@ def coerce(key: str, value: Any, tp: Any, from_text: bool) -> Any:
         return tuple(coerce(key, v, args[0], from_text) for v in items)
     if tp is Any:
         return value
-    if tp is bool:
-        if from_text:
-            text = str(value).strip().lower()
-            if text in ("true", "1", "yes", "on"):
-                return True
-            if text in ("false", "0", "no", "off"):
-                return False
-        elif isinstance(value, bool):
-            return value
-    elif tp is int:
-        if from_text:
-            try:
-                return int(str(value).strip(), 0)
-            except ValueError:
-                pass
-        elif isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        if from_text:
-            try:
-                return float(str(value).strip())
-            except ValueError:
-                pass
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-    elif tp is str:
-        if from_text or isinstance(value, str):
-            return str(value)
+    parse = _PARSERS.get(tp)
+    if parse is not None:
+        ok, result = parse(value, from_text)
+        if ok:
+            return result
     elif isinstance(tp, type) and isinstance(value, tp):
         return value
     raise ConfigError(f"'{key}' must be {_type_name(tp)}, got {value!r} ({type(value).__name__})")
+
+
+def _coerce_union(key: str, value: Any, tp: Any, from_text: bool) -> Any:
+    args = get_args(tp)
+    if value is None or (from_text and str(value).strip().lower() in ("none", "null", "")):
+        if type(None) in args:
+            return None
+    for option in (a for a in args if a is not type(None)):
+        try:
+            return coerce(key, value, option, from_text)
+        except ConfigError:
+            continue
+    raise ConfigError(f"'{key}' must be {_type_name(tp)}, got {value!r}")
+
+
+def _parse_bool(value: Any, from_text: bool) -> tuple[bool, Any]:
+    if not from_text:
+        return isinstance(value, bool), value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True, True
+    if text in ("false", "0", "no", "off"):
+        return True, False
+    return False, None
+
+
+def _parse_int(value: Any, from_text: bool) -> tuple[bool, Any]:
+    if not from_text:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    try:
+        return True, int(str(value).strip(), 0)
+    except ValueError:
+        return False, None
+
+
+def _parse_float(value: Any, from_text: bool) -> tuple[bool, Any]:
+    if not from_text:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else None
+    try:
+        return True, float(str(value).strip())
+    except ValueError:
+        return False, None
+
+
+def _parse_str(value: Any, from_text: bool) -> tuple[bool, Any]:
+    ok = from_text or isinstance(value, str)
+    return ok, str(value) if ok else None
+
+
+# (accepted, value) for the scalar option types; text from ``--set`` is parsed
+_PARSERS: dict[Any, Callable[[Any, bool], tuple[bool, Any]]] = {
+    bool: _parse_bool, int: _parse_int, float: _parse_float, str: _parse_str}
 
 
 def _flatten(options: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:

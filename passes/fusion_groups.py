@@ -176,7 +176,7 @@ def _contract(graph: nx.DiGraph, keep: int, gone: int) -> None:
     graph.remove_node(gone)
 
 
-def decide_fusion(main: func.FuncOp, max_ops: int = 64) -> FusionPlan:
+def decide_fusion(main: func.FuncOp, max_ops: int = 64) -> FusionPlan:  # noqa: C901 - one walk over @main, a case per op kind
     """Partition ``@main``'s fusible ops into kernel groups and schedule them."""
     block = main.body.block
     ops = list(block.ops)

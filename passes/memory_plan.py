@@ -221,7 +221,7 @@ def _place(need: int, taken: list[tuple[int, int]]) -> int:
     return best[1] if best is not None else end
 
 
-def plan_memory(module: ModuleOp) -> MemoryPlan:
+def plan_memory(module: ModuleOp) -> MemoryPlan:  # noqa: C901 - one walk over @main, a case per op kind
     """Liveness-based offsets in one arena for ``@main``'s intermediates (see module doc)."""
     main = _main(module)
     plan = MemoryPlan()

@@ -54,11 +54,6 @@ from xdsl.ir import Operation, SSAValue
 
 from irc.backends.llvm.jit import JitModule
 from irc.backends.llvm.threads import LaunchStats, detect_openmp, parallel_launcher
-
-OPENMP_MIN_WORK = 1 << 14
-"""Elements per chunk worth a thread of torch's OpenMP team (see LLVMOptions)."""
-POOL_MIN_WORK = 1 << 20
-"""Elements per chunk worth a thread of irc's fallback pool."""
 from irc.backends.llvm.translate import KernelSignature
 from irc.errors import BackendError, InputMismatchError
 from irc.ir import graph as g
@@ -68,6 +63,11 @@ from irc.ir.types import dtype_of, numel, shape_of
 from irc.passes.lower_to_loops import VIEW_ATTR
 from irc.passes.memory_plan import (MemoryPlan, functions_of, view_ops, weight_derived_values,
                                     writes_into_buffer)
+
+OPENMP_MIN_WORK = 1 << 14
+"""Elements per chunk worth a thread of torch's OpenMP team (see LLVMOptions)."""
+POOL_MIN_WORK = 1 << 20
+"""Elements per chunk worth a thread of irc's fallback pool."""
 
 Env = list
 Step = Callable[[Env], None]
@@ -290,22 +290,7 @@ class HostProgram:
         if sig.parallel and self.threads != 1:
             launch = self._parallel_launcher(op, sig, fn)
         parallel = launch is not None
-        # the argument list is built once: pointers of fixed tensors (planned
-        # buffers, constants) are filled in now, the others on each call
-        values = list(op.args) + list(op.res)
-        args: list[int] = [0] * len(values)
-        dynamic: list[tuple[int, int]] = []  # (argument position, env index)
-        fresh: list[tuple[int, int, Callable[[], torch.Tensor]]] = []  # (position, env index, alloc)
-        for pos, v in enumerate(values):
-            i = self._slot(v) if pos >= len(op.args) else self.index[v]
-            if i in self.fixed:
-                args[pos] = self.fixed[i].data_ptr()
-            elif pos >= len(op.args):
-                alloc = self._alloc(v)
-                assert alloc is not None
-                fresh.append((pos, i, alloc))
-            else:
-                dynamic.append((pos, i))
+        args, dynamic, fresh = self._launch_args(op)
         tail = (0, trip) if sig.parallel and not parallel else ()
         args_tail = args + list(tail)
 
@@ -330,6 +315,27 @@ class HostProgram:
                 args_tail[pos] = t.data_ptr()
             fn(*args_tail)
         return call
+
+    def _launch_args(self, op: LaunchOp) -> tuple[
+            list[int], list[tuple[int, int]], list[tuple[int, int, Callable[[], torch.Tensor]]]]:
+        """A launch's argument list, built once: pointers of fixed tensors (planned
+        buffers, constants) are filled in now; ``dynamic`` (argument position,
+        env index) and ``fresh`` (position, env index, alloc) are filled per call."""
+        values = list(op.args) + list(op.res)
+        args: list[int] = [0] * len(values)
+        dynamic: list[tuple[int, int]] = []
+        fresh: list[tuple[int, int, Callable[[], torch.Tensor]]] = []
+        for pos, v in enumerate(values):
+            i = self._slot(v) if pos >= len(op.args) else self.index[v]
+            if i in self.fixed:
+                args[pos] = self.fixed[i].data_ptr()
+            elif pos >= len(op.args):
+                alloc = self._alloc(v)
+                assert alloc is not None
+                fresh.append((pos, i, alloc))
+            else:
+                dynamic.append((pos, i))
+        return args, dynamic, fresh
 
     def _parallel_launcher(self, op: LaunchOp, sig: KernelSignature, fn: Callable[..., None]
                            ) -> Callable[[list[int]], None] | None:

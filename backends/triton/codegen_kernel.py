@@ -145,7 +145,7 @@ def reduction_layout(ops: Sequence[Operation]) -> ReductionLayout | None:
         return None
     if len(layouts) > 1:
         raise KernelUnsupported("reductions over different layouts in one kernel: "
-                                + ", ".join(f"{l.shape} dims {l.dims}" for l in sorted(
+                                + ", ".join(f"{lay.shape} dims {lay.dims}" for lay in sorted(
                                     layouts, key=str)))
     return layouts.pop()
 
@@ -418,7 +418,7 @@ class KernelWriter:
             self.memo[-1][(id(value), k)] = val
         return val
 
-    def _eval(self, value: SSAValue, c: Coords) -> Val:
+    def _eval(self, value: SSAValue, c: Coords) -> Val:  # noqa: C901 - a flat dispatch over op kinds
         b = self.bind_index
         dtype = dtype_of(value.type)
         if value in self.inputs:

@@ -303,7 +303,7 @@ def template_source(name: str, op: g.MatmulOp, epilogue: list[str], params: list
               "stride_bn", *params, "BLOCK_M: tl.constexpr", "BLOCK_N: tl.constexpr",
               "BLOCK_K: tl.constexpr", "GROUP_M: tl.constexpr"]
     body = [
-        f"pid = tl.program_id(0)",
+        "pid = tl.program_id(0)",
         f"pid_b = tl.program_id(1){idx}",
         f"tiles_m = tl.cdiv({m}, BLOCK_M)",
         f"tiles_n = tl.cdiv({n}, BLOCK_N)",

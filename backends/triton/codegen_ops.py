@@ -221,7 +221,7 @@ class OpEmitter:
 
     # -- unary --------------------------------------------------------------
 
-    def unary(self, op: g.ElementwiseUnaryOp, x: str, dt: torch.dtype) -> str:
+    def unary(self, op: g.ElementwiseUnaryOp, x: str, dt: torch.dtype) -> str:  # noqa: C901 - a flat dispatch over op kinds
         """``op`` applied to ``x`` (already converted to the compute dtype ``dt``)."""
         name = op.name.removeprefix("graph.")
         is_float = dt.is_floating_point
