@@ -227,7 +227,8 @@ def make_dynamo_backend(target: str = "cpu", options: Mapping[str, Any] | Any | 
     """The ``backend=`` function for ``torch.compile``: AOTAutograd to core
     aten, then irc for the forward and backward graphs. Each op and source
     line that runs in eager is warned about once per backend made."""
-    from functorch.compile import make_boxed_func
+    # functorch.compile is the public home; pyright sees only its re-export
+    from functorch.compile import make_boxed_func  # pyright: ignore[reportPrivateImportUsage]
     from torch._functorch.aot_autograd import aot_module_simplified
     warned: set[tuple[str, str]] = set()
 

@@ -28,7 +28,6 @@ on first use. Importing a module registers nothing.
 from __future__ import annotations
 
 import importlib
-import operator
 import types
 from collections.abc import Callable, Mapping, Sequence
 from functools import cache
@@ -36,7 +35,8 @@ from typing import Any
 
 import torch
 import torch.fx
-from xdsl.builder import Builder, InsertPoint
+from xdsl.builder import Builder
+from xdsl.rewriter import InsertPoint
 from xdsl.dialects import func
 from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, ModuleOp
 from xdsl.ir import Block, Operation, Region, SSAValue

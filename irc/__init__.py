@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from irc.errors import (
     BackendError,
@@ -17,6 +17,11 @@ from irc.errors import (
     PassError,
     UnsupportedOpError,
 )
+
+if TYPE_CHECKING:  # imported lazily below; named here for type checkers
+    from irc.api import compile
+    from irc.backends.registry import register_backend
+    from irc.frontends.capture import IrcWarning
 
 __version__ = "0.1.0"
 __all__ = [

@@ -91,7 +91,7 @@ class MulByOne(RewritePattern):
     ROOTS: ClassVar[tuple[type[Operation], ...]] = (g.MulOp,)
 
     @op_type_rewrite_pattern
-    def match_and_rewrite(self, op: g.MulOp, rewriter: PatternRewriter) -> None:
+    def match_and_rewrite(self, op: g.MulOp, rewriter: PatternRewriter) -> None:  # pyright: ignore[reportInvalidTypeForm]
         for x, c in _operand_and_splat(op, commutative=True):
             if c == 1 and x.type == op.result.type:
                 _replace(rewriter, op, x)
@@ -105,7 +105,7 @@ class AddZero(RewritePattern):
     ROOTS: ClassVar[tuple[type[Operation], ...]] = (g.AddOp,)
 
     @op_type_rewrite_pattern
-    def match_and_rewrite(self, op: g.AddOp, rewriter: PatternRewriter) -> None:
+    def match_and_rewrite(self, op: g.AddOp, rewriter: PatternRewriter) -> None:  # pyright: ignore[reportInvalidTypeForm]
         for x, c in _operand_and_splat(op, commutative=True):
             if x.type != op.result.type or c != 0:
                 continue
@@ -121,7 +121,7 @@ class SubZero(RewritePattern):
     ROOTS: ClassVar[tuple[type[Operation], ...]] = (g.SubOp,)
 
     @op_type_rewrite_pattern
-    def match_and_rewrite(self, op: g.SubOp, rewriter: PatternRewriter) -> None:
+    def match_and_rewrite(self, op: g.SubOp, rewriter: PatternRewriter) -> None:  # pyright: ignore[reportInvalidTypeForm]
         c = splat_value(op.rhs)
         if c is not None and _is_pos_zero(c) and op.lhs.type == op.result.type:
             _replace(rewriter, op, op.lhs)
@@ -148,7 +148,7 @@ class DoubleNeg(RewritePattern):
     ROOTS: ClassVar[tuple[type[Operation], ...]] = (g.NegOp,)
 
     @op_type_rewrite_pattern
-    def match_and_rewrite(self, op: g.NegOp, rewriter: PatternRewriter) -> None:
+    def match_and_rewrite(self, op: g.NegOp, rewriter: PatternRewriter) -> None:  # pyright: ignore[reportInvalidTypeForm]
         inner = op.input.owner
         if isinstance(inner, g.NegOp) and inner.input.type == op.result.type:
             _replace(rewriter, op, inner.input)
