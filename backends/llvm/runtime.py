@@ -70,7 +70,7 @@ POOL_MIN_WORK = 1 << 20
 """Elements per chunk worth a thread of irc's fallback pool."""
 
 Env = list
-Step = Callable[[Env], None]
+Step = Callable[[Env], object]  # a step's result, if any, is not used
 
 HUGE_PAGE = 2 << 20
 _MADV_HUGEPAGE = 14
@@ -294,14 +294,16 @@ class HostProgram:
         tail = (0, trip) if sig.parallel and not parallel else ()
         args_tail = args + list(tail)
 
-        if parallel:
+        if launch is not None:
+            run = launch
+
             def step(env: Env) -> None:
                 for pos, i in dynamic:
                     args[pos] = env[i].data_ptr()
                 for pos, i, alloc in fresh:
                     t = env[i] = alloc()
                     args[pos] = t.data_ptr()
-                launch(args)
+                run(args)
             return step
         if not dynamic and not fresh:
             fixed_args = tuple(args_tail)

@@ -65,7 +65,7 @@ class TritonBackend(Backend):
         interpreter when ``options.interpret`` or triton's own setting asks for it
         (as :class:`~irc.backends.triton.runtime.TritonExecutable` decides)."""
         try:
-            import triton
+            import triton.knobs  # the submodule: triton does not import it by name
         except ImportError:
             return "triton is not installed; use target=\"cpu\""
         if torch.cuda.is_available() or getattr(options, "interpret", False):

@@ -55,7 +55,7 @@ MATMUL_TUNE_MIN_FLOP = 1 << 24
 
 def interpreter_enabled() -> bool:
     """Whether Triton runs kernels with its CPU interpreter (TRITON_INTERPRET=1)."""
-    import triton
+    import triton.knobs
     return bool(triton.knobs.runtime.interpret)
 
 
@@ -79,7 +79,7 @@ def load_source(source: str, interpret: bool) -> ModuleType:
     if spec is None or spec.loader is None:
         raise BackendError(f"cannot import generated Triton module {path}")
     module = importlib.util.module_from_spec(spec)
-    import triton
+    import triton.knobs
     before = triton.knobs.runtime.interpret
     triton.knobs.runtime.interpret = interpret  # decides JITFunction vs InterpretedFunction
     try:
