@@ -412,4 +412,4 @@ def import_fx_graph(gm: torch.fx.GraphModule,
 
 def _load_handlers() -> None:
     # the op-family modules register into HANDLERS on import
-    from irc.frontends import aten_elementwise, aten_nn, aten_shape  # noqa: F401
+    from irc.frontends import aten_elementwise, aten_nn, aten_shape, aten_strided  # noqa: F401

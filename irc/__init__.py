@@ -14,13 +14,15 @@ from irc.errors import (
     ConfigError,
     InputMismatchError,
     IrcError,
+    NothingCompiledError,
     PassError,
     UnsupportedOpError,
 )
 
 __version__ = "0.1.0"
 __all__ = [
-    "BackendError", "ConfigError", "InputMismatchError", "IrcError", "IrcWarning", "PassError",
+    "BackendError", "ConfigError", "InputMismatchError", "IrcError", "IrcWarning", "NothingCompiledError",
+    "PassError",
     "UnsupportedOpError", "compile", "register_backend",
 ]
 

@@ -43,6 +43,12 @@ class ZooModel:
         torch.manual_seed(seed + 1)
         return model, self.inputs(config, batch or self.batch, seq or self.seq)
 
+    def fresh_inputs(self, model: torch.nn.Module, seed: int, batch: int | None = None,
+                     seq: int | None = None) -> Inputs:
+        """New random inputs of the same shapes as :meth:`make`'s (for ``model``)."""
+        torch.manual_seed(seed)
+        return self.inputs(getattr(model, "config"), batch or self.batch, seq or self.seq)
+
 
 def _ids(vocab: int = 1000) -> Callable[[Any, int, int], Inputs]:
     def inputs(config: Any, batch: int, seq: int) -> Inputs:
