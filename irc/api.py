@@ -63,9 +63,18 @@ def _calling(fn: Callable[..., Any], stats: CompileStats, strict: bool,
     object dynamo compiles, to read its recompile count from."""
     from torch._dynamo.exc import BackendCompilerFailed
 
+    mha = torch.backends.mha
+
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
         runs = stats.compiled_runs
+        # In eval mode without grad, nn.TransformerEncoderLayer and
+        # nn.MultiheadAttention take a "fast path" into one fused native op
+        # (aten._transformer_encoder_layer_fwd, _native_multi_head_attention)
+        # that irc cannot compile; with it off, dynamo traces their composite
+        # forward (same math). The switch is torch's own, set for the call.
+        fastpath = mha.get_fastpath_enabled()
+        mha.set_fastpath_enabled(False)
         try:
             result = fn(*args, **kwargs)
         except BackendCompilerFailed as err:
@@ -75,6 +84,8 @@ def _calling(fn: Callable[..., Any], stats: CompileStats, strict: bool,
             if isinstance(inner, IrcError):
                 raise inner.with_traceback(None) from None
             raise
+        finally:
+            mha.set_fastpath_enabled(fastpath)
         stats.after_call(runs, strict, entry)
         return result
     return call

@@ -1,4 +1,5 @@
-"""``aten.as_strided`` on a contiguous input: an index map on its flat elements.
+"""``aten.as_strided`` on a contiguous input: an index map on its flat elements
+(and ``linalg.vector_norm``, the other op the zoo's wav2vec2 needed).
 
 Random sizes, strides and offsets (hypothesis) through the importer and the
 reference interpreter, and through ``irc.compile`` on the CPU with
@@ -98,3 +99,15 @@ def test_non_contiguous_input_is_unsupported() -> None:
     x = torch.randn(3, 3)
     with pytest.raises(irc.UnsupportedOpError, match="as_strided"):
         irc.compile(fn, target="cpu", strict=True)(x)
+
+
+@pytest.mark.parametrize("ord", [2, 1, 3, float("inf"), float("-inf"), 0])
+def test_vector_norm_matches_eager(ord: float) -> None:
+    """``linalg.vector_norm`` (weight norm of wav2vec2's positional conv) through
+    torch's decomposition, strict on the CPU."""
+    def norm(x: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.vector_norm(x, ord, dim=(0, 2), keepdim=True)
+    x = torch.randn(3, 5, 4)
+    x[0, 1, 2] = 0.0
+    compiled = irc.compile(norm, target="cpu", strict=True)
+    torch.testing.assert_close(compiled(x), norm(x), rtol=1e-5, atol=1e-5)
