@@ -24,7 +24,6 @@ import copy
 import functools
 import types
 from collections.abc import Callable, Mapping
-from types import CodeType
 from typing import Any, TypeVar, overload
 
 import torch
@@ -55,7 +54,7 @@ def check_target(target: str, options: Mapping[str, Any] | Any | None) -> Any:
 
 
 def _calling(fn: Callable[..., Any], stats: CompileStats, strict: bool,
-             entry: CodeType | None) -> Callable[..., Any]:
+             entry: types.CodeType | None) -> Callable[..., Any]:
     """``fn`` (the torch.compile'd callable) re-raising irc errors that dynamo
     wrapped in BackendCompilerFailed, and telling ``stats`` after each call
     whether it ran anything compiled (:meth:`CompileStats.after_call`: one
@@ -156,7 +155,7 @@ def _compile(obj: Any, target: str, strict: bool, options: Mapping[str, Any] | N
     fn = _own_code(obj)
     code = getattr(getattr(fn, "__func__", fn), "__code__", None)
     compiled_fn = _calling(torch.compile(fn, backend=backend, dynamic=False), stats, strict,
-                           code if isinstance(code, CodeType) else None)
+                           code if isinstance(code, types.CodeType) else None)
     compiled_fn._irc_target = target  # type: ignore[attr-defined]
     compiled_fn.irc_stats = stats  # type: ignore[attr-defined]
     return compiled_fn
