@@ -21,8 +21,8 @@ from irc.errors import (
 
 __version__ = "0.1.0"
 __all__ = [
-    "BackendError", "ConfigError", "InputMismatchError", "IrcError", "IrcWarning", "NothingCompiledError",
-    "PassError",
+    "BackendError", "ConfigError", "InputMismatchError", "IrcError", "IrcWarning",
+    "NothingCompiledError", "PassError",
     "UnsupportedOpError", "compile", "register_backend",
 ]
 
