@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import operator
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.fx
@@ -32,6 +32,9 @@ from irc.frontends.decompositions import decomposition_table
 from irc.frontends.fx_importer import FxImporter, NodeUnsupported, op_name, static_problems
 from irc.frontends.program import Program
 from irc.frontends.source_locations import describe, source_line
+
+if TYPE_CHECKING:
+    from irc.stats import CompileStats
 
 Runner = Callable[..., Any]
 
@@ -99,10 +102,14 @@ def _import(gm: torch.fx.GraphModule, target: str | None = None,
 
 
 def _compile_whole(gm: torch.fx.GraphModule, target: str, options: Mapping[str, Any] | Any | None,
-                   weight_placeholders: Mapping[str, tuple[str, torch.Tensor]] | None = None
-                   ) -> CompiledGraph:
+                   weight_placeholders: Mapping[str, tuple[str, torch.Tensor]] | None = None,
+                   stats: CompileStats | None = None) -> CompiledGraph:
     program, layout, positions = _import(gm, target, weight_placeholders)
-    return CompiledGraph(compile_program_once(program, target, options), layout, positions, program)
+    executable = compile_program_once(program, target, options)
+    if stats is not None:  # program.module is now at the backend's level
+        stats.record_module(program.module)
+        stats.record_executable(executable)
+    return CompiledGraph(executable, layout, positions, program)
 
 
 def _partition_ids(gm: torch.fx.GraphModule, unsupported: set[str]) -> dict[str, tuple[int, bool]]:
@@ -127,7 +134,7 @@ def _partition_ids(gm: torch.fx.GraphModule, unsupported: set[str]) -> dict[str,
 
 
 def _compile_split(gm: torch.fx.GraphModule, unsupported: set[str], target: str,
-                   options: Mapping[str, Any] | None) -> Runner:
+                   options: Mapping[str, Any] | None, stats: CompileStats | None = None) -> Runner:
     from torch.fx.passes.split_module import split_module
     ids = _partition_ids(gm, unsupported)
     split = split_module(gm, None, lambda n: ids[n.name][0], keep_original_order=True)
@@ -139,7 +146,8 @@ def _compile_split(gm: torch.fx.GraphModule, unsupported: set[str], target: str,
         assert isinstance(sub, torch.fx.GraphModule)
         out_node = next(n for n in sub.graph.nodes if n.op == "output")
         single = not isinstance(out_node.args[0], (tuple, list))
-        setattr(split, name, _CompiledSubmodule(_compile_whole(sub, target, options), single))
+        setattr(split, name, _CompiledSubmodule(_compile_whole(sub, target, options, stats=stats),
+                                                    single))
 
     def run(*args: Any) -> list[Any]:
         result = split(*args)
@@ -149,10 +157,12 @@ def _compile_split(gm: torch.fx.GraphModule, unsupported: set[str], target: str,
 
 
 def compile_graph(gm: torch.fx.GraphModule, target: str, options: Mapping[str, Any] | None = None,
-                  strict: bool = False, warned: set[tuple[str, str]] | None = None) -> Runner:
+                  strict: bool = False, warned: set[tuple[str, str]] | None = None,
+                  stats: CompileStats | None = None) -> Runner:
     """Compile one core-aten graph (nodes carry ``meta["val"]``); returns a
     callable taking the graph's flat inputs and returning its flat outputs.
-    ``warned``: the (op, source line) pairs this compile has warned about."""
+    ``warned``: the (op, source line) pairs this compile has warned about;
+    ``stats`` (when given) counts programs, kernels and the nodes left in eager."""
     warned = set() if warned is None else warned
     from torch._subclasses.fake_tensor import unset_fake_temporarily
     nodes = {n.name: n for n in gm.graph.nodes}
@@ -164,8 +174,8 @@ def compile_graph(gm: torch.fx.GraphModule, target: str, options: Mapping[str, A
                 raise UnsupportedOpError(op_name(nodes[name]), describe(nodes[name]), reason)
             try:
                 if not unsupported:
-                    return _compile_whole(gm, target, options)
-                runner = _compile_split(gm, set(unsupported), target, options)
+                    return _compile_whole(gm, target, options, stats=stats)
+                runner = _compile_split(gm, set(unsupported), target, options, stats)
                 break
             except NodeUnsupported as err:
                 name = err.node.name
@@ -176,19 +186,29 @@ def compile_graph(gm: torch.fx.GraphModule, target: str, options: Mapping[str, A
                                                  err.reason) from None
                     unsupported.setdefault(name, err.reason)
                     _warn(gm, unsupported, nodes, warned, whole_graph=True)
+                    _record_eager(stats, gm.graph.nodes)
                     return _eager(gm)
                 unsupported[name] = err.reason
         else:  # pragma: no cover - each round marks one more node, so this is not reached
             _warn(gm, unsupported, nodes, warned, whole_graph=True)
+            _record_eager(stats, gm.graph.nodes)
             return _eager(gm)
     _warn(gm, unsupported, nodes, warned)
+    _record_eager(stats, [nodes[n] for n in unsupported if n in nodes])
     return runner
+
+
+def _record_eager(stats: CompileStats | None, nodes: Iterable[torch.fx.Node]) -> None:
+    if stats is not None:
+        stats.eager_ops.extend(op_name(n) for n in nodes if n.op == "call_function"
+                               and n.target is not operator.getitem)
 
 
 def _eager(gm: torch.fx.GraphModule) -> Runner:
     def run(*args: Any) -> list[Any]:
         result = gm(*args)
         return list(result) if isinstance(result, (tuple, list)) else [result]
+    run.irc_eager = True  # type: ignore[attr-defined] # nothing of it is compiled
     return run
 
 
@@ -223,17 +243,23 @@ def _warn(gm: torch.fx.GraphModule, unsupported: Mapping[str, str],
 
 
 def make_dynamo_backend(target: str = "cpu", options: Mapping[str, Any] | Any | None = None,
-                        strict: bool = False) -> Callable[[torch.fx.GraphModule, list[Any]], Runner]:
+                        strict: bool = False, stats: CompileStats | None = None
+                        ) -> Callable[[torch.fx.GraphModule, list[Any]], Runner]:
     """The ``backend=`` function for ``torch.compile``: AOTAutograd to core
     aten, then irc for the forward and backward graphs. Each op and source
-    line that runs in eager is warned about once per backend made."""
+    line that runs in eager is warned about once per backend made. ``stats``
+    (when given) counts the graphs, what they compiled to and their runs."""
     # functorch.compile is the public home; pyright sees only its re-export
     from functorch.compile import make_boxed_func  # pyright: ignore[reportPrivateImportUsage]
     from torch._functorch.aot_autograd import aot_module_simplified
     warned: set[tuple[str, str]] = set()
 
     def compile_boxed(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Runner:
-        runner = compile_graph(gm, target, options, strict, warned)
+        runner = compile_graph(gm, target, options, strict, warned, stats)
+        if stats is not None:
+            stats.graphs += 1
+            if not getattr(runner, "irc_eager", False):
+                runner = stats.counting(runner)
         return make_boxed_func(runner)
 
     def backend(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Runner:

@@ -26,6 +26,7 @@ EXTRA_DECOMPOSED = [
     aten.hardtanh,
     aten.leaky_relu,
     aten.elu,
+    aten.linalg_vector_norm,  # weight norm (wav2vec2's positional conv): abs, pow, sum
 ]
 
 

@@ -187,6 +187,11 @@ def _attention(op: g.AttentionOp, args: list[torch.Tensor]) -> torch.Tensor:
     mask = args[3] if len(args) > 3 else None
     causal, scale = op.is_causal is not None, op.scale.value.data
     if q.device.type == "cpu":
+        # The fused kernel reads q/k/v as if their last dim were contiguous
+        # (F.scaled_dot_product_attention makes it so before calling it); the
+        # CPU runtime hands externs torch views, e.g. the transposed results of
+        # swap-skinny-matmul, whose last-dim stride is not 1.
+        q, k, v = (x if x.stride(-1) == 1 else x.contiguous() for x in (q, k, v))
         if q.dim() != 4:  # the fused kernel takes [batch, heads, L, E]
             lead = q.shape[:-2]
             as4 = [x.reshape(-1, 1, *x.shape[-2:]) for x in (q, k, v)]

@@ -14,6 +14,7 @@ from irc.errors import (
     ConfigError,
     InputMismatchError,
     IrcError,
+    NothingCompiledError,
     PassError,
     UnsupportedOpError,
 )
@@ -25,7 +26,8 @@ if TYPE_CHECKING:  # imported lazily below; named here for type checkers
 
 __version__ = "0.1.0"
 __all__ = [
-    "BackendError", "ConfigError", "InputMismatchError", "IrcError", "IrcWarning", "PassError",
+    "BackendError", "ConfigError", "InputMismatchError", "IrcError", "IrcWarning",
+    "NothingCompiledError", "PassError",
     "UnsupportedOpError", "compile", "register_backend",
 ]
 

@@ -11,13 +11,18 @@ same kind of module sharing the original's parameters, buffers and submodules
 (``parameters()``, ``state_dict()``, ``train()/eval()`` and in-place weight
 updates all work); only its call goes through the compiler. Errors irc raises
 while compiling reach the caller as the :class:`irc.IrcError` they are, not
-wrapped in dynamo's exceptions.
+wrapped in dynamo's exceptions. The compiled callable carries an
+:class:`irc.stats.CompileStats` as ``irc_stats`` (graphs, kernels, library
+calls, nodes left in eager); a call that ran nothing compiled (no graph reached
+irc, or dynamo stopped at its recompile limit) warns once, or with
+``strict=True`` raises :class:`irc.NothingCompiledError`.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import types
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, overload
 
@@ -26,6 +31,7 @@ import torch
 from irc.errors import ConfigError, IrcError
 from irc.dynamo_backend import register as _register_dynamo_backend
 from irc.frontends.capture import IrcWarning, make_dynamo_backend
+from irc.stats import CompileStats
 
 _register_dynamo_backend()  # torch.compile(..., backend="irc") works once irc.compile is used
 
@@ -47,14 +53,29 @@ def check_target(target: str, options: Mapping[str, Any] | Any | None) -> Any:
     return config
 
 
-def _unwrapping(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Re-raise irc errors that dynamo wrapped in BackendCompilerFailed."""
+def _calling(fn: Callable[..., Any], stats: CompileStats, strict: bool,
+             entry: types.CodeType | None) -> Callable[..., Any]:
+    """``fn`` (the torch.compile'd callable) re-raising irc errors that dynamo
+    wrapped in BackendCompilerFailed, and telling ``stats`` after each call
+    whether it ran anything compiled (:meth:`CompileStats.after_call`: one
+    warning, or with ``strict`` an error, when it did not). ``entry``: the code
+    object dynamo compiles, to read its recompile count from."""
     from torch._dynamo.exc import BackendCompilerFailed
+
+    mha = torch.backends.mha
 
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
+        runs = stats.compiled_runs
+        # In eval mode without grad, nn.TransformerEncoderLayer and
+        # nn.MultiheadAttention take a "fast path" into one fused native op
+        # (aten._transformer_encoder_layer_fwd, _native_multi_head_attention)
+        # that irc cannot compile; with it off, dynamo traces their composite
+        # forward (same math). The switch is torch's own, set for the call.
+        fastpath = mha.get_fastpath_enabled()
+        mha.set_fastpath_enabled(False)
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
         except BackendCompilerFailed as err:
             inner = getattr(err, "inner_exception", None)
             while isinstance(inner, BackendCompilerFailed):
@@ -62,7 +83,18 @@ def _unwrapping(fn: Callable[..., Any]) -> Callable[..., Any]:
             if isinstance(inner, IrcError):
                 raise inner.with_traceback(None) from None
             raise
+        finally:
+            mha.set_fastpath_enabled(fastpath)
+        stats.after_call(runs, strict, entry)
+        return result
     return call
+
+
+def _display_name(obj: Any) -> str:
+    """How messages name a compiled model or function."""
+    if isinstance(obj, torch.nn.Module):
+        return type(obj).__name__
+    return getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or type(obj).__name__
 
 
 def _entry_frame(call_impl: Callable[..., Any]) -> Callable[..., Any]:
@@ -83,21 +115,49 @@ def _entry_frame(call_impl: Callable[..., Any]) -> Callable[..., Any]:
     return irc_entry
 
 
+def _own_code(fn: Any) -> Any:
+    """A copy of a Python function (or bound method) with a code object of its own.
+
+    Dynamo keeps compiled frames, and counts its recompile limit, per code
+    object: compiling one function (or a closure made by one factory) again
+    and again, e.g. per test example, shared eight compiled versions and then
+    ran in eager. Each ``irc.compile`` gets its own, as modules do
+    (:func:`_entry_frame`).
+    """
+    if isinstance(fn, types.MethodType):
+        return types.MethodType(_own_code(fn.__func__), fn.__self__)
+    if not isinstance(fn, types.FunctionType):
+        return fn
+    copy_fn = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__,
+                                 fn.__defaults__, fn.__closure__)
+    copy_fn.__kwdefaults__ = fn.__kwdefaults__
+    functools.update_wrapper(copy_fn, fn)
+    del copy_fn.__wrapped__  # dynamo must trace the copy, not unwrap to the original
+    return copy_fn
+
+
 def _compile(obj: Any, target: str, strict: bool, options: Mapping[str, Any] | None) -> Any:
     config = check_target(target, options)
-    backend = make_dynamo_backend(target, config, strict)
+    if not callable(obj):
+        raise IrcError(f"irc.compile needs an nn.Module or a function, got {type(obj).__name__}")
+    stats = CompileStats(_display_name(obj), target)
+    backend = make_dynamo_backend(target, config, strict, stats)
     if isinstance(obj, torch.nn.Module):
         # A shallow copy shares _parameters/_buffers/_modules with the original
         # (no tensor is copied); only the copy's call is compiled.
         compiled = copy.copy(obj)
-        compiled.__dict__["_compiled_call_impl"] = _unwrapping(
-            torch.compile(_entry_frame(compiled._call_impl), backend=backend, dynamic=False))
+        entry = _entry_frame(compiled._call_impl)
+        compiled.__dict__["_compiled_call_impl"] = _calling(
+            torch.compile(entry, backend=backend, dynamic=False), stats, strict, entry.__code__)
         compiled.__dict__["_irc_target"] = target
+        compiled.__dict__["irc_stats"] = stats
         return compiled
-    if not callable(obj):
-        raise IrcError(f"irc.compile needs an nn.Module or a function, got {type(obj).__name__}")
-    compiled_fn = _unwrapping(torch.compile(obj, backend=backend, dynamic=False))
+    fn = _own_code(obj)
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    compiled_fn = _calling(torch.compile(fn, backend=backend, dynamic=False), stats, strict,
+                           code if isinstance(code, types.CodeType) else None)
     compiled_fn._irc_target = target  # type: ignore[attr-defined]
+    compiled_fn.irc_stats = stats  # type: ignore[attr-defined]
     return compiled_fn
 
 

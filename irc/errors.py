@@ -72,3 +72,8 @@ class BackendError(IrcError):
 
 class CacheError(IrcError):
     """A compile-cache entry is unusable (it is then rebuilt, not trusted)."""
+
+
+class NothingCompiledError(IrcError):
+    """``strict=True``: a compiled callable's call ran nothing compiled (no graph
+    reached irc, or dynamo stopped compiling at its recompile limit)."""

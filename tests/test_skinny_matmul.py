@@ -86,3 +86,63 @@ def test_random_linear_chains_match_eager_on_cpu(rows: int, widths: list[int], b
     program = export_program(model, (x,))
     run = compile_program(program, "cpu", NO_CACHE)
     torch.testing.assert_close(run(x)[0], expected, rtol=1e-4, atol=1e-4)
+
+
+class _Attention(nn.Module):
+    """Self-attention as Hugging Face writes it: bias-free q/k/v projections of
+    [batch * seq, dim] rows, split into heads, SDPA with an additive mask."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.q, self.k, self.v = (nn.Linear(dim, dim, bias=False) for _ in range(3))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        batch, seq, dim = x.shape
+
+        def split(t: torch.Tensor) -> torch.Tensor:
+            return t.view(batch, seq, self.heads, dim // self.heads).transpose(1, 2)
+        rows = x.reshape(batch * seq, dim)
+        q, k, v = split(self.q(rows)), split(self.k(rows)), split(self.v(rows))
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0)
+        return out.transpose(1, 2).reshape(batch, seq, dim)
+
+
+@settings(max_examples=6, deadline=None)
+@given(batch=st.integers(1, 4), seq=st.integers(2, 24), heads=st.sampled_from([1, 2, 4]),
+       head_dim=st.sampled_from([8, 16, 32]))
+def test_attention_on_transposed_projections_matches_eager(batch: int, seq: int, heads: int,
+                                                           head_dim: int) -> None:
+    """The swapped projections are [dim, rows] buffers, so q/k/v reach attention
+    as views whose last dim is strided; torch's fused CPU attention kernel
+    silently reads such a view as if it were contiguous (T5 and Whisper of the
+    zoo were off by up to 100%, and NaN with only ``dce`` before the kernel
+    pipeline)."""
+    import irc
+    torch.manual_seed(batch * 100 + seq)
+    model = _Attention(heads * head_dim, heads).eval()
+    x = torch.randn(batch, seq, heads * head_dim)
+    mask = torch.randn(1, heads, seq, seq)
+    with torch.no_grad():
+        expected = model(x, mask)
+        for graph_pipeline in ("dce,cse,canonicalize,constant-fold,cse,dce", "dce"):
+            compiled = irc.compile(model, target="cpu", strict=True,
+                                   options={**NO_CACHE, "pipeline.graph": graph_pipeline})
+            torch.testing.assert_close(compiled(x, mask), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_reference_attention_reads_strided_views() -> None:
+    """The interpreter's attention (also the CPU runtime's extern) on a query
+    whose last dim is not contiguous equals it on a contiguous copy."""
+    from irc.ir.interpreter import HANDLERS
+    from irc.frontends.capture import export_program as export
+
+    def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    q, k, v = (torch.randn(2, 3, 8, 16) for _ in range(3))
+    program = export(attend, (q, k, v))
+    (op,) = [o for o in program.module.walk() if isinstance(o, g.AttentionOp)]
+    strided = torch.randn(2, 3, 16, 8).transpose(-1, -2)
+    assert strided.stride(-1) != 1
+    torch.testing.assert_close(HANDLERS[g.AttentionOp](op, [strided, k, v]),
+                               attend(strided.contiguous(), k, v), rtol=1e-5, atol=1e-5)

@@ -124,6 +124,10 @@ class TritonExecutable:
         self.matmul_runs: dict[str, tuple[Callable[[], Any], Callable[[], Any]]] = {}
         self._bind(module, weights)
 
+    def eager_kernels(self) -> list[str]:
+        """The kernels the code generator could not express: they run in eager torch."""
+        return [name for name, kplan in self.plan.kernels.items() if kplan.eager_reason is not None]
+
     def _bind(self, module: ModuleOp, weights: Mapping[str, torch.Tensor]) -> None:
         ns = self.module.__dict__
         ns["_device"] = self.device

@@ -43,6 +43,12 @@ class ZooModel:
         torch.manual_seed(seed + 1)
         return model, self.inputs(config, batch or self.batch, seq or self.seq)
 
+    def fresh_inputs(self, model: torch.nn.Module, seed: int, batch: int | None = None,
+                     seq: int | None = None) -> Inputs:
+        """New random inputs of the same shapes as :meth:`make`'s (for ``model``)."""
+        torch.manual_seed(seed)
+        return self.inputs(getattr(model, "config"), batch or self.batch, seq or self.seq)
+
 
 def _ids(vocab: int = 1000) -> Callable[[Any, int, int], Inputs]:
     def inputs(config: Any, batch: int, seq: int) -> Inputs:
@@ -105,7 +111,7 @@ _ALL: list[ZooModel] = [
     ZooModel("mistral", "decoder", _hf("MistralConfig", "MistralForCausalLM", **_TINY,
                                        num_key_value_heads=2, **_TOKENS), _ids()),
     ZooModel("qwen2", "decoder", _hf("Qwen2Config", "Qwen2ForCausalLM", **_TINY, num_key_value_heads=2,
-                                     **_TOKENS), _ids_mask(), default=True),
+                                     **_TOKENS), _ids_mask()),
     ZooModel("phi", "decoder", _hf("PhiConfig", "PhiForCausalLM", **_TINY, **_TOKENS), _ids()),
     ZooModel("gpt_neox", "decoder", _hf("GPTNeoXConfig", "GPTNeoXForCausalLM", **_TINY, **_TOKENS), _ids()),
     ZooModel("opt", "decoder", _hf("OPTConfig", "OPTForCausalLM", hidden_size=64, num_hidden_layers=2,
@@ -113,7 +119,7 @@ _ALL: list[ZooModel] = [
                                    word_embed_proj_dim=64, max_position_embeddings=128, **_TOKENS),
              _ids_mask()),
     ZooModel("bloom", "decoder", _hf("BloomConfig", "BloomForCausalLM", hidden_size=64, n_layer=2, n_head=4,
-                                     vocab_size=1000, **_TOKENS), _ids_mask(), default=True),
+                                     vocab_size=1000, **_TOKENS), _ids_mask()),
     ZooModel("falcon", "decoder", _hf("FalconConfig", "FalconForCausalLM", hidden_size=64,
                                       num_hidden_layers=2, num_attention_heads=4, vocab_size=1000,
                                       multi_query=True, new_decoder_architecture=False, **_TOKENS),
@@ -126,8 +132,7 @@ _ALL: list[ZooModel] = [
     ZooModel("distilbert", "encoder", _hf("DistilBertConfig", "DistilBertModel", dim=64, n_layers=2,
                                           n_heads=4, hidden_dim=128, vocab_size=1000,
                                           max_position_embeddings=128), _ids_mask()),
-    ZooModel("deberta_v2", "encoder", _hf("DebertaV2Config", "DebertaV2Model", **_TINY), _ids_mask(),
-             default=True),
+    ZooModel("deberta_v2", "encoder", _hf("DebertaV2Config", "DebertaV2Model", **_TINY), _ids_mask()),
     ZooModel("albert", "encoder", _hf("AlbertConfig", "AlbertModel", **_TINY, embedding_size=32),
              _ids_mask()),
     # encoder-decoders
@@ -147,8 +152,7 @@ _ALL: list[ZooModel] = [
                                                num_mel_bins=16, max_source_positions=32,
                                                max_target_positions=64, pad_token_id=0,
                                                bos_token_id=1, eos_token_id=2,
-                                               decoder_start_token_id=1), _whisper_inputs,
-             default=True),
+                                               decoder_start_token_id=1), _whisper_inputs),
     # vision
     ZooModel("vit", "vision", _hf("ViTConfig", "ViTModel", image_size=32, patch_size=8, hidden_size=64,
                                   num_hidden_layers=2, num_attention_heads=4, intermediate_size=128),

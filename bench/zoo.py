@@ -1,0 +1,154 @@
+"""The model zoo on irc: correct / strict / speedup vs eager / cold compile.
+
+    python -m bench.zoo                         # every zoo model, CPU
+    python -m bench.zoo --models gpt2,bert --repeats 5
+    python -m bench.zoo --target cuda
+
+Per model (``tests/zoo/models.py``): *correct*: the compiled model matches
+eager (rtol = atol = 1e-3, every output tensor) on two calls, the second on
+fresh inputs; *strict*: ``irc.compile(..., strict=True)`` compiled it with no
+node and no call in eager (when it does not, the model is measured compiled
+without strict, and the reason is listed); *speedup*: eager median / irc
+median, timed interleaved in this process (:func:`bench.harness.interleaved_medians`);
+*cold compile*: seconds for ``irc.compile`` plus the first call with irc's
+compile cache off (in this process, after a warm-up compile, so imports are
+not counted). Writes ``bench/results/zoo-<target>-<date>.json`` and
+``bench/results/zoo-<target>-latest.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.harness import interleaved_medians
+from bench.run import RESULTS, machine
+from tests.zoo.check import compare
+from tests.zoo.models import ZOO
+
+COLD = {"cache.enabled": False}
+
+
+def _compile(model: torch.nn.Module, target: str, strict: bool) -> Any:
+    import irc
+    return irc.compile(model, target=target, strict=strict, options=COLD)
+
+
+def measure(name: str, target: str, repeats: int) -> dict[str, Any]:
+    """One model's row (see the module docstring)."""
+    from irc.errors import IrcError
+    zoo = ZOO[name]
+    model, inputs = zoo.make()
+    row: dict[str, Any] = {"name": name, "family": zoo.family, "strict": True, "problems": []}
+    with torch.no_grad():
+        expected = model(**inputs)
+        t0 = time.perf_counter()
+        try:
+            compiled = _compile(model, target, strict=True)
+            first = compiled(**inputs)
+        except IrcError as err:
+            row["strict"] = False
+            row["problems"].append(f"strict: {type(err).__name__}: {str(err).splitlines()[0]}")
+            t0 = time.perf_counter()
+            compiled = _compile(model, target, strict=False)
+            first = compiled(**inputs)
+        row["cold_compile_s"] = time.perf_counter() - t0
+        mismatches = compare(name, expected, first, 0)
+        fresh = zoo.fresh_inputs(model, seed=101)
+        mismatches += compare(name, model(**fresh), compiled(**fresh), 1)
+        stats = compiled.irc_stats
+        if stats.eager_ops or stats.eager_calls or not stats.programs:
+            row["strict"] = False
+            row["problems"].append(stats.summary())
+        row["correct"] = not mismatches
+        row["problems"] += mismatches
+        row.update(graphs=stats.graphs, kernels=stats.kernels, externs=stats.externs)
+        medians = interleaved_medians({"eager": lambda: model(**inputs),
+                                       "irc": lambda: compiled(**inputs)}, repeats)
+    row["eager_ms"] = medians["eager"] * 1e3
+    row["irc_ms"] = medians["irc"] * 1e3
+    row["speedup_vs_eager"] = medians["eager"] / medians["irc"]
+    return row
+
+
+def _yes(v: bool) -> str:
+    return "yes" if v else "NO"
+
+
+def markdown(rows: list[dict[str, Any]], header: str) -> str:
+    lines = [header, "",
+             "| model | family | correct | strict | eager ms | irc ms | vs eager | cold compile s "
+             "| kernels | library calls |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['name']} | {r['family']} | error | - | - | - | - | - | - | - |")
+            continue
+        lines.append(f"| {r['name']} | {r['family']} | {_yes(r['correct'])} | {_yes(r['strict'])} | "
+                     f"{r['eager_ms']:.3f} | {r['irc_ms']:.3f} | {r['speedup_vs_eager']:.2f}x | "
+                     f"{r['cold_compile_s']:.1f} | {r['kernels']} | {r['externs']} |")
+    timed = [r for r in rows if "speedup_vs_eager" in r]
+    if timed:
+        geo = math.exp(sum(math.log(r["speedup_vs_eager"]) for r in timed) / len(timed))
+        lines += ["", f"Geomean speedup vs eager: {geo:.2f}x over {len(timed)} models; "
+                  f"correct {sum(r['correct'] for r in timed)}/{len(rows)}, "
+                  f"strict {sum(r['strict'] for r in timed)}/{len(rows)}."]
+    notes = [(r["name"], p) for r in rows for p in r.get("problems", []) + [r.get("error")] if p]
+    if notes:
+        lines += ["", "Problems:", ""] + [f"- {name}: {p}" for name, p in notes]
+    return "\n".join(lines) + "\n"
+
+
+def _write(path: Path, text: str) -> None:
+    """Write via a temp file + rename (a reader never sees half a file)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--target", default="cpu")
+    parser.add_argument("--models", help="comma-separated zoo names (default: all)")
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args(argv)
+    names = args.models.split(",") if args.models else list(ZOO)
+    unknown = [n for n in names if n not in ZOO]
+    if unknown:
+        parser.error(f"unknown model(s) {', '.join(unknown)}; the zoo has {', '.join(ZOO)}")
+    import irc
+    irc.compile(lambda x: x + 1, target=args.target)(torch.randn(4))  # imports, JIT warm-up
+    rows = []
+    for name in names:
+        print(f"... {name}", flush=True)
+        try:
+            rows.append(measure(name, args.target, args.repeats))
+        except Exception as err:  # noqa: BLE001 - the table goes on; the error is listed
+            rows.append({"name": name, "family": ZOO[name].family,
+                         "error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"})
+    today = datetime.date.today().isoformat()
+    header = (f"### zoo on {args.target}: {today}, {machine()}, median of {args.repeats} "
+              "interleaved runs")
+    RESULTS.mkdir(exist_ok=True)
+    _write(RESULTS / f"zoo-{args.target}-{today}.json", json.dumps(
+        {"date": today, "machine": machine(), "target": args.target, "repeats": args.repeats,
+         "rows": rows}, indent=2))
+    table = markdown(rows, header)
+    _write(RESULTS / f"zoo-{args.target}-latest.md", table)
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
