@@ -161,15 +161,6 @@ def test_cli_bisect(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert irc_main(["bisect", f"{factory}:make", "--target", "reference"]) == 0
 
 
-def _capture_available() -> bool:
-    try:
-        import irc.frontends.capture  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _capture_available(), reason="the torch.export frontend is not installed")
 def test_bisect_a_real_model() -> None:
     model, inputs = MODELS["BERTEncoderBlock"]()
     report = bisect(model, inputs, target="broken-sub")
@@ -179,7 +170,6 @@ def test_bisect_a_real_model() -> None:
     assert report.model_runs <= math.ceil(math.log2(len(report.kernels))) + RUN_SLACK
 
 
-@pytest.mark.skipif(not _capture_available(), reason="the torch.export frontend is not installed")
 def test_offloaded_model_runs_like_the_model() -> None:
     from irc.debug.offload import OffloadedModel
     model, inputs = MODELS["GPTDecoderBlock"]()
@@ -197,15 +187,6 @@ def test_offloaded_model_runs_like_the_model() -> None:
     assert not torch.allclose(broken, expected, equal_nan=True)
 
 
-def _cpu_available() -> bool:
-    try:
-        from irc.backends.registry import get_backend
-        return get_backend("cpu").available() is None
-    except Exception:  # noqa: BLE001 - the cpu backend has not landed
-        return False
-
-
-@pytest.mark.skipif(not _cpu_available(), reason="the cpu backend is not available")
 def test_cpu_migration_and_generated_code() -> None:
     from irc.debug.bisect import generated_code
     from irc.debug.offload import KernelMigrator
@@ -220,7 +201,6 @@ def test_cpu_migration_and_generated_code() -> None:
     torch.testing.assert_close(half, expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.skipif(not _capture_available(), reason="the torch.export frontend is not installed")
 def test_irc_compile_with_offload() -> None:
     import irc
     model, inputs = MODELS["MLP"]()

@@ -183,43 +183,25 @@ def test_generated_pytest_file_runs(carved: Path) -> None:
     assert "7 passed" in ok.stdout
 
 
-def _capture_available() -> bool:
-    try:
-        import irc.frontends.capture  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _cpu_available() -> bool:
-    try:
-        from irc.backends.registry import get_backend
-        return get_backend("cpu").available() is None
-    except Exception:  # noqa: BLE001 - the cpu backend has not landed
-        return False
-
-
-@pytest.mark.skipif(not _capture_available(), reason="the torch.export frontend is not installed")
 @pytest.mark.parametrize("name", ["MLP", "ResNetCNN", "GPTDecoderBlock", "BERTEncoderBlock"])
 def test_carving_each_model_passes_on_reference(name: str, tmp_path: Path) -> None:
     model, inputs = MODELS[name]()
     result = carve(model, inputs, tmp_path / name, model_name=name)
     assert result.cases
     assert any(c.source and "models.py" in c.source for c in result.cases)
-    targets = ["reference"] + (["cpu"] if _cpu_available() else [])
+    targets = ["reference", "cpu"]
     for target in targets:
         results = run_carved(tmp_path / name, target)
         bad = [(r.case.id, r.error) for r in results if not r.passed]
         assert not bad, f"{name} on {target}: {bad}"
 
 
-@pytest.mark.skipif(not _capture_available(), reason="the torch.export frontend is not installed")
 @pytest.mark.parametrize("name", ["GPTDecoderBlock", "BERTEncoderBlock"])
 def test_kernel_level_carving_of_models(name: str, tmp_path: Path) -> None:
     """Kernel cases hold -inf mask constants: they must survive the .mlir round trip."""
     model, inputs = MODELS[name]()
     carve(model, inputs, tmp_path / name, level="kernel")
-    for target in ["reference"] + (["cpu"] if _cpu_available() else []):
+    for target in ["reference", "cpu"]:
         bad = [(r.case.id, r.error) for r in run_carved(tmp_path / name, target) if not r.passed]
         assert not bad, f"{name} kernels on {target}: {bad}"
 
