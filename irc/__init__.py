@@ -13,6 +13,7 @@ from irc.errors import (
     BackendError,
     ConfigError,
     InputMismatchError,
+    InternalCompilerError,
     IrcError,
     PassError,
     UnsupportedOpError,
@@ -20,8 +21,8 @@ from irc.errors import (
 
 __version__ = "0.1.0"
 __all__ = [
-    "BackendError", "ConfigError", "InputMismatchError", "IrcError", "IrcWarning", "PassError",
-    "UnsupportedOpError", "compile", "register_backend",
+    "BackendError", "ConfigError", "InputMismatchError", "InternalCompilerError", "IrcError",
+    "IrcWarning", "PassError", "UnsupportedOpError", "compile", "register_backend",
 ]
 
 
