@@ -10,7 +10,7 @@ IR: run ``fuse`` first), never a wrong result or a crash.
 The level of a module is read from its IR (:func:`ir_levels`): ``loops`` once
 kernels are lowered (``host.launch``, memref kernels), ``kernel`` once there
 are outlined kernels, ``graph`` before. A module with no kernel and nothing
-left to fuse is both graph- and kernel-level.
+left to fuse (only library calls) is at every level.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def ir_levels(module: ModuleOp) -> set[str]:
     host = [fn for fn in module.ops if isinstance(fn, func.FuncOp)]
     if any(is_fusible(op) for fn in host for op in fn.body.walk()):
         return {GRAPH}
-    return {GRAPH, KERNEL}
+    return {GRAPH, KERNEL, LOOPS}  # nothing to fuse, no kernel to lower: every level
 
 
 def _producer_of(level: str) -> str | None:

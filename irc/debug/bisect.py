@@ -1,5 +1,9 @@
 """Bisecting a model's migration to a backend: which kernel breaks it first?
 
+A model is captured as ``irc.compile`` captures it (:mod:`irc.debug.capture`)
+and each run calls the model itself, its graphs' kernels going to the target
+or to eager (:class:`irc.debug.offload.ModelMigrator`); a Program runs as is.
+
 Kernels are taken in the host schedule's order (a topological order). Step k
 migrates the first k kernels to the target (the rest run in eager PyTorch).
 Prefix 0 is the eager reference itself; if the full prefix n stays within
