@@ -709,7 +709,10 @@ class AttentionOp(IRDLOperation):
     ``torch.nn.functional.scaled_dot_product_attention`` without dropout.
 
     ``query [..., L, E]``, ``key [..., S, E]``, ``value [..., S, Ev]`` share
-    their batch dims; the result is ``[..., L, Ev]``. The optional ``mask``
+    their batch dims, except that key and value may have fewer heads (dim -3)
+    than the query when theirs divide it: grouped-query attention, each kv
+    head serving ``Hq / Hkv`` consecutive query heads (torch's CPU kernel and
+    ``enable_gqa``). The result is ``[..., L, Ev]``. The optional ``mask``
     broadcasts to ``[..., L, S]``: a bool mask keeps where true, a float mask
     is added. ``is_causal`` keeps ``k <= l`` only. A row with no key left gives
     zeros, as torch's kernels do. Backends run it as one library call (the
@@ -732,9 +735,12 @@ class AttentionOp(IRDLOperation):
     def verify_(self) -> None:
         q, k, v = (shape_of(x.type) for x in (self.query, self.key, self.value))
         out = shape_of(self.result.type)
-        if not (len(q) == len(k) == len(v) >= 2) or q[:-2] != k[:-2] or k[:-2] != v[:-2]:
+        grouped = len(q) >= 3 and len(k) == len(q) and k[-3] > 0 and q[-3] % k[-3] == 0 \
+            and q[:-3] == k[:-3]  # grouped-query attention: fewer kv heads
+        same_batch = q[:-2] == k[:-2] or grouped
+        if not (len(q) == len(k) == len(v) >= 2) or not same_batch or k[:-2] != v[:-2]:
             _fail(self, f"query {_fmt(q)}, key {_fmt(k)} and value {_fmt(v)} must share their "
-                        "rank (>= 2) and batch dims")
+                        "rank (>= 2) and batch dims (key/value heads may divide the query's)")
         if q[-1] != k[-1] or k[-2] != v[-2]:
             _fail(self, f"query {_fmt(q)}, key {_fmt(k)}, value {_fmt(v)}: embedding or "
                         "sequence sizes disagree")

@@ -13,6 +13,7 @@ from irc.errors import (
     BackendError,
     ConfigError,
     InputMismatchError,
+    InternalCompilerError,
     IrcError,
     NothingCompiledError,
     PassError,
@@ -26,9 +27,9 @@ if TYPE_CHECKING:  # imported lazily below; named here for type checkers
 
 __version__ = "0.1.0"
 __all__ = [
-    "BackendError", "ConfigError", "InputMismatchError", "IrcError", "IrcWarning",
-    "NothingCompiledError", "PassError",
-    "UnsupportedOpError", "compile", "register_backend",
+    "BackendError", "ConfigError", "InputMismatchError", "InternalCompilerError", "IrcError",
+    "IrcWarning", "NothingCompiledError", "PassError", "UnsupportedOpError", "compile",
+    "register_backend",
 ]
 
 

@@ -63,6 +63,9 @@ class LoggingConfig:
     """Level of the ``irc`` logger."""
     print_ir_after_all: bool = False
     """Print the module to stderr after each pass of a compile."""
+    reproducer_dir: str | None = None
+    """Folder for the .mlir reproducer of an internal compiler error (default:
+    ``$TMPDIR/irc-reproducers``)."""
 
 
 _SECTION_TYPES: dict[str, type] = {"pipeline": PipelineConfig, "cache": CacheConfig,

@@ -18,7 +18,7 @@ from xdsl.passes import ModulePass
 from irc.backends.base import BackendOptions, Executable
 from irc.backends.registry import get_backend
 from irc.config import Config
-from irc.errors import BackendError
+from irc.errors import BackendError, IrcError
 from irc.frontends.program import Program
 from irc.passes.pipeline import run_pipeline
 
@@ -50,9 +50,16 @@ def compile_program(program: Program, target: str = "cpu",
     config.apply_logging()
     after = _print_after if config.logging.print_ir_after_all else None
     run_pipeline(program.module, pipeline or config.pipeline_for(backend.level),
-                 verify_each=verify_each, after_pass=after)
+                 verify_each=verify_each, after_pass=after,
+                 reproducer_dir=config.logging.reproducer_dir)
     aliased = _outputs_aliasing_inputs(program.module)
-    executable = backend.compile(program.module, program.weights, backend_options)
+    try:
+        executable = backend.compile(program.module, program.weights, backend_options)
+    except IrcError:
+        raise
+    except Exception as err:  # a crash in the backend is an irc bug, with a reproducer
+        from irc.reproducer import backend_crash
+        raise backend_crash(target, err, program.module, config.logging.reproducer_dir) from err
     return _CopyAliasedOutputs(executable, aliased) if aliased else executable
 
 

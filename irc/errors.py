@@ -1,7 +1,9 @@
-"""The exceptions irc raises for user mistakes.
+"""The exceptions irc raises.
 
 Every error a user can cause is an :class:`IrcError`. The CLI catches IrcError
-and prints its message (no traceback); anything else escaping is a bug in irc.
+and prints its message (no traceback). A crash inside a pass or a backend is a
+bug in irc and says so: :class:`InternalCompilerError` (also an IrcError, so
+it reaches the user as a message with a reproducer, never as "unsupported").
 """
 
 from __future__ import annotations
@@ -77,3 +79,32 @@ class CacheError(IrcError):
 class NothingCompiledError(IrcError):
     """``strict=True``: a compiled callable's call ran nothing compiled (no graph
     reached irc, or dynamo stopped compiling at its recompile limit)."""
+
+
+class InternalCompilerError(IrcError):
+    """A bug in irc: a pass or a backend crashed on IR it should handle.
+
+    Not the user's mistake and not an unsupported operator. ``stage`` names
+    where (``pass 'fuse'``, ``backend 'cpu'``), ``pass_name`` the pass when it
+    was one, ``error`` the original exception as text. ``reproducer`` is the
+    .mlir file holding the IR the stage received and ``command`` the one-line
+    ``irc opt`` (or ``irc translate``) that reproduces the crash from it.
+    """
+
+    def __init__(self, stage: str, error: str, reproducer: str | None = None,
+                 command: str | None = None, pass_name: str | None = None,
+                 note: str | None = None) -> None:
+        self.stage = stage
+        self.error = error
+        self.reproducer = reproducer
+        self.command = command
+        self.pass_name = pass_name
+        lines = [f"internal compiler error in {stage}: {error}",
+                 "  this is a bug in irc, not in your program; please report it with the file below"]
+        if reproducer is not None:
+            lines.append(f"  the IR it received: {reproducer}")
+        if command is not None:
+            lines.append(f"  reproduce: {command}")
+        if note:
+            lines.append(f"  {note}")
+        super().__init__("\n".join(lines))

@@ -34,12 +34,11 @@ def splat_value(value: SSAValue) -> float | int | None:
     if not isinstance(op, g.ConstantOp):
         return None
     attr = op.value
-    if attr.is_splat():
-        values = attr.get_values()
-        return values[0] if len(values) else None
     values = attr.get_values()
     if not values:
-        return None
+        return None  # empty: no value (and xDSL's is_splat raises on it)
+    if attr.is_splat():
+        return values[0]
     first = values[0]
     if all(_same_bits(first, v) for v in values[1:]):
         return first

@@ -97,8 +97,9 @@ def is_small_splat(op: Operation) -> bool:
     value = op.value
     if not isinstance(value, DenseIntOrFPElementsAttr):
         return False
-    if numel(shape_of(op.result.type)) > SMALL_SPLAT_NUMEL:
-        return False
+    size = numel(shape_of(op.result.type))
+    if size == 0 or size > SMALL_SPLAT_NUMEL:
+        return False  # an empty constant has no value to repeat (xDSL's is_splat raises on it)
     return value.is_splat()
 
 

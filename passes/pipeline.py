@@ -17,6 +17,7 @@ from xdsl.utils.exceptions import ArgSpecParseError
 
 from irc.errors import IrcError, PassError
 from irc.ir.text import SourceMap, make_context, verify_module
+from irc.passes.levels import check_levels
 from irc.passes.registry import get_pass
 
 # graph -> graph: caching of repeated computation and dead-node elimination.
@@ -65,29 +66,47 @@ def parse_pipeline(text: str) -> list[ModulePass]:
 
 def run_pipeline(module: ModuleOp, pipeline: str | list[ModulePass], verify_each: bool = True,
                  after_pass: AfterPass | None = None, weights: dict | None = None,
-                 source_map: SourceMap | None = None) -> ModuleOp:
+                 source_map: SourceMap | None = None,
+                 reproducer_dir: str | None = None) -> ModuleOp:
     """Apply the passes in order, verifying after each (if asked).
 
     ``weights``: the program's weight store. Passes with a ``weights`` option
     left unset (``constant-fold``) get it, so they can read weights and add
     folded ones (e.g. a transposed weight) to it. ``source_map`` lets verifier
-    failures point into the parsed text. A pass that crashes (an irc bug, not a
-    user mistake) becomes a PassError naming the pass.
+    failures point into the parsed text. A pass run on IR of a level it does
+    not accept is a PassError naming the pass to run first
+    (:mod:`irc.passes.levels`). A pass that crashes (an irc bug, not a user
+    mistake) is an :class:`irc.InternalCompilerError` naming the pass, with
+    the IR it received written to ``reproducer_dir`` (:mod:`irc.reproducer`).
     """
     passes = parse_pipeline(pipeline) if isinstance(pipeline, str) else pipeline
     if weights is not None:
         passes = [_with_weights(p, weights) for p in passes]
+    check_levels(passes, module)
+    original = module.clone()  # to rebuild the IR a crashing pass received
     ctx = make_context()
-    for p in passes:
+    for i, p in enumerate(passes):
         try:
             p.apply(ctx, module)
         except IrcError:
             raise
         except Exception as err:
-            raise PassError(f"error: internal error in pass '{p.name}': "
-                            f"{type(err).__name__}: {err}") from err
+            from irc.reproducer import pass_crash
+            received = _replay(original, passes[:i], ctx)
+            raise pass_crash(p, err, received, reproducer_dir) from err
         if verify_each:
             verify_module(module, source_map)
         if after_pass is not None:
             after_pass(p, module)
+    return module
+
+
+def _replay(module: ModuleOp, passes: list[ModulePass], ctx: object) -> ModuleOp | None:
+    """``module`` after ``passes`` (deterministic, as passes are), or None
+    when the replay itself fails."""
+    try:
+        for p in passes:
+            p.apply(ctx, module)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - the original crash is what gets reported
+        return None
     return module

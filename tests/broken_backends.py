@@ -8,6 +8,8 @@ culprit:
 * ``broken-reduce`` / ``broken-reduce-kernel``: ``graph.sum`` reduces the wrong
   axis: another dim of the same size when there is one (the result keeps its
   shape), else the correct sum reversed along its first non-trivial dim.
+* ``broken-mean``: ``graph.mean`` reduces the wrong axis, as ``broken-reduce``
+  does for sums (Llama's RMS norm is a mean).
 * ``no-exp``: refuses (BackendError) to compile anything containing ``graph.exp``.
 
 Call :func:`register` to make them available as targets in this process.
@@ -39,8 +41,9 @@ class _SubFlipInterpreter(Interpreter):
         return -result if isinstance(op, g.SubOp) else result
 
 
-def wrong_axis_sum(op: g.SumOp, x: torch.Tensor) -> torch.Tensor:
-    """``sum`` over the wrong axis, keeping the result's shape."""
+def wrong_axis_sum(op: g.SumOp | g.MeanOp, x: torch.Tensor) -> torch.Tensor:
+    """``sum`` (``mean`` for a MeanOp) over the wrong axis, keeping the result's shape."""
+    reduce = torch.mean if isinstance(op, g.MeanOp) else torch.sum
     dims = list(op.reduced_dims)
     shape = list(x.shape)
     want = dtype_of(op.results[0].type)
@@ -48,8 +51,8 @@ def wrong_axis_sum(op: g.SumOp, x: torch.Tensor) -> torch.Tensor:
         for other in range(len(shape)):
             if other not in dims and shape[other] == shape[d] and shape[d] > 1:
                 swapped = x.transpose(d, other)  # reduce `other` where `d` should have been
-                return torch.sum(swapped, dim=dims, keepdim=op.keeps_dims).to(want)
-    right = torch.sum(x, dim=dims, keepdim=op.keeps_dims)
+                return reduce(swapped, dim=dims, keepdim=op.keeps_dims).to(want)
+    right = reduce(x, dim=dims, keepdim=op.keeps_dims)
     flip = [i for i, s in enumerate(right.shape) if s > 1][:1]
     return (right.flip(flip) if flip else right).to(want)
 
@@ -57,6 +60,13 @@ def wrong_axis_sum(op: g.SumOp, x: torch.Tensor) -> torch.Tensor:
 class _WrongAxisInterpreter(Interpreter):
     def execute(self, op: Operation, args: list[torch.Tensor]) -> torch.Tensor:
         if isinstance(op, g.SumOp) and args[0].dim() > 0:
+            return wrong_axis_sum(op, args[0])
+        return super().execute(op, args)
+
+
+class _WrongAxisMeanInterpreter(Interpreter):
+    def execute(self, op: Operation, args: list[torch.Tensor]) -> torch.Tensor:
+        if isinstance(op, g.MeanOp) and args[0].dim() > 0:
             return wrong_axis_sum(op, args[0])
         return super().execute(op, args)
 
@@ -104,6 +114,14 @@ class BrokenReduceKernelBackend(BrokenReduceBackend):
     level = Level.KERNEL
 
 
+class BrokenMeanBackend(_BrokenBackend):
+    """Graph level; graph.mean reduces the wrong axis."""
+
+    name = "broken-mean"
+    level = Level.GRAPH
+    interpreter = _WrongAxisMeanInterpreter
+
+
 class NoExpBackend(_BrokenBackend):
     """Graph level; refuses to compile any module containing graph.exp."""
 
@@ -119,7 +137,7 @@ class NoExpBackend(_BrokenBackend):
 
 BROKEN_BACKENDS: dict[str, type[Backend]] = {
     cls.name: cls for cls in (BrokenSubBackend, BrokenSubKernelBackend, BrokenReduceBackend,
-                              BrokenReduceKernelBackend, NoExpBackend)
+                              BrokenReduceKernelBackend, BrokenMeanBackend, NoExpBackend)
 }
 
 

@@ -1,5 +1,9 @@
 """Top-down testing and debugging of a model on a backend (TapML-style).
 
+Models are captured as ``irc.compile`` captures them (:mod:`irc.debug.capture`:
+dynamo + AOTAutograd with irc's decompositions), so these tools see the graph
+that runs.
+
 * :func:`carve`: cut per-operator (or per-kernel) test cases, with the real
   tensors of one eager run, into a self-contained folder (``irc carve``);
   :func:`run_carved` runs such a folder on a target (``irc test-carved``).

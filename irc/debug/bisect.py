@@ -1,5 +1,9 @@
 """Bisecting a model's migration to a backend: which kernel breaks it first?
 
+A model is captured as ``irc.compile`` captures it (:mod:`irc.debug.capture`)
+and each run calls the model itself, its graphs' kernels going to the target
+or to eager (:class:`irc.debug.offload.ModelMigrator`); a Program runs as is.
+
 Kernels are taken in the host schedule's order (a topological order). Step k
 migrates the first k kernels to the target (the rest run in eager PyTorch).
 Prefix 0 is the eager reference itself; if the full prefix n stays within
@@ -33,12 +37,11 @@ from irc.debug.carve import (
     CarvedCase,
     case_tolerance,
     hoist_nonfinite_constants,
-    to_program,
     write_folder,
 )
 from irc.debug.carved_tests import compare_all
 from irc.debug.narrow import narrow_kernel
-from irc.debug.offload import KernelMigrator, standalone_kernel_module
+from irc.debug.offload import KernelMigrator, ModelMigrator, migrator_for, standalone_kernel_module
 from irc.debug.snippets import (
     body_ops,
     display_source,
@@ -47,7 +50,6 @@ from irc.debug.snippets import (
     source_of,
     source_text,
 )
-from irc.frontends.program import Program
 from irc.ir import graph as g
 from irc.ir.text import print_module
 
@@ -116,8 +118,9 @@ class BisectReport:
         return html_report(self)
 
 
-def _host_graph(module: Any) -> tuple[dict[str, str], list[tuple[str, str]]]:
-    """The host schedule as a dataflow graph over kernels and extern ops."""
+def _host_graph(module: Any, prefix: str = "") -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """The host schedule as a dataflow graph over kernels and extern ops
+    (extern nodes named with ``prefix``, to keep several graphs apart)."""
     nodes: dict[str, str] = {}
     edges: list[tuple[str, str]] = []
     seen: set[tuple[str, str]] = set()
@@ -130,7 +133,7 @@ def _host_graph(module: Any) -> tuple[dict[str, str], list[tuple[str, str]]]:
             node = op.callee.string_value()
             nodes[node] = node
         else:
-            node = f"{op.name}#{counter}"
+            node = f"{prefix}{op.name}#{counter}"
             nodes[node] = op.name.removeprefix("graph.")
         counter += 1
         for v in op.operands:
@@ -167,7 +170,19 @@ def _kernel_errors(record: dict[str, list[torch.Tensor]],
 CODE_ATTRIBUTES = ("llvm_ir", "triton_source", "source", "code")
 
 
-def generated_code(migrator: KernelMigrator, kernel: str) -> str | None:
+def host_graph(migrator: KernelMigrator | ModelMigrator) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """The host dataflow graph of every captured graph (kernel names are unique)."""
+    parts = migrator.parts if isinstance(migrator, ModelMigrator) else [migrator]
+    nodes: dict[str, str] = {}
+    edges: list[tuple[str, str]] = []
+    for i, part in enumerate(parts):
+        n, e = _host_graph(part.program.module, f"g{i}:" if len(parts) > 1 else "")
+        nodes.update(n)
+        edges += e
+    return nodes, edges
+
+
+def generated_code(migrator: KernelMigrator | ModelMigrator, kernel: str) -> str | None:
     """The code the target generated for one kernel, when the backend shows it:
     a ``generated_code(module)`` method of the backend, or a text attribute of
     the compiled kernel (:data:`CODE_ATTRIBUTES`). None otherwise."""
@@ -187,16 +202,19 @@ def generated_code(migrator: KernelMigrator, kernel: str) -> str | None:
     return None
 
 
-def bisect(model_or_program: object, inputs: Sequence[torch.Tensor], target: str,
+def bisect(model_or_program: object, inputs: Sequence[Any] | Mapping[str, Any], target: str,
            rtol: float = 1e-4, atol: float = 1e-5, case_dir: str | Path | None = None,
            options: Mapping[str, Any] | BackendOptions | Config | None = None) -> BisectReport:
     """Find the first kernel (in schedule order) whose migration to ``target``
-    makes the model's output leave ``rtol``/``atol``; see the module docstring."""
-    program = to_program(model_or_program, inputs) if not isinstance(model_or_program, Program) \
-        else model_or_program
-    migrator = KernelMigrator(program, target, options)
+    makes the model's output leave ``rtol``/``atol``; see the module docstring.
+
+    ``model_or_program``: a Program (run on ``inputs``), or a model or function
+    captured as ``irc.compile`` captures it (dynamo + AOTAutograd) and called
+    with ``inputs`` (a sequence of positional arguments, or a mapping of
+    keyword arguments)."""
+    migrator, inputs = migrator_for(model_or_program, inputs, target, options)
     order = migrator.order
-    nodes, edges = _host_graph(migrator.program.module)
+    nodes, edges = host_graph(migrator)
     report = BisectReport(target, order, rtol, atol, [], 0, nodes=nodes, edges=edges)
 
     reference_record: dict[str, list[torch.Tensor]] = {}
@@ -264,7 +282,7 @@ def bisect(model_or_program: object, inputs: Sequence[torch.Tensor], target: str
     return report
 
 
-def _write_culprit_case(migrator: KernelMigrator, culprit: str,
+def _write_culprit_case(migrator: KernelMigrator | ModelMigrator, culprit: str,
                         reference_inputs: dict[str, list[torch.Tensor]],
                         reference_outputs: dict[str, list[torch.Tensor]],
                         op_cases: list[CarvedCase], case_dir: str | Path) -> Path:

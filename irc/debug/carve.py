@@ -1,6 +1,8 @@
 """Carving: per-operator (or per-kernel) tests cut from one real run of a model.
 
-:func:`carve` imports a model, runs it once with the reference interpreter
+:func:`carve` captures a model as ``irc.compile`` does (dynamo + AOTAutograd,
+:mod:`irc.debug.capture`: the graphs that really run, parameters as inputs),
+runs each captured graph once with the reference interpreter
 (eager torch semantics, op by op) and records, for every op of the graph-level
 module, the real tensors that went in and came out. Each distinct op
 (same name, properties, operand types) becomes one case: a standalone
@@ -22,6 +24,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import save_file
@@ -218,13 +221,15 @@ def op_case(op: Operation, args: Sequence[torch.Tensor], results: Sequence[torch
                       ops=[op.name])
 
 
-def record_op_cases(program: Program, inputs: Sequence[torch.Tensor]) -> tuple[list[CarvedCase], int]:
-    """Run a graph-level program once; one case per distinct op, in program order.
-    Returns the cases and how many op executions were seen."""
+def record_op_cases(program: Program, inputs: Sequence[torch.Tensor],
+                    by_key: dict[tuple, CarvedCase] | None = None) -> tuple[list[CarvedCase], int]:
+    """Run a graph-level program once; one case per distinct op, in program order
+    (``by_key``: cases already carved from other graphs of the model, extended
+    in place). Returns the cases and how many op executions were seen."""
     interp = RecordingInterpreter(program.module, program.weights, kernels=False)
     with torch.no_grad():
         interp.run(list(inputs))
-    by_key: dict[tuple, CarvedCase] = {}
+    by_key = {} if by_key is None else by_key
     for op, args, results in interp.records:
         key = _op_key(op)
         where = source_of(op)
@@ -264,13 +269,15 @@ def hoist_nonfinite_constants(module: ModuleOp,
     return module, [*inputs, *extra]
 
 
-def record_kernel_cases(program: Program, inputs: Sequence[torch.Tensor]) -> tuple[list[CarvedCase], int]:
+def record_kernel_cases(program: Program, inputs: Sequence[torch.Tensor],
+                        by_key: dict[str, CarvedCase] | None = None) -> tuple[list[CarvedCase], int]:
     """Run a kernel-level program once; one case per distinct kernel (its body
-    as a graph-level ``@main``), in schedule order."""
+    as a graph-level ``@main``), in schedule order (``by_key`` as in
+    :func:`record_op_cases`)."""
     interp = RecordingInterpreter(program.module, program.weights, kernels=True)
     with torch.no_grad():
         interp.run(list(inputs))
-    by_key: dict[str, CarvedCase] = {}
+    by_key = {} if by_key is None else by_key
     for fn, args, results in interp.records:
         assert isinstance(fn, func.FuncOp)
         module = kernel_graph_module(fn)
@@ -359,31 +366,39 @@ def write_folder(cases: Sequence[CarvedCase], out_dir: str | Path, model_name: s
 # the entry point
 
 
-def to_program(model: object, example_inputs: Sequence[torch.Tensor]) -> Program:
-    """A graph-level Program from a model (through the torch.export frontend) or as is."""
+def captured_programs(model: object, example_inputs: Sequence[Any] | Mapping[str, Any]
+                      ) -> list[tuple[Program, list[torch.Tensor]]]:
+    """The graph-level programs a model runs, each with the real tensors it
+    received: a Program as is, else every graph dynamo + AOTAutograd capture
+    (the graphs ``irc.compile`` lowers; parameters are ``@main`` arguments)."""
     if isinstance(model, Program):
-        return model
-    if not isinstance(model, torch.nn.Module) and not callable(model):
-        raise IrcError(f"expected a torch.nn.Module, a function or a Program, got {type(model).__name__}")
-    from irc.frontends.capture import export_program
-    return export_program(model, tuple(example_inputs))
+        return [(model, list(example_inputs))]
+    from irc.debug.capture import capture_model
+    capture = capture_model(model, example_inputs)
+    return [(graph.program, graph.inputs) for graph in capture.graphs]
 
 
-def carve(model: object, example_inputs: Sequence[torch.Tensor], out_dir: str | Path,
+def carve(model: object, example_inputs: Sequence[Any] | Mapping[str, Any], out_dir: str | Path,
           max_cases: int | None = None, level: str = "graph",
           model_name: str | None = None) -> CarveResult:
     """Carve per-op (``level="graph"``) or per-kernel (``level="kernel"``) test
-    cases from one eager run of ``model`` on ``example_inputs`` into ``out_dir``."""
+    cases from one eager run of ``model`` on ``example_inputs`` (positional
+    arguments, or a mapping of keyword arguments) into ``out_dir``."""
     if level not in ("graph", "kernel"):
         raise IrcError(f"carve level must be 'graph' or 'kernel', got '{level}'")
-    program = to_program(model, example_inputs)
+    programs = captured_programs(model, example_inputs)
     name = model_name or type(model).__name__
-    if level == "kernel":
-        from irc.debug.offload import lower_to_kernels
-        cases, seen = record_kernel_cases(lower_to_kernels(program), example_inputs)
-    else:
-        main_function(program.module)  # a clear error if there is no @main
-        cases, seen = record_op_cases(program, example_inputs)
+    seen = 0
+    by_key: dict = {}
+    cases: list[CarvedCase] = []
+    for program, inputs in programs:
+        if level == "kernel":
+            from irc.debug.offload import lower_to_kernels
+            cases, n = record_kernel_cases(lower_to_kernels(program), inputs, by_key)
+        else:
+            main_function(program.module)  # a clear error if there is no @main
+            cases, n = record_op_cases(program, inputs, by_key)
+        seen += n
     kept = select_cases(cases, max_cases)
     manifest = write_folder(kept, out_dir, name, level)
     return CarveResult(Path(out_dir), manifest, name, level, kept, seen, len(cases))

@@ -17,7 +17,7 @@ import torch
 
 from irc.debug.carve import CarvedCase, RecordingInterpreter, op_case
 from irc.debug.carved_tests import compare_all
-from irc.debug.offload import KernelMigrator
+from irc.debug.offload import KernelMigrator, ModelMigrator
 from irc.errors import IrcError
 from irc.frontends.program import Program
 
@@ -33,7 +33,7 @@ class OpVerdict:
     error: str | None = None
 
 
-def run_op_alone(case: CarvedCase, migrator: KernelMigrator) -> OpVerdict:
+def run_op_alone(case: CarvedCase, migrator: KernelMigrator | ModelMigrator) -> OpVerdict:
     """Compile the case's single-op module for the migrator's target and compare."""
     from irc.driver import compile_program
     try:
@@ -48,12 +48,13 @@ def run_op_alone(case: CarvedCase, migrator: KernelMigrator) -> OpVerdict:
     return OpVerdict(case, ok, max_abs, max_rel, why)
 
 
-def narrow_kernel(migrator: KernelMigrator, kernel: str,
+def narrow_kernel(migrator: KernelMigrator | ModelMigrator, kernel: str,
                   kernel_inputs: Sequence[torch.Tensor]) -> list[OpVerdict]:
     """Every computing op of ``kernel`` (constants and weights aside), in order,
     run alone on the target with the tensors it saw in the eager run."""
     fn = migrator.kernels[kernel]
-    interp = RecordingInterpreter(migrator.program.module, migrator.program.weights, kernels=False)
+    program = migrator.program_of(kernel)
+    interp = RecordingInterpreter(program.module, program.weights, kernels=False)
     with torch.no_grad():
         interp.call(fn, list(kernel_inputs))
     verdicts = []

@@ -92,6 +92,10 @@ class KernelMigrator:
         self._compiled: dict[str, Executable] = {}
         self.runs = 0
 
+    def program_of(self, kernel: str) -> Program:
+        """The kernel-level program that holds ``kernel``."""
+        return self.program
+
     def resolve(self, offload: Offload) -> set[str]:
         """The set of kernel names ``offload`` selects (unknown names are an error)."""
         if offload is None:
@@ -150,7 +154,7 @@ class _HostInterpreter(Interpreter):
 class OffloadedExecutable:
     """What :func:`compile_offloaded` returns: call it like the model."""
 
-    def __init__(self, migrator: KernelMigrator, migrated: set[str]) -> None:
+    def __init__(self, migrator: KernelMigrator | ModelMigrator, migrated: set[str]) -> None:
         self.migrator = migrator
         self.migrated = migrated
 
@@ -181,44 +185,139 @@ def run_offloaded(program: Program, inputs: Sequence[torch.Tensor], target: str,
     return compile_offloaded(program, target, offload)(*inputs)
 
 
+class ModelMigrator:
+    """A model captured as irc.compile captures it (:mod:`irc.debug.capture`),
+    one :class:`KernelMigrator` per captured graph, run as the model runs.
+
+    The same interface as :class:`KernelMigrator` (``order``, ``kernels``,
+    ``run``, ``compiled``...), over the kernels of every graph; when dynamo
+    captured several graphs (graph breaks), graph ``i``'s kernels are renamed
+    ``g{i}_kernel_N`` so every name is unique. A run calls the model itself:
+    its Python code runs as usual, and each graph's call goes to that graph's
+    migrator with the same set of migrated kernels.
+    """
+
+    def __init__(self, capture: Any, target: str,
+                 options: Mapping[str, Any] | BackendOptions | Config | None = None) -> None:
+        self.capture = capture
+        self.parts = [KernelMigrator(graph.program, target, options) for graph in capture.graphs]
+        if len(self.parts) > 1:
+            for i, part in enumerate(self.parts):
+                rename_kernels(part.program.module, f"g{i}_")
+                part.kernels = kernel_functions(part.program.module)
+                part.order = kernel_order(part.program.module)
+        first = self.parts[0]
+        self.target, self.backend, self.config, self.options = \
+            first.target, first.backend, first.config, first.options
+        self.owner = {name: part for part in self.parts for name in part.order}
+        self.kernels = {name: fn for part in self.parts for name, fn in part.kernels.items()}
+        self.order = [name for part in self.parts for name in part.order]
+        self.runs = 0
+
+    def program_of(self, kernel: str) -> Program:
+        return self.owner[kernel].program
+
+    def resolve(self, offload: Offload) -> set[str]:
+        if offload is None or callable(offload):
+            return {name for name in self.order if offload is None or offload(name)}
+        chosen = set(offload)
+        unknown = chosen - set(self.kernels)
+        if unknown:
+            raise IrcError(f"unknown kernel(s) {', '.join(sorted(unknown))} "
+                           f"(the model has: {', '.join(self.order) or 'none'})")
+        return chosen
+
+    def compiled(self, name: str) -> Executable:
+        return self.owner[name].compiled(name)
+
+    def run_model(self, migrated: set[str], args: Sequence[Any] | None = None,
+                  kwargs: Mapping[str, Any] | None = None,
+                  record: dict[str, list[torch.Tensor]] | None = None,
+                  record_inputs: dict[str, list[torch.Tensor]] | None = None) -> Any:
+        """One run of the model (on the captured inputs, or on ``args``/``kwargs``
+        of the same signature); returns what the model returns."""
+        self.runs += 1
+
+        def handler(index: int, tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+            if index >= len(self.parts):
+                raise IrcError("the model took another path than in the capture run (dynamo "
+                               "captured a new graph); capture it again on these inputs")
+            return self.parts[index].run(tensors, migrated, record, record_inputs)
+
+        return self.capture.run(handler, args, kwargs)
+
+    def run(self, inputs: Sequence[torch.Tensor], migrated: set[str],
+            record: dict[str, list[torch.Tensor]] | None = None,
+            record_inputs: dict[str, list[torch.Tensor]] | None = None) -> list[torch.Tensor]:
+        """One run of the model, on the captured inputs (or on ``inputs`` as its
+        positional arguments when given); its output tensors, flattened."""
+        from irc.debug.capture import flat_tensors
+        args = tuple(inputs) if len(inputs) else None
+        return flat_tensors(self.run_model(migrated, args, None, record, record_inputs))
+
+
+def rename_kernels(module: ModuleOp, prefix: str) -> None:
+    """Prefix every kernel's symbol (and the calls to it) with ``prefix``."""
+    from xdsl.dialects.builtin import StringAttr, SymbolRefAttr
+    kernels = kernel_functions(module)
+    for op in module.walk():
+        if isinstance(op, func.CallOp) and op.callee.string_value() in kernels:
+            op.callee = SymbolRefAttr(prefix + op.callee.string_value())
+    for name, fn in kernels.items():
+        fn.sym_name = StringAttr(prefix + name)
+
+
+def migrator_for(model_or_program: Any, inputs: Sequence[Any] | Mapping[str, Any], target: str,
+                 options: Mapping[str, Any] | BackendOptions | Config | None = None
+                 ) -> tuple[KernelMigrator | ModelMigrator, list[torch.Tensor]]:
+    """A migrator for a Program (run on ``inputs``) or for a model (captured
+    through dynamo + AOTAutograd, as irc.compile captures it)."""
+    if isinstance(model_or_program, Program):
+        return KernelMigrator(model_or_program, target, options), list(inputs)
+    from irc.debug.capture import capture_model
+    get_backend(target)  # an unknown target fails before the model runs
+    capture = capture_model(model_or_program, inputs)
+    return ModelMigrator(capture, target, options), []
+
+
 class OffloadedModel:
     """``irc.compile(model, target=T, offload=...)``: a callable standing in for
     ``model`` whose selected kernels run on T and the rest in eager PyTorch.
 
-    The model is captured (torch.export) at the first call and again for each
-    new input signature (shapes, dtypes); outputs come back in the structure
-    the model returns them.
+    The model is captured as irc.compile captures it (dynamo + AOTAutograd,
+    :mod:`irc.debug.capture`) at the first call and again for each new input
+    signature (shapes, dtypes); the model's own Python code runs around the
+    graphs, so outputs come back in the structure the model returns them.
     """
 
     def __init__(self, model: Any, target: str, offload: Offload,
                  options: Mapping[str, Any] | None = None) -> None:
         self.model, self.target, self.offload, self.options = model, target, offload, options
-        self._compiled: dict[tuple, tuple[OffloadedExecutable, Any]] = {}
+        self._compiled: dict[tuple, tuple[ModelMigrator, set[str]]] = {}
 
-    def _signature(self, inputs: Sequence[Any]) -> tuple:
-        return tuple((tuple(t.shape), t.dtype, str(t.device)) if isinstance(t, torch.Tensor) else
-                     repr(t) for t in inputs)
+    @staticmethod
+    def _signature(args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple:
+        def key(t: Any) -> Any:
+            return (tuple(t.shape), t.dtype, str(t.device)) if isinstance(t, torch.Tensor) else repr(t)
+        return (tuple(key(a) for a in args), tuple((k, key(v)) for k, v in sorted(kwargs.items())))
 
-    def compiled_for(self, *inputs: Any) -> OffloadedExecutable:
-        """The offloaded executable for this input signature (captured on first use)."""
-        key = self._signature(inputs)
+    def _migrator(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[ModelMigrator, set[str]]:
+        key = self._signature(args, kwargs)
         if key not in self._compiled:
-            from torch.utils._pytree import tree_flatten
+            from irc.debug.capture import ModelCapture
+            migrator = ModelMigrator(ModelCapture(self.model, args, kwargs), self.target, self.options)
+            migrated = migrator.resolve(self.offload)
+            for name in sorted(migrated):
+                migrator.compiled(name)  # compile errors surface now, not in the run
+            self._compiled[key] = (migrator, migrated)
+        return self._compiled[key]
 
-            from irc.frontends.capture import export_program
-            program = export_program(self.model, inputs)
-            with torch.no_grad():
-                _, spec = tree_flatten(self.model(*inputs))  # the output structure to rebuild
-            self._compiled[key] = (compile_offloaded(program, self.target, self.offload,
-                                                     self.options), spec)
-        return self._compiled[key][0]
+    def compiled_for(self, *args: Any, **kwargs: Any) -> OffloadedExecutable:
+        """The kernels of this input signature, captured on first use
+        (``eager_kernels`` lists those that stay in eager PyTorch)."""
+        migrator, migrated = self._migrator(args, kwargs)
+        return OffloadedExecutable(migrator, migrated)
 
-    def __call__(self, *inputs: Any) -> Any:
-        from torch.utils._pytree import tree_unflatten
-        executable = self.compiled_for(*inputs)
-        outputs = executable(*inputs)
-        spec = self._compiled[self._signature(inputs)][1]
-        try:
-            return tree_unflatten(list(outputs), spec)
-        except (ValueError, TypeError, IndexError):
-            return outputs[0] if len(outputs) == 1 else tuple(outputs)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        migrator, migrated = self._migrator(args, kwargs)
+        return migrator.run_model(migrated, args, kwargs)
