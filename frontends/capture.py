@@ -152,9 +152,14 @@ def _compile_split(gm: torch.fx.GraphModule, unsupported: set[str], target: str,
 
 
 def compile_graph(gm: torch.fx.GraphModule, target: str, options: Mapping[str, Any] | None = None,
-                  strict: bool = False) -> Runner:
+                  strict: bool = False,
+                  weight_placeholders: Mapping[str, tuple[str, torch.Tensor]] | None = None
+                  ) -> Runner:
     """Compile one core-aten graph (nodes carry ``meta["val"]``); returns a
-    callable taking the graph's flat inputs and returning its flat outputs."""
+    callable taking the graph's flat inputs and returning its flat outputs.
+    ``weight_placeholders`` (placeholder -> (weight name, tensor)) become
+    ``graph.weight`` ops when the whole graph compiles (a split graph keeps
+    them as arguments)."""
     from torch._subclasses.fake_tensor import unset_fake_temporarily
     _load_handlers()
     nodes = {n.name: n for n in gm.graph.nodes}
@@ -166,7 +171,7 @@ def compile_graph(gm: torch.fx.GraphModule, target: str, options: Mapping[str, A
                 raise UnsupportedOpError(op_name(nodes[name]), describe(nodes[name]), reason)
             try:
                 if not unsupported:
-                    return _compile_whole(gm, target, options)
+                    return _compile_whole(gm, target, options, weight_placeholders)
                 runner = _compile_split(gm, set(unsupported), target, options)
                 break
             except NodeUnsupported as err:
@@ -230,17 +235,62 @@ def make_dynamo_backend(target: str = "cpu", options: Mapping[str, Any] | Any | 
     from functorch.compile import make_boxed_func
     from torch._functorch.aot_autograd import aot_module_simplified
 
+    freeze = _quantizes(options, target)
+
     def compile_boxed(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Runner:
         runner = compile_graph(gm, target, options, strict)
         return make_boxed_func(runner)
 
     def backend(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Runner:
-        return aot_module_simplified(gm, example_inputs, fw_compiler=compile_boxed,
+        fw_compiler = compile_boxed
+        if freeze:
+            fw_compiler = _frozen_compiler(gm, example_inputs, target, options, strict)
+        return aot_module_simplified(gm, example_inputs, fw_compiler=fw_compiler,
                                      bw_compiler=compile_boxed,
                                      decompositions=decomposition_table())
 
     backend.__name__ = f"irc_{target}"  # type: ignore[attr-defined]
     return backend
+
+
+def _quantizes(options: Mapping[str, Any] | Any | None, target: str) -> bool:
+    """Whether the configuration quantizes weights (``quantize.weights``)."""
+    from irc.config import Config
+    if options is not None and not isinstance(options, (Mapping, Config)):
+        return False  # a backend Options instance: no quantization section
+    return Config.from_options(options, target=target).quantize.weights != "none"
+
+
+def _frozen_compiler(dynamo_gm: torch.fx.GraphModule, example_inputs: list[Any], target: str,
+                     options: Mapping[str, Any] | Any | None, strict: bool
+                     ) -> Callable[[torch.fx.GraphModule, list[Any]], Runner]:
+    """A forward compiler that imports the model's parameters as ``graph.weight``
+    ops (not ``@main`` arguments), so ``quantize-weights`` can rewrite them.
+    In an inference graph the AOT placeholders are dynamo's inputs in order."""
+    from functorch.compile import make_boxed_func
+    if torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad
+                                       for t in example_inputs):
+        raise IrcError("quantize.weights is for inference: call the compiled model under "
+                       "torch.no_grad() or torch.inference_mode()")
+    names = [n.name for n in dynamo_gm.graph.nodes if n.op == "placeholder"]
+    from torch._subclasses.fake_tensor import unset_fake_temporarily
+    with unset_fake_temporarily():
+        params = {i: t.detach() for i, t in enumerate(example_inputs)
+                  if isinstance(t, torch.nn.Parameter)}
+
+    def compile_fw(gm: torch.fx.GraphModule, fw_inputs: list[Any]) -> Runner:
+        placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+        weights: dict[str, tuple[str, torch.Tensor]] = {}
+        if len(placeholders) == len(example_inputs):
+            for i, t in params.items():
+                val = placeholders[i].meta.get("val")
+                if val is not None and tuple(val.shape) == tuple(t.shape):
+                    name = names[i].removeprefix("L_self_").removeprefix("L_")
+                    weights[placeholders[i].name] = (name, t)
+        runner = compile_graph(gm, target, options, strict, weights or None)
+        params.clear()  # the program holds what it needs; keep no other reference
+        return make_boxed_func(runner)
+    return compile_fw
 
 
 # ----------------------------------------------------------------------------

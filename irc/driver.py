@@ -20,7 +20,7 @@ from irc.backends.registry import get_backend
 from irc.config import Config
 from irc.errors import BackendError
 from irc.frontends.program import Program
-from irc.passes.pipeline import run_pipeline
+from irc.passes.pipeline import parse_pipeline, run_pipeline
 
 
 def _print_after(p: ModulePass, module: ModuleOp) -> None:
@@ -49,11 +49,23 @@ def compile_program(program: Program, target: str = "cpu",
         backend_options = config.backend_options(backend)
     config.apply_logging()
     after = _print_after if config.logging.print_ir_after_all else None
-    run_pipeline(program.module, pipeline or config.pipeline_for(backend.level),
-                 verify_each=verify_each, after_pass=after)
+    passes = _with_weight_store(parse_pipeline(pipeline or config.pipeline_for(backend.level)),
+                                program.weights)
+    run_pipeline(program.module, passes, verify_each=verify_each, after_pass=after)
     aliased = _outputs_aliasing_inputs(program.module)
     executable = backend.compile(program.module, program.weights, backend_options)
     return _CopyAliasedOutputs(executable, aliased) if aliased else executable
+
+
+def _with_weight_store(passes: list[ModulePass], weights: dict) -> list[ModulePass]:
+    """``quantize-weights`` gets the program's weight store (it replaces float
+    weights by quantized ones); other passes do not, so weights stay live
+    tensors that in-place updates reach."""
+    import dataclasses
+
+    from irc.passes.quantize_weights import QuantizeWeights
+    return [dataclasses.replace(p, weights=weights)
+            if isinstance(p, QuantizeWeights) and p.weights is None else p for p in passes]
 
 
 def _outputs_aliasing_inputs(module: ModuleOp) -> list[int]:
