@@ -130,7 +130,9 @@ def _partition_ids(gm: torch.fx.GraphModule, unsupported: set[str]) -> dict[str,
 
 
 def _compile_split(gm: torch.fx.GraphModule, unsupported: set[str], target: str,
-                   options: Mapping[str, Any] | None) -> Runner:
+                   options: Mapping[str, Any] | None,
+                   weight_placeholders: Mapping[str, tuple[str, torch.Tensor]] | None = None
+                   ) -> Runner:
     from torch.fx.passes.split_module import split_module
     ids = _partition_ids(gm, unsupported)
     split = split_module(gm, None, lambda n: ids[n.name][0], keep_original_order=True)
@@ -142,7 +144,11 @@ def _compile_split(gm: torch.fx.GraphModule, unsupported: set[str], target: str,
         assert isinstance(sub, torch.fx.GraphModule)
         out_node = next(n for n in sub.graph.nodes if n.op == "output")
         single = not isinstance(out_node.args[0], (tuple, list))
-        setattr(split, name, _CompiledSubmodule(_compile_whole(sub, target, options), single))
+        # split_module names a piece's placeholders after the values it receives
+        weights = {n.name: weight_placeholders[n.name] for n in sub.graph.nodes
+                   if n.op == "placeholder" and n.name in (weight_placeholders or {})}
+        setattr(split, name, _CompiledSubmodule(_compile_whole(sub, target, options, weights or None),
+                                                single))
 
     def run(*args: Any) -> list[Any]:
         result = split(*args)
@@ -158,8 +164,7 @@ def compile_graph(gm: torch.fx.GraphModule, target: str, options: Mapping[str, A
     """Compile one core-aten graph (nodes carry ``meta["val"]``); returns a
     callable taking the graph's flat inputs and returning its flat outputs.
     ``weight_placeholders`` (placeholder -> (weight name, tensor)) become
-    ``graph.weight`` ops when the whole graph compiles (a split graph keeps
-    them as arguments)."""
+    ``graph.weight`` ops (in each compiled piece of a split graph too)."""
     from torch._subclasses.fake_tensor import unset_fake_temporarily
     _load_handlers()
     nodes = {n.name: n for n in gm.graph.nodes}
@@ -172,7 +177,8 @@ def compile_graph(gm: torch.fx.GraphModule, target: str, options: Mapping[str, A
             try:
                 if not unsupported:
                     return _compile_whole(gm, target, options, weight_placeholders)
-                runner = _compile_split(gm, set(unsupported), target, options)
+                runner = _compile_split(gm, set(unsupported), target, options,
+                                        weight_placeholders)
                 break
             except NodeUnsupported as err:
                 name = err.node.name
