@@ -243,3 +243,39 @@ def test_quantized_zoo_decoder_stays_within_the_reported_error(bits: str, bound:
     assert report.worst_prompt_rel_error < bound * 1.5
     assert report.top1_agreement > (0.9 if bits == "int8" else 0.5)
     assert "perplexity not reported" in report.format()
+
+
+def test_static_cache_generation_with_quantized_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``model.forward = irc.compile(...)`` + ``generate(cache_implementation="static")``:
+    float32 gives eager's tokens; int8 quantizes the compiled pieces too (the
+    cache update, ``index_copy_``, runs in eager between them for now)."""
+    import warnings
+
+    from irc.passes import quantize_weights
+    from zoo.models import ZOO
+    model, inputs = ZOO["llama"].make(batch=1)
+    ids = inputs["input_ids"][:, :8]
+    seen: list[int] = []
+
+    class Counting(quantize_weights.QuantizeWeights):
+        def apply(self, ctx, op):  # type: ignore[no-untyped-def]
+            super().apply(ctx, op)
+            seen.append(len(quantized_ops(op)))
+
+    monkeypatch.setattr(quantize_weights, "QuantizeWeights", Counting)
+
+    def generate() -> torch.Tensor:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return model.generate(ids, max_new_tokens=5, do_sample=False,
+                                  cache_implementation="static", pad_token_id=0)
+
+    eager_forward = model.forward
+    expected = generate()
+    model.forward = irc.compile(eager_forward, options=NO_CACHE)
+    assert torch.equal(generate(), expected)
+    assert not seen
+    model.forward = irc.compile(eager_forward, options={"quantize.weights": "int8", **NO_CACHE})
+    got = generate()
+    assert got.shape == expected.shape
+    assert sum(seen) >= 15  # the linear layers of the prefill and decode graphs (2 x 7 + lm_head)

@@ -5,7 +5,7 @@ size; all constants, so LLVM unrolls and vectorises with exact trip counts):
 
     @qmm(float* x [M, K], i8* q, float* scales [N, G], float* y [M, N], i64 lo, i64 hi)
 
-It computes output channels ``n`` in ``[lo, hi)`` (the runtime splits that
+It computes output channels ``n`` in ``[lo, hi)``, ``ROW_BLOCK`` input rows at a time (the runtime splits that
 range over threads, through the OpenMP entry ``@qmm.omp`` like a parallel
 loop kernel). Per channel and input row it walks the groups of K: the inner
 loop loads the integers (int8, or one byte of two int4 nibbles), converts
@@ -94,23 +94,27 @@ def _loop(b: ir.IRBuilder, start: ir.Value, end: ir.Value, init: list[ir.Value],
     return carried
 
 
-def _group_dot(b: ir.IRBuilder, shape: QuantizedShape, x_row: ir.Value, q_row: ir.Value,
-               k0: ir.Value, length: int) -> ir.Value:
-    """sum over k in [k0, k0 + length) of x[k] * q[k], q converted in registers
-    (``k0`` is a multiple of the group size, so even at 4 bits)."""
-    zero = ir.Constant(F32, 0.0)
+def _group_dot(b: ir.IRBuilder, shape: QuantizedShape, x_rows: list[ir.Value], q_row: ir.Value,
+               k0: ir.Value, length: int) -> list[ir.Value]:
+    """Per input row r: sum over k in [k0, k0 + length) of x_r[k] * q[k], each
+    q converted in registers once for all rows (``k0`` is a multiple of the
+    group size, so even at 4 bits)."""
+    zeros = [ir.Constant(F32, 0.0)] * len(x_rows)
 
-    def load_x(k: ir.Value) -> ir.Value:
-        return b.load(b.gep(x_row, [k], source_etype=F32, inbounds=True), typ=F32)
+    def load_x(row: ir.Value, k: ir.Value) -> ir.Value:
+        return b.load(b.gep(row, [k], source_etype=F32, inbounds=True), typ=F32)
 
     def load_q(i: ir.Value) -> ir.Value:
         return b.load(b.gep(q_row, [i], source_etype=I8, inbounds=True), typ=I8)
 
+    def fma(acc: ir.Value, x: ir.Value, w: ir.Value) -> ir.Value:
+        return b.fadd(acc, b.fmul(x, w, flags=REDUCTION), flags=REDUCTION)
+
     if shape.bits == 8:
         def body8(b: ir.IRBuilder, k: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
-            prod = b.fmul(load_x(k), b.sitofp(load_q(k), F32), flags=REDUCTION)
-            return [b.fadd(acc[0], prod, flags=REDUCTION)]
-        return _loop(b, k0, b.add(k0, _i64(length)), [zero], body8, "k")[0]
+            w = b.sitofp(load_q(k), F32)
+            return [fma(a, load_x(row, k), w) for a, row in zip(acc, x_rows)]
+        return _loop(b, k0, b.add(k0, _i64(length)), zeros, body8, "k")
 
     def nibbles(byte: ir.Value) -> tuple[ir.Value, ir.Value]:
         wide = b.zext(byte, I32)
@@ -121,17 +125,21 @@ def _group_dot(b: ir.IRBuilder, shape: QuantizedShape, x_row: ir.Value, q_row: i
     def body4(b: ir.IRBuilder, j: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
         lo, hi = nibbles(load_q(j))
         k = b.shl(j, _i64(1))
-        even = b.fmul(load_x(k), lo, flags=REDUCTION)
-        odd = b.fmul(load_x(b.add(k, _i64(1))), hi, flags=REDUCTION)
-        return [b.fadd(acc[0], b.fadd(even, odd, flags=REDUCTION), flags=REDUCTION)]
+        k1 = b.add(k, _i64(1))
+        return [fma(fma(a, load_x(row, k), lo), load_x(row, k1), hi)
+                for a, row in zip(acc, x_rows)]
 
     j0 = b.lshr(k0, _i64(1))
-    total = _loop(b, j0, b.add(j0, _i64(length // 2)), [zero], body4, "j")[0]
+    totals = _loop(b, j0, b.add(j0, _i64(length // 2)), zeros, body4, "j")
     if length % 2:  # odd K: the last byte holds one value (its high nibble is padding)
         lo, _ = nibbles(load_q(b.add(j0, _i64(length // 2))))
-        last = load_x(b.add(k0, _i64(length - 1)))
-        total = b.fadd(total, b.fmul(last, lo, flags=REDUCTION), flags=REDUCTION)
-    return total
+        last = b.add(k0, _i64(length - 1))
+        totals = [fma(t, load_x(row, last), lo) for t, row in zip(totals, x_rows)]
+    return totals
+
+
+ROW_BLOCK = 4
+"""Input rows computed together per weight row (its integers converted once for all)."""
 
 
 def kernel_ir(shape: QuantizedShape) -> str:
@@ -152,25 +160,38 @@ def kernel_ir(shape: QuantizedShape) -> str:
         q_row = b.gep(q, [b.mul(n, _i64(shape.row_bytes))], source_etype=I8, inbounds=True)
         s_row = b.gep(scales, [b.mul(n, _i64(shape.groups))], source_etype=F32, inbounds=True)
 
-        def per_row(b: ir.IRBuilder, m: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
-            x_row = b.gep(x, [b.mul(m, _i64(shape.k))], source_etype=F32, inbounds=True)
+        def rows(b: ir.IRBuilder, m0: ir.Value, count: int) -> None:
+            """Output rows m0 .. m0 + count - 1 of channel n."""
+            ms = [b.add(m0, _i64(r)) for r in range(count)]
+            x_rows = [b.gep(x, [b.mul(m, _i64(shape.k))], source_etype=F32, inbounds=True)
+                      for m in ms]
             size = shape.group_size
 
             def group(b: ir.IRBuilder, gi: ir.Value, acc: list[ir.Value], length: int = size
                       ) -> list[ir.Value]:
-                part = _group_dot(b, shape, x_row, q_row, b.mul(gi, _i64(size)), length)
+                parts = _group_dot(b, shape, x_rows, q_row, b.mul(gi, _i64(size)), length)
                 scale = b.load(b.gep(s_row, [gi], source_etype=F32, inbounds=True), typ=F32)
-                return [b.fadd(acc[0], b.fmul(part, scale, flags=REDUCTION), flags=REDUCTION)]
+                return [b.fadd(a, b.fmul(p, scale, flags=REDUCTION), flags=REDUCTION)
+                        for a, p in zip(acc, parts)]
 
             full, tail = divmod(shape.k, size)
-            acc = _loop(b, _i64(0), _i64(full), [ir.Constant(F32, 0.0)], group, "g")[0]
+            acc = _loop(b, _i64(0), _i64(full), [ir.Constant(F32, 0.0)] * count, group, "g")
             if tail:  # the shorter last group of a ragged K
-                acc = group(b, _i64(full), [acc], tail)[0]
-            out = b.gep(y, [b.add(b.mul(m, _i64(shape.n)), n)], source_etype=F32, inbounds=True)
-            b.store(acc, out)
+                acc = group(b, _i64(full), acc, tail)
+            for m, value in zip(ms, acc):
+                out = b.gep(y, [b.add(b.mul(m, _i64(shape.n)), n)], source_etype=F32, inbounds=True)
+                b.store(value, out)
+
+        blocks, rest = divmod(shape.m, ROW_BLOCK)
+
+        def block(b: ir.IRBuilder, i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+            rows(b, b.mul(i, _i64(ROW_BLOCK)), ROW_BLOCK)
             return []
 
-        _loop(b, _i64(0), _i64(shape.m), [], per_row, "m")
+        if blocks:
+            _loop(b, _i64(0), _i64(blocks), [], block, "mb")
+        if rest:
+            rows(b, _i64(blocks * ROW_BLOCK), rest)
         return []
 
     _loop(b, lo, hi, [], per_channel, "n")
