@@ -152,6 +152,10 @@ def run_mode(mode: str, size: dict[str, int], repeats: int) -> Row:
                tokens=tokens[0, size["prompt"]:].tolist())
 
 
+def _yes_no(value: bool | None) -> str:
+    return "-" if value is None else ("yes" if value else "no")
+
+
 def table(rows: list[Row]) -> str:
     eager = next((r for r in rows if r.mode == "eager"), None)
     lines = ["| mode | params M | prefill s | decode tok/s | vs eager | compile s | peak RSS MiB "
@@ -163,7 +167,7 @@ def table(rows: list[Row]) -> str:
                      f"{speed} | {r.compile_s:.1f} | {r.peak_rss_mib:.0f} | "
                      f"{r.weight_mib_per_token:.1f} | {r.weight_gb_s:.2f} | "
                      f"{100 * r.weight_gb_s / r.copy_gb_s:.0f}% | "
-                     f"{'-' if r.tokens_equal_eager is None else ('yes' if r.tokens_equal_eager else 'no')} |")
+                     f"{_yes_no(r.tokens_equal_eager)} |")
     return "\n".join(lines)
 
 

@@ -42,7 +42,8 @@ def linear_module(batch: tuple[int, ...], k: int, n: int, weight_kn: bool = Fals
                 f"  %y = graph.matmul %x, %w : (tensor<{x}>, tensor<{k}x{n}xf32>) -> tensor<{y}>\n")
     else:
         body = (f'  %w = graph.weight "w" : tensor<{n}x{k}xf32>\n'
-                f"  %t = graph.permute %w {{dims = array<i64: 1, 0>}} : tensor<{n}x{k}xf32> -> tensor<{k}x{n}xf32>\n"
+                f"  %t = graph.permute %w {{dims = array<i64: 1, 0>}} : "
+                f"tensor<{n}x{k}xf32> -> tensor<{k}x{n}xf32>\n"
                 f"  %y = graph.matmul %x, %t : (tensor<{x}>, tensor<{k}x{n}xf32>) -> tensor<{y}>\n")
     text = (f"func.func @main(%x: tensor<{x}>) -> tensor<{y}> {{\n{body}"
             f"  func.return %y : tensor<{y}>\n}}\n")
