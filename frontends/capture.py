@@ -134,7 +134,9 @@ def _partition_ids(gm: torch.fx.GraphModule, unsupported: set[str]) -> dict[str,
 
 
 def _compile_split(gm: torch.fx.GraphModule, unsupported: set[str], target: str,
-                   options: Mapping[str, Any] | None, stats: CompileStats | None = None) -> Runner:
+                   options: Mapping[str, Any] | None,
+                   weight_placeholders: Mapping[str, tuple[str, torch.Tensor]] | None = None,
+                   stats: CompileStats | None = None) -> Runner:
     from torch.fx.passes.split_module import split_module
     ids = _partition_ids(gm, unsupported)
     split = split_module(gm, None, lambda n: ids[n.name][0], keep_original_order=True)
@@ -146,8 +148,11 @@ def _compile_split(gm: torch.fx.GraphModule, unsupported: set[str], target: str,
         assert isinstance(sub, torch.fx.GraphModule)
         out_node = next(n for n in sub.graph.nodes if n.op == "output")
         single = not isinstance(out_node.args[0], (tuple, list))
-        setattr(split, name, _CompiledSubmodule(_compile_whole(sub, target, options, stats=stats),
-                                                    single))
+        # split_module names a piece's placeholders after the values it receives
+        weights = {n.name: weight_placeholders[n.name] for n in sub.graph.nodes
+                   if n.op == "placeholder" and n.name in (weight_placeholders or {})}
+        setattr(split, name, _CompiledSubmodule(
+            _compile_whole(sub, target, options, weights or None, stats=stats), single))
 
     def run(*args: Any) -> list[Any]:
         result = split(*args)
@@ -158,11 +163,15 @@ def _compile_split(gm: torch.fx.GraphModule, unsupported: set[str], target: str,
 
 def compile_graph(gm: torch.fx.GraphModule, target: str, options: Mapping[str, Any] | None = None,
                   strict: bool = False, warned: set[tuple[str, str]] | None = None,
-                  stats: CompileStats | None = None) -> Runner:
+                  stats: CompileStats | None = None,
+                  weight_placeholders: Mapping[str, tuple[str, torch.Tensor]] | None = None
+                  ) -> Runner:
     """Compile one core-aten graph (nodes carry ``meta["val"]``); returns a
     callable taking the graph's flat inputs and returning its flat outputs.
     ``warned``: the (op, source line) pairs this compile has warned about;
-    ``stats`` (when given) counts programs, kernels and the nodes left in eager."""
+    ``stats`` (when given) counts programs, kernels and the nodes left in eager;
+    ``weight_placeholders`` (placeholder -> (weight name, tensor)) become
+    ``graph.weight`` ops (in each compiled piece of a split graph too)."""
     warned = set() if warned is None else warned
     from torch._subclasses.fake_tensor import unset_fake_temporarily
     nodes = {n.name: n for n in gm.graph.nodes}
@@ -174,8 +183,9 @@ def compile_graph(gm: torch.fx.GraphModule, target: str, options: Mapping[str, A
                 raise UnsupportedOpError(op_name(nodes[name]), describe(nodes[name]), reason)
             try:
                 if not unsupported:
-                    return _compile_whole(gm, target, options, stats=stats)
-                runner = _compile_split(gm, set(unsupported), target, options, stats)
+                    return _compile_whole(gm, target, options, weight_placeholders, stats=stats)
+                runner = _compile_split(gm, set(unsupported), target, options,
+                                        weight_placeholders, stats)
                 break
             except NodeUnsupported as err:
                 name = err.node.name
@@ -254,8 +264,11 @@ def make_dynamo_backend(target: str = "cpu", options: Mapping[str, Any] | Any | 
     from torch._functorch.aot_autograd import aot_module_simplified
     warned: set[tuple[str, str]] = set()
 
-    def compile_boxed(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Runner:
-        runner = compile_graph(gm, target, options, strict, warned, stats)
+    freeze = _quantizes(options, target)
+
+    def compile_boxed(gm: torch.fx.GraphModule, example_inputs: list[Any],
+                      weights: Mapping[str, tuple[str, torch.Tensor]] | None = None) -> Runner:
+        runner = compile_graph(gm, target, options, strict, warned, stats, weights)
         if stats is not None:
             stats.graphs += 1
             if not getattr(runner, "irc_eager", False):
@@ -263,12 +276,54 @@ def make_dynamo_backend(target: str = "cpu", options: Mapping[str, Any] | Any | 
         return make_boxed_func(runner)
 
     def backend(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Runner:
-        return aot_module_simplified(gm, example_inputs, fw_compiler=compile_boxed,
+        fw_compiler = compile_boxed
+        if freeze:
+            fw_compiler = _frozen_compiler(gm, example_inputs, compile_boxed)
+        return aot_module_simplified(gm, example_inputs, fw_compiler=fw_compiler,
                                      bw_compiler=compile_boxed,
                                      decompositions=decomposition_table())
 
     backend.__name__ = f"irc_{target}"  # type: ignore[attr-defined]
     return backend
+
+
+def _quantizes(options: Mapping[str, Any] | Any | None, target: str) -> bool:
+    """Whether the configuration quantizes weights (``quantize.weights``)."""
+    from irc.config import Config
+    if options is not None and not isinstance(options, (Mapping, Config)):
+        return False  # a backend Options instance: no quantization section
+    return Config.from_options(options, target=target).quantize.weights != "none"
+
+
+def _frozen_compiler(dynamo_gm: torch.fx.GraphModule, example_inputs: list[Any],
+                     compile_boxed: Callable[..., Runner]
+                     ) -> Callable[[torch.fx.GraphModule, list[Any]], Runner]:
+    """A forward compiler that imports the model's parameters as ``graph.weight``
+    ops (not ``@main`` arguments), so ``quantize-weights`` can rewrite them.
+    In an inference graph the AOT placeholders are dynamo's inputs in order."""
+    if torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad
+                                       for t in example_inputs):
+        raise IrcError("quantize.weights is for inference: call the compiled model under "
+                       "torch.no_grad() or torch.inference_mode()")
+    names = [n.name for n in dynamo_gm.graph.nodes if n.op == "placeholder"]
+    from torch._subclasses.fake_tensor import unset_fake_temporarily
+    with unset_fake_temporarily():
+        params = {i: t.detach() for i, t in enumerate(example_inputs)
+                  if isinstance(t, torch.nn.Parameter)}
+
+    def compile_fw(gm: torch.fx.GraphModule, fw_inputs: list[Any]) -> Runner:
+        placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+        weights: dict[str, tuple[str, torch.Tensor]] = {}
+        if len(placeholders) == len(example_inputs):
+            for i, t in params.items():
+                val = placeholders[i].meta.get("val")
+                if val is not None and tuple(val.shape) == tuple(t.shape):
+                    name = names[i].removeprefix("L_self_").removeprefix("L_")
+                    weights[placeholders[i].name] = (name, t)
+        runner = compile_boxed(gm, fw_inputs, weights or None)
+        params.clear()  # the program holds what it needs; keep no other reference
+        return runner
+    return compile_fw
 
 
 # ----------------------------------------------------------------------------

@@ -1015,6 +1015,77 @@ class WeightOp(IRDLOperation):
 
 
 # ----------------------------------------------------------------------------
+# weight-only quantization (made by the quantize-weights pass)
+
+
+def quantized_row_bytes(k: int, bits: int) -> int:
+    """Bytes per output row of a quantized weight: ``k`` for int8, ``ceil(k/2)`` for int4."""
+    return k if bits == 8 else (k + 1) // 2
+
+
+@irdl_op_definition
+class QuantizedMatmulOp(IRDLOperation):
+    """``input @ dequantize(qweight, scales)^T``: a linear layer whose weight is
+    stored in 8 or 4 bits (symmetric, no zero point).
+
+    ``input`` ``[..., M, K]`` (float), ``qweight`` ``[N, K]`` i8 for ``bits = 8``
+    or ``[N, ceil(K/2)]`` i8 for ``bits = 4`` (two values per byte: element
+    ``2j`` in the low nibble, ``2j+1`` in the high one, each stored as
+    ``q + 8`` with ``q`` in ``[-8, 7]``), ``scales`` ``[N, ceil(K/group_size)]``
+    f32: element ``(n, k)`` of the weight is ``q[n, k] * scales[n, k // group_size]``
+    (int8 per output channel is ``group_size = K``; the last group of a K not
+    divisible by the group size is shorter). Result ``[..., M, N]``, the
+    input's dtype. The reference interpreter defines it as dequantize, then
+    matmul in float32.
+    """
+
+    name = "graph.quantized_matmul"
+    input = operand_def(TensorType)
+    qweight = operand_def(TensorType)
+    scales = operand_def(TensorType)
+    bits = prop_def(IntegerAttr)
+    group_size = prop_def(IntegerAttr)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = ("$input `,` $qweight `,` $scales attr-dict `:` `(` type($input) `,` "
+                       "type($qweight) `,` type($scales) `)` `->` type($result)")
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def __init__(self, input: SSAValue | Operation, qweight: SSAValue | Operation,
+                 scales: SSAValue | Operation, bits: int, group_size: int) -> None:
+        from irc.ir.types import tensor_type
+        x, q, s = SSAValue.get(input), SSAValue.get(qweight), SSAValue.get(scales)
+        sx = shape_of(x.type)
+        super().__init__(operands=[x, q, s], properties={
+            "bits": int_attr(bits), "group_size": int_attr(group_size)},
+            result_types=[tensor_type([*sx[:-1], shape_of(q.type)[0]], dtype_of(x.type))])
+
+    def verify_(self) -> None:
+        x, q, s = shape_of(self.input.type), shape_of(self.qweight.type), shape_of(self.scales.type)
+        bits, group = self.bits.value.data, self.group_size.value.data
+        if bits not in (4, 8):
+            _fail(self, f"bits must be 8 or 4, got {bits}")
+        if group < 1 or (bits == 4 and group % 2):
+            _fail(self, f"group_size must be positive (and even for int4), got {group}")
+        if len(x) < 2 or len(q) != 2 or len(s) != 2:
+            _fail(self, f"input must have rank >= 2 and qweight/scales rank 2, got "
+                        f"{_fmt(x)}, {_fmt(q)}, {_fmt(s)}")
+        k, n = x[-1], q[0]
+        if q[1] != quantized_row_bytes(k, bits):
+            _fail(self, f"qweight {_fmt(q)} should have {quantized_row_bytes(k, bits)} bytes "
+                        f"per row for K = {k} at {bits} bits")
+        if s != (n, -(-k // group)):
+            _fail(self, f"scales {_fmt(s)} should be {_fmt((n, -(-k // group)))}")
+        if dtype_of(self.qweight.type) != torch.int8 or dtype_of(self.scales.type) != torch.float32:
+            _fail(self, "qweight must be i8 and scales f32")
+        if not dtype_of(self.input.type).is_floating_point:
+            _fail(self, f"input must be a float tensor, got {dtype_of(self.input.type)}")
+        want = (*x[:-1], n)
+        if shape_of(self.result.type) != want or dtype_of(self.result.type) != dtype_of(self.input.type):
+            _fail(self, f"result should be {_fmt(want)} of the input's dtype")
+
+
+# ----------------------------------------------------------------------------
 
 GRAPH_OPS: list[type[IRDLOperation]] = [
     v for v in list(globals().values())

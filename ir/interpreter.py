@@ -162,6 +162,24 @@ def _matmul(op: Operation, args: list[torch.Tensor]) -> torch.Tensor:
     return _out(op, torch.matmul(args[0], args[1]))
 
 
+def dequantize_weight(qweight: torch.Tensor, scales: torch.Tensor, bits: int, group_size: int,
+                      k: int) -> torch.Tensor:
+    """The float32 ``[N, K]`` weight a ``graph.quantized_matmul`` stands for."""
+    q = qweight.to(torch.int16)
+    if bits == 4:  # two per byte, low nibble first, each stored as q + 8
+        q = torch.stack([q & 15, (q >> 4) & 15], dim=-1).reshape(q.shape[0], -1)[:, :k] - 8
+    groups = scales.to(torch.float32).repeat_interleave(group_size, dim=1)[:, :k]
+    return q.to(torch.float32) * groups
+
+
+@handles(g.QuantizedMatmulOp)
+def _quantized_matmul(op: g.QuantizedMatmulOp, args: list[torch.Tensor]) -> torch.Tensor:
+    x, qweight, scales = args
+    w = dequantize_weight(qweight, scales, op.bits.value.data, op.group_size.value.data,
+                          x.shape[-1])
+    return _out(op, torch.matmul(x.to(torch.float32), w.t()))
+
+
 def _from_channels_last(op: Operation, x: torch.Tensor) -> torch.Tensor:
     """A channels-last op's ``[N, *spatial, C]`` input as the ``[N, C, *spatial]``
     view torch's functional ops take, with channels-last strides (a runtime may

@@ -10,8 +10,9 @@ Sections (every key is ``section.field`` or ``section.name.field``):
   (``passes.fuse.max_ops``); a new pass option appears here by itself.
 * ``backend.<backend>.<option>``: the fields of the backend's ``Options``
   dataclass (loaded only when a key names that backend, or by ``irc config show``).
-* ``cache.enabled|dir`` (:class:`irc.cache.CacheConfig`) and
-  ``logging.level|print_ir_after_all``.
+* ``cache.enabled|dir`` (:class:`irc.cache.CacheConfig`),
+  ``logging.level|print_ir_after_all`` and ``quantize.weights|group_size``
+  (weight-only int8/int4, :class:`QuantizeConfig`).
 
 Short keys: ``fuse.max_ops`` means ``passes.fuse.max_ops``, ``cpu.threads``
 means ``backend.cpu.threads``, and with ``target=`` a bare backend field
@@ -40,7 +41,7 @@ from irc.passes.registry import get_pass, pass_names
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 LEVELS: tuple[str, ...] = ("graph", "kernel", "loops")
-_SIMPLE_SECTIONS = ("pipeline", "cache", "logging")
+_SIMPLE_SECTIONS = ("pipeline", "cache", "logging", "quantize")
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,26 @@ class LoggingConfig:
     ``$TMPDIR/irc-reproducers``)."""
 
 
+@dataclass(frozen=True)
+class QuantizeConfig:
+    """Weight-only quantization of linear layers (the ``quantize-weights`` pass,
+    added at the end of the graph stage when ``weights`` is not "none")."""
+
+    weights: Literal["none", "int8", "int4"] = "none"
+    """"int8": per output channel; "int4": two per byte, per group of input channels."""
+    group_size: int = 0
+    """Input channels per scale (0: per channel at int8, 64 at int4)."""
+
+    def pass_spec(self) -> str | None:
+        """The pass to add to the graph stage, or None."""
+        if self.weights == "none":
+            return None
+        bits = 8 if self.weights == "int8" else 4
+        return f"quantize-weights{{bits={bits} group-size={self.group_size}}}"
+
+
 _SECTION_TYPES: dict[str, type] = {"pipeline": PipelineConfig, "cache": CacheConfig,
-                                   "logging": LoggingConfig}
+                                   "logging": LoggingConfig, "quantize": QuantizeConfig}
 
 
 @dataclass(frozen=True)
@@ -404,6 +423,7 @@ class Config:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     values: Mapping[str, Any] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict)
     target: str | None = None
@@ -479,6 +499,9 @@ class Config:
         if level not in LEVELS:
             raise ConfigError(f"unknown IR level '{level}' (levels: {', '.join(LEVELS)})")
         stages = [getattr(self.pipeline, lv) for lv in LEVELS[:LEVELS.index(level) + 1]]
+        quantize = self.quantize.pass_spec()
+        if quantize is not None:  # after the graph stage, before any layout pass
+            stages.insert(1, quantize)
         return self.apply_pass_options(",".join(s for s in stages if s.strip()))
 
     def apply_pass_options(self, pipeline: str) -> str:

@@ -20,7 +20,7 @@ from irc.backends.registry import get_backend
 from irc.config import Config
 from irc.errors import BackendError, IrcError
 from irc.frontends.program import Program
-from irc.passes.pipeline import run_pipeline
+from irc.passes.pipeline import parse_pipeline, run_pipeline
 
 
 def _print_after(p: ModulePass, module: ModuleOp) -> None:
@@ -49,8 +49,9 @@ def compile_program(program: Program, target: str = "cpu",
         raise BackendError(problem)
     config.apply_logging()
     after = _print_after if config.logging.print_ir_after_all else None
-    run_pipeline(program.module, pipeline or config.pipeline_for(backend.level),
-                 verify_each=verify_each, after_pass=after,
+    passes = _with_weight_store(parse_pipeline(pipeline or config.pipeline_for(backend.level)),
+                                program.weights)
+    run_pipeline(program.module, passes, verify_each=verify_each, after_pass=after,
                  reproducer_dir=config.logging.reproducer_dir)
     aliased = _outputs_aliasing_inputs(program.module)
     try:
@@ -61,6 +62,17 @@ def compile_program(program: Program, target: str = "cpu",
         from irc.reproducer import backend_crash
         raise backend_crash(target, err, program.module, config.logging.reproducer_dir) from err
     return _CopyAliasedOutputs(executable, aliased) if aliased else executable
+
+
+def _with_weight_store(passes: list[ModulePass], weights: dict) -> list[ModulePass]:
+    """``quantize-weights`` gets the program's weight store (it replaces float
+    weights by quantized ones); other passes do not, so weights stay live
+    tensors that in-place updates reach."""
+    import dataclasses
+
+    from irc.passes.quantize_weights import QuantizeWeights
+    return [dataclasses.replace(p, weights=weights)
+            if isinstance(p, QuantizeWeights) and p.weights is None else p for p in passes]
 
 
 def _outputs_aliasing_inputs(module: ModuleOp) -> list[int]:

@@ -24,6 +24,7 @@ _BUILTIN: dict[str, str] = {
     "fuse": "irc.passes.fuse:Fuse",
     "lower-to-loops": "irc.passes.lower_to_loops:LowerToLoops",
     "memory-plan": "irc.passes.memory_plan:MemoryPlanPass",
+    "quantize-weights": "irc.passes.quantize_weights:QuantizeWeights",
 }
 
 

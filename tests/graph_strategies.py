@@ -418,6 +418,9 @@ def all_ops_module(locations: bool = False) -> ModuleOp:
                                 properties={"dim": g.int_attr(0)}))
     table = emit(g.WeightOp("embed.weight", tensor_type([10, 4], f32)))
     emit(g.EmbeddingOp.create(operands=[table, idx], result_types=[tensor_type([3, 4], f32)]))
+    qweight = emit(g.WeightOp("fc.q4", tensor_type([4, 2], torch.int8)))
+    qscales = emit(g.WeightOp("fc.q4.scales", tensor_type([4, 1], f32)))
+    emit(g.QuantizedMatmulOp(x, qweight, qscales, bits=4, group_size=4))
     emit(g.ConstantOp(dense([2], f32, [1.5, -0.0])))
     emit(g.GeluOp(x, properties={"approximate": g.StringAttr("tanh")}))
     for line, op in enumerate(ops, start=10):

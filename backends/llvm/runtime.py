@@ -260,6 +260,9 @@ class HostProgram:
             step = self._launch(op)
         elif isinstance(op, g.MatmulOp):
             step = self._matmul(op)
+        elif isinstance(op, g.QuantizedMatmulOp):  # fused dequantize-matmul kernel
+            from irc.backends.llvm.quantized_matmul import host_step
+            step = host_step(op, self.index.__getitem__, self._slot(op.result), self.threads)
         elif type(op) in HANDLERS:
             step = self._extern(op)
         else:

@@ -50,7 +50,8 @@ from irc.ir.types import dtype_of, numel, shape_of
 
 KERNEL_ATTR = "irc.kernel"
 EXTERN_OPS = (g.MatmulOp, g.ConvOp, g.MaxPoolOp, g.AvgPoolOp, g.AdaptiveAvgPoolOp,
-              g.GatherOp, g.IndexSelectOp, g.EmbeddingOp, g.ConcatOp, g.AttentionOp)
+              g.GatherOp, g.IndexSelectOp, g.EmbeddingOp, g.ConcatOp, g.AttentionOp,
+              g.QuantizedMatmulOp)
 
 COMBINE_HELPERS = {
     "_prod_combine": "\n@triton.jit\ndef _prod_combine(a, b):\n    return a * b\n",
@@ -312,6 +313,9 @@ def emit_module(plan: ModulePlan, title: str = "") -> str:
     for site in plan.matmuls:
         parts.append("")
         parts.append(site.source)
+    if any(isinstance(op, g.QuantizedMatmulOp) for op in plan.main.body.block.ops):
+        from irc.backends.triton.quantized_matmul import SOURCE as QUANTIZED_MATMUL
+        parts.append(QUANTIZED_MATMUL)
     parts.append(_tilings_text(plan))
     parts.append(LAUNCH_DEFAULT)
     if plan.matmuls:

@@ -48,6 +48,9 @@ def _channels_first_call(op: Operation, args: Sequence[str]) -> str:
     out_dtype = dtype_text(op.results[0].type)
     if isinstance(op, g.MatmulOp):
         return f"torch.matmul({args[0]}, {args[1]})"
+    if isinstance(op, g.QuantizedMatmulOp):
+        from irc.backends.triton.quantized_matmul import call_text
+        return call_text(op, args)
     if isinstance(op, g.AttentionOp):
         mask = args[3] if len(args) > 3 else "None"
         return (f"F.scaled_dot_product_attention({args[0]}, {args[1]}, {args[2]}, attn_mask={mask}, "

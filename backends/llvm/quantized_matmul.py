@@ -1,0 +1,246 @@
+"""Fused dequantize-matmul kernels for ``graph.quantized_matmul`` on the CPU.
+
+One LLVM function is generated per shape (M rows of input, K, N, bits, group
+size; all constants, so LLVM unrolls and vectorises with exact trip counts):
+
+    @qmm(float* x [M, K], i8* q, float* scales [N, G], float* y [M, N], i64 lo, i64 hi)
+
+It computes output channels ``n`` in ``[lo, hi)``, ``ROW_BLOCK`` input rows at a time (the runtime splits that
+range over threads, through the OpenMP entry ``@qmm.omp`` like a parallel
+loop kernel). Per channel and input row it walks the groups of K: the inner
+loop loads the integers (int8, or one byte of two int4 nibbles), converts
+them to float in registers and multiplies them with ``x``, accumulating a
+partial sum with ``reassoc`` (so the loop vectoriser may reorder it, exactly
+as a reduction kernel does); the partial sum is multiplied by the group's
+scale once. No dequantized weight is ever written to memory: the bytes read
+per output are the quantized row, which is what makes decode faster than f32.
+
+A hand-written generator rather than the loops-level lowering: the int4
+nibble unpacking and the per-group scale are not graph ops, and a dedicated
+kernel keeps the quantized op out of the kernel helper's lowering.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+from llvmlite import ir
+from xdsl.dialects.builtin import ModuleOp
+from xdsl.ir import SSAValue
+
+from irc.backends.llvm.jit import JitModule, compile_llvm_ir
+from irc.backends.llvm.translate import F32, I8, I32, I64, PTR, ModuleTranslator
+from irc.ir import graph as g
+from irc.ir.types import dtype_of, numel, shape_of
+
+REDUCTION = ("reassoc", "nsz", "contract")
+KERNEL = "irc_quantized_matmul"
+
+
+@dataclass(frozen=True)
+class QuantizedShape:
+    """What one generated kernel is specialised for."""
+
+    m: int
+    k: int
+    n: int
+    bits: int
+    group_size: int
+
+    @property
+    def groups(self) -> int:
+        return -(-self.k // self.group_size)
+
+    @property
+    def row_bytes(self) -> int:
+        return self.k if self.bits == 8 else (self.k + 1) // 2
+
+
+def _i64(v: int) -> ir.Constant:
+    return ir.Constant(I64, v)
+
+
+def _loop(b: ir.IRBuilder, start: ir.Value, end: ir.Value, init: list[ir.Value],
+          body: Callable[[ir.IRBuilder, ir.Value, list[ir.Value]], list[ir.Value]],
+          name: str) -> list[ir.Value]:
+    """``for i in [start, end)`` carrying ``init``; returns the final carried values."""
+    pre = b.block
+    head = b.append_basic_block(f"{name}.head")
+    loop = b.append_basic_block(f"{name}.body")
+    done = b.append_basic_block(f"{name}.done")
+    b.branch(head)
+    b.position_at_end(head)
+    iv = b.phi(I64, name=name)
+    iv.add_incoming(start, pre)
+    carried = []
+    for j, v in enumerate(init):
+        phi = b.phi(v.type, name=f"{name}.c{j}")
+        phi.add_incoming(v, pre)
+        carried.append(phi)
+    b.cbranch(b.icmp_signed("<", iv, end), loop, done)
+    b.position_at_end(loop)
+    out = body(b, iv, list(carried))
+    nxt = b.add(iv, _i64(1), flags=("nsw",))
+    latch = b.block
+    iv.add_incoming(nxt, latch)
+    for phi, v in zip(carried, out):
+        phi.add_incoming(v, latch)
+    b.branch(head)
+    b.position_at_end(done)
+    return carried
+
+
+def _group_dot(b: ir.IRBuilder, shape: QuantizedShape, x_rows: list[ir.Value], q_row: ir.Value,
+               k0: ir.Value, length: int) -> list[ir.Value]:
+    """Per input row r: sum over k in [k0, k0 + length) of x_r[k] * q[k], each
+    q converted in registers once for all rows (``k0`` is a multiple of the
+    group size, so even at 4 bits)."""
+    zeros = [ir.Constant(F32, 0.0)] * len(x_rows)
+
+    def load_x(row: ir.Value, k: ir.Value) -> ir.Value:
+        return b.load(b.gep(row, [k], source_etype=F32, inbounds=True), typ=F32)
+
+    def load_q(i: ir.Value) -> ir.Value:
+        return b.load(b.gep(q_row, [i], source_etype=I8, inbounds=True), typ=I8)
+
+    def fma(acc: ir.Value, x: ir.Value, w: ir.Value) -> ir.Value:
+        return b.fadd(acc, b.fmul(x, w, flags=REDUCTION), flags=REDUCTION)
+
+    if shape.bits == 8:
+        def body8(b: ir.IRBuilder, k: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
+            w = b.sitofp(load_q(k), F32)
+            return [fma(a, load_x(row, k), w) for a, row in zip(acc, x_rows)]
+        return _loop(b, k0, b.add(k0, _i64(length)), zeros, body8, "k")
+
+    def nibbles(byte: ir.Value) -> tuple[ir.Value, ir.Value]:
+        wide = b.zext(byte, I32)
+        lo = b.sub(b.and_(wide, ir.Constant(I32, 15)), ir.Constant(I32, 8))
+        hi = b.sub(b.lshr(wide, ir.Constant(I32, 4)), ir.Constant(I32, 8))
+        return b.sitofp(lo, F32), b.sitofp(hi, F32)
+
+    def body4(b: ir.IRBuilder, j: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
+        lo, hi = nibbles(load_q(j))
+        k = b.shl(j, _i64(1))
+        k1 = b.add(k, _i64(1))
+        return [fma(fma(a, load_x(row, k), lo), load_x(row, k1), hi)
+                for a, row in zip(acc, x_rows)]
+
+    j0 = b.lshr(k0, _i64(1))
+    totals = _loop(b, j0, b.add(j0, _i64(length // 2)), zeros, body4, "j")
+    if length % 2:  # odd K: the last byte holds one value (its high nibble is padding)
+        lo, _ = nibbles(load_q(b.add(j0, _i64(length // 2))))
+        last = b.add(k0, _i64(length - 1))
+        totals = [fma(t, load_x(row, last), lo) for t, row in zip(totals, x_rows)]
+    return totals
+
+
+ROW_BLOCK = 4
+"""Input rows computed together per weight row (its integers converted once for all)."""
+
+
+def kernel_ir(shape: QuantizedShape) -> str:
+    """LLVM IR text of the kernel for ``shape`` and its OpenMP entry."""
+    translator = ModuleTranslator(ModuleOp([]))
+    fn = ir.Function(translator.llmod, ir.FunctionType(ir.VoidType(), [PTR] * 4 + [I64, I64]),
+                     name=KERNEL)
+    for arg, name in zip(fn.args, ("x", "q", "scales", "y", "lo", "hi")):
+        arg.name = name
+        if name in ("x", "q", "scales", "y"):
+            arg.add_attribute("noalias")
+    fn.attributes.add("nounwind")
+    translator.functions[KERNEL] = fn
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    x, q, scales, y, lo, hi = fn.args
+
+    def per_channel(b: ir.IRBuilder, n: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+        q_row = b.gep(q, [b.mul(n, _i64(shape.row_bytes))], source_etype=I8, inbounds=True)
+        s_row = b.gep(scales, [b.mul(n, _i64(shape.groups))], source_etype=F32, inbounds=True)
+
+        def rows(b: ir.IRBuilder, m0: ir.Value, count: int) -> None:
+            """Output rows m0 .. m0 + count - 1 of channel n."""
+            ms = [b.add(m0, _i64(r)) for r in range(count)]
+            x_rows = [b.gep(x, [b.mul(m, _i64(shape.k))], source_etype=F32, inbounds=True)
+                      for m in ms]
+            size = shape.group_size
+
+            def group(b: ir.IRBuilder, gi: ir.Value, acc: list[ir.Value], length: int = size
+                      ) -> list[ir.Value]:
+                parts = _group_dot(b, shape, x_rows, q_row, b.mul(gi, _i64(size)), length)
+                scale = b.load(b.gep(s_row, [gi], source_etype=F32, inbounds=True), typ=F32)
+                return [b.fadd(a, b.fmul(p, scale, flags=REDUCTION), flags=REDUCTION)
+                        for a, p in zip(acc, parts)]
+
+            full, tail = divmod(shape.k, size)
+            acc = _loop(b, _i64(0), _i64(full), [ir.Constant(F32, 0.0)] * count, group, "g")
+            if tail:  # the shorter last group of a ragged K
+                acc = group(b, _i64(full), acc, tail)
+            for m, value in zip(ms, acc):
+                out = b.gep(y, [b.add(b.mul(m, _i64(shape.n)), n)], source_etype=F32, inbounds=True)
+                b.store(value, out)
+
+        blocks, rest = divmod(shape.m, ROW_BLOCK)
+
+        def block(b: ir.IRBuilder, i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+            rows(b, b.mul(i, _i64(ROW_BLOCK)), ROW_BLOCK)
+            return []
+
+        if blocks:
+            _loop(b, _i64(0), _i64(blocks), [], block, "mb")
+        if rest:
+            rows(b, _i64(blocks * ROW_BLOCK), rest)
+        return []
+
+    _loop(b, lo, hi, [], per_channel, "n")
+    b.ret_void()
+    translator.emit_omp_entry(fn)
+    return str(translator.llmod)
+
+
+_compile_lock = threading.Lock()
+
+
+@lru_cache(maxsize=256)
+def compiled_kernel(shape: QuantizedShape) -> JitModule:
+    """The JIT-compiled kernel for ``shape`` (one per distinct shape per process)."""
+    with _compile_lock:
+        return compile_llvm_ir(kernel_ir(shape))
+
+
+def shape_of_op(op: g.QuantizedMatmulOp) -> QuantizedShape:
+    x = shape_of(op.input.type)
+    return QuantizedShape(m=numel(x[:-1]), k=x[-1], n=shape_of(op.qweight.type)[0],
+                          bits=op.bits.value.data, group_size=op.group_size.value.data)
+
+
+MIN_CHUNK_MACS = 1 << 15
+"""Multiply-adds per thread chunk below which splitting over threads does not pay."""
+
+
+def host_step(op: g.QuantizedMatmulOp, index: Callable[[SSAValue], int],
+              result_slot: int, threads: int) -> Callable[[list], None]:
+    """The runtime step for ``op``: env slots of x, q, scales in, a fresh
+    result tensor out (float32 input; other float dtypes go through f32)."""
+    from irc.backends.llvm.threads import detect_openmp, parallel_launcher
+    shape = shape_of_op(op)
+    jit = compiled_kernel(shape)
+    fn = jit.function(KERNEL, 4, True)
+    omp_fn = jit.omp_function(KERNEL, 4) if detect_openmp() is not None else None
+    min_channels = max(-(-MIN_CHUNK_MACS // max(shape.m * shape.k, 1)), 1)
+    launch = parallel_launcher(fn, omp_fn, shape.n, min_channels, threads)
+    xi, qi, si = index(op.input), index(op.qweight), index(op.scales)
+    out_shape = shape_of(op.result.type)
+    dtype = dtype_of(op.result.type)
+    f32 = torch.float32
+
+    def step(env: list) -> None:
+        x = env[xi].to(f32).contiguous()
+        q, scales = env[qi].contiguous(), env[si].contiguous()
+        y = torch.empty(out_shape, dtype=f32)
+        if shape.n and shape.m:
+            launch([x.data_ptr(), q.data_ptr(), scales.data_ptr(), y.data_ptr()])
+        env[result_slot] = y if dtype == f32 else y.to(dtype)
+    return step
