@@ -53,6 +53,24 @@ def check_target(target: str, options: Mapping[str, Any] | Any | None) -> Any:
     return config
 
 
+def _unwrapping(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` re-raising the irc errors that dynamo wrapped in BackendCompilerFailed."""
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BackendCompilerFailed as err:
+            inner = getattr(err, "inner_exception", None)
+            while isinstance(inner, BackendCompilerFailed):
+                inner = getattr(inner, "inner_exception", None)
+            if isinstance(inner, IrcError):
+                raise inner.with_traceback(None) from None
+            raise
+    return call
+
+
 def _calling(fn: Callable[..., Any], stats: CompileStats, strict: bool,
              entry: types.CodeType | None) -> Callable[..., Any]:
     """``fn`` (the torch.compile'd callable) re-raising irc errors that dynamo
@@ -60,9 +78,8 @@ def _calling(fn: Callable[..., Any], stats: CompileStats, strict: bool,
     whether it ran anything compiled (:meth:`CompileStats.after_call`: one
     warning, or with ``strict`` an error, when it did not). ``entry``: the code
     object dynamo compiles, to read its recompile count from."""
-    from torch._dynamo.exc import BackendCompilerFailed
-
     mha = torch.backends.mha
+    unwrapped = _unwrapping(fn)
 
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
@@ -75,14 +92,7 @@ def _calling(fn: Callable[..., Any], stats: CompileStats, strict: bool,
         fastpath = mha.get_fastpath_enabled()
         mha.set_fastpath_enabled(False)
         try:
-            result = fn(*args, **kwargs)
-        except BackendCompilerFailed as err:
-            inner = getattr(err, "inner_exception", None)
-            while isinstance(inner, BackendCompilerFailed):
-                inner = getattr(inner, "inner_exception", None)
-            if isinstance(inner, IrcError):
-                raise inner.with_traceback(None) from None
-            raise
+            result = unwrapped(*args, **kwargs)
         finally:
             mha.set_fastpath_enabled(fastpath)
         stats.after_call(runs, strict, entry)

@@ -33,6 +33,9 @@ class PassLevels:
 
     levels: tuple[str, ...]
     produces: str | None = None
+    approximates: bool = False
+    """True for a pass that changes results on purpose within a stated error
+    (``quantize-weights``); property tests compare the others exactly."""
 
 
 # The graph passes also work on the host schedule of a kernel-level module
@@ -47,6 +50,7 @@ BUILTIN_LEVELS: dict[str, PassLevels] = {
     "constant-fold": _TENSOR,
     "channels-last": _TENSOR,
     "swap-skinny-matmul": _TENSOR,
+    "quantize-weights": PassLevels((GRAPH,), approximates=True),
     "fuse": PassLevels((GRAPH, KERNEL), KERNEL),
     "memory-plan": PassLevels((KERNEL, LOOPS)),
     "lower-to-loops": PassLevels((KERNEL,), LOOPS),

@@ -26,7 +26,7 @@ from irc.cli import main as irc_main
 from irc.errors import InternalCompilerError, IrcError, PassError
 from irc.frontends.capture import export_program
 from irc.passes.pipeline import run_pipeline
-from irc.passes.registry import register_pass
+from irc.passes import registry as pass_registry
 from irc.reproducer import write_atomic
 
 
@@ -52,8 +52,12 @@ class CrashingBackend(Backend):
         raise KeyError("the backend lost its way")
 
 
-register_pass("crash-on-exp", lambda: CrashOnExp)
 register_backend("crashing", CrashingBackend)
+
+
+@pytest.fixture(autouse=True)
+def _crash_pass_registered(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(pass_registry._BUILTIN, "crash-on-exp", f"{__name__}:CrashOnExp")
 
 
 def _fn(x: torch.Tensor) -> torch.Tensor:

@@ -33,6 +33,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import SSAValue
 
 from irc.backends.llvm.jit import JitModule, compile_llvm_ir
+from irc.backends.llvm.threads import LaunchStats
 from irc.backends.llvm.translate import F32, I8, I32, I64, PTR, ModuleTranslator
 from irc.ir import graph as g
 from irc.ir.types import dtype_of, numel, shape_of
@@ -221,16 +222,19 @@ MIN_CHUNK_MACS = 1 << 15
 
 
 def host_step(op: g.QuantizedMatmulOp, index: Callable[[SSAValue], int],
-              result_slot: int, threads: int) -> Callable[[list], None]:
+              result_slot: int, threads: int, openmp: bool = True,
+              stats: LaunchStats | None = None) -> Callable[[list], None]:
     """The runtime step for ``op``: env slots of x, q, scales in, a fresh
-    result tensor out (float32 input; other float dtypes go through f32)."""
+    result tensor out (float32 input; other float dtypes go through f32).
+    ``openmp``: run on torch's OpenMP team where there is one (else irc's
+    pool); ``stats`` counts the launches."""
     from irc.backends.llvm.threads import detect_openmp, parallel_launcher
     shape = shape_of_op(op)
     jit = compiled_kernel(shape)
     fn = jit.function(KERNEL, 4, True)
-    omp_fn = jit.omp_function(KERNEL, 4) if detect_openmp() is not None else None
+    omp_fn = jit.omp_function(KERNEL, 4) if openmp and detect_openmp() is not None else None
     min_channels = max(-(-MIN_CHUNK_MACS // max(shape.m * shape.k, 1)), 1)
-    launch = parallel_launcher(fn, omp_fn, shape.n, min_channels, threads)
+    launch = parallel_launcher(fn, omp_fn, shape.n, min_channels, threads, stats)
     xi, qi, si = index(op.input), index(op.qweight), index(op.scales)
     out_shape = shape_of(op.result.type)
     dtype = dtype_of(op.result.type)

@@ -262,7 +262,8 @@ class HostProgram:
             step = self._matmul(op)
         elif isinstance(op, g.QuantizedMatmulOp):  # fused dequantize-matmul kernel
             from irc.backends.llvm.quantized_matmul import host_step
-            step = host_step(op, self.index.__getitem__, self._slot(op.result), self.threads)
+            step = host_step(op, self.index.__getitem__, self._slot(op.result), self.threads,
+                             self.parallel_runtime == "openmp", self.stats)
         elif type(op) in HANDLERS:
             step = self._extern(op)
         else:

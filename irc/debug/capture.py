@@ -55,9 +55,8 @@ def _import_strict(gm: torch.fx.GraphModule) -> tuple[Program, list[Any], list[i
     """Import an AOT graph; an op the graph dialect cannot express is an
     :class:`UnsupportedOpError` naming it and its source line."""
     from irc.frontends.capture import _import
-    from irc.frontends.fx_importer import NodeUnsupported, _load_handlers, op_name, static_problems
+    from irc.frontends.fx_importer import NodeUnsupported, op_name, static_problems
     from irc.frontends.source_locations import describe
-    _load_handlers()
     nodes = {n.name: n for n in gm.graph.nodes}
     problems = static_problems(gm)
     if problems:
