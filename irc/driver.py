@@ -68,7 +68,7 @@ def _outputs_aliasing_inputs(module: ModuleOp) -> list[int]:
     from xdsl.ir import BlockArgument
 
     from irc.ir.graph import WeightOp
-    from irc.passes.fuse import find_main
+    from irc.ir.kernel import find_main
     ret = find_main(module).body.block.last_op
     if not isinstance(ret, func.ReturnOp):
         return []

@@ -58,6 +58,7 @@ from irc.ir import graph as g
 from irc.ir.host import LaunchOp
 from irc.ir.types import dtype_of, element_type, numel, shape_of
 from irc.errors import BackendError
+from irc.ir.kernel import KERNEL_ATTR, is_kernel
 from irc.passes import loops_index as ix
 from irc.passes.loops_emit import Emitter, Node, NodeTable, combine_ops
 from irc.passes.loops_split import split_full_reductions
@@ -65,7 +66,6 @@ from irc.passes.loops_stash import find_stash
 from irc.passes.loops_scalar import HALF_TYPES, compute_type
 from irc.passes.loops_values import KernelValues
 
-KERNEL_ATTR = "irc.kernel"
 VIEW_ATTR = "irc.view"
 PARALLEL_ATTR = "irc.parallel"
 PARALLEL_MIN_ELEMENTS = 4096
@@ -386,8 +386,7 @@ class LowerToLoops(ModulePass):
     name = "lower-to-loops"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        kernels = [f for f in op.ops if isinstance(f, func.FuncOp) and KERNEL_ATTR in f.attributes
-                   and f.body.blocks and not is_lowered(f)]
+        kernels = [f for f in op.ops if is_kernel(f) and f.body.blocks and not is_lowered(f)]
         kernels = split_full_reductions(op, kernels)
         lowered: set[str] = set()
         for fn in kernels:
@@ -397,7 +396,7 @@ class LowerToLoops(ModulePass):
             fn.detach()
             fn.erase(safe_erase=False)
             lowered.add(new.sym_name.data)
-        for host in [f for f in op.ops if isinstance(f, func.FuncOp) and KERNEL_ATTR not in f.attributes]:
+        for host in [f for f in op.ops if isinstance(f, func.FuncOp) and not is_kernel(f)]:
             for call in [o for o in host.walk() if isinstance(o, func.CallOp)]:
                 callee = call.callee.string_value()
                 if callee not in lowered:

@@ -33,7 +33,8 @@ from irc.backends.llvm.runtime import HostProgram
 from irc.backends.llvm.translate import kernel_signatures, translate_module
 from irc.cache import CacheConfig
 from irc.errors import BackendError, IrcError
-from irc.passes.lower_to_loops import KERNEL_ATTR, is_lowered
+from irc.ir.kernel import is_kernel
+from irc.passes.lower_to_loops import is_lowered
 from irc.passes.memory_plan import MemoryPlan, plan_memory
 
 log = logging.getLogger("irc.backends.cpu")
@@ -84,7 +85,7 @@ def kernel_module(module: ModuleOp) -> ModuleOp:
     """A module holding clones of the lowered kernel funcs only (what LLVM gets)."""
     kernels = []
     for op in module.ops:
-        if isinstance(op, func.FuncOp) and KERNEL_ATTR in op.attributes:
+        if is_kernel(op):
             if not is_lowered(op):
                 raise BackendError(f"cpu backend: kernel @{op.sym_name.data} is not lowered to "
                                    "loops (run the lower-to-loops pass first)")

@@ -62,6 +62,7 @@ from irc.backends.llvm.translate import KernelSignature
 from irc.errors import BackendError, InputMismatchError
 from irc.ir import graph as g
 from irc.ir.host import LaunchOp
+from irc.ir.kernel import find_main
 from irc.ir.interpreter import HANDLERS, dense_to_tensor
 from irc.ir.types import dtype_of, numel, shape_of
 from irc.passes.lower_to_loops import VIEW_ATTR
@@ -163,9 +164,8 @@ class HostProgram:
     def __init__(self, module: ModuleOp, jit: JitModule, signatures: Mapping[str, KernelSignature],
                  weights: Mapping[str, torch.Tensor], plan: MemoryPlan | None,
                  threads: int, min_parallel_work: int) -> None:
-        main = next((op for op in module.ops if isinstance(op, func.FuncOp)
-                     and op.sym_name.data == "main"), None)
-        if main is None or not main.body.blocks:
+        main = find_main(module, "cpu backend", BackendError)
+        if not main.body.blocks:
             raise BackendError("cpu backend: the module has no func.func @main")
         self.jit = jit
         self.signatures = signatures

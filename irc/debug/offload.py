@@ -26,9 +26,9 @@ from irc.backends.registry import get_backend
 from irc.debug.snippets import (
     is_kernel_level,
     kernel_calls,
-    kernel_functions,
     kernel_graph_module,
     kernel_host_module,
+    kernels_by_name,
 )
 from irc.errors import BackendError, IrcError
 from irc.frontends.program import Program
@@ -87,7 +87,7 @@ class KernelMigrator:
             self.options = self.config.backend_options(self.backend)
         self.program = program if is_kernel_level(program.module) else \
             lower_to_kernels(program, self.config)
-        self.kernels = kernel_functions(self.program.module)
+        self.kernels = kernels_by_name(self.program.module)
         self.order = kernel_order(self.program.module)
         self._compiled: dict[str, Executable] = {}
         self.runs = 0
