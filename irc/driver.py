@@ -1,7 +1,7 @@
 """From a graph-level :class:`Program` to something that runs on a target.
 
 This is the whole middle of the compiler in one place: pick the backend, run
-the configured pipeline down to the level that backend consumes
+the backend's configured pipeline down to the level it consumes
 (:meth:`irc.config.Config.pipeline_for`), hand it over with the backend's
 configured options (:meth:`irc.config.Config.backend_options`).
 """
@@ -49,7 +49,14 @@ def compile_program(program: Program, target: str = "cpu",
         backend_options = config.backend_options(backend)
     config.apply_logging()
     after = _print_after if config.logging.print_ir_after_all else None
-    run_pipeline(program.module, pipeline or config.pipeline_for(backend.level),
+    # No weights= on purpose: constant-fold would then fold weight-only
+    # subgraphs into new weights computed from today's values, and an in-place
+    # weight update would no longer be seen. The backends compute such
+    # weight-derived values at run time, once per weight version instead
+    # (tests/test_cpu_backend.py::test_weight_derived_kernels_run_once_per_weight_version
+    # fails with weights= here). Under irc.compile parameters are @main's
+    # arguments anyway, so there is no weight-only subgraph to fold.
+    run_pipeline(program.module, pipeline or config.pipeline_for(backend),
                  verify_each=verify_each, after_pass=after)
     aliased = _outputs_aliasing_inputs(program.module)
     executable = backend.compile(program.module, program.weights, backend_options)

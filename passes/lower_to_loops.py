@@ -32,8 +32,9 @@ with a large stride along the output's last dim but contiguously along another
 dim (a transpose, e.g. K^T for ``q @ k^T``) walks ``TILE`` x ``TILE`` blocks.
 
 A large full reduction (e.g. ``sum(x * x)`` over millions of elements) is
-first split into a parallel partial kernel and a small final one
-(:mod:`loops_split`).
+split into a parallel partial kernel and a small final one beforehand, by its
+own pass ``split-full-reductions`` (:mod:`loops_split`), which the CPU
+pipeline runs just before this one.
 
 When a kernel's body is a single loop nest with at least
 :data:`PARALLEL_MIN_ELEMENTS` elements, its outermost loop gets the unit
@@ -61,7 +62,6 @@ from irc.errors import BackendError
 from irc.ir.kernel import KERNEL_ATTR, is_kernel
 from irc.passes import loops_index as ix
 from irc.passes.loops_emit import Emitter, Node, NodeTable, combine_ops
-from irc.passes.loops_split import split_full_reductions
 from irc.passes.loops_stash import find_stash
 from irc.passes.loops_scalar import HALF_TYPES, compute_type
 from irc.passes.loops_values import KernelValues
@@ -387,7 +387,6 @@ class LowerToLoops(ModulePass):
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         kernels = [f for f in op.ops if is_kernel(f) and f.body.blocks and not is_lowered(f)]
-        kernels = split_full_reductions(op, kernels)
         lowered: set[str] = set()
         for fn in kernels:
             new = KernelLowering(fn).run()

@@ -25,6 +25,7 @@ _BUILTIN: dict[str, str] = {
     "fuse": "irc.passes.fuse:Fuse",
     "lower-to-loops": "irc.passes.lower_to_loops:LowerToLoops",
     "memory-plan": "irc.passes.memory_plan:MemoryPlanPass",
+    "split-full-reductions": "irc.passes.split_full_reductions:SplitFullReductions",
 }
 
 _PLUGINS: dict[str, Callable[[], type[ModulePass]]] = {}

@@ -58,9 +58,9 @@ def _record_programs(run_model: Callable[[], Any]) -> list[Any]:
 
 
 def _pipeline(target: str) -> str:
-    from irc.backends.registry import get_backend
+    """The pipeline irc.compile runs for ``target`` (default configuration)."""
     from irc.config import Config
-    return Config.from_options(None, target=target).pipeline_for(get_backend(target).level)
+    return Config.from_options(None, target=target).pipeline_for(target)
 
 
 def artefacts(program: Any) -> dict[str, str]:
@@ -71,10 +71,10 @@ def artefacts(program: Any) -> dict[str, str]:
     from irc.passes.pipeline import run_pipeline
     out: dict[str, str] = {}
     cpu = program.module.clone()
-    run_pipeline(cpu, _pipeline("cpu"), verify_each=False, weights=dict(program.weights))
+    run_pipeline(cpu, _pipeline("cpu"), verify_each=False)
     out["ll"] = translate_module(kernel_module(cpu))
     cuda = program.module.clone()
-    run_pipeline(cuda, _pipeline("cuda"), verify_each=False, weights=dict(program.weights))
+    run_pipeline(cuda, _pipeline("cuda"), verify_each=False)
     out["triton.py"] = generate_source(cuda, matmul="auto")
     return out
 

@@ -34,7 +34,7 @@ from irc.errors import BackendError, IrcError
 from irc.frontends.program import Program
 from irc.ir.interpreter import Interpreter
 from irc.config import Config
-from irc.passes.pipeline import run_pipeline
+from irc.passes.pipeline import DEFAULT_STAGES, run_pipeline
 
 # Which kernels run on the target: names, a predicate on the name, or None for all.
 Offload = Union[Iterable[str], Callable[[str], bool], None]
@@ -65,7 +65,8 @@ def standalone_kernel_module(kernel: func.FuncOp, level: Level | str,
     module = kernel_host_module(kernel)
     if level is Level.LOOPS:
         config = config or Config.from_options(None)
-        run_pipeline(module, config.apply_pass_options(config.pipeline.loops), verify_each=False)
+        loops = config.pipeline.loops or DEFAULT_STAGES["loops"]
+        run_pipeline(module, config.apply_pass_options(loops), verify_each=False)
     return module
 
 
