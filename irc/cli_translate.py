@@ -196,7 +196,7 @@ def input_level(module: ModuleOp) -> str | None:
     kernels = kernel_functions(module)
     if not kernels:
         return None
-    from irc.passes.lower_to_loops import is_lowered
+    from irc.backends.llvm.lowering.lower_to_loops import is_lowered
     return "loops" if any(is_lowered(k) for k in kernels) else "kernel"
 
 

@@ -52,7 +52,7 @@ from irc.ir import graph as g
 from irc.ir.host import LaunchOp
 from irc.ir.types import dtype_of, numel, shape_of
 from irc.ir.kernel import find_main, is_extern
-from irc.passes.lower_to_loops import VIEW_ATTR, is_lowered, movement_chain
+from irc.backends.llvm.lowering.lower_to_loops import VIEW_ATTR, is_lowered, movement_chain
 
 MEMORY_ATTR = "irc.memory"
 

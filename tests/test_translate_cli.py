@@ -62,14 +62,14 @@ def test_output_file(mlir_file: Path, tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_to_loops(mlir_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("irc.passes.lower_to_loops")
+    pytest.importorskip("irc.backends.llvm.lowering.lower_to_loops")
     code, out, err = translate(capsys, str(mlir_file), "--to", "loops")
     assert code == 0, err
     assert "scf.for" in out and "memref" in out
 
 
 def test_to_llvm(mlir_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("irc.passes.lower_to_loops")
+    pytest.importorskip("irc.backends.llvm.lowering.lower_to_loops")
     pytest.importorskip("irc.backends.llvm.translate")
     code, out, err = translate(capsys, str(mlir_file), "--to", "llvm")
     assert code == 0, err

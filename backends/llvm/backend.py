@@ -36,7 +36,7 @@ from irc.backends.llvm.translate import kernel_signatures, translate_module
 from irc.cache import CacheConfig
 from irc.errors import BackendError, IrcError
 from irc.ir.kernel import is_kernel
-from irc.passes.lower_to_loops import is_lowered
+from irc.backends.llvm.lowering.lower_to_loops import is_lowered
 from irc.passes.memory_plan import MemoryPlan, plan_memory
 
 log = logging.getLogger("irc.backends.cpu")

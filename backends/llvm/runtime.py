@@ -65,7 +65,7 @@ from irc.ir.host import LaunchOp
 from irc.ir.kernel import find_main
 from irc.ir.interpreter import HANDLERS, dense_to_tensor
 from irc.ir.types import dtype_of, numel, shape_of
-from irc.passes.lower_to_loops import VIEW_ATTR
+from irc.backends.llvm.lowering.lower_to_loops import VIEW_ATTR
 from irc.passes.memory_plan import (MemoryPlan, functions_of, view_ops, weight_derived_values,
                                     writes_into_buffer)
 

@@ -60,11 +60,11 @@ from irc.ir.host import LaunchOp
 from irc.ir.types import dtype_of, element_type, numel, shape_of
 from irc.errors import BackendError
 from irc.ir.kernel import KERNEL_ATTR, is_kernel
-from irc.passes import loops_index as ix
-from irc.passes.loops_emit import Emitter, Node, NodeTable, combine_ops
-from irc.passes.loops_stash import find_stash
-from irc.passes.loops_scalar import HALF_TYPES, compute_type
-from irc.passes.loops_values import KernelValues
+from irc.backends.llvm.lowering import loops_index as ix
+from irc.backends.llvm.lowering.loops_emit import Emitter, Node, NodeTable, combine_ops
+from irc.backends.llvm.lowering.loops_stash import find_stash
+from irc.backends.llvm.lowering.loops_scalar import HALF_TYPES, compute_type
+from irc.backends.llvm.lowering.loops_values import KernelValues
 
 VIEW_ATTR = "irc.view"
 PARALLEL_ATTR = "irc.parallel"

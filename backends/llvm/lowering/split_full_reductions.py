@@ -5,7 +5,7 @@ Guarantees: every not yet lowered kernel whose single output reduces all of
 a large f32/f64 input (``sum``/``mean``/``amax``/``amin`` of at least
 ``SPLIT_MIN_ELEMENTS`` elements, a multiple of ``BLOCK``) is replaced by
 ``@k_partial`` + ``@k`` and ``@main``'s call by the two calls
-(:mod:`irc.passes.loops_split` says how); other kernels are untouched. The
+(:mod:`irc.backends.llvm.lowering.loops_split` says how); other kernels are untouched. The
 result is deterministic (fixed blocks), and interpreting the module before and
 after agrees within the rounding of a two-level summation. It is a CPU
 scheduling choice (one sequential loop would use one thread), so it is part
@@ -22,8 +22,8 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
 from irc.ir.kernel import kernel_functions
-from irc.passes.loops_split import split_full_reductions
-from irc.passes.lower_to_loops import is_lowered
+from irc.backends.llvm.lowering.loops_split import split_full_reductions
+from irc.backends.llvm.lowering.lower_to_loops import is_lowered
 
 
 @dataclass(frozen=True)
