@@ -18,7 +18,7 @@ from xdsl.passes import ModulePass
 from irc.backends.base import BackendOptions, Executable
 from irc.backends.registry import get_backend
 from irc.config import Config
-from irc.errors import BackendError
+from irc.errors import BackendError, ConfigError
 from irc.frontends.program import Program
 from irc.passes.pipeline import run_pipeline
 
@@ -26,6 +26,17 @@ from irc.passes.pipeline import run_pipeline
 def _print_after(p: ModulePass, module: ModuleOp) -> None:
     from irc.ir.text import print_module
     print(f"// -----// IR Dump After {p.name} //----- //\n{print_module(module)}", file=sys.stderr)
+
+
+def check_target(target: str, options: Mapping[str, Any] | Any | None) -> Any:
+    """The compile's :class:`irc.config.Config`; fails now (not at the first
+    call) on an unknown target or a bad option."""
+    if options is not None and not isinstance(options, (Mapping, Config)):
+        raise ConfigError(f"options must be a dict, got {type(options).__name__}")
+    backend = get_backend(target)
+    config = Config.from_options(options, target=target)
+    config.backend_options(backend)  # validates the backend's fields now
+    return config
 
 
 def compile_program(program: Program, target: str = "cpu",
