@@ -2,9 +2,10 @@
 
 A backend names the IR level it consumes (``graph``: after the graph passes;
 ``kernel``: after ``fuse``, a host function calling outlined kernel functions;
-``loops``: after ``lower-to-loops``, bufferised scf/memref/arith), declares its
-options as a dataclass, and turns a module at that level into something that
-runs. ``supports`` lets the partitioner leave ops it cannot take to eager.
+``loops``: after ``lower-to-loops``, bufferised scf/memref/arith), owns the
+pass pipeline that brings a graph module there (``pipeline``: pass text per
+stage, overridable by the configuration), declares its options as a
+dataclass, and turns a module at that level into something that runs. ``supports`` lets the partitioner leave ops it cannot take to eager.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import enum
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import ClassVar, Protocol
 
 import torch
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation
+
+from irc.passes.pipeline import DEFAULT_STAGES
 
 
 class Level(str, enum.Enum):
@@ -46,6 +50,11 @@ class Backend(ABC):
     level: ClassVar[Level]
     Options: ClassVar[type[BackendOptions]] = BackendOptions
     description: ClassVar[str] = ""
+    pipeline: ClassVar[Mapping[str, str]] = MappingProxyType(DEFAULT_STAGES)
+    """The passes of each stage (``graph``, ``kernel``, ``loops``) as pipeline
+    text; a compile runs the stages down to ``level``
+    (:meth:`irc.config.Config.pipeline_for`). Override a stage for a pass that
+    only pays off on this target."""
 
     @abstractmethod
     def compile(self, module: ModuleOp, weights: Mapping[str, torch.Tensor],

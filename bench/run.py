@@ -55,13 +55,14 @@ def compile_stats(fn: Any, inputs: tuple[torch.Tensor, ...]) -> dict[str, Any]:
     weights only (e.g. a scaled weight, rotary tables), held once per weight
     version, not per call (eager recomputes such tensors on every call).
     """
-    from irc.passes.fuse import EXTERN_OP_NAMES, find_main, kernel_functions
+    from irc.config import Config
+    from irc.ir.kernel import EXTERN_OP_NAMES, find_main, kernel_functions
     from irc.passes.memory_plan import plan_memory
-    from irc.passes.pipeline import LEVEL_PIPELINES, run_pipeline
+    from irc.passes.pipeline import run_pipeline
     from irc.frontends.capture import export_program
 
     program = export_program(fn, inputs)
-    run_pipeline(program.module, LEVEL_PIPELINES["loops"], verify_each=False)
+    run_pipeline(program.module, Config.from_options(None).pipeline_for("cpu"), verify_each=False)
     externs = sum(1 for op in find_main(program.module).body.block.ops if op.name in EXTERN_OP_NAMES)
     plan = plan_memory(program.module)  # the loops-level module: what the cpu runtime plans
     return {"kernels": len(kernel_functions(program.module)), "externs": externs,

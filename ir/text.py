@@ -181,6 +181,13 @@ def verify_module(module: Operation, source_map: SourceMap | None = None) -> Non
     """
     try:
         module.verify()
+        if isinstance(module, ModuleOp):
+            from irc.ir.kernel import KernelVerifyException, is_kernel_level, verify_kernel_module
+            if is_kernel_level(module):
+                try:
+                    verify_kernel_module(module)
+                except KernelVerifyException as err:
+                    raise _diagnostic(err.op, str(err), source_map) from None
     except VerifyException as err:
         op = _failing_op(module, err)
         raise _diagnostic(op, str(err), source_map) from None

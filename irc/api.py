@@ -28,8 +28,9 @@ from typing import Any, TypeVar, overload
 
 import torch
 
-from irc.errors import ConfigError, IrcError
+from irc.driver import check_target
 from irc.dynamo_backend import register as _register_dynamo_backend
+from irc.errors import IrcError
 from irc.frontends.capture import IrcWarning, make_dynamo_backend
 from irc.stats import CompileStats
 
@@ -38,19 +39,6 @@ _register_dynamo_backend()  # torch.compile(..., backend="irc") works once irc.c
 __all__ = ["compile", "IrcWarning"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def check_target(target: str, options: Mapping[str, Any] | Any | None) -> Any:
-    """The compile's :class:`irc.config.Config`; fails now (not at the first
-    call) on an unknown target or a bad option."""
-    from irc.backends.registry import get_backend
-    from irc.config import Config
-    if options is not None and not isinstance(options, (Mapping, Config)):
-        raise ConfigError(f"options must be a dict, got {type(options).__name__}")
-    backend = get_backend(target)
-    config = Config.from_options(options, target=target)
-    config.backend_options(backend)  # validates the backend's fields now
-    return config
 
 
 def _unwrapping(fn: Callable[..., Any]) -> Callable[..., Any]:

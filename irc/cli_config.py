@@ -1,12 +1,15 @@
-"""``irc config show``: the effective configuration and where each value came from.
+"""``irc config show``: the effective configuration and where each value came
+from; ``irc config pipeline``: the exact pass pipeline a compile runs.
 
     irc config show                         every key, its value and its source
     irc config show --config irc.yaml --set fuse.max_ops=16
-    irc config show pipeline --target cpu   the pipeline a compile for cpu runs
+    irc config pipeline --target cuda       the pipeline irc.compile runs for cuda
+    irc config show pipeline --target cpu   the same, as a key of show
     irc config show fuse.max_ops            one value
 
-``irc opt --pass-pipeline "$(irc config show pipeline)"`` reproduces the passes
-of ``irc.compile`` exactly.
+``irc opt --pass-pipeline "$(irc config pipeline --target cpu)"`` reproduces the
+passes of ``irc.compile(..., target="cpu")`` exactly (with the same
+``--config``/``--set``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from irc.config import LEVELS, Config, Setting
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["show"], help="show: print the effective configuration")
+    parser.add_argument("action", choices=["show", "pipeline"],
+                        help="show: print the effective configuration; pipeline: print the "
+                             "pass pipeline a compile for --target runs")
     parser.add_argument("key", nargs="?", help="print only this key's value ('pipeline': the "
                         "whole pipeline for --level/--target)")
     parser.add_argument("--config", metavar="YAML", help="configuration file")
@@ -25,17 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override one value, e.g. --set fuse.max_ops=16 (repeatable)")
     parser.add_argument("--target", help="backend whose options and pipeline to show "
                         "(default: all backends; pipeline for cpu)")
-    parser.add_argument("--level", choices=LEVELS, help="IR level for 'pipeline'")
+    parser.add_argument("--level", choices=LEVELS, help="IR level for 'pipeline': the default "
+                        "stages down to it instead of a backend's")
 
 
 def run(args: argparse.Namespace) -> int:
     config = Config.from_options(None, yaml_path=args.config, sets=args.sets, target=args.target)
-    if args.key == "pipeline":
-        level = args.level
-        if level is None:
-            from irc.backends.registry import get_backend
-            level = get_backend(args.target or "cpu").level.value
-        print(config.pipeline_for(level))
+    if args.action == "pipeline" or args.key == "pipeline":
+        print(config.pipeline_for(args.level or args.target or "cpu"))
         return 0
     if args.key is not None:
         print(_show(config.get(args.key)))
@@ -43,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
     rows, notes = config.settings([args.target] if args.target else None)
     _print_table(rows)
     for level in LEVELS:
-        print(f"# pipeline for level {level}: {config.pipeline_for(level)}")
+        print(f"# default pipeline down to level {level}: {config.pipeline_for(level)}")
+    for target in [args.target] if args.target else ["cpu", "cuda"]:
+        print(f"# pipeline for target {target}: {config.pipeline_for(target)}")
     for note in notes:
         print(f"# note: {note}")
     return 0

@@ -4,14 +4,22 @@ Input is a ``.mlir`` file (``-`` for stdin), or ``path/to/file.py:NAME`` where
 NAME is a callable returning ``(model, example_inputs)`` or a key of that
 file's ``MODELS`` dict of such callables. ``--to`` picks the stage:
 
-* ``graph``: after the graph pipeline (dce, cse, canonicalize, constant-fold);
-* ``kernel``: + ``fuse`` and ``memory-plan`` (kernels, host schedule, memory note);
-* ``loops``: + ``lower-to-loops`` (scf/memref loops of each kernel);
+* ``graph``: after the graph stage (dce, cse, canonicalize, constant-fold);
+* ``kernel``: + the kernel stage (layouts, ``fuse``, ``memory-plan``);
+* ``loops``: + the loops stage (``split-full-reductions``, ``lower-to-loops``);
 * ``llvm``: LLVM IR of the loops module's kernels (the CPU backend's translator);
 * ``triton``: Triton source generated from the kernel module; ``--matmul``
-  picks how matmuls appear (the backend's ``matmul`` option: ``auto`` shows
-  both schedules and the per-shape switch, ``triton`` the template with fused
-  epilogues, ``cublas`` ``torch.matmul``).
+  picks how matmuls appear (the backend's ``matmul`` option, by default the
+  configured one: ``auto`` shows both schedules and the per-shape switch,
+  ``triton`` the template with fused epilogues, ``cublas`` ``torch.matmul``).
+
+The passes are the ones ``irc.compile`` runs for the backend of the stage
+(``cuda`` for ``triton``, ``cpu`` for the others), from the same
+configuration (``--config``, ``--set``; :meth:`irc.config.Config.pipeline_for`),
+stopped at the stage. A .mlir input already at the kernel or loops level skips
+the stages it has been through, so ``irc opt --pass-pipeline "$(irc config
+pipeline --target cpu)" | irc translate - --to llvm`` prints what a compile
+JIT-compiles.
 
 Guarantees: malformed or invalid .mlir is reported as ``file:line:col: error``
 with the source line and a caret; a bad ``file.py:NAME``, a stage that is not
@@ -36,6 +44,7 @@ from irc.errors import IrcError
 from irc.ir.text import SourceMap, parse_module, print_module, verify_module
 
 STAGES = ("graph", "kernel", "loops", "llvm", "triton")
+STAGE_LEVELS = ("graph", "kernel", "loops")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,10 +55,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
     parser.add_argument("--locations", action=argparse.BooleanOptionalAction, default=False,
                         help="print source locations in IR output (default: off)")
-    parser.add_argument("--matmul", choices=("auto", "cublas", "triton"), default="auto",
+    parser.add_argument("--matmul", choices=("auto", "cublas", "triton"), default=None,
                         help="--to triton: matmuls as torch.matmul (cublas), as the Triton "
                              "template with fused epilogue (triton), or both with the "
-                             "per-shape choice made at run time (auto, the default)")
+                             "per-shape choice made at run time (auto); default: the "
+                             "configured backend.cuda.matmul")
+    parser.add_argument("--config", metavar="YAML", help="configuration file (as irc.compile's)")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one configuration value (repeatable)")
 
 
 # ----------------------------------------------------------------------------
@@ -142,7 +155,7 @@ def _stage_attr(module_name: str, attr: str, what: str) -> Any:
 
 
 def read_input(spec: str) -> tuple[ModuleOp, SourceMap | None]:
-    """The graph-level module of a .mlir file or of a model factory."""
+    """The module of a .mlir file, or the graph-level module of a model factory."""
     if is_model_spec(spec):
         model, inputs = load_model(spec)
         from irc.frontends.program import Program
@@ -172,16 +185,35 @@ def read_input(spec: str) -> tuple[ModuleOp, SourceMap | None]:
 # stages
 
 
-def stage_pipeline(stage: str) -> str:
-    """The pass pipeline that brings a graph-level module to ``stage``: the
-    same default pipelines ``irc.compile`` runs (passes/pipeline.py)."""
-    from irc.passes.pipeline import LEVEL_PIPELINES
+def stage_backend(stage: str) -> str:
+    """The backend whose pipeline leads to ``stage``."""
+    return "cuda" if stage == "triton" else "cpu"
+
+
+def input_level(module: ModuleOp) -> str | None:
+    """The last stage ``module`` has been through (None: a fresh graph module)."""
+    from irc.ir.kernel import kernel_functions
+    kernels = kernel_functions(module)
+    if not kernels:
+        return None
+    from irc.backends.llvm.lowering.lower_to_loops import is_lowered
+    return "loops" if any(is_lowered(k) for k in kernels) else "kernel"
+
+
+def stage_pipeline(stage: str, config: Any = None, start: str | None = None) -> str:
+    """The pass pipeline that brings a module to ``stage``: the pipeline
+    ``irc.compile`` runs for the stage's backend under ``config`` (defaults
+    when None), cut at the stage, without the stages before ``start``."""
+    from irc.config import Config
+    config = config if config is not None else Config.from_options(None)
     level = {"triton": "kernel", "llvm": "loops"}.get(stage, stage)
-    return LEVEL_PIPELINES[level]
+    return config.pipeline_for(stage_backend(stage), to=level, start=start)
 
 
 def run_stage_passes(module: ModuleOp, pipeline: str, source_map: SourceMap | None) -> None:
     from irc.passes.pipeline import run_pipeline
+    if not pipeline.strip():
+        return
     try:
         run_pipeline(module, pipeline, verify_each=True, source_map=source_map)
     except ImportError as err:
@@ -189,12 +221,23 @@ def run_stage_passes(module: ModuleOp, pipeline: str, source_map: SourceMap | No
                        f"{err}") from None
 
 
-def translate(spec: str, stage: str, locations: bool = False, matmul: str = "auto") -> str:
-    """The text of ``stage`` for the input named by ``spec``."""
+def translate(spec: str, stage: str, locations: bool = False, matmul: str | None = None,
+              config: Any = None) -> str:
+    """The text of ``stage`` for the input named by ``spec``, under ``config``
+    (an :class:`irc.config.Config`; defaults when None)."""
     if stage not in STAGES:
         raise IrcError(f"error: unknown stage '{stage}' (choose from {', '.join(STAGES)})")
+    from irc.config import Config
+    config = config if config is not None else Config.from_options(None)
     module, source_map = read_input(spec)
-    run_stage_passes(module, stage_pipeline(stage), source_map)
+    start = input_level(module)
+    level = {"triton": "kernel", "llvm": "loops"}.get(stage, stage)
+    if start is not None and STAGE_LEVELS.index(start) > STAGE_LEVELS.index(level):
+        raise IrcError(f"error: the input is already at the {start} level, past '{stage}'")
+    # no weights, as in irc.compile (irc/driver.py says why)
+    run_stage_passes(module, stage_pipeline(stage, config, start), source_map)
+    if matmul is None:
+        matmul = config.backend_options("cuda").matmul if stage == "triton" else "auto"
     if stage == "llvm":
         translate_module = _stage_attr("irc.backends.llvm.translate", "translate_module",
                                        "the LLVM translator")
@@ -220,7 +263,10 @@ def _emit(fn: Any, module: ModuleOp, what: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    text = translate(args.input, args.to, args.locations, getattr(args, "matmul", "auto"))
+    from irc.config import Config
+    config = Config.from_options(None, yaml_path=getattr(args, "config", None),
+                                 sets=getattr(args, "sets", []))
+    text = translate(args.input, args.to, args.locations, getattr(args, "matmul", None), config)
     if args.output == "-":
         sys.stdout.write(text)
         return 0

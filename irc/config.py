@@ -3,9 +3,10 @@ options, cache and logging.
 
 Sections (every key is ``section.field`` or ``section.name.field``):
 
-* ``pipeline.graph|kernel|loops``: the text pipeline of each lowering stage
-  (defaults from :mod:`irc.passes.pipeline`); :meth:`Config.pipeline_for`
-  chains them up to a level and applies the pass options.
+* ``pipeline.graph|kernel|loops``: replace one lowering stage's text for
+  every backend (unset: each backend's own stage, ``Backend.pipeline``);
+  :meth:`Config.pipeline_for` chains the stages down to a backend's level and
+  applies the pass options.
 * ``passes.<pass>.<option>``: the fields of each registered pass's dataclass
   (``passes.fuse.max_ops``); a new pass option appears here by itself.
 * ``backend.<backend>.<option>``: the fields of the backend's ``Options``
@@ -40,20 +41,20 @@ from irc.passes import pipeline as default_pipelines
 from irc.passes.registry import get_pass, pass_names
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
-LEVELS: tuple[str, ...] = ("graph", "kernel", "loops")
+LEVELS: tuple[str, ...] = default_pipelines.LEVELS
 _SIMPLE_SECTIONS = ("pipeline", "cache", "logging", "quantize")
 
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """The passes of each lowering stage, as pipeline text."""
+    """Replacements of lowering stages, as pipeline text (None: the backend's own)."""
 
-    graph: str = default_pipelines.GRAPH_PIPELINE
-    """graph -> graph optimisations."""
-    kernel: str = default_pipelines.KERNEL_PIPELINE
-    """graph -> kernel (fusion)."""
-    loops: str = default_pipelines.LOOPS_PIPELINE
-    """kernel -> loops (bufferisation)."""
+    graph: str | None = None
+    """graph -> graph optimisations (default: the backend's graph stage)."""
+    kernel: str | None = None
+    """graph -> kernel: layouts and fusion (default: the backend's kernel stage)."""
+    loops: str | None = None
+    """kernel -> loops: bufferisation (default: the backend's loops stage)."""
 
 
 @dataclass(frozen=True)
@@ -461,7 +462,7 @@ class Config:
                 values[qualified] = coerce(qualified, value, tp, from_text)
                 sources[qualified] = source
         for level in LEVELS:
-            if f"pipeline.{level}" in values:
+            if values.get(f"pipeline.{level}") is not None:
                 _validate_pipeline(f"pipeline.{level}", values[f"pipeline.{level}"])
         sections = {name: _SECTION_TYPES[name](**{k.split(".")[1]: v for k, v in values.items()
                                                   if k.split(".")[0] == name})
@@ -490,19 +491,41 @@ class Config:
         prefix = f"passes.{pass_name.replace('-', '_')}."
         return {k[len(prefix):]: v for k, v in self.values.items() if k.startswith(prefix)}
 
-    def pipeline_for(self, level: str | Any) -> str:
-        """The text pipeline that lowers a graph module to ``level`` (graph,
-        kernel or loops), with the configured pass options written in, e.g.
-        ``dce,cse,...,fuse{max-ops=16}``. ``irc opt --pass-pipeline`` on this
-        text does exactly what a compile does."""
-        level = getattr(level, "value", level)
-        if level not in LEVELS:
-            raise ConfigError(f"unknown IR level '{level}' (levels: {', '.join(LEVELS)})")
-        stages = [getattr(self.pipeline, lv) for lv in LEVELS[:LEVELS.index(level) + 1]]
-        quantize = self.quantize.pass_spec()
-        if quantize is not None:  # after the graph stage, before any layout pass
-            stages.insert(1, quantize)
-        return self.apply_pass_options(",".join(s for s in stages if s.strip()))
+    def pipeline_for(self, target: Any, to: str | None = None, start: str | None = None) -> str:
+        """The text pipeline a compile runs, with the configured pass options
+        written in, e.g. ``dce,cse,...,fuse{max-ops=16}``: for a backend (a
+        Backend, or its name) its stages (``Backend.pipeline``) down to its
+        level; for an IR level (graph, kernel or loops) the default stages
+        (:data:`irc.passes.pipeline.DEFAULT_STAGES`) down to it. A configured
+        ``pipeline.<stage>`` replaces that stage. ``irc opt --pass-pipeline``
+        on this text does exactly what a compile does. ``to`` stops at an
+        earlier level; ``start`` (a level the module is already at) leaves
+        out the stages down to it (``irc translate`` of kernel-level text)."""
+        name = getattr(target, "value", target)
+        if isinstance(name, str) and name in LEVELS:
+            stages, level = default_pipelines.DEFAULT_STAGES, name
+        else:
+            if isinstance(target, str):
+                from irc.backends.registry import get_backend
+                if _backend_canonical(target) is None:
+                    raise ConfigError(f"unknown IR level or backend '{target}' "
+                                      f"(levels: {', '.join(LEVELS)})")
+                target = get_backend(target)
+            stages, level = target.pipeline, target.level.value
+        for given in (to, start):
+            if given is not None and given not in LEVELS:
+                raise ConfigError(f"unknown IR level '{given}' (levels: {', '.join(LEVELS)})")
+        if to is not None and LEVELS.index(to) < LEVELS.index(level):
+            level = to
+        first = LEVELS.index(start) + 1 if start is not None else 0
+        chosen = []
+        for lv in LEVELS[first:LEVELS.index(level) + 1]:
+            override = getattr(self.pipeline, lv)
+            chosen.append(stages.get(lv, "") if override is None else override)
+            quantize = self.quantize.pass_spec()
+            if lv == "graph" and quantize is not None:  # before any layout pass
+                chosen.append(quantize)
+        return self.apply_pass_options(",".join(s for s in chosen if s.strip()))
 
     def apply_pass_options(self, pipeline: str) -> str:
         """``pipeline`` with each pass's configured options added (a value in

@@ -1,7 +1,7 @@
 """From a graph-level :class:`Program` to something that runs on a target.
 
 This is the whole middle of the compiler in one place: pick the backend, run
-the configured pipeline down to the level that backend consumes
+the backend's configured pipeline down to the level it consumes
 (:meth:`irc.config.Config.pipeline_for`), hand it over with the backend's
 configured options (:meth:`irc.config.Config.backend_options`).
 """
@@ -18,7 +18,7 @@ from xdsl.passes import ModulePass
 from irc.backends.base import BackendOptions, Executable
 from irc.backends.registry import get_backend
 from irc.config import Config
-from irc.errors import BackendError, IrcError
+from irc.errors import BackendError, ConfigError, IrcError
 from irc.frontends.program import Program
 from irc.passes.pipeline import parse_pipeline, run_pipeline
 
@@ -26,6 +26,17 @@ from irc.passes.pipeline import parse_pipeline, run_pipeline
 def _print_after(p: ModulePass, module: ModuleOp) -> None:
     from irc.ir.text import print_module
     print(f"// -----// IR Dump After {p.name} //----- //\n{print_module(module)}", file=sys.stderr)
+
+
+def check_target(target: str, options: Mapping[str, Any] | Any | None) -> Any:
+    """The compile's :class:`irc.config.Config`; fails now (not at the first
+    call) on an unknown target or a bad option."""
+    if options is not None and not isinstance(options, (Mapping, Config)):
+        raise ConfigError(f"options must be a dict, got {type(options).__name__}")
+    backend = get_backend(target)
+    config = Config.from_options(options, target=target)
+    config.backend_options(backend)  # validates the backend's fields now
+    return config
 
 
 def compile_program(program: Program, target: str = "cpu",
@@ -49,7 +60,13 @@ def compile_program(program: Program, target: str = "cpu",
         raise BackendError(problem)
     config.apply_logging()
     after = _print_after if config.logging.print_ir_after_all else None
-    passes = _with_weight_store(parse_pipeline(pipeline or config.pipeline_for(backend.level)),
+    # Only quantize-weights gets the weight store (it replaces float weights by
+    # quantized ones). constant-fold gets none on purpose: it would fold
+    # weight-only subgraphs into new weights computed from today's values, and
+    # an in-place weight update would no longer be seen; the backends compute
+    # such weight-derived values at run time, once per weight version
+    # (tests/test_cpu_backend.py::test_weight_derived_kernels_run_once_per_weight_version).
+    passes = _with_weight_store(parse_pipeline(pipeline or config.pipeline_for(backend)),
                                 program.weights)
     run_pipeline(program.module, passes, verify_each=verify_each, after_pass=after,
                  reproducer_dir=config.logging.reproducer_dir)
@@ -87,7 +104,7 @@ def _outputs_aliasing_inputs(module: ModuleOp) -> list[int]:
     from xdsl.ir import BlockArgument
 
     from irc.ir.graph import WeightOp
-    from irc.passes.fuse import find_main
+    from irc.ir.kernel import find_main
     ret = find_main(module).body.block.last_op
     if not isinstance(ret, func.ReturnOp):
         return []

@@ -27,7 +27,7 @@ def irc_dynamo_backend(gm: torch.fx.GraphModule, example_inputs: list[Any],
     opts.update(kwargs)
     target = opts.pop("target", "cpu")
     strict = bool(opts.pop("strict", False))
-    from irc.api import check_target
+    from irc.driver import check_target
     return make_dynamo_backend(target, check_target(target, opts), strict)(gm, example_inputs)
 
 

@@ -32,7 +32,6 @@ from xdsl.dialects.builtin import ModuleOp
 
 from irc.errors import NothingCompiledError
 
-KERNEL_ATTR = "irc.kernel"  # the unit attribute outline puts on kernel functions
 
 
 @dataclass
@@ -81,12 +80,12 @@ class CompileStats:
     # -- filled in by the capture path ----------------------------------------------
     def record_module(self, module: ModuleOp) -> None:
         """Count the kernels and library calls of a compiled program's module."""
-        from irc.passes.fusion_groups import is_extern
+        from irc.ir.kernel import is_extern, is_kernel
         self.programs += 1
         for op in module.ops:
             if not isinstance(op, func.FuncOp):
                 continue
-            if KERNEL_ATTR in op.attributes:
+            if is_kernel(op):
                 self.kernels += 1
             elif op.sym_name.data == "main" and op.body.blocks:
                 self.extern_ops.update(o.name for o in op.body.block.ops if is_extern(o))

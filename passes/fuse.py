@@ -34,24 +34,11 @@ from irc.passes.fusion_groups import (
     decide_fusion,
     is_extern,
 )
-from irc.passes.outline import ITERATION_ATTR, KERNEL_ATTR, outline
+from irc.ir.kernel import ITERATION_ATTR, KERNEL_ATTR, find_main, kernel_functions
+from irc.passes.outline import outline
 
 __all__ = ["EXTERN_OPS", "EXTERN_OP_NAMES", "ITERATION_ATTR", "KERNEL_ATTR", "Fuse",
            "find_main", "is_extern", "kernel_functions"]
-
-
-def find_main(module: ModuleOp) -> func.FuncOp:
-    """``func.func @main`` of ``module`` (PassError when missing)."""
-    for op in module.ops:
-        if isinstance(op, func.FuncOp) and op.sym_name.data == "main":
-            return op
-    raise PassError("fuse: the module has no func.func @main")
-
-
-def kernel_functions(module: ModuleOp) -> list[func.FuncOp]:
-    """The outlined kernels (functions with the ``irc.kernel`` attribute), in module order."""
-    return [op for op in module.ops
-            if isinstance(op, func.FuncOp) and KERNEL_ATTR in op.attributes]
 
 
 @dataclass(frozen=True)
@@ -66,7 +53,7 @@ class Fuse(ModulePass):
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.max_ops < 1:
             raise PassError(f"fuse: max-ops must be at least 1, got {self.max_ops}")
-        main = find_main(op)
+        main = find_main(op, "fuse", PassError)
         if not main.body.blocks:
             return
         plan: FusionPlan = decide_fusion(main, self.max_ops)

@@ -55,29 +55,14 @@ from xdsl.dialects.builtin import DenseIntOrFPElementsAttr
 from xdsl.ir import Operation, SSAValue
 
 from irc.ir import graph as g
+from irc.ir.kernel import EXTERN_OP_NAMES, EXTERN_OPS, MAX_FUSED_CONCAT_INPUTS, is_extern
 from irc.ir.types import numel, shape_of
 
-# Ops that backends run as library calls; they never enter a kernel.
-EXTERN_OPS: tuple[type[Operation], ...] = (
-    g.MatmulOp, g.ConvOp, g.MaxPoolOp, g.AvgPoolOp, g.AdaptiveAvgPoolOp,
-    g.GatherOp, g.IndexSelectOp, g.EmbeddingOp, g.AttentionOp, g.QuantizedMatmulOp,
-)
-EXTERN_OP_NAMES: frozenset[str] = frozenset(
-    t.name for t in (*EXTERN_OPS, g.ConcatOp))  # type: ignore[attr-defined]
-
-# A fused concat reads every operand for each element (then selects one): worth
-# it for a few operands (no separate pass over memory), not for many.
-MAX_FUSED_CONCAT_INPUTS = 4
+__all__ = ["EXTERN_OP_NAMES", "EXTERN_OPS", "MAX_FUSED_CONCAT_INPUTS", "FusionPlan", "KernelGroup",
+           "decide_fusion", "is_extern", "is_fusible", "is_host_value", "is_small_splat"]
 
 # Splat constants up to this many elements may be cloned into their one kernel.
 SMALL_SPLAT_NUMEL = 1024
-
-
-def is_extern(op: Operation) -> bool:
-    """True for ops that stay in ``@main`` as library calls."""
-    if isinstance(op, g.ConcatOp):
-        return len(op.inputs) > MAX_FUSED_CONCAT_INPUTS
-    return isinstance(op, EXTERN_OPS)
 
 
 def is_host_value(op: Operation) -> bool:

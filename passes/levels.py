@@ -53,6 +53,7 @@ BUILTIN_LEVELS: dict[str, PassLevels] = {
     "quantize-weights": PassLevels((GRAPH,), approximates=True),
     "fuse": PassLevels((GRAPH, KERNEL), KERNEL),
     "memory-plan": PassLevels((KERNEL, LOOPS)),
+    "split-full-reductions": PassLevels((KERNEL,)),
     "lower-to-loops": PassLevels((KERNEL,), LOOPS),
 }
 
@@ -70,7 +71,8 @@ def levels_of(p: ModulePass | type[ModulePass]) -> PassLevels | None:
 def ir_levels(module: ModuleOp) -> set[str]:
     """The levels ``module``'s IR is at (see the module docstring)."""
     from irc.passes.fusion_groups import is_fusible
-    kernels = [op for op in module.ops if isinstance(op, func.FuncOp) and "irc.kernel" in op.attributes]
+    from irc.ir.kernel import kernel_functions
+    kernels = kernel_functions(module)
     lowered = any(isinstance(t, MemRefType) for fn in kernels for t in fn.function_type.inputs) or \
         any(op.name == "host.launch" for fn in module.ops if isinstance(fn, func.FuncOp)
             for op in fn.body.walk())

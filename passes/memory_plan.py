@@ -51,8 +51,8 @@ from irc.errors import PassError
 from irc.ir import graph as g
 from irc.ir.host import LaunchOp
 from irc.ir.types import dtype_of, numel, shape_of
-from irc.passes.fusion_groups import is_extern
-from irc.passes.lower_to_loops import VIEW_ATTR, is_lowered, movement_chain
+from irc.ir.kernel import find_main, is_extern
+from irc.backends.llvm.lowering.lower_to_loops import VIEW_ATTR, is_lowered, movement_chain
 
 MEMORY_ATTR = "irc.memory"
 
@@ -195,10 +195,7 @@ class MemoryPlan:
 
 
 def _main(module: ModuleOp) -> func.FuncOp:
-    for op in module.ops:
-        if isinstance(op, func.FuncOp) and op.sym_name.data == "main":
-            return op
-    raise PassError("memory-plan: the module has no func.func @main")
+    return find_main(module, "memory-plan", PassError)
 
 
 ALIGN = 64

@@ -12,15 +12,13 @@ group is replaced by ``func.call @kernel_N`` and extern ops keep their place.
 from __future__ import annotations
 
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp, StringAttr, UnitAttr
+from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Block, Operation, Region, SSAValue
 
 from irc.ir import graph as g
+from irc.ir.kernel import mark_kernel
 from irc.ir.types import shape_of
 from irc.passes.fusion_groups import FusionPlan, KernelGroup
-
-KERNEL_ATTR = "irc.kernel"
-ITERATION_ATTR = "irc.iteration"
 
 
 def _fmt(shape: tuple[int, ...]) -> str:
@@ -65,8 +63,7 @@ def _build_kernel(name: str, kernel: KernelGroup) -> tuple[func.FuncOp, func.Cal
     body.add_op(func.ReturnOp(*(mapper[v] for v in kernel.outputs)))
     fn = func.FuncOp(name, ([v.type for v in kernel.inputs], [v.type for v in kernel.outputs]),
                      Region(body), "private")
-    fn.attributes[KERNEL_ATTR] = UnitAttr()
-    fn.attributes[ITERATION_ATTR] = StringAttr(iteration_summary(kernel.ops))
+    mark_kernel(fn, iteration_summary(kernel.ops))
     call = func.CallOp(name, list(kernel.inputs), [v.type for v in kernel.outputs])
     call.location = kernel.ops[0].location
     return fn, call

@@ -1,8 +1,13 @@
-"""Textual pass pipelines, and the default pipelines of ``irc.compile``.
+"""Textual pass pipelines, and the default stages every backend starts from.
 
-The default pipelines are listed here and only here, so that
-``irc opt --pass-pipeline "$(irc config show pipeline)"`` reproduces exactly what
-``irc.compile`` runs.
+A compile runs one pipeline: the stages from the graph level down to the
+level its backend consumes (``graph``, then ``kernel``, then ``loops``). Each
+backend owns its stages (:attr:`irc.backends.base.Backend.pipeline`, by default
+:data:`DEFAULT_STAGES`; the CPU backend adds its BLAS heuristic), and the
+configuration keys ``pipeline.graph|kernel|loops`` replace a stage for every
+backend (:meth:`irc.config.Config.pipeline_for`). ``irc config pipeline
+--target T`` prints the exact text, so ``irc opt --pass-pipeline "$(irc config
+pipeline --target cpu)"`` reproduces what ``irc.compile`` runs.
 """
 
 from __future__ import annotations
@@ -23,20 +28,27 @@ from irc.passes.registry import get_pass
 # graph -> graph: caching of repeated computation and dead-node elimination.
 GRAPH_PIPELINE = "dce,cse,canonicalize,constant-fold,cse,dce"
 # graph -> kernel: layouts for the library calls first -- convolutions and
-# pooling on channels-last data (the layout oneDNN and cuDNN are fast on),
-# small-batch linear layers multiplied transposed (faster in BLAS); the kernels
-# between them fold the permutes in. Then fusion decides the kernels and
-# outlines them; the memory plan annotates @main with its peak (irc translate
-# --to kernel shows it).
-KERNEL_PIPELINE = "channels-last,swap-skinny-matmul,fuse,memory-plan"
-# kernel -> loops: bufferised scf/memref/arith loops (CPU backend input).
-LOOPS_PIPELINE = "lower-to-loops"
+# pooling on channels-last data (the layout oneDNN and cuDNN are fast on); the
+# kernels between them fold the permutes in. Then fusion decides the kernels
+# and outlines them; the memory plan annotates @main with its peak (irc
+# translate --to kernel shows it). Target-specific layout heuristics belong in
+# a backend's own kernel stage (the CPU backend's swap-skinny-matmul).
+KERNEL_PIPELINE = "channels-last,fuse,memory-plan"
+# kernel -> loops: large full reductions split for threads, then bufferised
+# scf/memref/arith loops (the CPU backend's input).
+LOOPS_PIPELINE = "split-full-reductions,lower-to-loops"
+
+LEVELS: tuple[str, ...] = ("graph", "kernel", "loops")
+DEFAULT_STAGES: dict[str, str] = {"graph": GRAPH_PIPELINE, "kernel": KERNEL_PIPELINE,
+                                  "loops": LOOPS_PIPELINE}
+"""The stages of a backend that declares none of its own."""
 
 LEVEL_PIPELINES: dict[str, str] = {
     "graph": GRAPH_PIPELINE,
     "kernel": f"{GRAPH_PIPELINE},{KERNEL_PIPELINE}",
     "loops": f"{GRAPH_PIPELINE},{KERNEL_PIPELINE},{LOOPS_PIPELINE}",
 }
+"""The default stages chained down to each level."""
 
 AfterPass = Callable[[ModulePass, ModuleOp], None]
 

@@ -22,9 +22,10 @@ _BUILTIN: dict[str, str] = {
     "swap-skinny-matmul": "irc.passes.skinny_matmul:SwapSkinnyMatmul",
     "constant-fold": "irc.passes.constant_fold:ConstantFold",
     "fuse": "irc.passes.fuse:Fuse",
-    "lower-to-loops": "irc.passes.lower_to_loops:LowerToLoops",
+    "lower-to-loops": "irc.backends.llvm.lowering.lower_to_loops:LowerToLoops",
     "memory-plan": "irc.passes.memory_plan:MemoryPlanPass",
     "quantize-weights": "irc.passes.quantize_weights:QuantizeWeights",
+    "split-full-reductions": "irc.backends.llvm.lowering.split_full_reductions:SplitFullReductions",
 }
 
 

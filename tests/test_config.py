@@ -45,6 +45,31 @@ def test_defaults_reproduce_the_level_pipelines() -> None:
     assert config.cache == CacheConfig() and config.logging.level == "WARNING"
 
 
+def test_each_backend_owns_its_pipeline() -> None:
+    config = Config.from_options(None)
+    cpu, cuda = config.pipeline_for("cpu").split(","), config.pipeline_for("cuda").split(",")
+    # the CPU BLAS heuristic runs for cpu only; splitting reductions is its own pass
+    assert "swap-skinny-matmul" in cpu and "swap-skinny-matmul" not in cuda
+    assert cpu[-2:] == ["split-full-reductions", "lower-to-loops"]
+    assert cuda[-1] == "memory-plan" and config.pipeline_for("reference") == LEVEL_PIPELINES["graph"]
+    assert config.pipeline_for("cpu", to="kernel") == ",".join(cpu[:cpu.index("memory-plan") + 1])
+    assert config.pipeline_for("cpu", start="kernel") == "split-full-reductions,lower-to-loops"
+    # a configured stage replaces that stage for every backend
+    over = Config.from_options({"pipeline.kernel": "fuse"})
+    assert over.pipeline_for("cpu").split(",")[-3:] == ["fuse", "split-full-reductions",
+                                                        "lower-to-loops"]
+    assert over.pipeline_for("cuda").endswith(",fuse")
+    with pytest.raises(ConfigError, match="unknown IR level or backend 'nope'"):
+        config.pipeline_for("nope")
+
+
+def test_cli_config_pipeline_prints_what_compile_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    for target in ("cpu", "cuda"):
+        assert irc_main(["config", "pipeline", "--target", target, "--set", "fuse.max_ops=8"]) == 0
+        expected = Config.from_options({"fuse.max_ops": 8}).pipeline_for(target)
+        assert capsys.readouterr().out.strip() == expected and "fuse{max-ops=8}" in expected
+
+
 @pytest.mark.parametrize("options", [
     {"fuse.max_ops": 16},
     {"passes.fuse.max_ops": 16},
@@ -249,7 +274,7 @@ def test_cli_config_show(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                         f"{default_max_ops})"]
     assert lines["cache.dir"].split()[1:] == ["/srv/cache", f"(yaml:{yaml_file};", "default", '"")']
     assert lines["backend.toy.threads"].split()[1:] == ["1", "(default)"]
-    assert lines["pipeline.graph"].split()[1:] == [LEVEL_PIPELINES["graph"], "(default)"]
+    assert lines["pipeline.graph"].split()[1:] == ["none", "(default)"]  # the backend's own
     assert "fuse{max-ops=16}" in out
     assert irc_main(["config", "show", "pipeline", "--level", "kernel", "--set",
                      "fuse.max_ops=16"]) == 0

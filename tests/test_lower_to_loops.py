@@ -18,7 +18,7 @@ from irc.errors import BackendError
 from irc.ir import graph as g
 from irc.ir.interpreter import interpret
 from irc.ir.text import parse_module, print_module, verify_module
-from irc.passes import loops_index as ix
+from irc.backends.llvm.lowering import loops_index as ix
 from irc.passes.pipeline import run_pipeline
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -481,7 +481,7 @@ def test_large_full_reduction_splits_into_parallel_partials(op: str) -> None:
     module = fused(build([shape], lambda emit, x: [emit(cls(emit(g.MulOp(x, x)), [0, 1]))]))
     x = torch.randn(*shape)
     ref = getattr(torch, op)(x.double() * x.double()).float()
-    run_pipeline(module, "lower-to-loops", verify_each=True)
+    run_pipeline(module, "split-full-reductions,lower-to-loops", verify_each=True)
     text = print_module(module)
     assert "host.launch @kernel_0_partial" in text and "host.launch @kernel_0(" in text
     partial = text[text.index("func.func @kernel_0_partial"):]
@@ -496,5 +496,13 @@ def test_large_full_reduction_splits_into_parallel_partials(op: str) -> None:
 
 def test_small_full_reduction_is_not_split() -> None:
     module = fused(build([[64, 64]], lambda emit, x: [emit(g.SumOp(x, [0, 1]))]))
+    run_pipeline(module, "split-full-reductions", verify_each=True)
     text = lower_and_run(module, [torch.randn(64, 64)])
     assert "_partial" not in text
+
+
+def test_lower_to_loops_alone_does_not_split() -> None:
+    # splitting is its own pass (the CPU pipeline runs it before lower-to-loops)
+    module = fused(build([[1024, 1280]], lambda emit, x: [emit(g.SumOp(x, [0, 1]))]))
+    run_pipeline(module, "lower-to-loops", verify_each=True)
+    assert "_partial" not in print_module(module)

@@ -58,9 +58,10 @@ from irc.backends.llvm.translate import KernelSignature
 from irc.errors import BackendError, InputMismatchError
 from irc.ir import graph as g
 from irc.ir.host import LaunchOp
+from irc.ir.kernel import find_main
 from irc.ir.interpreter import HANDLERS, dense_to_tensor
 from irc.ir.types import dtype_of, numel, shape_of
-from irc.passes.lower_to_loops import VIEW_ATTR
+from irc.backends.llvm.lowering.lower_to_loops import VIEW_ATTR
 from irc.passes.memory_plan import (MemoryPlan, functions_of, view_ops, weight_derived_values,
                                     writes_into_buffer)
 
@@ -164,9 +165,8 @@ class HostProgram:
     def __init__(self, module: ModuleOp, jit: JitModule, signatures: Mapping[str, KernelSignature],
                  weights: Mapping[str, torch.Tensor], plan: MemoryPlan | None,
                  threads: int, min_parallel_work: int, parallel_runtime: str = "openmp") -> None:
-        main = next((op for op in module.ops if isinstance(op, func.FuncOp)
-                     and op.sym_name.data == "main"), None)
-        if main is None or not main.body.blocks:
+        main = find_main(module, "cpu backend", BackendError)
+        if not main.body.blocks:
             raise BackendError("cpu backend: the module has no func.func @main")
         self.jit = jit
         self.signatures = signatures

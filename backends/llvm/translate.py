@@ -62,15 +62,27 @@ from typing import Callable
 
 from llvmlite import ir
 from xdsl.dialects import builtin, func, scf
-from xdsl.dialects.builtin import (
-    BFloat16Type, Float16Type, Float32Type, Float64Type, IndexType, IntegerType,
-    MemRefType, ModuleOp,
-)
-from xdsl.ir import Attribute, Operation, SSAValue
+from xdsl.dialects.builtin import MemRefType, ModuleOp
+from xdsl.ir import Operation, SSAValue
 
 from irc.errors import BackendError
 
 from . import translate_arith, translate_math
+from .llvm_types import (  # noqa: F401  (the type helpers, used here and re-exported)
+    F16,
+    F32,
+    F64,
+    I1,
+    I8,
+    I16,
+    I32,
+    I64,
+    PTR,
+    mem_type,
+    reg_type,
+    unsupported,
+    where,
+)
 
 PARALLEL_ATTR = "irc.parallel"
 OMP_SUFFIX = ".omp"  # @<kernel>.omp: the kernel's OpenMP entry (see ModuleTranslator)
@@ -79,16 +91,6 @@ OMP_BODY_SUFFIX = ".omp.body"
 OMP_PARALLEL = "__irc_GOMP_parallel"
 OMP_THREAD_NUM = "__irc_omp_get_thread_num"
 OMP_NUM_THREADS = "__irc_omp_get_num_threads"
-
-I1 = ir.IntType(1)
-I8 = ir.IntType(8)
-I16 = ir.IntType(16)
-I32 = ir.IntType(32)
-I64 = ir.IntType(64)
-F16 = ir.HalfType()
-F32 = ir.FloatType()
-F64 = ir.DoubleType()
-PTR = ir.PointerType()
 
 
 @dataclass(frozen=True)
@@ -99,40 +101,6 @@ class KernelSignature:
     n_memrefs: int
     parallel: bool
     trip_count: int | None  # static trip count of the parallel loop, if any
-
-
-def reg_type(attr: Attribute) -> ir.Type:
-    """LLVM type of an SSA value of xDSL type ``attr`` (bf16 -> raw i16)."""
-    if isinstance(attr, Float32Type):
-        return F32
-    if isinstance(attr, Float64Type):
-        return F64
-    if isinstance(attr, Float16Type):
-        return F16
-    if isinstance(attr, BFloat16Type):
-        return I16
-    if isinstance(attr, IndexType):
-        return I64
-    if isinstance(attr, IntegerType):
-        return ir.IntType(attr.width.data)
-    if isinstance(attr, MemRefType):
-        return PTR
-    raise BackendError(f"llvm backend: unsupported type {attr}")
-
-
-def mem_type(attr: Attribute) -> ir.Type:
-    """LLVM type of one memref element in memory (i1 is a byte)."""
-    ty = reg_type(attr)
-    return I8 if ty == I1 else ty
-
-
-def where(op: Operation) -> str:
-    return f"{op.name} at {op.location}"
-
-
-def unsupported(op: Operation, why: str = "") -> BackendError:
-    extra = f": {why}" if why else ""
-    return BackendError(f"llvm backend: unsupported op {where(op)}{extra}")
 
 
 def find_parallel_loop(fn: func.FuncOp) -> scf.ForOp | None:

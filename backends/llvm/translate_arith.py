@@ -15,15 +15,11 @@ from xdsl.dialects import builtin
 from xdsl.dialects.builtin import BFloat16Type
 from xdsl.ir import Attribute, Operation
 
+from .llvm_types import F32, F64, I1, I16, I32, I64, reg_type, unsupported
+
 if TYPE_CHECKING:
     from .translate import FuncEmitter
 
-I1 = ir.IntType(1)
-I16 = ir.IntType(16)
-I32 = ir.IntType(32)
-I64 = ir.IntType(64)
-F32 = ir.FloatType()
-F64 = ir.DoubleType()
 
 CONTRACT = ("contract",)
 REDUCTION = ("reassoc", "nsz", "contract")
@@ -119,7 +115,6 @@ class ArithEmitter:
 
     # -- constants -----------------------------------------------------
     def constant(self, op: Operation) -> None:
-        from .translate import reg_type
         attr = op.properties["value"]
         rtype = op.results[0].type
         ty = reg_type(rtype)
@@ -134,7 +129,6 @@ class ArithEmitter:
             else:
                 self.fe.values[op.results[0]] = ir.Constant(ty, val)
         else:
-            from .translate import unsupported
             raise unsupported(op, f"constant {attr}")
 
     # -- float arithmetic ----------------------------------------------
@@ -235,7 +229,6 @@ class ArithEmitter:
     # -- casts ---------------------------------------------------------
     def int_resize(self, signed: bool) -> Callable[[Operation], None]:
         def emit(op: Operation) -> None:
-            from .translate import reg_type
             (x,) = self.args(op)
             ty = reg_type(op.results[0].type)
             if ty.width == x.type.width:
@@ -248,7 +241,6 @@ class ArithEmitter:
 
     def int_to_fp(self, signed: bool) -> Callable[[Operation], None]:
         def emit(op: Operation) -> None:
-            from .translate import reg_type
             (x,) = self.args(op)
             attr = op.results[0].type
             ty = reg_type(attr)
@@ -262,7 +254,6 @@ class ArithEmitter:
 
     def fp_to_int(self, signed: bool) -> Callable[[Operation], None]:
         def emit(op: Operation) -> None:
-            from .translate import reg_type
             (x,) = self.args(op)
             src = op.operands[0].type
             if isinstance(src, BFloat16Type):
@@ -272,12 +263,10 @@ class ArithEmitter:
         return emit
 
     def extf(self, op: Operation) -> None:
-        from .translate import reg_type
         (x,) = self.args(op)
         self.out(op, to_float(self.b, x, op.operands[0].type, reg_type(op.results[0].type)))
 
     def truncf(self, op: Operation) -> None:
-        from .translate import reg_type
         (x,) = self.args(op)
         src = op.operands[0].type
         if isinstance(src, BFloat16Type):
@@ -286,7 +275,6 @@ class ArithEmitter:
         self.out(op, from_float(self.b, x, attr, reg_type(attr)))
 
     def bitcast(self, op: Operation) -> None:
-        from .translate import reg_type
         (x,) = self.args(op)
         ty = reg_type(op.results[0].type)
         self.out(op, x if x.type == ty else self.b.bitcast(x, ty))

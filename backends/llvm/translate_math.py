@@ -19,7 +19,8 @@ from llvmlite import ir
 from xdsl.dialects.builtin import BFloat16Type, Float16Type
 from xdsl.ir import Operation
 
-from .translate_arith import F32, F64, I1, I32, from_float, to_float
+from .llvm_types import F32, F64, I1, I32, reg_type
+from .translate_arith import from_float, to_float
 
 if TYPE_CHECKING:
     from .translate import FuncEmitter
@@ -249,7 +250,6 @@ class MathEmitter:
     def wrap(self, compute: Callable[..., ir.Value], arity: int) -> Callable[[Operation], None]:
         """Run ``compute`` in f32 for f16/bf16 operands, natively otherwise."""
         def emit(op: Operation) -> None:
-            from .translate import reg_type
             attr = op.results[0].type
             args = [self.fe.get(v) for v in op.operands[:arity]]
             narrow = isinstance(attr, (Float16Type, BFloat16Type))

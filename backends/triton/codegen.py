@@ -46,12 +46,9 @@ from irc.backends.triton.codegen_kernel import (
 from irc.backends.triton.codegen_ops import HELPERS, KernelUnsupported
 from irc.errors import BackendError, UnsupportedOpError
 from irc.ir import graph as g
+from irc.ir.kernel import find_main, is_extern, is_kernel
 from irc.ir.types import dtype_of, numel, shape_of
 
-KERNEL_ATTR = "irc.kernel"
-EXTERN_OPS = (g.MatmulOp, g.ConvOp, g.MaxPoolOp, g.AvgPoolOp, g.AdaptiveAvgPoolOp,
-              g.GatherOp, g.IndexSelectOp, g.EmbeddingOp, g.ConcatOp, g.AttentionOp,
-              g.QuantizedMatmulOp)
 
 COMBINE_HELPERS = {
     "_prod_combine": "\n@triton.jit\ndef _prod_combine(a, b):\n    return a * b\n",
@@ -96,13 +93,6 @@ class ModulePlan:
     constant_index: dict[int, int]  # id(constant op) -> index in constants
     matmuls: list[MatmulSite] = field(default_factory=list)  # template sites (codegen_matmul)
     matmul_of: dict[int, MatmulSite] = field(default_factory=dict)  # id(matmul or fused call)
-
-
-def find_main(module: ModuleOp) -> func.FuncOp:
-    for op in module.ops:
-        if isinstance(op, func.FuncOp) and op.sym_name.data == "main":
-            return op
-    raise BackendError("the module has no func.func @main")
 
 
 def _functions(module: ModuleOp) -> dict[str, func.FuncOp]:
@@ -173,7 +163,7 @@ def plan_module(module: ModuleOp, interpret: bool = False, matmul: str = "cublas
     "auto" means "cublas" (nothing is timed there)."""
     if matmul not in MATMUL_MODES:
         raise BackendError(f"matmul must be one of {', '.join(MATMUL_MODES)}, got {matmul!r}")
-    main = find_main(module)
+    main = find_main(module, error=BackendError)
     functions = _functions(module)
     plan = ModulePlan(main, {}, {}, set(), [], {})
     for op in main.body.block.ops:
@@ -183,7 +173,7 @@ def plan_module(module: ModuleOp, interpret: bool = False, matmul: str = "cublas
             plan.constants.append(dense_to_tensor(op.value))
         elif isinstance(op, func.CallOp):
             callee = functions.get(op.callee.string_value())
-            if callee is None or KERNEL_ATTR not in callee.attributes:
+            if callee is None or not is_kernel(callee):
                 raise BackendError(f"@main calls @{op.callee.string_value()}, which is not an "
                                    f"irc.kernel function of the module")
             body = list(callee.body.block.ops)
@@ -283,7 +273,7 @@ def _unique(name: str, taken: dict[str, KernelPlan]) -> str:
 
 
 def _is_inline_kernel(op: Operation) -> bool:
-    return (op.name.startswith("graph.") and not isinstance(op, EXTERN_OPS)
+    return (op.name.startswith("graph.") and not is_extern(op)
             and not isinstance(op, (g.WeightOp, g.ConstantOp)))
 
 
@@ -381,7 +371,7 @@ def _host_text(plan: ModulePlan) -> str:
         elif id(op) in plan.call_names:
             kplan = plan.kernels[plan.call_names[id(op)]]
             lines.extend(_kernel_call_text(kplan, op, names, fresh))
-        elif isinstance(op, EXTERN_OPS):
+        elif is_extern(op):
             names[op.results[0]] = fresh()
             args = [names[v] for v in op.operands]
             lines.append(f"    {names[op.results[0]]} = {extern_call(op, args)}")

@@ -26,15 +26,15 @@ from irc.backends.registry import get_backend
 from irc.debug.snippets import (
     is_kernel_level,
     kernel_calls,
-    kernel_functions,
     kernel_graph_module,
     kernel_host_module,
+    kernels_by_name,
 )
 from irc.errors import BackendError, IrcError
 from irc.frontends.program import Program
 from irc.ir.interpreter import Interpreter
 from irc.config import Config
-from irc.passes.pipeline import run_pipeline
+from irc.passes.pipeline import DEFAULT_STAGES, run_pipeline
 
 # Which kernels run on the target: names, a predicate on the name, or None for all.
 Offload = Union[Iterable[str], Callable[[str], bool], None]
@@ -65,7 +65,8 @@ def standalone_kernel_module(kernel: func.FuncOp, level: Level | str,
     module = kernel_host_module(kernel)
     if level is Level.LOOPS:
         config = config or Config.from_options(None)
-        run_pipeline(module, config.apply_pass_options(config.pipeline.loops), verify_each=False)
+        loops = config.pipeline.loops or DEFAULT_STAGES["loops"]
+        run_pipeline(module, config.apply_pass_options(loops), verify_each=False)
     return module
 
 
@@ -87,7 +88,7 @@ class KernelMigrator:
             raise BackendError(problem)
         self.program = program if is_kernel_level(program.module) else \
             lower_to_kernels(program, self.config)
-        self.kernels = kernel_functions(self.program.module)
+        self.kernels = kernels_by_name(self.program.module)
         self.order = kernel_order(self.program.module)
         self._compiled: dict[str, Executable] = {}
         self.runs = 0

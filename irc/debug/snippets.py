@@ -15,10 +15,18 @@ import os
 from collections.abc import Sequence
 
 from xdsl.dialects import func
-from xdsl.dialects.builtin import FileLineColLoc, ModuleOp, StringAttr, UnitAttr
+from xdsl.dialects.builtin import FileLineColLoc, ModuleOp, StringAttr
 from xdsl.ir import Block, Operation, Region, SSAValue
 
-KERNEL_ATTR = "irc.kernel"
+from irc.ir.kernel import (  # noqa: F401  (re-exported for the debug tools)
+    KERNEL_ATTR,
+    is_kernel,
+    is_kernel_level,
+    kernel_calls,
+    kernels_by_name,
+    mark_kernel,
+)
+from irc.ir.kernel import find_main as main_function
 
 
 def source_of(op: Operation) -> str | None:
@@ -51,36 +59,6 @@ def source_text(source: str | None) -> str | None:
         return None
     text = linecache.getline(filename, int(line)).strip()
     return text or None
-
-
-def main_function(module: ModuleOp) -> func.FuncOp:
-    """The entry ``func.func @main`` of a module."""
-    for op in module.ops:
-        if isinstance(op, func.FuncOp) and op.sym_name.data == "main":
-            return op
-    from irc.errors import IrcError
-    raise IrcError("the module has no func.func @main")
-
-
-def is_kernel(fn: func.FuncOp) -> bool:
-    return KERNEL_ATTR in fn.attributes
-
-
-def kernel_functions(module: ModuleOp) -> dict[str, func.FuncOp]:
-    """Outlined kernels (``func.func`` with the ``irc.kernel`` unit attribute) by name."""
-    return {op.sym_name.data: op for op in module.ops
-            if isinstance(op, func.FuncOp) and is_kernel(op)}
-
-
-def kernel_calls(module: ModuleOp) -> list[func.CallOp]:
-    """The host schedule's kernel launches, in execution (= topological) order."""
-    kernels = kernel_functions(module)
-    return [op for op in main_function(module).body.block.ops
-            if isinstance(op, func.CallOp) and op.callee.string_value() in kernels]
-
-
-def is_kernel_level(module: ModuleOp) -> bool:
-    return bool(kernel_functions(module))
 
 
 def _unique(values: Sequence[SSAValue]) -> list[SSAValue]:
@@ -121,7 +99,7 @@ def kernel_graph_module(kernel: func.FuncOp) -> ModuleOp:
 def kernel_host_module(kernel: func.FuncOp) -> ModuleOp:
     """A kernel-level module: a copy of the kernel plus a ``@main`` that calls it."""
     clone = kernel.clone()
-    clone.attributes[KERNEL_ATTR] = UnitAttr()
+    mark_kernel(clone)
     ftype = kernel.function_type
     block = Block(arg_types=list(ftype.inputs))
     call = func.CallOp(kernel.sym_name.data, list(block.args), list(ftype.outputs))

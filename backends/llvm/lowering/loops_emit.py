@@ -31,7 +31,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 
-from irc.passes import loops_index as ix
+from irc.backends.llvm.lowering import loops_index as ix
 
 INDEX = IndexType()
 I64 = IntegerType(64)

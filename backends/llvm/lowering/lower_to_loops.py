@@ -32,8 +32,9 @@ with a large stride along the output's last dim but contiguously along another
 dim (a transpose, e.g. K^T for ``q @ k^T``) walks ``TILE`` x ``TILE`` blocks.
 
 A large full reduction (e.g. ``sum(x * x)`` over millions of elements) is
-first split into a parallel partial kernel and a small final one
-(:mod:`loops_split`).
+split into a parallel partial kernel and a small final one beforehand, by its
+own pass ``split-full-reductions`` (:mod:`loops_split`), which the CPU
+pipeline runs just before this one.
 
 When a kernel's body is a single loop nest with at least
 :data:`PARALLEL_MIN_ELEMENTS` elements, its outermost loop gets the unit
@@ -58,14 +59,13 @@ from irc.ir import graph as g
 from irc.ir.host import LaunchOp
 from irc.ir.types import dtype_of, element_type, numel, shape_of
 from irc.errors import BackendError
-from irc.passes import loops_index as ix
-from irc.passes.loops_emit import Emitter, Node, NodeTable, combine_ops
-from irc.passes.loops_split import split_full_reductions
-from irc.passes.loops_stash import find_stash
-from irc.passes.loops_scalar import HALF_TYPES, compute_type
-from irc.passes.loops_values import KernelValues
+from irc.ir.kernel import KERNEL_ATTR, is_kernel
+from irc.backends.llvm.lowering import loops_index as ix
+from irc.backends.llvm.lowering.loops_emit import Emitter, Node, NodeTable, combine_ops
+from irc.backends.llvm.lowering.loops_stash import find_stash
+from irc.backends.llvm.lowering.loops_scalar import HALF_TYPES, compute_type
+from irc.backends.llvm.lowering.loops_values import KernelValues
 
-KERNEL_ATTR = "irc.kernel"
 VIEW_ATTR = "irc.view"
 PARALLEL_ATTR = "irc.parallel"
 PARALLEL_MIN_ELEMENTS = 4096
@@ -386,9 +386,7 @@ class LowerToLoops(ModulePass):
     name = "lower-to-loops"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
-        kernels = [f for f in op.ops if isinstance(f, func.FuncOp) and KERNEL_ATTR in f.attributes
-                   and f.body.blocks and not is_lowered(f)]
-        kernels = split_full_reductions(op, kernels)
+        kernels = [f for f in op.ops if is_kernel(f) and f.body.blocks and not is_lowered(f)]
         lowered: set[str] = set()
         for fn in kernels:
             new = KernelLowering(fn).run()
@@ -397,7 +395,7 @@ class LowerToLoops(ModulePass):
             fn.detach()
             fn.erase(safe_erase=False)
             lowered.add(new.sym_name.data)
-        for host in [f for f in op.ops if isinstance(f, func.FuncOp) and KERNEL_ATTR not in f.attributes]:
+        for host in [f for f in op.ops if isinstance(f, func.FuncOp) and not is_kernel(f)]:
             for call in [o for o in host.walk() if isinstance(o, func.CallOp)]:
                 callee = call.callee.string_value()
                 if callee not in lowered:

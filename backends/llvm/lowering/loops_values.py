@@ -1,7 +1,7 @@
 """Graph values inside a kernel as *index functions*: (output index) -> scalar node.
 
 ``KernelValues.at(value, index)`` returns the node computing ``value[index]``
-(index: one :class:`~irc.passes.loops_index.Lin` per dim of the value).
+(index: one :class:`~irc.backends.llvm.lowering.loops_index.Lin` per dim of the value).
 Elementwise ops compose scalar nodes; expand/permute/reshape/slice/squeeze/
 unsqueeze only rewrite the index (no memory traffic); concat selects between
 clamped reads; gather/index_select/embedding read an index from memory;
@@ -19,9 +19,9 @@ from xdsl.ir import Operation, SSAValue
 from irc.errors import BackendError
 from irc.ir import graph as g
 from irc.ir.types import default_float, dtype_of, numel, promote, shape_of
-from irc.passes import loops_index as ix
-from irc.passes.loops_emit import Node, NodeTable
-from irc.passes.loops_scalar import HALF_TYPES, Scalars, compute_type, int_bounds
+from irc.backends.llvm.lowering import loops_index as ix
+from irc.backends.llvm.lowering.loops_emit import Node, NodeTable
+from irc.backends.llvm.lowering.loops_scalar import HALF_TYPES, Scalars, compute_type, int_bounds
 
 Index = tuple[ix.Lin, ...]
 

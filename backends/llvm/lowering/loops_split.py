@@ -27,13 +27,12 @@ from xdsl.ir import Block, Region
 import torch
 
 from irc.ir import graph as g
+from irc.ir.kernel import ITERATION_ATTR, KERNEL_ATTR, is_kernel
 from irc.ir.types import dtype_of, numel, shape_of, tensor_type
 
 SPLIT_MIN_ELEMENTS = 1 << 20
 BLOCK = 256
 SPLITTABLE = (g.SumOp, g.MeanOp, g.AmaxOp, g.AminOp)
-KERNEL_ATTR = "irc.kernel"
-ITERATION_ATTR = "irc.iteration"
 
 
 def _full_reduction(fn: func.FuncOp) -> int | None:
@@ -122,8 +121,7 @@ def split_full_reductions(module: ModuleOp, kernels: list[func.FuncOp]) -> list[
         result += [part, final]
     if not renamed:
         return result
-    for host in [f for f in module.ops if isinstance(f, func.FuncOp)
-                 and KERNEL_ATTR not in f.attributes]:
+    for host in [f for f in module.ops if isinstance(f, func.FuncOp) and not is_kernel(f)]:
         for call in [o for o in host.walk() if isinstance(o, func.CallOp)]:
             pair = renamed.get(call.callee.string_value())
             if pair is None:

@@ -2,7 +2,7 @@
 
 Values are computed in their *compute type*: f16/bf16 in f32 (torch computes
 these in float32 too and rounds on store), every other dtype in its own type
-(bool is i1). The functions here build :class:`~irc.passes.loops_emit.Node`\\ s:
+(bool is i1). The functions here build :class:`~irc.backends.llvm.lowering.loops_emit.Node`\\ s:
 elementwise math with torch's semantics (NaN-propagating max/min, remainder with
 the divisor's sign, floor/trunc division, casts that truncate toward zero,
 ``!= 0`` for bool), guarding integer division so generated code never traps.
@@ -18,7 +18,7 @@ from xdsl.ir import Attribute
 
 from irc.errors import BackendError
 from irc.ir.types import element_type
-from irc.passes.loops_emit import Node, NodeTable
+from irc.backends.llvm.lowering.loops_emit import Node, NodeTable
 
 F32 = Float32Type()
 I1 = IntegerType(1)
