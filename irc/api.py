@@ -30,7 +30,7 @@ import torch
 
 from irc.driver import check_target
 from irc.dynamo_backend import register as _register_dynamo_backend
-from irc.errors import IrcError
+from irc.errors import IrcError, unwrapping_irc_errors
 from irc.frontends.capture import IrcWarning, make_dynamo_backend
 from irc.stats import CompileStats
 
@@ -41,24 +41,6 @@ __all__ = ["compile", "IrcWarning"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _unwrapping(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` re-raising the irc errors that dynamo wrapped in BackendCompilerFailed."""
-    from torch._dynamo.exc import BackendCompilerFailed
-
-    @functools.wraps(fn)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except BackendCompilerFailed as err:
-            inner = getattr(err, "inner_exception", None)
-            while isinstance(inner, BackendCompilerFailed):
-                inner = getattr(inner, "inner_exception", None)
-            if isinstance(inner, IrcError):
-                raise inner.with_traceback(None) from None
-            raise
-    return call
-
-
 def _calling(fn: Callable[..., Any], stats: CompileStats, strict: bool,
              entry: types.CodeType | None) -> Callable[..., Any]:
     """``fn`` (the torch.compile'd callable) re-raising irc errors that dynamo
@@ -67,7 +49,7 @@ def _calling(fn: Callable[..., Any], stats: CompileStats, strict: bool,
     warning, or with ``strict`` an error, when it did not). ``entry``: the code
     object dynamo compiles, to read its recompile count from."""
     mha = torch.backends.mha
-    unwrapped = _unwrapping(fn)
+    unwrapped = unwrapping_irc_errors(fn)
 
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:

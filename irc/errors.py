@@ -8,6 +8,10 @@ it reaches the user as a message with a reproducer, never as "unsupported").
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any
+
 
 class IrcError(Exception):
     """Base class of every error irc reports to a user."""
@@ -108,3 +112,21 @@ class InternalCompilerError(IrcError):
         if note:
             lines.append(f"  {note}")
         super().__init__("\n".join(lines))
+
+
+def unwrapping_irc_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` re-raising the irc errors that dynamo wrapped in BackendCompilerFailed."""
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    @functools.wraps(fn)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BackendCompilerFailed as err:
+            inner = getattr(err, "inner_exception", None)
+            while isinstance(inner, BackendCompilerFailed):
+                inner = getattr(inner, "inner_exception", None)
+            if isinstance(inner, IrcError):
+                raise inner.with_traceback(None) from None
+            raise
+    return call

@@ -121,11 +121,11 @@ class ModelCapture:
     # -- running -------------------------------------------------------------
 
     def _call(self, args: Sequence[Any] | None = None, kwargs: Mapping[str, Any] | None = None) -> Any:
-        from irc.api import _unwrapping
+        from irc.errors import unwrapping_irc_errors
         args = self.args if args is None else tuple(args)
         kwargs = self.kwargs if kwargs is None else dict(kwargs)
         with torch.no_grad():
-            return _unwrapping(self._compiled)(*args, **kwargs)
+            return unwrapping_irc_errors(self._compiled)(*args, **kwargs)
 
     def run(self, handler: GraphHandler, args: Sequence[Any] | None = None,
             kwargs: Mapping[str, Any] | None = None) -> Any:
