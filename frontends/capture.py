@@ -148,6 +148,8 @@ def _compile_split(gm: torch.fx.GraphModule, unsupported: set[str], target: str,
         result = split(*args)
         return list(result) if isinstance(result, (tuple, list)) else [result]
 
+    run.pieces = [m.graph for m in split.children()  # type: ignore[attr-defined]
+                  if isinstance(m, _CompiledSubmodule)]  # the compiled pieces (irc.profile)
     return run
 
 
@@ -224,14 +226,18 @@ def _warn(gm: torch.fx.GraphModule, unsupported: Mapping[str, str],
 
 
 def make_dynamo_backend(target: str = "cpu", options: Mapping[str, Any] | Any | None = None,
-                        strict: bool = False) -> Callable[[torch.fx.GraphModule, list[Any]], Runner]:
+                        strict: bool = False, on_compiled: Callable[[Runner], None] | None = None
+                        ) -> Callable[[torch.fx.GraphModule, list[Any]], Runner]:
     """The ``backend=`` function for ``torch.compile``: AOTAutograd to core
-    aten, then irc for the forward and backward graphs."""
+    aten, then irc for the forward and backward graphs. ``on_compiled`` sees
+    each graph's runner (:func:`compile_graph`'s result; :mod:`irc.profile`)."""
     from functorch.compile import make_boxed_func
     from torch._functorch.aot_autograd import aot_module_simplified
 
     def compile_boxed(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Runner:
         runner = compile_graph(gm, target, options, strict)
+        if on_compiled is not None:
+            on_compiled(runner)
         return make_boxed_func(runner)
 
     def backend(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Runner:

@@ -21,7 +21,7 @@ from irc.errors import (
 __version__ = "0.1.0"
 __all__ = [
     "BackendError", "ConfigError", "InputMismatchError", "IrcError", "IrcWarning", "PassError",
-    "UnsupportedOpError", "compile", "register_backend",
+    "UnsupportedOpError", "compile", "profile", "register_backend",
 ]
 
 
@@ -36,6 +36,9 @@ def __getattr__(name: str) -> Any:
     if name == "register_backend":
         from irc.backends.registry import register_backend
         return register_backend
+    if name == "profile":
+        from irc.profile import profile
+        return profile
     if name == "debug":
         import irc.debug as debug
         return debug

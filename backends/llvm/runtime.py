@@ -42,7 +42,7 @@ import ctypes
 import json
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -461,6 +461,12 @@ class HostProgram:
 
     # -- call -----------------------------------------------------------------------
     def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
+        return self.run(inputs, self.steps)
+
+    def run(self, inputs: Sequence[torch.Tensor], steps: Sequence[Step]) -> list[torch.Tensor]:
+        """One call, stepping through ``steps``: :attr:`steps` itself, or a copy
+        whose entries wrap them one to one (the profiler's timed steps, see
+        :mod:`irc.profile`); ``step_ops[i]`` is the op of ``steps[i]``."""
         specs = self.input_specs
         if len(inputs) != len(specs):
             raise InputMismatchError(f"expected {len(specs)} inputs, got {len(inputs)}")
@@ -475,6 +481,6 @@ class HostProgram:
                 template = self._refresh(key)
             env = template.copy()
             env[:len(inputs)] = inputs
-            for step in self.steps:
+            for step in steps:
                 step(env)
             return [env[i] for i in self.outputs]
