@@ -257,6 +257,8 @@ class HostProgram:
             step = self._launch(op)
         elif isinstance(op, g.MatmulOp):
             step = self._matmul(op)
+        elif isinstance(op, g.ConvOp) and (step := self._conv(op)) is not None:
+            pass
         elif type(op) in HANDLERS:
             step = self._extern(op)
         else:
@@ -393,6 +395,13 @@ class HostProgram:
             result = env[out] = alloc()
             torch.matmul(env[a], env[b], out=result)
         return step
+
+    def _conv(self, op: g.ConvOp) -> Step | None:
+        """oneDNN with the weight packed once per version (None: the generic extern)."""
+        from irc.backends.llvm.conv import conv_step
+        bias = self.index[op.bias] if op.bias is not None else None
+        return conv_step(op, self.index[op.input], self.index[op.weight], bias,
+                         self._slot(op.result))
 
     def _extern(self, op: Operation) -> Step:
         ins = [self.index[v] for v in op.operands]
