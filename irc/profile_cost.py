@@ -4,13 +4,14 @@ All from the IR the CPU backend runs (its loops-level module), never from a
 measurement:
 
 * bytes: every tensor the step reads or writes, once (operands + results,
-  ``numel * itemsize``) -- the least traffic the step can have;
+  ``numel * itemsize``) -- the least traffic the step can have; a lookup
+  (gather, index_select, embedding) counts the rows it reads, not its table;
 * FLOPs of a kernel: each floating-point ``arith``/``math`` op in its loops,
   times the trip counts of the ``scf.for`` loops around it (constant bounds;
   a loop whose bounds are not constants counts once);
 * FLOPs of a library call: ``2*M*N*K`` for a matmul (batch dims included),
-  ``2 * out elements * C/groups * kernel size`` for a convolution, one per
-  result element for the others;
+  ``2 * out elements * C/groups * kernel size`` for a convolution, the two
+  products of an attention, one per result element for the others;
 * source: the op's MLIR location (the user's line), with the text of that line.
 """
 
@@ -105,7 +106,19 @@ def library_flops(op: Operation) -> int:
     if isinstance(op, g.ConvOp):
         w = shape_of(op.weight.type)
         return 2 * math.prod(out) * math.prod(w[1:])
+    if isinstance(op, g.AttentionOp):  # q @ k^T and p @ v
+        q, k = shape_of(op.query.type), shape_of(op.key.type)
+        return 2 * math.prod(q) * k[-2] + 2 * math.prod(out) * k[-2]
     return math.prod(out)
+
+
+def library_bytes(op: Operation) -> int:
+    """Bytes a library call must move: a lookup reads the rows it gathers, not
+    its whole table (indices + result, read and written); others all operands."""
+    if isinstance(op, (g.GatherOp, g.IndexSelectOp, g.EmbeddingOp)):
+        index = op.indices if isinstance(op, g.EmbeddingOp) else op.index
+        return tensor_bytes(index) + 2 * tensor_bytes(op.results[0])
+    return sum(tensor_bytes(v) for v in (*op.operands, *op.results))
 
 
 def source_of(op: Operation) -> tuple[str, str]:
@@ -127,4 +140,4 @@ def step_cost(op: Operation, kernels: dict[str, FuncOp]) -> StepCost:
         fn = kernels.get(name)
         return StepCost("kernel", name, nbytes, kernel_flops(fn) if fn is not None else 0,
                         source, text)
-    return StepCost("library", op.name, nbytes, library_flops(op), source, text)
+    return StepCost("library", op.name, library_bytes(op), library_flops(op), source, text)

@@ -170,3 +170,24 @@ def test_cli_prints_report_and_writes_trace(tmp_path, capsys):
 def test_cli_bad_spec_is_a_message(tmp_path, capsys):
     assert main(["profile", f"{tmp_path}/nope.py:f"]) == 1
     assert "no such file" in capsys.readouterr().err
+
+
+def test_attention_and_lookup_costs():
+    from irc.frontends.capture import export_program
+    from irc.ir import graph as g
+    from irc.profile_cost import library_bytes
+
+    table = torch.randn(1000, 16)
+
+    def fn(q, k, v, ids):
+        att = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+        return att, torch.nn.functional.embedding(ids, table)
+
+    q, k, v = torch.randn(2, 4, 8, 16), torch.randn(2, 4, 12, 16), torch.randn(2, 4, 12, 16)
+    ids = torch.randint(0, 1000, (2, 3))
+    program = export_program(fn, (q, k, v, ids))
+    ops = list(program.module.walk())
+    (att,) = [op for op in ops if isinstance(op, g.AttentionOp)]
+    assert library_flops(att) == 2 * (2 * 4 * 8 * 16) * 12 * 2
+    (emb,) = [op for op in ops if isinstance(op, g.EmbeddingOp)]
+    assert library_bytes(emb) == 2 * 3 * 8 + 2 * (2 * 3 * 16 * 4)  # not the 64 KB table
