@@ -179,7 +179,8 @@ class LLVMBackend(Backend):
         kernels = kernel_module(module)
         loops_ir = print_module(kernels, locations=False)
         texts = kernel_texts(kernels)
-        llvm_ir = "\n".join(f"; kernel @{name}\n{text}" for name, text in texts.items())
+        from irc.backends.llvm.jit import CANONICAL_NAME
+        llvm_ir = "\n".join(text.replace(CANONICAL_NAME, name) for name, text in texts.items())
         signatures = kernel_signatures(kernels)
         jit = jit_kernel_texts(texts, options.cache, options.compile_workers)  # type: ignore[arg-type]
         try:
