@@ -158,6 +158,8 @@ def _compile_split(gm: torch.fx.GraphModule, unsupported: set[str], target: str,
         result = split(*args)
         return list(result) if isinstance(result, (tuple, list)) else [result]
 
+    run.pieces = [m.graph for m in split.children()  # type: ignore[attr-defined]
+                  if isinstance(m, _CompiledSubmodule)]  # the compiled pieces (irc.profile)
     return run
 
 
@@ -253,12 +255,15 @@ def _warn(gm: torch.fx.GraphModule, unsupported: Mapping[str, str],
 
 
 def make_dynamo_backend(target: str = "cpu", options: Mapping[str, Any] | Any | None = None,
-                        strict: bool = False, stats: CompileStats | None = None
+                        strict: bool = False, stats: CompileStats | None = None,
+                        on_compiled: Callable[[Runner], None] | None = None
                         ) -> Callable[[torch.fx.GraphModule, list[Any]], Runner]:
     """The ``backend=`` function for ``torch.compile``: AOTAutograd to core
     aten, then irc for the forward and backward graphs. Each op and source
     line that runs in eager is warned about once per backend made. ``stats``
-    (when given) counts the graphs, what they compiled to and their runs."""
+    (when given) counts the graphs, what they compiled to and their runs;
+    ``on_compiled`` sees each graph's runner (:func:`compile_graph`'s result;
+    :mod:`irc.profile`)."""
     # functorch.compile is the public home; pyright sees only its re-export
     from functorch.compile import make_boxed_func  # pyright: ignore[reportPrivateImportUsage]
     from torch._functorch.aot_autograd import aot_module_simplified
@@ -269,6 +274,8 @@ def make_dynamo_backend(target: str = "cpu", options: Mapping[str, Any] | Any | 
     def compile_boxed(gm: torch.fx.GraphModule, example_inputs: list[Any],
                       weights: Mapping[str, tuple[str, torch.Tensor]] | None = None) -> Runner:
         runner = compile_graph(gm, target, options, strict, warned, stats, weights)
+        if on_compiled is not None:
+            on_compiled(runner)
         if stats is not None:
             stats.graphs += 1
             if not getattr(runner, "irc_eager", False):

@@ -29,7 +29,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BackendError", "ConfigError", "InputMismatchError", "InternalCompilerError", "IrcError",
     "IrcWarning", "NothingCompiledError", "PassError", "UnsupportedOpError", "compile",
-    "register_backend",
+    "profile", "register_backend",
 ]
 
 
@@ -44,6 +44,9 @@ def __getattr__(name: str) -> Any:
     if name == "register_backend":
         from irc.backends.registry import register_backend
         return register_backend
+    if name == "profile":
+        from irc.profile import profile
+        return profile
     if name == "debug":
         import irc.debug as debug
         return debug

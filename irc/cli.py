@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "carve": ("irc.cli_carve", "carve per-operator tests from a real model run"),
     "test-carved": ("irc.cli_test_carved", "run carved tests against a backend"),
     "bisect": ("irc.cli_bisect", "find the first kernel that breaks on a backend"),
+    "profile": ("irc.cli_profile", "time a compiled model kernel by kernel (Chrome trace too)"),
 }
 
 

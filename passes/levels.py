@@ -48,6 +48,7 @@ BUILTIN_LEVELS: dict[str, PassLevels] = {
     "cse": _TENSOR,
     "canonicalize": _TENSOR,
     "constant-fold": _TENSOR,
+    "fold-batch-norm": _TENSOR,
     "channels-last": _TENSOR,
     "swap-skinny-matmul": _TENSOR,
     "quantize-weights": PassLevels((GRAPH,), approximates=True),

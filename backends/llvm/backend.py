@@ -64,10 +64,15 @@ class LLVMOptions(BackendOptions):
     thread pool always."""
     cache: CacheConfig | bool = field(default_factory=CacheConfig)
     """Compile cache of object code (a CacheConfig, or True/False)."""
+    compile_workers: int = 0
+    """Processes compiling LLVM code at once (this one included): 0 = one per
+    CPU core, 1 = only this process. Used when at least 8 kernels miss the cache."""
 
     def __post_init__(self) -> None:
         if self.threads < 0:
             raise ValueError(f"threads must be >= 0, got {self.threads}")
+        if self.compile_workers < 0:
+            raise ValueError(f"compile_workers must be >= 0, got {self.compile_workers}")
         if self.min_parallel_work < 0:
             raise ValueError(f"min_parallel_work must be >= 0, got {self.min_parallel_work}")
         if self.parallel_runtime not in ("openmp", "pool"):
@@ -144,6 +149,37 @@ def jit_kernels(llvm_ir: str, cache: CacheConfig) -> JitModule:
     return load_object(blob)
 
 
+def kernel_texts(kernels: ModuleOp) -> dict[str, str]:
+    """LLVM IR of each kernel alone, translated under the canonical name (so
+    identical kernels have identical text; see :func:`jit.compile_kernels`)."""
+    from xdsl.dialects.builtin import StringAttr
+
+    from irc.backends.llvm.jit import CANONICAL_NAME
+    texts = {}
+    for fn in kernels.ops:
+        assert isinstance(fn, func.FuncOp)
+        alone = fn.clone()
+        alone.sym_name = StringAttr(CANONICAL_NAME)
+        texts[fn.sym_name.data] = translate_module(ModuleOp([alone]))
+    return texts
+
+
+def jit_kernel_texts(texts: dict[str, str], cache: CacheConfig, workers: int) -> JitModule:
+    """Native code for the kernels, one cache entry per distinct kernel."""
+    import os
+
+    from irc import __version__
+    from irc.backends.llvm.jit import compile_kernels
+    try:
+        from irc.cache import open_cache
+        store = open_cache(cache)
+    except IrcError as err:  # the cache is an optimisation only
+        log.warning("compile cache unavailable: %s", err)
+        store = None
+    key_parts = ("cpu", host_cpu_fingerprint(), __version__, _jit_source_digest())
+    return compile_kernels(texts, store, key_parts, workers or os.cpu_count() or 1)
+
+
 class LLVMBackend(Backend):
     """Native CPU code through LLVM (llvmlite), host schedule in Python."""
 
@@ -163,9 +199,11 @@ class LLVMBackend(Backend):
         from irc.ir.text import print_module
         kernels = kernel_module(module)
         loops_ir = print_module(kernels, locations=False)
-        llvm_ir = translate_module(kernels)
+        texts = kernel_texts(kernels)
+        from irc.backends.llvm.jit import CANONICAL_NAME
+        llvm_ir = "\n".join(text.replace(CANONICAL_NAME, name) for name, text in texts.items())
         signatures = kernel_signatures(kernels)
-        jit = jit_kernels(llvm_ir, options.cache)  # type: ignore[arg-type]
+        jit = jit_kernel_texts(texts, options.cache, options.compile_workers)  # type: ignore[arg-type]
         try:
             plan: MemoryPlan | None = plan_memory(module)
         except IrcError:

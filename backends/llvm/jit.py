@@ -20,6 +20,7 @@ module-level state (created on first use).
 from __future__ import annotations
 
 import ctypes
+import json
 import threading
 from functools import lru_cache
 
@@ -104,14 +105,22 @@ def assembly(text: str) -> str:
 
 
 class JitModule:
-    """Native code living in an MCJIT engine; hands out ctypes callables."""
+    """Native code living in an MCJIT engine; hands out ctypes callables.
 
-    def __init__(self, engine: llvm.ExecutionEngine, keep: list[object]) -> None:
+    ``aliases`` maps a kernel's name to the symbol its code has in the engine
+    (kernels compiled one by one under a content-derived name, see
+    :func:`compile_kernels`); other names are looked up as they are."""
+
+    def __init__(self, engine: llvm.ExecutionEngine, keep: list[object],
+                 aliases: dict[str, str] | None = None) -> None:
         self._engine = engine
         self._keep = keep  # module/object refs that must outlive the engine
         self._cache: dict[tuple[str, int, tuple], ctypes._CFuncPtr] = {}
+        self.aliases = dict(aliases or {})
 
     def address(self, name: str) -> int:
+        base, dot, rest = name.partition(".")
+        name = self.aliases.get(base, base) + dot + rest
         addr = self._engine.get_function_address(name)
         if not addr:
             raise BackendError(f"llvm backend: no function @{name} in JIT module")
@@ -174,3 +183,115 @@ def load_object(data: bytes) -> JitModule:
         engine.add_object_file(obj)
         engine.finalize_object()
     return JitModule(engine, [empty, obj])
+
+
+# -- kernel by kernel: deduplicated, cached, compiled in parallel processes -------
+
+CANONICAL_NAME = "__irc_kernel__"
+"""The name a kernel is translated under for :func:`compile_kernels`: its LLVM
+IR text then depends on its body only, so identical kernels (layers of one
+model, or of different models) have identical text."""
+
+
+def kernel_symbol(text: str) -> tuple[str, str]:
+    """(symbol, text with ``CANONICAL_NAME`` renamed to it): the symbol is a
+    digest of the text, so equal kernels share one symbol and one object."""
+    import hashlib
+    symbol = "irc_k_" + hashlib.sha256(text.encode()).hexdigest()[:20]
+    return symbol, text.replace(CANONICAL_NAME, symbol)
+
+
+def _emit_objects_in_workers(texts: list[str], workers: int) -> list[bytes]:
+    """Object code of each text; ``workers - 1`` child processes take a share
+    each while this process compiles its own (llvmlite serialises LLVM work
+    within one process, so threads would not help)."""
+    import subprocess
+    import sys
+    shares = [texts[i::workers] for i in range(workers)]
+    procs = []
+    for share in shares[1:]:
+        proc = subprocess.Popen([sys.executable, "-m", "irc.backends.llvm.jit_worker"],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL)
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(share).encode())
+        proc.stdin.close()
+        procs.append(proc)
+    results: list[list[bytes] | None] = [[emit_object(t) for t in shares[0]]]
+    for proc, share in zip(procs, shares[1:]):
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        proc.wait()
+        results.append(_read_frames(out, len(share)) if proc.returncode == 0 else None)
+    objects: list[bytes] = [b""] * len(texts)
+    for i, (share, result) in enumerate(zip(shares, results)):
+        if result is None:  # a worker failed: compile here (its error, if any, is ours)
+            result = [emit_object(t) for t in share]
+        for j, blob in enumerate(result):
+            objects[i + j * workers] = blob
+    return objects
+
+
+def _read_frames(data: bytes, count: int) -> list[bytes] | None:
+    """``count`` length-prefixed frames (8-byte little-endian lengths), or None."""
+    frames, pos = [], 0
+    for _ in range(count):
+        if pos + 8 > len(data):
+            return None
+        n = int.from_bytes(data[pos:pos + 8], "little")
+        pos += 8
+        frames.append(data[pos:pos + n])
+        pos += n
+    return frames if pos == len(data) else None
+
+
+def compile_kernels(texts: dict[str, str], store: object | None = None,
+                    key_parts: tuple[str, ...] = (), workers: int = 1,
+                    min_parallel: int = 8) -> JitModule:
+    """Native code for kernels translated one by one under ``CANONICAL_NAME``.
+
+    ``texts`` maps each kernel's name to its LLVM IR text. Identical texts are
+    compiled once; each distinct kernel's object code is looked up in
+    ``store`` (an :class:`irc.cache.CompileCache`, keyed on its text and
+    ``key_parts``) and stored there when compiled; misses are compiled in
+    ``workers`` processes when there are at least ``min_parallel`` of them.
+    All objects are loaded into one engine.
+    """
+    from irc.cache import make_key
+    symbols: dict[str, str] = {}
+    unique: dict[str, str] = {}  # symbol -> renamed text
+    for name, text in texts.items():
+        symbol, renamed = kernel_symbol(text)
+        symbols[name] = symbol
+        unique.setdefault(symbol, renamed)
+    objects: dict[str, bytes] = {}
+    keys = {s: make_key(t, *key_parts) for s, t in unique.items()}
+    for symbol in unique:
+        blob = store.get(keys[symbol]) if store is not None else None  # type: ignore[attr-defined]
+        if blob is not None:
+            objects[symbol] = blob
+    missing = [s for s in unique if s not in objects]
+    # a worker starts in about 0.1 s: worth it for a few kernels each at least
+    n = min(workers, len(missing) // 4) if len(missing) >= min_parallel else 1
+    blobs = (_emit_objects_in_workers([unique[s] for s in missing], n) if n > 1
+             else [emit_object(unique[s]) for s in missing])
+    for symbol, blob in zip(missing, blobs):
+        objects[symbol] = blob
+        if store is not None:
+            store.put(keys[symbol], blob)  # type: ignore[attr-defined]
+    return load_objects(list(objects.values()), symbols)
+
+
+def load_objects(blobs: list[bytes], aliases: dict[str, str]) -> JitModule:
+    """One engine holding every object of ``blobs`` (see :func:`load_object`)."""
+    _init()
+    _link_runtime()
+    with _lock:
+        empty = llvm.parse_assembly("")
+        empty.triple = llvm.get_process_triple()
+        engine = _engine_with(empty)
+        objs = [llvm.ObjectFileRef.from_data(b) for b in blobs]
+        for obj in objs:
+            engine.add_object_file(obj)
+        engine.finalize_object()
+    return JitModule(engine, [empty, *objs], aliases)

@@ -43,7 +43,7 @@ import ctypes
 import json
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -260,6 +260,8 @@ class HostProgram:
             step = self._launch(op)
         elif isinstance(op, g.MatmulOp):
             step = self._matmul(op)
+        elif isinstance(op, g.ConvOp) and (step := self._conv(op)) is not None:
+            pass
         elif isinstance(op, g.QuantizedMatmulOp):  # fused dequantize-matmul kernel
             from irc.backends.llvm.quantized_matmul import host_step
             step = host_step(op, self.index.__getitem__, self._slot(op.result), self.threads,
@@ -409,6 +411,13 @@ class HostProgram:
             torch.matmul(env[a], env[b], out=result)
         return step
 
+    def _conv(self, op: g.ConvOp) -> Step | None:
+        """oneDNN with the weight packed once per version (None: the generic extern)."""
+        from irc.backends.llvm.conv import conv_step
+        bias = self.index[op.bias] if op.bias is not None else None
+        return conv_step(op, self.index[op.input], self.index[op.weight], bias,
+                         self._slot(op.result))
+
     def _extern(self, op: Operation) -> Step:
         ins = [self.index[v] for v in op.operands]
         out = self._slot(op.results[0])
@@ -476,6 +485,12 @@ class HostProgram:
 
     # -- call -----------------------------------------------------------------------
     def __call__(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
+        return self.run(inputs, self.steps)
+
+    def run(self, inputs: Sequence[torch.Tensor], steps: Sequence[Step]) -> list[torch.Tensor]:
+        """One call, stepping through ``steps``: :attr:`steps` itself, or a copy
+        whose entries wrap them one to one (the profiler's timed steps, see
+        :mod:`irc.profile`); ``step_ops[i]`` is the op of ``steps[i]``."""
         specs = self.input_specs
         if len(inputs) != len(specs):
             raise InputMismatchError(f"expected {len(specs)} inputs, got {len(inputs)}")
@@ -490,6 +505,6 @@ class HostProgram:
                 template = self._refresh(key)
             env = template.copy()
             env[:len(inputs)] = inputs
-            for step in self.steps:
+            for step in steps:
                 step(env)
             return [env[i] for i in self.outputs]

@@ -403,6 +403,7 @@ class LowerToLoops(ModulePass):
                 if not all(isinstance(v.type, TensorType) for v in (*call.operands, *call.results)):
                     raise BackendError(f"lower-to-loops: call of @{callee} must pass tensors")
                 launch = LaunchOp(callee, list(call.operands), [r.type for r in call.results])
+                launch.location = call.location  # the user's source line, for the profiler
                 parent = call.parent_block()
                 assert parent is not None
                 parent.insert_op_before(launch, call)

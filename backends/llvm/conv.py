@@ -1,0 +1,81 @@
+"""Convolutions on the CPU through oneDNN, with the weight prepacked once per version.
+
+``F.conv2d`` reorders the weight into oneDNN's blocked layout on every call;
+for the small convolutions of the zoo that reorder is a large part of the call.
+:func:`conv_step` makes the host-schedule step of a 2-d, float32,
+channels-last ``graph.conv`` call ``torch.ops.mkldnn._convolution_pointwise``
+(what inductor's CPU backend calls) with a weight packed by
+``torch.ops.mkldnn._reorder_convolution_weight`` for the convolution's fixed
+input size. The packed weight is kept with the tensor it came from, its
+``_version`` and data pointer, and packed again when any of them changes (an
+in-place update, a new weight); the kept reference stops the tensor's id from
+being reused while its packing is cached.
+
+Where oneDNN is not available (or the op is not of that kind) :func:`conv_step`
+returns None and the runtime calls the reference handler (``F.conv2d``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from irc.ir import graph as g
+from irc.ir.types import dtype_of, shape_of
+
+Step = Callable[[list], None]
+
+
+def supported(op: g.ConvOp) -> bool:
+    """A 2-d float32 channels-last convolution, and oneDNN in this torch."""
+    return (g.is_channels_last(op) and len(shape_of(op.input.type)) == 4
+            and dtype_of(op.result.type) == torch.float32
+            and dtype_of(op.weight.type) == torch.float32
+            and torch.backends.mkldnn.is_available()
+            and hasattr(torch.ops.mkldnn, "_convolution_pointwise"))
+
+
+class PackedWeight:
+    """One weight's oneDNN packing, redone when the weight changes."""
+
+    def __init__(self, padding: list[int], stride: list[int], dilation: list[int], groups: int,
+                 input_size: list[int]) -> None:
+        self.args = (padding, stride, dilation, groups, input_size)
+        self.source: torch.Tensor | None = None
+        self.key: tuple[int, int] = (-1, -1)
+        self.packed: torch.Tensor | None = None
+        self.packs = 0  # how many times it packed (tests)
+
+    def get(self, w: torch.Tensor) -> torch.Tensor:
+        try:
+            key = (w._version, w.data_ptr())
+        except RuntimeError:  # an inference tensor has no version: cannot cache
+            return w
+        if w is not self.source or key != self.key or self.packed is None:
+            padding, stride, dilation, groups, input_size = self.args
+            self.packed = torch.ops.mkldnn._reorder_convolution_weight(
+                w.detach(), padding, stride, dilation, groups, input_size)
+            self.source, self.key = w, key
+            self.packs += 1
+        return self.packed
+
+
+def conv_step(op: g.ConvOp, x: int, w: int, b: int | None, out: int) -> Step | None:
+    """The step computing ``op`` (env indices of input, weight, bias, result), or None."""
+    if not supported(op):
+        return None
+    padding, stride, dilation = g.ints(op.padding), g.ints(op.stride), g.ints(op.dilation)
+    groups = op.groups.value.data
+    n, h, wd, c = shape_of(op.input.type)
+    weight = PackedWeight(padding, stride, dilation, groups, [n, c, h, wd])
+    pointwise = torch.ops.mkldnn._convolution_pointwise
+
+    def step(env: list) -> None:
+        bias = env[b] if b is not None else None
+        y = pointwise(env[x].permute(0, 3, 1, 2), weight.get(env[w]), bias, padding, stride,
+                      dilation, groups, "none", [], "")
+        y = y.permute(0, 2, 3, 1)
+        env[out] = y if y.is_contiguous() else y.contiguous()
+    step.packed_weight = weight  # type: ignore[attr-defined]
+    return step
