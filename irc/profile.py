@@ -202,7 +202,9 @@ def _attach(runner: Any, recorders: list[_Recorder]) -> None:
 def _compile(model: Any, options: Mapping[str, Any] | None, strict: bool,
              recorders: list[_Recorder]) -> Callable[..., Any]:
     """``model`` compiled as :func:`irc.compile` does, with recorders attached."""
-    from irc.api import _entry_frame, _unwrapping, check_target
+    from irc.api import _entry_frame
+    from irc.driver import check_target
+    from irc.errors import unwrapping_irc_errors
     from irc.frontends.capture import make_dynamo_backend
     config = check_target("cpu", options)
     backend = make_dynamo_backend("cpu", config, strict,
@@ -210,7 +212,7 @@ def _compile(model: Any, options: Mapping[str, Any] | None, strict: bool,
     call = model._call_impl if isinstance(model, torch.nn.Module) else model
     if not callable(call):
         raise IrcError(f"irc profile needs an nn.Module or a function, got {type(model).__name__}")
-    return _unwrapping(torch.compile(_entry_frame(call), backend=backend, dynamic=False))
+    return unwrapping_irc_errors(torch.compile(_entry_frame(call), backend=backend, dynamic=False))
 
 
 def profile(model: Any, *inputs: Any, kwargs: Mapping[str, Any] | None = None, runs: int = 20,
