@@ -28,7 +28,8 @@ import torch.fx
 
 from irc.errors import IrcError, UnsupportedOpError
 from irc.frontends.decompositions import decomposition_table
-from irc.frontends.fx_importer import FxImporter, NodeUnsupported, _load_handlers, op_name, static_problems
+from irc.frontends.fx_importer import (FxImporter, NodeUnsupported, _flat_outputs, _load_handlers, op_name,
+                                      static_problems)
 from irc.frontends.program import Program
 from irc.frontends.source_locations import describe, source_line
 
@@ -53,11 +54,15 @@ class CompiledGraph:
     """Calls a compiled Program with an FX graph's flat inputs; returns its flat outputs."""
 
     def __init__(self, executable: Runner, layout: Sequence[int | tuple[str, Any]],
-                 arg_positions: Sequence[int], program: Program) -> None:
+                 arg_positions: Sequence[int], program: Program,
+                 strides: Sequence[tuple[int, ...] | None] = ()) -> None:
         self.executable = executable
         self.layout = list(layout)
         self.arg_positions = list(arg_positions)
         self.program = program
+        # per FX output: the strides eager gives it (the graph's example value),
+        # where they are dense but not contiguous; None: keep irc's own
+        self.strides = list(strides) or [None] * len(self.layout)
 
     def __call__(self, *args: Any) -> list[Any]:
         tensors = []
@@ -65,7 +70,36 @@ class CompiledGraph:
             a = args[i]
             tensors.append(a.contiguous() if isinstance(a, torch.Tensor) else a)
         results = self.executable(*tensors)
-        return [results[item] if isinstance(item, int) else item[1] for item in self.layout]
+        outs = [results[item] if isinstance(item, int) else item[1] for item in self.layout]
+        for i, stride in enumerate(self.strides):
+            out = outs[i]
+            if stride is not None and isinstance(out, torch.Tensor) and out.stride() != stride:
+                outs[i] = torch.empty_strided(out.shape, stride, dtype=out.dtype,
+                                              device=out.device).copy_(out)
+        return outs
+
+
+def eager_output_strides(gm: torch.fx.GraphModule) -> list[tuple[int, ...] | None]:
+    """Per FX output, the strides of its example value when they are dense,
+    non-overlapping and not the contiguous ones (e.g. a transpose or channels
+    last), else None.
+
+    The piece of a split graph (dynamo's DDPOptimizer, AOTAutograd's
+    forward/backward) hands its outputs to eager code and to the next piece,
+    which were traced with eager's strides; irc's results are contiguous, so
+    those outputs are restrided (one copy) to match.
+    """
+    from torch._prims_common import is_non_overlapping_and_dense_or_false
+    out_node = next(n for n in gm.graph.nodes if n.op == "output")
+    strides: list[tuple[int, ...] | None] = []
+    for item in _flat_outputs(out_node.args[0]):
+        val = item.meta.get("val") if isinstance(item, torch.fx.Node) else None
+        if (not isinstance(val, torch.Tensor) or val.is_contiguous()
+                or not is_non_overlapping_and_dense_or_false(val)):
+            strides.append(None)
+        else:
+            strides.append(tuple(int(s) for s in val.stride()))
+    return strides
 
 
 class _CompiledSubmodule(torch.nn.Module):
@@ -105,7 +139,9 @@ def _compile_whole(gm: torch.fx.GraphModule, target: str, options: Mapping[str, 
                    weight_placeholders: Mapping[str, tuple[str, torch.Tensor]] | None = None
                    ) -> CompiledGraph:
     program, layout, positions = _import(gm, target, weight_placeholders)
-    return CompiledGraph(compile_program_once(program, target, options), layout, positions, program)
+    strides = eager_output_strides(gm) if weight_placeholders is None else []
+    return CompiledGraph(compile_program_once(program, target, options), layout, positions, program,
+                         strides)
 
 
 def _partition_ids(gm: torch.fx.GraphModule, unsupported: set[str]) -> dict[str, tuple[int, bool]]:
@@ -228,16 +264,20 @@ def make_dynamo_backend(target: str = "cpu", options: Mapping[str, Any] | Any | 
     """The ``backend=`` function for ``torch.compile``: AOTAutograd to core
     aten, then irc for the forward and backward graphs."""
     from functorch.compile import make_boxed_func
-    from torch._functorch.aot_autograd import aot_module_simplified
+    from torch._dynamo.backends.common import aot_autograd
 
     def compile_boxed(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Runner:
         runner = compile_graph(gm, target, options, strict)
         return make_boxed_func(runner)
 
     def backend(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Runner:
-        return aot_module_simplified(gm, example_inputs, fw_compiler=compile_boxed,
-                                     bw_compiler=compile_boxed,
-                                     decompositions=decomposition_table())
+        # dynamo's own AOTAutograd wrapper, not aot_module_simplified: it counts
+        # the call, which dynamo's DDPOptimizer needs to replay the first call
+        # with fake outputs (else the first real call returned FakeTensors), and
+        # keeps dynamo out of the backward compile and the backward itself
+        aot = aot_autograd(fw_compiler=compile_boxed, bw_compiler=compile_boxed,
+                           decompositions=decomposition_table())
+        return aot(gm, example_inputs)
 
     backend.__name__ = f"irc_{target}"  # type: ignore[attr-defined]
     return backend

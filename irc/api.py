@@ -86,6 +86,9 @@ def _entry_frame(call_impl: Callable[..., Any]) -> Callable[..., Any]:
 def _compile(obj: Any, target: str, strict: bool, options: Mapping[str, Any] | None) -> Any:
     config = check_target(target, options)
     backend = make_dynamo_backend(target, config, strict)
+    from irc.distributed import compile_ddp, is_ddp
+    if is_ddp(obj):  # compile the wrapped module (docs/distributed.md)
+        return compile_ddp(obj, lambda inner: _compile(inner, target, strict, options))
     if isinstance(obj, torch.nn.Module):
         # A shallow copy shares _parameters/_buffers/_modules with the original
         # (no tensor is copied); only the copy's call is compiled.
