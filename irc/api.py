@@ -84,6 +84,9 @@ def _entry_frame(call_impl: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _compile(obj: Any, target: str, strict: bool, options: Mapping[str, Any] | None) -> Any:
+    from irc.optim import compile_step, is_optimizer_step
+    if is_optimizer_step(obj):  # fused multi-tensor kernels (irc.optim)
+        return compile_step(obj.__self__, target)
     config = check_target(target, options)
     backend = make_dynamo_backend(target, config, strict)
     from irc.distributed import compile_ddp, is_ddp

@@ -78,7 +78,9 @@ class CompiledStep:
         self.target = target
         self.interpret = interpret
         self.launches = 0  # kernel launches so far (what the tests and bench count)
-        self._steps: dict[int, int] = {}  # id(param) -> Adam step count (mirrors state["step"])
+        # id(param) -> (Adam step count, version of state["step"] when it was read):
+        # the count is re-read when anything else stepped the tensor
+        self._steps: dict[int, tuple[int, int]] = {}
         self._block_tables: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
@@ -102,6 +104,7 @@ class CompiledStep:
 
     def __call__(self, closure: Callable[[], Any] | None = None) -> Any:
         loss = None
+        self.optimizer._opt_called = True  # type: ignore[attr-defined]  # what LR schedulers check
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
@@ -148,13 +151,15 @@ class CompiledStep:
                     st["step"] = torch.tensor(0.0, dtype=torch.float32)
                     st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    self._steps[id(p)] = 0
-                elif id(p) not in self._steps:
-                    self._steps[id(p)] = int(st["step"])
-                self._steps[id(p)] += 1
-                by_step.setdefault(self._steps[id(p)], []).append(p)
+                count, version = self._steps.get(id(p), (None, None))
+                if version != st["step"]._version:  # new, or stepped by torch.optim / loaded since
+                    count = int(st["step"])
+                by_step.setdefault(count + 1, []).append(p)
                 step_tensors.append(st["step"])
             torch._foreach_add_(step_tensors, 1.0)
+            for count, ps in by_step.items():
+                for p in ps:
+                    self._steps[id(p)] = (count, state[p]["step"]._version)
             beta1, beta2 = (float(b) for b in group["betas"])
             wd = float(group["weight_decay"])
             for step, ps in by_step.items():
@@ -204,21 +209,23 @@ class CompiledStep:
             cpu_kernel(rule)(len(params), sizes.data_ptr(), *(t.data_ptr() for t in tables),
                              scalar_t.data_ptr())
             return
-        from irc.optim.triton import BLOCK, triton_kernel
-        blk_tensor, blk_off = self._blocks(tuple(sizes_list), BLOCK, device)
+        from irc.optim.triton import BLOCK, INTERPRETER_BLOCK, triton_kernel
+        block = INTERPRETER_BLOCK if self.interpret else BLOCK
+        blk_tensor, blk_off = self._blocks((block, *sizes_list), block, device)
         if blk_tensor.numel() == 0:
             return
         triton_kernel(rule, self.interpret)[(blk_tensor.numel(),)](
             sizes.to(device), blk_tensor, blk_off, *(t.to(device) for t in tables), scalar_t.to(device),
-            BLOCK=BLOCK)
+            BLOCK=block)
 
     def _blocks(self, sizes: tuple[int, ...], block: int, device: torch.device
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per program: which tensor, which block of it (cached per parameter set)."""
+        """Per program: which tensor, which block of it (cached per block size and
+        parameter sizes, ``sizes = (block, n_0, n_1, ...)``)."""
         cached = self._block_tables.get(sizes)
         if cached is None:
-            counts = torch.tensor([-(-n // block) for n in sizes], dtype=torch.int64)
-            tensor_ids = torch.repeat_interleave(torch.arange(len(sizes), dtype=torch.int32), counts)
+            counts = torch.tensor([-(-n // block) for n in sizes[1:]], dtype=torch.int64)
+            tensor_ids = torch.repeat_interleave(torch.arange(len(sizes) - 1, dtype=torch.int32), counts)
             starts = torch.cumsum(counts, 0) - counts
             offsets = (torch.arange(int(counts.sum())) - torch.repeat_interleave(starts, counts)).to(torch.int32)
             cached = (tensor_ids.to(device), offsets.to(device))

@@ -16,6 +16,7 @@ from typing import Any
 from irc.optim.rules import Rule
 
 BLOCK = 1024
+INTERPRETER_BLOCK = 8192  # the interpreter's cost is per program, not per element
 
 
 class _SourceOps:
