@@ -253,8 +253,7 @@ def bench_compile() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("parts", nargs="*", default=["steps", "optim", "ddp", "compile"],
-                        choices=["steps", "optim", "ddp", "compile"])
+    parser.add_argument("parts", nargs="*", help="steps, optim, ddp, compile (default: all)")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--models", default=",".join(DECODERS), help="zoo decoders (comma-separated)")
     parser.add_argument("--ddp-rank", type=int, help=argparse.SUPPRESS)
@@ -270,7 +269,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     parts = {"steps": lambda: bench_steps(args.repeats), "optim": lambda: bench_optim(args.repeats),
              "ddp": lambda: bench_ddp(args.repeats), "compile": bench_compile}
-    for part in args.parts:
+    for part in args.parts or list(parts):
+        if part not in parts:
+            parser.error(f"unknown part {part!r}; choose from {', '.join(parts)}")
         parts[part]()
 
 
