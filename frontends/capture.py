@@ -55,13 +55,14 @@ class CompiledGraph:
 
     def __init__(self, executable: Runner, layout: Sequence[int | tuple[str, Any]],
                  arg_positions: Sequence[int], program: Program,
-                 strides: Sequence[tuple[int, ...] | None] = ()) -> None:
+                 strides: Sequence[tuple[tuple[int, ...], bool] | None] = ()) -> None:
         self.executable = executable
         self.layout = list(layout)
         self.arg_positions = list(arg_positions)
         self.program = program
-        # per FX output: the strides eager gives it (the graph's example value),
-        # where they are dense but not contiguous; None: keep irc's own
+        # per FX output: the strides eager gives it (the graph's example value)
+        # and whether that layout is contiguous, where they are dense and not
+        # the row-major strides; None: keep irc's own
         self.strides = list(strides) or [None] * len(self.layout)
 
     def __call__(self, *args: Any) -> list[Any]:
@@ -71,34 +72,40 @@ class CompiledGraph:
             tensors.append(a.contiguous() if isinstance(a, torch.Tensor) else a)
         results = self.executable(*tensors)
         outs = [results[item] if isinstance(item, int) else item[1] for item in self.layout]
-        for i, stride in enumerate(self.strides):
+        for i, want in enumerate(self.strides):
             out = outs[i]
-            if stride is not None and isinstance(out, torch.Tensor) and out.stride() != stride:
-                outs[i] = torch.empty_strided(out.shape, stride, dtype=out.dtype,
-                                              device=out.device).copy_(out)
+            if want is not None and isinstance(out, torch.Tensor) and out.stride() != want[0]:
+                if want[1] and out.is_contiguous():  # differ only where a dim has size 1
+                    outs[i] = out.as_strided(out.shape, want[0])
+                else:
+                    outs[i] = torch.empty_strided(out.shape, want[0], dtype=out.dtype,
+                                                  device=out.device).copy_(out)
         return outs
 
 
-def eager_output_strides(gm: torch.fx.GraphModule) -> list[tuple[int, ...] | None]:
-    """Per FX output, the strides of its example value when they are dense,
-    non-overlapping and not the contiguous ones (e.g. a transpose or channels
-    last), else None.
+def eager_output_strides(gm: torch.fx.GraphModule) -> list[tuple[tuple[int, ...], bool] | None]:
+    """Per FX output, the strides of its example value (and whether they are
+    contiguous up to size-1 dims) when they are dense, non-overlapping and
+    not the row-major ones (e.g. a transpose or channels last), else None.
 
     The piece of a split graph (dynamo's DDPOptimizer, AOTAutograd's
     forward/backward) hands its outputs to eager code and to the next piece,
     which were traced with eager's strides; irc's results are contiguous, so
     those outputs are restrided (one copy) to match.
     """
-    from torch._prims_common import is_non_overlapping_and_dense_or_false
+    from torch._prims_common import is_non_overlapping_and_dense_or_false, make_contiguous_strides_for
     out_node = next(n for n in gm.graph.nodes if n.op == "output")
-    strides: list[tuple[int, ...] | None] = []
+    strides: list[tuple[tuple[int, ...], bool] | None] = []
     for item in _flat_outputs(out_node.args[0]):
         val = item.meta.get("val") if isinstance(item, torch.fx.Node) else None
-        if (not isinstance(val, torch.Tensor) or val.is_contiguous()
-                or not is_non_overlapping_and_dense_or_false(val)):
+        if not isinstance(val, torch.Tensor) or not is_non_overlapping_and_dense_or_false(val):
+            strides.append(None)
+            continue
+        stride = tuple(int(s) for s in val.stride())
+        if stride == tuple(make_contiguous_strides_for(val.shape)):
             strides.append(None)
         else:
-            strides.append(tuple(int(s) for s in val.stride()))
+            strides.append((stride, val.is_contiguous()))
     return strides
 
 
