@@ -142,11 +142,19 @@ def test_in_place_and_interchangeable_with_torch_optim() -> None:
         if k == 0:
             moments = [opt.state[p]["exp_avg"] for p in params]
     assert [p.data_ptr() for p in params] == addresses
+    versions = [p._version for p in params]
+    for p in params:
+        p.grad = torch.ones_like(p)
+    step()
+    assert all(p._version > v for p, v in zip(params, versions))  # in-place writes are announced
+    for a, b in zip(ref_params, params):
+        a.grad = torch.ones_like(a)
+    ref.step()
     assert all(opt.state[p]["exp_avg"] is m for p, m in zip(params, moments))
     for a, b in zip(ref_params, params):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
     _assert_close_state(ref, opt)
-    assert float(opt.state[params[0]]["step"]) == 8
+    assert float(opt.state[params[0]]["step"]) == 9
 
 
 def test_closure_and_param_groups() -> None:

@@ -10,7 +10,9 @@ updates every parameter that has a gradient. The kernel walks a table of the
 parameters' addresses; for each element it reads the parameter, its gradient
 and its state (Adam: ``exp_avg``, ``exp_avg_sq``; SGD: ``momentum_buffer``)
 once, evaluates the whole update (weight decay, moments, bias correction,
-the step) in registers, and writes parameter and state back in place. That is
+the step) in registers, and writes parameter and state back in place (Adam's
+``state["step"]`` counters are advanced by the same launch; the written
+tensors' version counters are bumped after it). That is
 one pass over each parameter's memory, where torch.optim's ``foreach`` step
 makes about ten (one per ``_foreach_*`` op) and its single-tensor step
 launches about ten kernels per parameter. The update rules (:mod:`.rules`)
@@ -36,6 +38,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch.autograd.graph import increment_version
 
 from irc.errors import IrcError
 from irc.optim.rules import Rule, adam_rule, sgd_rule
@@ -81,6 +84,7 @@ class CompiledStep:
         # id(param) -> (Adam step count, version of state["step"] when it was read):
         # the count is re-read when anything else stepped the tensor
         self._steps: dict[int, tuple[int, int]] = {}
+        self._checked: set[tuple[int, int]] = set()  # (id, data_ptr) of parameters whose checks passed
         self._block_tables: dict[tuple[int, ...], tuple[torch.Tensor, torch.Tensor]] = {}
 
     @property
@@ -116,22 +120,30 @@ class CompiledStep:
     # ------------------------------------------------------------------
 
     def _params(self, group: dict[str, Any]) -> list[torch.Tensor]:
+        """The group's parameters that have a gradient, checked (a parameter's
+        own checks are remembered by its identity and storage address)."""
         params = []
+        want = "cuda" if self.target == "cuda" and not self.interpret else "cpu"
         for index, p in enumerate(group["params"]):
             g = p.grad
             if g is None:
                 continue
-            if g.is_sparse:
-                raise IrcError(f"irc.optim.compile_step: parameter {index} has a sparse gradient")
-            if p.dtype != torch.float32 or g.dtype != torch.float32:
-                raise IrcError(f"irc.optim.compile_step: parameter {index} is {p.dtype} with a {g.dtype} "
-                               "gradient; the fused step supports float32")
-            if not (p.is_contiguous() and g.is_contiguous()):
-                raise IrcError(f"irc.optim.compile_step: parameter {index} or its gradient is not contiguous")
-            want = "cuda" if self.target == "cuda" and not self.interpret else "cpu"
-            if p.device.type != want:
-                raise IrcError(f"irc.optim.compile_step: parameter {index} is on {p.device}, "
-                               f"target {self.target!r} needs {want} tensors")
+            key = (id(p), p.data_ptr())
+            if key not in self._checked:
+                if p.dtype != torch.float32:
+                    raise IrcError(f"irc.optim.compile_step: parameter {index} is {p.dtype}; "
+                                   "the fused step supports float32")
+                if not p.is_contiguous():
+                    raise IrcError(f"irc.optim.compile_step: parameter {index} is not contiguous")
+                if p.device.type != want:
+                    raise IrcError(f"irc.optim.compile_step: parameter {index} is on {p.device}, "
+                                   f"target {self.target!r} needs {want} tensors")
+                self._checked.add(key)
+            if g.is_sparse or g.dtype != torch.float32 or not g.is_contiguous():
+                raise IrcError(f"irc.optim.compile_step: parameter {index}'s gradient is "
+                               f"{'sparse' if g.is_sparse else g.dtype}"
+                               f"{'' if g.is_contiguous() else ', not contiguous'}; "
+                               "the fused step needs dense contiguous float32 gradients")
             params.append(p)
         return params
 
@@ -143,80 +155,79 @@ class CompiledStep:
         lr = float(group["lr"])
         state = self.optimizer.state
         if self.is_adam:
-            by_step: dict[int, list[torch.Tensor]] = {}
-            step_tensors = []
+            by_step: dict[int, list[list[torch.Tensor]]] = {}
             for p in params:
                 st = state[p]
                 if len(st) == 0:
                     st["step"] = torch.tensor(0.0, dtype=torch.float32)
                     st["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     st["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                count, version = self._steps.get(id(p), (None, None))
-                if version != st["step"]._version:  # new, or stepped by torch.optim / loaded since
-                    count = int(st["step"])
-                by_step.setdefault(count + 1, []).append(p)
-                step_tensors.append(st["step"])
-            torch._foreach_add_(step_tensors, 1.0)
-            for count, ps in by_step.items():
-                for p in ps:
-                    self._steps[id(p)] = (count, state[p]["step"]._version)
+                step_t = st["step"]
+                count, version = self._steps.get(id(p), (0, -1))
+                if version != step_t._version:  # new, or stepped by torch.optim / loaded since
+                    count = int(step_t)
+                by_step.setdefault(count + 1, []).append([p, p.grad, st["exp_avg"], st["exp_avg_sq"], step_t])
             beta1, beta2 = (float(b) for b in group["betas"])
             wd = float(group["weight_decay"])
-            for step, ps in by_step.items():
+            for step, rows in by_step.items():
                 bc1, bc2 = 1 - beta1 ** step, 1 - beta2 ** step
                 values = {"wd": wd, "decay": 1 - lr * wd, "w1": 1 - beta1, "omw": beta1, "b2": beta2,
                           "omb2": 1 - beta2, "bc2s": bc2 ** 0.5, "eps": float(group["eps"]),
                           "neg_step": -(lr / bc1)}
-                self._launch(rule, ps, [[p, p.grad, state[p]["exp_avg"], state[p]["exp_avg_sq"]] for p in ps],
-                             [values[n] for n in rule.scalars])
+                self._launch(rule, rows, [values[n] for n in rule.scalars])
+                for row in rows:  # the kernel advanced state["step"] (its version was bumped with it)
+                    self._steps[id(row[0])] = (step, row[4]._version)
             return
         momentum = float(group["momentum"])
         values = {"wd": float(group["weight_decay"]), "mom": momentum, "omd": 1 - float(group["dampening"]),
                   "neg_lr": -lr}
         if momentum == 0:
-            self._launch(rule, params, [[p, p.grad] for p in params], [values[n] for n in rule.scalars])
+            self._launch(rule, [[p, p.grad] for p in params], [values[n] for n in rule.scalars])
             return
         fresh, old = [], []
         for p in params:
-            buf = state[p].get("momentum_buffer")
+            st = state[p]
+            buf = st.get("momentum_buffer")
             if buf is None:
-                state[p]["momentum_buffer"] = torch.empty_like(p, memory_format=torch.preserve_format)
-                fresh.append(p)
+                buf = st["momentum_buffer"] = torch.empty_like(p, memory_format=torch.preserve_format)
+                fresh.append([p, p.grad, buf])
             else:
-                old.append(p)
-        for first, ps in ((1.0, fresh), (0.0, old)):
-            if ps:
+                old.append([p, p.grad, buf])
+        for first, rows in ((1.0, fresh), (0.0, old)):
+            if rows:
                 values["first"] = first
-                self._launch(rule, ps, [[p, p.grad, state[p]["momentum_buffer"]] for p in ps],
-                             [values[n] for n in rule.scalars])
+                self._launch(rule, rows, [values[n] for n in rule.scalars])
 
-    def _launch(self, rule: Rule, params: list[torch.Tensor], buffers: list[list[torch.Tensor]],
-                scalars: list[float]) -> None:
-        device = params[0].device
-        for bufs in buffers:
-            for b in bufs[2:]:
-                if not b.is_contiguous() or b.shape != bufs[0].shape:
-                    raise IrcError("irc.optim.compile_step: optimizer state is not a contiguous tensor "
-                                   "of its parameter's shape")
-        sizes_list = [p.numel() for p in params]
-        tables = [torch.tensor([bufs[k].data_ptr() for bufs in buffers], dtype=torch.int64)
-                  for k in range(len(rule.reads))]
+    def _launch(self, rule: Rule, rows: list[list[torch.Tensor]], scalars: list[float]) -> None:
+        """One kernel launch over ``rows`` (per tensor: its buffers in
+        ``rule.reads`` order, then its step counter if the rule counts steps)."""
+        nbuf = len(rule.reads)
+        for row in rows:
+            for b in row[2:nbuf]:
+                if b.shape != row[0].shape or not b.is_contiguous() or b.dtype != torch.float32:
+                    raise IrcError("irc.optim.compile_step: optimizer state is not a contiguous float32 "
+                                   "tensor of its parameter's shape")
+        device = rows[0][0].device
+        columns = list(zip(*rows))
+        tables = [torch.tensor([t.data_ptr() for t in column], dtype=torch.int64) for column in columns]
+        sizes_list = [p.numel() for p in columns[0]]
         sizes = torch.tensor(sizes_list, dtype=torch.int64)
         scalar_t = torch.tensor(scalars, dtype=torch.float32)
         self.launches += 1
         if self.target == "cpu":
             from irc.optim.cpu import cpu_kernel
-            cpu_kernel(rule)(len(params), sizes.data_ptr(), *(t.data_ptr() for t in tables),
-                             scalar_t.data_ptr())
-            return
-        from irc.optim.triton import BLOCK, INTERPRETER_BLOCK, triton_kernel
-        block = INTERPRETER_BLOCK if self.interpret else BLOCK
-        blk_tensor, blk_off = self._blocks((block, *sizes_list), block, device)
-        if blk_tensor.numel() == 0:
-            return
-        triton_kernel(rule, self.interpret)[(blk_tensor.numel(),)](
-            sizes.to(device), blk_tensor, blk_off, *(t.to(device) for t in tables), scalar_t.to(device),
-            BLOCK=block)
+            cpu_kernel(rule)(len(rows), sizes.data_ptr(), *(t.data_ptr() for t in tables), scalar_t.data_ptr())
+        else:
+            from irc.optim.triton import BLOCK, INTERPRETER_BLOCK, triton_kernel
+            block = INTERPRETER_BLOCK if self.interpret else BLOCK
+            blk_tensor, blk_off = self._blocks((block, *sizes_list), block, device)
+            triton_kernel(rule, self.interpret)[(blk_tensor.numel(),)](
+                sizes.to(device), blk_tensor, blk_off, *(t.to(device) for t in tables), scalar_t.to(device),
+                BLOCK=block)
+        # written behind autograd's back: tell version-keyed caches (autograd, irc's weight caches)
+        written = [i for i, name in enumerate(rule.reads) if name in rule.writes]
+        increment_version([t for i in written for t in columns[i]]
+                          + (list(columns[nbuf]) if rule.counts_steps else []))
 
     def _blocks(self, sizes: tuple[int, ...], block: int, device: torch.device
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -224,7 +235,8 @@ class CompiledStep:
         parameter sizes, ``sizes = (block, n_0, n_1, ...)``)."""
         cached = self._block_tables.get(sizes)
         if cached is None:
-            counts = torch.tensor([-(-n // block) for n in sizes[1:]], dtype=torch.int64)
+            # at least one block per tensor: an empty one still advances its step counter
+            counts = torch.tensor([max(1, -(-n // block)) for n in sizes[1:]], dtype=torch.int64)
             tensor_ids = torch.repeat_interleave(torch.arange(len(sizes) - 1, dtype=torch.int32), counts)
             starts = torch.cumsum(counts, 0) - counts
             offsets = (torch.arange(int(counts.sum())) - torch.repeat_interleave(starts, counts)).to(torch.int32)

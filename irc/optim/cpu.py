@@ -1,12 +1,13 @@
 """A :class:`~irc.optim.rules.Rule` as one native multi-tensor kernel (LLVM IR
 built with llvmlite's IR builder, JIT-compiled by irc's LLVM backend).
 
-    void <rule>(i64 n_tensors, i64* sizes, float** buf_0, ..., float** buf_k, float* scalars)
+    void <rule>(i64 n_tensors, i64* sizes, float** buf_0, ..., float** buf_k[, float** steps], float* scalars)
 
 The outer loop walks the tensors; for each it calls the per-tensor loop
 ``<rule>.one(float* noalias ..., i64 n, float* scalars)``, which reads every
 buffer once, evaluates the rule and stores the written buffers in place: one
-pass over each parameter's memory, one call for all parameters. The buffers
+pass over each parameter's memory, one call for all parameters. A rule that
+``counts_steps`` also adds 1 to each tensor's step counter (``steps[t]``). The buffers
 of one tensor never alias each other (``noalias``), so the -O3 pipeline
 vectorises the element loop; no fast-math flags are set (results round as
 torch's do).
@@ -89,8 +90,9 @@ def llvm_ir(rule: Rule) -> str:
     b.cbranch(b.icmp_signed("<", nxt, n), loop, done)
     ir.IRBuilder(done).ret_void()
 
+    ntab = nbuf + (1 if rule.counts_steps else 0)
     outer = ir.Function(module, ir.FunctionType(
-        ir.VoidType(), [I64, I64.as_pointer()] + [FPTR.as_pointer()] * nbuf + [FPTR]), name=rule.name)
+        ir.VoidType(), [I64, I64.as_pointer()] + [FPTR.as_pointer()] * ntab + [FPTR]), name=rule.name)
     entry, loop, done = outer.append_basic_block("entry"), outer.append_basic_block("loop"), \
         outer.append_basic_block("done")
     b = ir.IRBuilder(entry)
@@ -101,6 +103,9 @@ def llvm_ir(rule: Rule) -> str:
     t.add_incoming(ir.Constant(I64, 0), entry)
     bufs = [b.load(b.gep(table, [t])) for table in tables]
     b.call(one, bufs + [b.load(b.gep(sizes, [t])), scalars_ptr])
+    if rule.counts_steps:  # state["step"] += 1, in the same call
+        step_ptr = b.load(b.gep(outer.args[2 + nbuf], [t]))
+        b.store(b.fadd(b.load(step_ptr), ir.Constant(F32, 1.0)), step_ptr)
     nxt = b.add(t, ir.Constant(I64, 1))
     t.add_incoming(nxt, loop)
     b.cbranch(b.icmp_signed("<", nxt, count), loop, done)
@@ -111,10 +116,11 @@ def llvm_ir(rule: Rule) -> str:
 @lru_cache(maxsize=None)
 def cpu_kernel(rule: Rule) -> Any:
     """``rule``'s kernel as a ctypes callable
-    ``f(n_tensors, sizes_addr, table_addr_0, ..., table_addr_k, scalars_addr)``."""
+    ``f(n_tensors, sizes_addr, table_addr_0, ..., table_addr_k[, steps_addr], scalars_addr)``."""
     from irc.backends.llvm.jit import compile_llvm_ir
     jit = compile_llvm_ir(llvm_ir(rule))
-    proto = ctypes.CFUNCTYPE(None, ctypes.c_int64, *([ctypes.c_void_p] * (len(rule.reads) + 2)))
+    ntab = len(rule.reads) + (1 if rule.counts_steps else 0)
+    proto = ctypes.CFUNCTYPE(None, ctypes.c_int64, *([ctypes.c_void_p] * (ntab + 2)))
     fn = proto(jit.address(rule.name))
     fn._irc_jit_module = jit  # keep the code alive with the callable
     return fn

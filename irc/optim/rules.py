@@ -45,6 +45,7 @@ class Rule:
     writes: tuple[str, ...]  # the subset written back in place
     scalars: tuple[str, ...]  # per-launch float scalars, in order
     body: Body
+    counts_steps: bool = False  # the kernel adds 1 to each tensor's float32 step counter (Adam's state["step"])
 
 
 @lru_cache(maxsize=None)
@@ -79,7 +80,7 @@ def adam_rule(decoupled: bool, weight_decay: bool, maximize: bool, lerp_high: bo
 
     name = ("adamw" if decoupled else "adam") + ("_wd" if weight_decay else "") + (
         "_max" if maximize else "") + ("_lerphi" if lerp_high else "")
-    return Rule(name, ("p", "g", "m", "v"), ("p", "m", "v"), tuple(scalars), body)
+    return Rule(name, ("p", "g", "m", "v"), ("p", "m", "v"), tuple(scalars), body, counts_steps=True)
 
 
 @lru_cache(maxsize=None)

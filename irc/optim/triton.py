@@ -46,12 +46,13 @@ class _SourceOps:
 
 def triton_source(rule: Rule) -> str:
     """The Python module text defining ``@triton.jit def kernel(...)`` for ``rule``."""
-    tables = [f"t_{name}" for name in rule.reads]
+    tables = [f"t_{name}" for name in rule.reads] + (["t_step"] if rule.counts_steps else [])
     lines = ["import triton", "import triton.language as tl", "", "", "@triton.jit",
              f"def kernel(sizes, blk_tensor, blk_off, {', '.join(tables)}, scalars, BLOCK: tl.constexpr):",
              "    pid = tl.program_id(0)",
              "    t = tl.load(blk_tensor + pid)",
-             "    offs = tl.load(blk_off + pid).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)",
+             "    blk = tl.load(blk_off + pid)",
+             "    offs = blk.to(tl.int64) * BLOCK + tl.arange(0, BLOCK)",
              "    mask = offs < tl.load(sizes + t)"]
     for k, name in enumerate(rule.scalars):
         lines.append(f"    s_{name} = tl.load(scalars + {k})")
@@ -64,6 +65,10 @@ def triton_source(rule: Rule) -> str:
         lines.append(f"    n_{name} = {new[name]}")
     for name in rule.writes:
         lines.append(f"    tl.store(ptr_{name}, n_{name}, mask=mask)")
+    if rule.counts_steps:  # state["step"] += 1, by each tensor's first block (every tensor has one)
+        lines += ["    if blk == 0:",
+                  "        step_ptr = tl.load(t_step + t).to(tl.pointer_type(tl.float32))",
+                  "        tl.store(step_ptr, tl.load(step_ptr) + 1.0)"]
     return "\n".join(lines) + "\n"
 
 
