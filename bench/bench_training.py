@@ -15,7 +15,8 @@ Parts (default: all):
   tracing/partitioning), irc import, irc passes, LLVM (translate + JIT), and
   the rest of the first step (the first forward's and backward's run).
 
-Prints one JSON object per measurement line; the lead records idle-machine
+The DDP ranks use one thread each (two ranks share the cores). Prints one
+JSON object per measurement line; the lead records idle-machine
 numbers in bench/README.md.
 """
 
@@ -256,11 +257,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("parts", nargs="*", help="steps, optim, ddp, compile (default: all)")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--models", default=",".join(DECODERS), help="zoo decoders (comma-separated)")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads for the in-process parts "
+                        "(on a loaded machine 2 OpenMP threads can be 100x slower than 1)")
     parser.add_argument("--ddp-rank", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--compile-profile", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     DECODERS[:] = args.models.split(",")
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.ddp_rank is not None:
         _ddp_worker(args.ddp_rank, args.port, args.repeats)
         return
