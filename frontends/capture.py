@@ -29,7 +29,7 @@ import torch.fx
 
 from irc.errors import IrcError, UnsupportedOpError
 from irc.frontends.decompositions import decomposition_table
-from irc.frontends.fx_importer import FxImporter, NodeUnsupported, op_name, static_problems
+from irc.frontends.fx_importer import FxImporter, NodeUnsupported, _flat_outputs, op_name, static_problems
 from irc.frontends.program import Program
 from irc.frontends.source_locations import describe, source_line
 
@@ -54,11 +54,16 @@ class CompiledGraph:
     """Calls a compiled Program with an FX graph's flat inputs; returns its flat outputs."""
 
     def __init__(self, executable: Runner, layout: Sequence[int | tuple[str, Any]],
-                 arg_positions: Sequence[int], program: Program) -> None:
+                 arg_positions: Sequence[int], program: Program,
+                 strides: Sequence[tuple[tuple[int, ...], bool] | None] = ()) -> None:
         self.executable = executable
         self.layout = list(layout)
         self.arg_positions = list(arg_positions)
         self.program = program
+        # per FX output: the strides eager gives it (the graph's example value)
+        # and whether that layout is contiguous, where they are dense and not
+        # the row-major strides; None: keep irc's own
+        self.strides = list(strides) or [None] * len(self.layout)
 
     def __call__(self, *args: Any) -> list[Any]:
         tensors = []
@@ -66,7 +71,42 @@ class CompiledGraph:
             a = args[i]
             tensors.append(a.contiguous() if isinstance(a, torch.Tensor) else a)
         results = self.executable(*tensors)
-        return [results[item] if isinstance(item, int) else item[1] for item in self.layout]
+        outs = [results[item] if isinstance(item, int) else item[1] for item in self.layout]
+        for i, want in enumerate(self.strides):
+            out = outs[i]
+            if want is not None and isinstance(out, torch.Tensor) and out.stride() != want[0]:
+                if want[1] and out.is_contiguous():  # differ only where a dim has size 1
+                    outs[i] = out.as_strided(out.shape, want[0])
+                else:
+                    outs[i] = torch.empty_strided(out.shape, want[0], dtype=out.dtype,
+                                                  device=out.device).copy_(out)
+        return outs
+
+
+def eager_output_strides(gm: torch.fx.GraphModule) -> list[tuple[tuple[int, ...], bool] | None]:
+    """Per FX output, the strides of its example value (and whether they are
+    contiguous up to size-1 dims) when they are dense, non-overlapping and
+    not the row-major ones (e.g. a transpose or channels last), else None.
+
+    The piece of a split graph (dynamo's DDPOptimizer, AOTAutograd's
+    forward/backward) hands its outputs to eager code and to the next piece,
+    which were traced with eager's strides; irc's results are contiguous, so
+    those outputs are restrided (one copy) to match.
+    """
+    from torch._prims_common import is_non_overlapping_and_dense_or_false, make_contiguous_strides_for
+    out_node = next(n for n in gm.graph.nodes if n.op == "output")
+    strides: list[tuple[tuple[int, ...], bool] | None] = []
+    for item in _flat_outputs(out_node.args[0]):
+        val = item.meta.get("val") if isinstance(item, torch.fx.Node) else None
+        if not isinstance(val, torch.Tensor) or not is_non_overlapping_and_dense_or_false(val):
+            strides.append(None)
+            continue
+        stride = tuple(int(s) for s in val.stride())
+        if stride == tuple(make_contiguous_strides_for(val.shape)):
+            strides.append(None)
+        else:
+            strides.append((stride, val.is_contiguous()))
+    return strides
 
 
 class _CompiledSubmodule(torch.nn.Module):
@@ -109,7 +149,8 @@ def _compile_whole(gm: torch.fx.GraphModule, target: str, options: Mapping[str, 
     if stats is not None:  # program.module is now at the backend's level
         stats.record_module(program.module)
         stats.record_executable(executable)
-    return CompiledGraph(executable, layout, positions, program)
+    strides = eager_output_strides(gm) if weight_placeholders is None else []
+    return CompiledGraph(executable, layout, positions, program, strides)
 
 
 def _partition_ids(gm: torch.fx.GraphModule, unsupported: set[str]) -> dict[str, tuple[int, bool]]:
@@ -266,7 +307,7 @@ def make_dynamo_backend(target: str = "cpu", options: Mapping[str, Any] | Any | 
     :mod:`irc.profile`)."""
     # functorch.compile is the public home; pyright sees only its re-export
     from functorch.compile import make_boxed_func  # pyright: ignore[reportPrivateImportUsage]
-    from torch._functorch.aot_autograd import aot_module_simplified
+    from torch._dynamo.backends.common import aot_autograd
     warned: set[tuple[str, str]] = set()
 
     freeze = _quantizes(options, target)
@@ -286,9 +327,13 @@ def make_dynamo_backend(target: str = "cpu", options: Mapping[str, Any] | Any | 
         fw_compiler = compile_boxed
         if freeze:
             fw_compiler = _frozen_compiler(gm, example_inputs, compile_boxed)
-        return aot_module_simplified(gm, example_inputs, fw_compiler=fw_compiler,
-                                     bw_compiler=compile_boxed,
-                                     decompositions=decomposition_table())
+        # dynamo's own AOTAutograd wrapper, not aot_module_simplified: it counts
+        # the call, which dynamo's DDPOptimizer needs to replay the first call
+        # with fake outputs (else the first real call returned FakeTensors), and
+        # keeps dynamo out of the backward compile and the backward itself
+        aot = aot_autograd(fw_compiler=fw_compiler, bw_compiler=compile_boxed,
+                           decompositions=decomposition_table())
+        return aot(gm, example_inputs)
 
     backend.__name__ = f"irc_{target}"  # type: ignore[attr-defined]
     return backend

@@ -117,7 +117,13 @@ def _own_code(fn: Any) -> Any:
 
 
 def _compile(obj: Any, target: str, strict: bool, options: Mapping[str, Any] | None) -> Any:
+    from irc.optim import compile_step, is_optimizer_step
+    if is_optimizer_step(obj):  # fused multi-tensor kernels (irc.optim)
+        return compile_step(obj.__self__, target)
     config = check_target(target, options)
+    from irc.distributed import compile_ddp, is_ddp
+    if is_ddp(obj):  # compile the wrapped module (docs/distributed.md)
+        return compile_ddp(obj, lambda inner: _compile(inner, target, strict, options))
     if not callable(obj):
         raise IrcError(f"irc.compile needs an nn.Module or a function, got {type(obj).__name__}")
     stats = CompileStats(_display_name(obj), target)
