@@ -105,7 +105,9 @@ def static_problem(node: torch.fx.Node) -> str | None:
     if node.op != "call_function":
         return None
     if handler_for(node) is None and not _foldable_target(node):
-        return "no lowering to the graph dialect"
+        from irc.frontends.aten_extern import problem as extern_problem
+        if extern_problem(node) is not None:
+            return "no lowering to the graph dialect"
     for arg in node.all_input_nodes:
         for v in _vals(arg):
             if v.dtype not in SUPPORTED_DTYPES:
@@ -134,8 +136,10 @@ def static_problems(gm: torch.fx.GraphModule) -> dict[str, str]:
             constant.add(node)
             continue  # evaluated by torch at import; only its materialised value matters
         problem = static_problem(node)
-        if problem is None and handler_for(node) is None and not foldable:
-            problem = "no lowering to the graph dialect"
+        if problem is None and handler_for(node) is None:
+            from irc.frontends.aten_extern import problem as extern_problem
+            if extern_problem(node) is not None:
+                problem = "no lowering to the graph dialect"
         if problem is not None:
             problems[node.name] = problem
     return problems
@@ -225,18 +229,33 @@ class FxImporter:
             self.constants[node] = self._evaluate(node)
             return
         problem = static_problem(node)
+        if problem is None and handler_for(node) is None:
+            from irc.frontends.aten_extern import problem as extern_problem
+            if extern_problem(node) is not None:
+                problem = "no lowering to the graph dialect"
         if problem is not None:
             raise NodeUnsupported(node, problem)
         handler = handler_for(node)
-        if handler is None:
-            raise NodeUnsupported(node, "no lowering to the graph dialect")
         try:
+            if handler is None:
+                raise NodeUnsupported(node, "no lowering to the graph dialect")
             result = handler(self, node)
-        except NodeUnsupported:
-            raise
+        except NodeUnsupported as err:
+            if err.node is not node:
+                raise
+            result = self._library_call(node, err)
         except (ValueError, TypeError, IndexError, KeyError, AssertionError, VerifyException) as err:
-            raise NodeUnsupported(node, f"cannot lower these arguments ({err})") from err
+            result = self._library_call(
+                node, NodeUnsupported(node, f"cannot lower these arguments ({err})"))
         self.values[node] = self._check(node, result)
+
+    def _library_call(self, node: torch.fx.Node, why: NodeUnsupported) -> Any:
+        """``node`` as a ``graph.aten_call`` (torch's kernel at run time) where
+        it has no lowering of its own, else ``why`` is raised."""
+        from irc.frontends.aten_extern import import_aten_call, problem
+        if problem(node) is not None:
+            raise why
+        return import_aten_call(self, node)
 
     def _evaluate(self, node: torch.fx.Node) -> Any:
         def real(a: Any) -> Any:

@@ -60,7 +60,7 @@ from irc.ir.types import numel, shape_of
 # Ops that backends run as library calls; they never enter a kernel.
 EXTERN_OPS: tuple[type[Operation], ...] = (
     g.MatmulOp, g.ConvOp, g.MaxPoolOp, g.AvgPoolOp, g.AdaptiveAvgPoolOp,
-    g.GatherOp, g.IndexSelectOp, g.EmbeddingOp, g.AttentionOp,
+    g.GatherOp, g.IndexSelectOp, g.EmbeddingOp, g.AttentionOp, g.AtenCallOp,
 )
 EXTERN_OP_NAMES: frozenset[str] = frozenset(
     t.name for t in (*EXTERN_OPS, g.ConcatOp))  # type: ignore[attr-defined]

@@ -22,8 +22,9 @@ What it allocates is what :func:`irc.passes.memory_plan.plan_memory` says:
   whose outer loop is marked ``irc.parallel`` is split over torch's OpenMP
   team (or irc's pool) by :func:`irc.backends.llvm.threads.parallel_launcher`;
 * extern ops: torch's own kernels (``torch.matmul`` with ``out=`` into the
-  arena; others return fresh tensors, made contiguous, dropped after their
-  last use); ``@main``'s results are fresh tensors on every call.
+  arena; others, ``graph.aten_call`` included, return fresh tensors, made
+  contiguous, dropped after their last use); ``@main``'s results are fresh
+  tensors on every call.
 
 Safety: before anything native runs, every input's dtype, shape, strides
 (contiguity) and device are checked against what was compiled, and every
@@ -62,7 +63,7 @@ from irc.backends.llvm.translate import KernelSignature
 from irc.errors import BackendError, InputMismatchError
 from irc.ir import graph as g
 from irc.ir.host import LaunchOp
-from irc.ir.interpreter import HANDLERS, dense_to_tensor
+from irc.ir.interpreter import HANDLERS, dense_to_tensor, run_aten_call
 from irc.ir.types import dtype_of, numel, shape_of
 from irc.passes.lower_to_loops import VIEW_ATTR
 from irc.passes.memory_plan import (MemoryPlan, functions_of, view_ops, weight_derived_values,
@@ -257,6 +258,8 @@ class HostProgram:
             step = self._launch(op)
         elif isinstance(op, g.MatmulOp):
             step = self._matmul(op)
+        elif isinstance(op, g.AtenCallOp):
+            step = self._aten_call(op)
         elif type(op) in HANDLERS:
             step = self._extern(op)
         else:
@@ -392,6 +395,19 @@ class HostProgram:
         def step(env: Env) -> None:
             result = env[out] = alloc()
             torch.matmul(env[a], env[b], out=result)
+        return step
+
+    def _aten_call(self, op: g.AtenCallOp) -> Step:
+        """torch's op on the operands; its (fresh, contiguous) results."""
+        ins = [self.index[v] for v in op.operands]
+        outs = [self._slot(r) for r in op.results]
+        callee, args = op.callee.data, op.args.data
+        dtypes = [dtype_of(r.type) for r in op.results]
+
+        def step(env: Env) -> None:
+            results = run_aten_call(callee, args, dtypes, [env[i] for i in ins])
+            for i, t in zip(outs, results):
+                env[i] = t
         return step
 
     def _extern(self, op: Operation) -> Step:
