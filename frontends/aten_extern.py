@@ -6,12 +6,14 @@ these particular arguments (``index.Tensor`` with non-adjacent index
 tensors...), becomes one ``graph.aten_call`` when it is *eligible*
 (:func:`problem` returns None):
 
-* it is an ``OpOverload`` whose schema mutates nothing (views are fine: the
-  call's results are copies, value semantics);
+* it is an ``OpOverload`` (of aten, or of another library's namespace such as
+  ``torch_nn``; not ``prims``) whose schema mutates nothing (views are fine:
+  the call's results are copies, value semantics);
 * every argument is a tensor value, a python scalar/string/None, a dtype,
   device, layout or memory format, or a list of those; no generator object;
-* every output is a tensor (or a tuple/list of tensors) of static shape and
-  of a dtype irc supports.
+* every output is a strided tensor (or a tuple/list of them) of static shape
+  and of a dtype irc supports; or the op returns nothing (a check such as
+  ``_linalg_check_errors``: the call is kept for the error it may raise).
 
 Results are typed from the node's example values (``meta["val"]``). Ops
 tagged ``nondeterministic_seeded`` get the ``seeded`` unit property: every
@@ -33,17 +35,24 @@ from irc.frontends.fx_importer import FxImporter, NodeUnsupported
 from irc.ir import graph as g
 from irc.ir.types import SUPPORTED_DTYPES, tensor_type
 
-# Ops with a lowering of their own elsewhere (or one coming): never a generic call.
-EXCLUDED = frozenset({"as_strided", "as_strided_copy", "as_strided_scatter"})
+# Never a generic call: as_strided has a lowering of its own coming;
+# native_batch_norm in training writes the running statistics in place
+# although its schema does not say so (value semantics cannot express that;
+# AOTAutograd's functional graphs use _native_batch_norm_legit_functional).
+EXCLUDED = frozenset({"as_strided", "as_strided_copy", "as_strided_scatter",
+                      "native_batch_norm", "batch_norm", "_batch_norm_impl_index"})
 
 
 def callee_name(target: torch._ops.OpOverload) -> str:
-    """``aten::sort.stable`` / ``aten::sort.default``."""
+    """``aten::sort.stable`` / ``aten::sort.default`` (other namespaces alike)."""
     return f"{target._schema.name}.{target._overloadname}"
 
 
 def _outputs(node: torch.fx.Node) -> list[torch.Tensor] | str:
     val = node.meta.get("val")
+    target = node.target
+    if val is None and isinstance(target, torch._ops.OpOverload) and not target._schema.returns:
+        return []  # a check (``_linalg_check_errors``): kept for its error, no result
     vals = list(val) if isinstance(val, (tuple, list)) else [val]
     if not vals:
         return "it has no tensor result"
@@ -54,6 +63,8 @@ def _outputs(node: torch.fx.Node) -> list[torch.Tensor] | str:
             return f"dtype {v.dtype} is not supported"
         if not all(isinstance(d, int) for d in v.shape):
             return f"its result shape {tuple(v.shape)} depends on the data"
+        if v.layout != torch.strided:
+            return f"layout {v.layout} is not supported"
     return vals
 
 
@@ -78,7 +89,7 @@ def problem(node: torch.fx.Node) -> str | None:
     target = node.target
     if node.op != "call_function" or not isinstance(target, torch._ops.OpOverload):
         return "not an aten op"
-    if target.namespace != "aten" or target.overloadpacket.__name__ in EXCLUDED:
+    if target.namespace in ("prims", "higher_order") or target.overloadpacket.__name__ in EXCLUDED:
         return "no lowering to the graph dialect"
     if target._schema.is_mutable:
         return "it mutates its arguments"
@@ -139,5 +150,7 @@ def import_aten_call(ctx: FxImporter, node: torch.fx.Node) -> SSAValue | tuple[S
                       properties=properties)
     ctx.emit(op)
     results = tuple(op.results)
+    if not results:
+        return None  # type: ignore[return-value]
     val = node.meta.get("val")
     return results if isinstance(val, (tuple, list)) else results[0]

@@ -112,9 +112,13 @@ def static_problem(node: torch.fx.Node) -> str | None:
         for v in _vals(arg):
             if v.dtype not in SUPPORTED_DTYPES:
                 return f"dtype {v.dtype} is not supported"
+            if v.layout != torch.strided:
+                return f"layout {v.layout} is not supported"
     for v in _vals(node):
         if v.dtype not in SUPPORTED_DTYPES:
             return f"dtype {v.dtype} is not supported"
+        if v.layout != torch.strided:
+            return f"layout {v.layout} is not supported"
         if v.device.type not in ("cpu", "meta") and v.device.type != "cuda":
             return f"device {v.device} is not supported"
     return None
@@ -185,6 +189,8 @@ class FxImporter:
                 raise NodeUnsupported(n, f"input {n.name} is not a tensor ({type(val).__name__})")
             if val.dtype not in SUPPORTED_DTYPES:
                 raise NodeUnsupported(n, f"input dtype {val.dtype} is not supported")
+            if val.layout != torch.strided:
+                raise NodeUnsupported(n, f"input layout {val.layout} is not supported")
             arg_types.append(tensor_type(tuple(val.shape), val.dtype))
         block = Block(arg_types=arg_types)
         self.builder = Builder(InsertPoint.at_end(block))

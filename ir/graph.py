@@ -979,17 +979,18 @@ _GENERATOR_EFFECTS = frozenset({EffectInstance(MemoryEffectKind.READ),
 
 
 class _AtenCallEffects(MemoryEffect):
-    """No effect, except a ``seeded`` call: it reads and advances torch's
-    random generator (so it is never merged, folded, cached or dropped)."""
+    """No effect, except a ``seeded`` call (it reads and advances torch's
+    random generator) and a call without results (a check that may raise):
+    those are never merged, folded, cached or dropped."""
 
     @classmethod
     def get_effects(cls, op: Operation) -> frozenset[EffectInstance]:
-        return _GENERATOR_EFFECTS if "seeded" in op.properties else frozenset()
+        return _GENERATOR_EFFECTS if "seeded" in op.properties or not op.results else frozenset()
 
 
 @irdl_op_definition
 class AtenCallOp(IRDLOperation):
-    """A call of the functional aten op ``callee`` (``"aten::sort.stable"``),
+    """A call of the functional op ``callee`` (``"aten::sort.stable"``),
     run by every backend as torch's own kernel (a library call, like
     inductor's fallback kernels). Value semantics: results never alias the
     operands.
@@ -999,7 +1000,8 @@ class AtenCallOp(IRDLOperation):
     ``{"$dtype": "float32"}``, ``{"$device": "cpu"}``, ``{"$layout": ..}`` and
     ``{"$memory_format": ..}`` for those torch types. The results are the
     op's tensor outputs in order, in the types the op gives (a runtime casts
-    to the declared dtype). ``seeded``: the op draws from torch's generator
+    to the declared dtype); none for an op returning nothing (a check such as
+    ``_linalg_check_errors``, kept for the error it raises). ``seeded``: the op draws from torch's generator
     (``rand``, ``bernoulli``...); it runs where eager would, once per call.
     """
 
@@ -1015,10 +1017,9 @@ class AtenCallOp(IRDLOperation):
 
     def verify_(self) -> None:
         import json
-        if not self.callee.data.startswith("aten::"):
-            _fail(self, f"callee must be an aten op (\"aten::name.overload\"), got {self.callee.data!r}")
-        if not self.outputs:
-            _fail(self, "must have at least one result")
+        if "::" not in self.callee.data or "." not in self.callee.data.split("::", 1)[1]:
+            _fail(self, f"callee must name an op overload (\"aten::name.overload\"), "
+                        f"got {self.callee.data!r}")
         try:
             decoded = json.loads(self.args.data)
         except ValueError as err:

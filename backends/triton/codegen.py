@@ -382,7 +382,8 @@ def _host_text(plan: ModulePlan) -> str:
         elif isinstance(op, g.AtenCallOp):
             outs = [fresh() for _ in op.results]
             names.update(zip(op.results, outs))
-            lines.append(f"    {', '.join(outs)}, = {aten_call_text(op, [names[v] for v in op.operands])}")
+            assign = f"{', '.join(outs)}, = " if outs else ""
+            lines.append(f"    {assign}{aten_call_text(op, [names[v] for v in op.operands])}")
         elif isinstance(op, EXTERN_OPS):
             names[op.results[0]] = fresh()
             args = [names[v] for v in op.operands]
