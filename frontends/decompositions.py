@@ -29,6 +29,7 @@ EXTRA_DECOMPOSED = [
     # in training it writes the running statistics in place although its
     # schema does not say so: decomposed, functionalization sees those writes
     aten.native_batch_norm,
+    aten.linalg_vector_norm,  # pow / abs / amax / sum
 ]
 
 

@@ -149,6 +149,13 @@ def static_problems(gm: torch.fx.GraphModule) -> dict[str, str]:
     return problems
 
 
+def _reads_missing_output(node: torch.fx.Node, result: tuple[Any, ...]) -> bool:
+    """Whether a used ``getitem`` of ``node`` reads an output the handler left None."""
+    return any(user.target is operator.getitem and isinstance(user.args[1], int)
+               and user.args[1] < len(result) and result[user.args[1]] is None and user.users
+               for user in node.users)
+
+
 def _foldable_target(node: torch.fx.Node) -> bool:
     target = node.target
     if not isinstance(target, torch._ops.OpOverload):
@@ -246,6 +253,8 @@ class FxImporter:
             if handler is None:
                 raise NodeUnsupported(node, "no lowering to the graph dialect")
             result = handler(self, node)
+            if isinstance(result, tuple) and _reads_missing_output(node, result):
+                raise NodeUnsupported(node, "an output it does not lower is used")
         except NodeUnsupported as err:
             if err.node is not node:
                 raise
