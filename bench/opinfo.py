@@ -50,9 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     for i, op in enumerate(ops):
         result = classify(op, args.samples, targets)
         for t, o in result.items():
-            outcomes[t].append({"op": o.name, "category": o.category, "detail": o.detail})
+            outcomes[t].append({"op": o.name, "category": o.category, "detail": o.detail,
+                                "seconds": round(o.seconds, 3)})
         cats = " ".join(f"{t}={o.category}" for t, o in result.items())
-        print(f"[{i + 1}/{len(ops)}] {case_name(op)}: {cats}", file=sys.stderr, flush=True)
+        seconds = next(iter(result.values())).seconds
+        print(f"[{i + 1}/{len(ops)}] {case_name(op)}: {cats} ({seconds:.2f} s)", file=sys.stderr,
+              flush=True)
     today = datetime.date.today().isoformat()
     lines = [f"# OpInfo coverage, {today}", "",
              f"`python -m bench.opinfo --samples {args.samples}` (torch {torch.__version__}, "

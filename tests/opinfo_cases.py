@@ -17,7 +17,8 @@ of one case into one category (worst sample wins):
   is not supported (complex results...);
 * ``internal``: any other exception while compiling or running: an irc bug;
 * ``mismatch``: the compiled result differs from eager: an irc bug;
-* ``skipped``: eager itself fails on the sample, or the op has no samples.
+* ``skipped``: eager itself fails on the sample (jiterator ops need a GPU),
+  the op has no CPU kernel at all, or no samples.
 """
 
 from __future__ import annotations
@@ -213,6 +214,8 @@ def classify(op: Any, count: int, targets: tuple[str, ...] = ("reference", "cpu"
     """The outcome of one case per target, over its first ``count`` samples."""
     name = case_name(op)
     start = time.perf_counter()
+    if not op.supported_dtypes("cpu"):
+        return {t: Outcome(name, "skipped", "eager has no CPU kernel") for t in targets}
     chosen = samples(op, count)
     if not chosen:
         kind = "dtype" if sample_dtype(op) is None else "skipped"
