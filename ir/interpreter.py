@@ -258,11 +258,10 @@ def _embedding(op: Operation, args: list[torch.Tensor]) -> torch.Tensor:
     return F.embedding(args[1].to(torch.int64), args[0])
 
 
-def decode_args(text: str, inputs: Sequence[torch.Tensor], device: torch.device | None = None
-                ) -> tuple[list[object], dict[str, object]]:
+def decode_args(text: str, inputs: Sequence[torch.Tensor]) -> tuple[list[object], dict[str, object]]:
     """A ``graph.aten_call``'s ``args`` JSON -> python ``(args, kwargs)``:
-    operand references become ``inputs``; a ``$device`` becomes ``device``
-    when given (the device the program runs on), else the one recorded."""
+    operand references become ``inputs``; devices, dtypes, layouts and
+    memory formats the torch objects they name."""
     def decode(value: object) -> object:
         if isinstance(value, list):
             return [decode(v) for v in value]
@@ -272,7 +271,7 @@ def decode_args(text: str, inputs: Sequence[torch.Tensor], device: torch.device 
             if "$dtype" in value:
                 return getattr(torch, value["$dtype"])  # type: ignore[arg-type]
             if "$device" in value:
-                return device if device is not None else torch.device(value["$device"])  # type: ignore[arg-type]
+                return torch.device(value["$device"])  # type: ignore[arg-type]
             if "$layout" in value:
                 return getattr(torch, value["$layout"])  # type: ignore[arg-type]
             if "$memory_format" in value:
@@ -300,8 +299,12 @@ def run_aten_call(callee: str, args: str, dtypes: Sequence[torch.dtype],
     """Run a ``graph.aten_call``: torch's op on ``inputs``; its tensor outputs in
     order, cast to ``dtypes``, contiguous and never sharing storage with an
     input (a view op's result is copied: value semantics). The one
-    implementation the interpreter, the CPU runtime and Triton's host code call."""
-    positional, keywords = decode_args(args, inputs, device)
+    implementation the interpreter, the CPU runtime and Triton's host code call.
+
+    A factory op runs on the device the graph recorded (so a random draw
+    comes from the generator eager used); with ``device``, the results are
+    then moved to the device the program runs on."""
+    positional, keywords = decode_args(args, inputs)
     out = aten_overload(callee)(*positional, **keywords)
     flat = [t for t in (out if isinstance(out, (tuple, list)) else [out]) if isinstance(t, torch.Tensor)]
     if len(flat) != len(dtypes):
@@ -310,7 +313,7 @@ def run_aten_call(callee: str, args: str, dtypes: Sequence[torch.dtype],
     storages = {t.untyped_storage().data_ptr() for t in inputs if t.numel()}
     results = []
     for t, dtype in zip(flat, dtypes):
-        t = t.to(dtype).contiguous()
+        t = t.to(device=device or t.device, dtype=dtype).contiguous()
         if t.numel() and t.untyped_storage().data_ptr() in storages:
             t = t.clone()
         results.append(t)
@@ -319,9 +322,8 @@ def run_aten_call(callee: str, args: str, dtypes: Sequence[torch.dtype],
 
 @handles(g.AtenCallOp)
 def _aten_call(op: g.AtenCallOp, args: list[torch.Tensor]) -> list[torch.Tensor]:  # type: ignore[override]
-    device = args[0].device if args else None
     return run_aten_call(op.callee.data, op.args.data, [dtype_of(r.type) for r in op.results],
-                         args, device)
+                         args)
 
 
 @handles(g.ConstantOp)

@@ -29,6 +29,11 @@ from opinfo_cases import trace
 TARGETS = ["reference", "cpu", "cuda"]  # cuda: Triton's interpreter on the CPU in CI
 
 
+def _on(target: str, t: torch.Tensor) -> torch.Tensor:
+    """Inputs for ``target``: CUDA tensors for "cuda" where there is a GPU."""
+    return t.cuda() if target == "cuda" and torch.cuda.is_available() else t
+
+
 def _ops(gm: torch.fx.GraphModule) -> list[g.AtenCallOp]:
     program = import_fx_graph(gm)
     return [op for op in program.module.walk() if isinstance(op, g.AtenCallOp)]
@@ -48,9 +53,9 @@ def test_library_calls_with_fused_neighbours_match_eager(target: str, rows: int,
     x = torch.randn(max(rows, 2), cols, generator=gen)
     gm = trace(_sort_topk, x)
     assert {op.callee.data for op in _ops(gm)} >= {"aten::sort.stable", "aten::topk.default"}
-    got = compile_graph(gm, target, strict=True)(x)
+    got = compile_graph(gm, target, strict=True)(_on(target, x))
     for a, b in zip(got, _sort_topk(x), strict=True):
-        torch.testing.assert_close(a, b)
+        torch.testing.assert_close(a.cpu(), b)
 
 
 def _random(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -69,11 +74,16 @@ def test_random_ops_draw_like_eager_with_the_same_seed(target: str) -> None:
     torch.manual_seed(7)
     want = gm(x)  # the traced graph, eagerly: the draws in the graph's order
     torch.manual_seed(7)
-    got = run(x)
-    for a, b in zip(got, want, strict=True):
-        torch.testing.assert_close(a, b)
+    got = [t.cpu() for t in run(_on(target, x))]
+    if target != "cuda" or not torch.cuda.is_available():
+        # (on a GPU, randn_like of a CUDA tensor draws from the CUDA generator)
+        for a, b in zip(got, want, strict=True):
+            torch.testing.assert_close(a, b)
+    else:  # the factory ops the graph recorded on the CPU draw like eager there
+        torch.testing.assert_close(got[0], want[0])
+        torch.testing.assert_close(got[1], want[1])
     assert not torch.equal(got[0], got[1])
-    again = run(x)  # never folded or cached: new draws on every call
+    again = [t.cpu() for t in run(_on(target, x))]  # never folded or cached: new draws every call
     assert not torch.equal(again[0], got[0]) and not torch.equal(again[2], got[2])
 
 
