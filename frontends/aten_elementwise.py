@@ -83,9 +83,18 @@ def _gelu(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
 
 @handles("round")
 def _round(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
-    if ctx.arg(1, "decimals", 0) not in (0, None):
-        raise ctx.unsupported("round with decimals")
-    return ctx.emit(g.RoundOp(ctx.tensor(node.args[0])))
+    decimals = ctx.arg(1, "decimals", 0) or 0
+    x = ctx.tensor(node.args[0])
+    if decimals == 0:
+        return ctx.emit(g.RoundOp(x))
+    dtype = dtype_of(x.type)
+    if dtype not in (torch.float32, torch.float64):  # halves: torch's kernel rounds differently
+        raise ctx.unsupported(f"round with decimals in {dtype}")
+    # torch's kernel: round(x * 10^d) / 10^d, or round(x / 10^-d) * 10^-d for d < 0
+    ten_pow = ctx.scalar(float(10 ** abs(decimals)), dtype)
+    if decimals > 0:
+        return ctx.emit(g.DivOp(ctx.emit(g.RoundOp(ctx.emit(g.MulOp(x, ten_pow)))), ten_pow))
+    return ctx.emit(g.MulOp(ctx.emit(g.RoundOp(ctx.emit(g.DivOp(x, ten_pow)))), ten_pow))
 
 
 @handles("square")

@@ -128,14 +128,20 @@ def static_problem(node: torch.fx.Node) -> str | None:
     if node.op != "call_function":
         return None
     if handler_for(node) is None and not _foldable_target(node):
-        return "no lowering to the graph dialect"
+        from irc.frontends.aten_extern import problem as extern_problem
+        if extern_problem(node) is not None:
+            return "no lowering to the graph dialect"
     for arg in node.all_input_nodes:
         for v in _vals(arg):
             if v.dtype not in SUPPORTED_DTYPES:
                 return f"dtype {v.dtype} is not supported"
+            if v.layout != torch.strided:
+                return f"layout {v.layout} is not supported"
     for v in _vals(node):
         if v.dtype not in SUPPORTED_DTYPES:
             return f"dtype {v.dtype} is not supported"
+        if v.layout != torch.strided:
+            return f"layout {v.layout} is not supported"
         if v.device.type not in ("cpu", "meta") and v.device.type != "cuda":
             return f"device {v.device} is not supported"
     return None
@@ -157,11 +163,20 @@ def static_problems(gm: torch.fx.GraphModule) -> dict[str, str]:
             constant.add(node)
             continue  # evaluated by torch at import; only its materialised value matters
         problem = static_problem(node)
-        if problem is None and handler_for(node) is None and not foldable:
-            problem = "no lowering to the graph dialect"
+        if problem is None and handler_for(node) is None:
+            from irc.frontends.aten_extern import problem as extern_problem
+            if extern_problem(node) is not None:
+                problem = "no lowering to the graph dialect"
         if problem is not None:
             problems[node.name] = problem
     return problems
+
+
+def _reads_missing_output(node: torch.fx.Node, result: tuple[Any, ...]) -> bool:
+    """Whether a used ``getitem`` of ``node`` reads an output the handler left None."""
+    return any(user.target is operator.getitem and isinstance(user.args[1], int)
+               and user.args[1] < len(result) and result[user.args[1]] is None and user.users
+               for user in node.users)
 
 
 def _foldable_target(node: torch.fx.Node) -> bool:
@@ -204,6 +219,8 @@ class FxImporter:
                 raise NodeUnsupported(n, f"input {n.name} is not a tensor ({type(val).__name__})")
             if val.dtype not in SUPPORTED_DTYPES:
                 raise NodeUnsupported(n, f"input dtype {val.dtype} is not supported")
+            if val.layout != torch.strided:
+                raise NodeUnsupported(n, f"input layout {val.layout} is not supported")
             arg_types.append(tensor_type(tuple(val.shape), val.dtype))
         block = Block(arg_types=arg_types)
         self.builder = Builder(InsertPoint.at_end(block))
@@ -248,18 +265,35 @@ class FxImporter:
             self.constants[node] = self._evaluate(node)
             return
         problem = static_problem(node)
+        if problem is None and handler_for(node) is None:
+            from irc.frontends.aten_extern import problem as extern_problem
+            if extern_problem(node) is not None:
+                problem = "no lowering to the graph dialect"
         if problem is not None:
             raise NodeUnsupported(node, problem)
         handler = handler_for(node)
-        if handler is None:
-            raise NodeUnsupported(node, "no lowering to the graph dialect")
         try:
+            if handler is None:
+                raise NodeUnsupported(node, "no lowering to the graph dialect")
             result = handler(self, node)
-        except NodeUnsupported:
-            raise
+            if isinstance(result, tuple) and _reads_missing_output(node, result):
+                raise NodeUnsupported(node, "an output it does not lower is used")
+        except NodeUnsupported as err:
+            if err.node is not node:
+                raise
+            result = self._library_call(node, err)
         except (ValueError, TypeError, IndexError, KeyError, AssertionError, VerifyException) as err:
-            raise NodeUnsupported(node, f"cannot lower these arguments ({err})") from err
+            result = self._library_call(
+                node, NodeUnsupported(node, f"cannot lower these arguments ({err})"))
         self.values[node] = self._check(node, result)
+
+    def _library_call(self, node: torch.fx.Node, why: NodeUnsupported) -> Any:
+        """``node`` as a ``graph.aten_call`` (torch's kernel at run time) where
+        it has no lowering of its own, else ``why`` is raised."""
+        from irc.frontends.aten_extern import import_aten_call, problem
+        if problem(node) is not None:
+            raise why
+        return import_aten_call(self, node)
 
     def _evaluate(self, node: torch.fx.Node) -> Any:
         def real(a: Any) -> Any:

@@ -45,8 +45,9 @@ from xdsl.irdl import (
     result_def,
     traits_def,
     var_operand_def,
+    var_result_def,
 )
-from xdsl.traits import Commutative, ConstantLike, Pure
+from xdsl.traits import Commutative, ConstantLike, EffectInstance, MemoryEffect, MemoryEffectKind, Pure
 from xdsl.utils.exceptions import VerifyException
 
 from irc.ir.types import broadcast_shapes, default_float, dtype_of, numel, promote, shape_of
@@ -973,6 +974,77 @@ class EmbeddingOp(IRDLOperation):
             _fail(self, "indices must be i64 or i32")
         if shape_of(self.result.type) != (*idx, w[1]):
             _fail(self, f"result shape {_fmt(shape_of(self.result.type))} should be {_fmt((*idx, w[1]))}")
+
+
+# ----------------------------------------------------------------------------
+# library calls of aten ops the dialect has no op for
+
+
+_GENERATOR_EFFECTS = frozenset({EffectInstance(MemoryEffectKind.READ),
+                                EffectInstance(MemoryEffectKind.WRITE)})
+
+
+class _AtenCallEffects(MemoryEffect):
+    """No effect, except a ``seeded`` call (it reads and advances torch's
+    random generator) and a call without results (a check that may raise):
+    those are never merged, folded, cached or dropped."""
+
+    @classmethod
+    def get_effects(cls, op: Operation) -> frozenset[EffectInstance]:
+        return _GENERATOR_EFFECTS if "seeded" in op.properties or not op.results else frozenset()
+
+
+@irdl_op_definition
+class AtenCallOp(IRDLOperation):
+    """A call of the functional op ``callee`` (``"aten::sort.stable"``),
+    run by every backend as torch's own kernel (a library call, like
+    inductor's fallback kernels). Value semantics: results never alias the
+    operands.
+
+    ``args`` is the call's arguments as JSON, ``[positional, keyword]``, with
+    ``{"$t": i}`` for operand ``i`` (a tensor argument, also inside lists),
+    ``{"$dtype": "float32"}``, ``{"$device": "cpu"}``, ``{"$layout": ..}`` and
+    ``{"$memory_format": ..}`` for those torch types. The results are the
+    op's tensor outputs in order, in the types the op gives (a runtime casts
+    to the declared dtype); none for an op returning nothing (a check such as
+    ``_linalg_check_errors``, kept for the error it raises). ``seeded``: the op draws from torch's generator
+    (``rand``, ``bernoulli``...); it runs where eager would, once per call.
+    """
+
+    name = "graph.aten_call"
+    inputs = var_operand_def(TensorType)
+    callee = prop_def(StringAttr)
+    args = prop_def(StringAttr)
+    seeded = opt_prop_def(UnitAttr)
+    outputs = var_result_def(TensorType)
+    traits = traits_def(_AtenCallEffects())
+    assembly_format = "$callee `(` $inputs `)` attr-dict `:` functional-type($inputs, $outputs)"
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def verify_(self) -> None:
+        import json
+        if "::" not in self.callee.data or "." not in self.callee.data.split("::", 1)[1]:
+            _fail(self, f"callee must name an op overload (\"aten::name.overload\"), "
+                        f"got {self.callee.data!r}")
+        try:
+            decoded = json.loads(self.args.data)
+        except ValueError as err:
+            _fail(self, f"args is not JSON: {err}")
+        refs: list[int] = []
+
+        def walk(value: object) -> None:
+            if isinstance(value, dict) and "$t" in value:
+                refs.append(value["$t"])  # type: ignore[arg-type]
+            elif isinstance(value, dict):
+                for v in value.values():
+                    walk(v)
+            elif isinstance(value, list):
+                for v in value:
+                    walk(v)
+
+        walk(decoded)
+        if sorted(refs) != list(range(len(self.inputs))):
+            _fail(self, f"args refer to operands {sorted(refs)}, the op has {len(self.inputs)}")
 
 
 # ----------------------------------------------------------------------------

@@ -8,7 +8,9 @@ function calling outlined kernels with ``func.call``) run too.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -279,6 +281,74 @@ def _embedding(op: Operation, args: list[torch.Tensor]) -> torch.Tensor:
     return F.embedding(args[1].to(torch.int64), args[0])
 
 
+def decode_args(text: str, inputs: Sequence[torch.Tensor]) -> tuple[list[object], dict[str, object]]:
+    """A ``graph.aten_call``'s ``args`` JSON -> python ``(args, kwargs)``:
+    operand references become ``inputs``; devices, dtypes, layouts and
+    memory formats the torch objects they name."""
+    def decode(value: object) -> object:
+        if isinstance(value, list):
+            return [decode(v) for v in value]
+        if isinstance(value, dict):
+            if "$t" in value:
+                return inputs[value["$t"]]  # type: ignore[index]
+            if "$dtype" in value:
+                return getattr(torch, value["$dtype"])  # type: ignore[arg-type]
+            if "$device" in value:
+                return torch.device(value["$device"])  # type: ignore[arg-type]
+            if "$layout" in value:
+                return getattr(torch, value["$layout"])  # type: ignore[arg-type]
+            if "$memory_format" in value:
+                return getattr(torch, value["$memory_format"])  # type: ignore[arg-type]
+            return {k: decode(v) for k, v in value.items()}
+        return value
+    args, kwargs = json.loads(text)
+    return decode(args), {k: decode(v) for k, v in kwargs.items()}  # type: ignore[return-value]
+
+
+@lru_cache(maxsize=None)
+def aten_overload(callee: str) -> torch._ops.OpOverload:
+    """``"aten::sort.stable"`` -> ``torch.ops.aten.sort.stable``."""
+    namespace, rest = callee.split("::", 1)
+    name, overload = rest.rsplit(".", 1)
+    try:
+        return getattr(getattr(getattr(torch.ops, namespace), name), overload)
+    except AttributeError:
+        raise IrcError(f"graph.aten_call: this torch has no operator {callee}") from None
+
+
+def run_aten_call(callee: str, args: str, dtypes: Sequence[torch.dtype],
+                  inputs: Sequence[torch.Tensor], device: torch.device | None = None
+                  ) -> list[torch.Tensor]:
+    """Run a ``graph.aten_call``: torch's op on ``inputs``; its tensor outputs in
+    order, cast to ``dtypes``, contiguous and never sharing storage with an
+    input (a view op's result is copied: value semantics). The one
+    implementation the interpreter, the CPU runtime and Triton's host code call.
+
+    A factory op runs on the device the graph recorded (so a random draw
+    comes from the generator eager used); with ``device``, the results are
+    then moved to the device the program runs on."""
+    positional, keywords = decode_args(args, inputs)
+    out = aten_overload(callee)(*positional, **keywords)
+    flat = [t for t in (out if isinstance(out, (tuple, list)) else [out]) if isinstance(t, torch.Tensor)]
+    if len(flat) != len(dtypes):
+        raise IrcError(f"graph.aten_call {callee}: torch gave {len(flat)} tensors, the op "
+                       f"declares {len(dtypes)}")
+    storages = {t.untyped_storage().data_ptr() for t in inputs if t.numel()}
+    results = []
+    for t, dtype in zip(flat, dtypes):
+        t = t.to(device=device or t.device, dtype=dtype).contiguous()
+        if t.numel() and t.untyped_storage().data_ptr() in storages:
+            t = t.clone()
+        results.append(t)
+    return results
+
+
+@handles(g.AtenCallOp)
+def _aten_call(op: g.AtenCallOp, args: list[torch.Tensor]) -> list[torch.Tensor]:  # type: ignore[override]
+    return run_aten_call(op.callee.data, op.args.data, [dtype_of(r.type) for r in op.results],
+                         args)
+
+
 @handles(g.ConstantOp)
 def _constant(op: g.ConstantOp, args: list[torch.Tensor]) -> torch.Tensor:
     return dense_to_tensor(op.value)
@@ -322,7 +392,11 @@ class Interpreter:
                 results = self.call(self.functions[op.callee.string_value()], args)
                 env.update(zip(op.results, results))
                 continue
-            env[op.results[0]] = self.execute(op, args)
+            result = self.execute(op, args)
+            if isinstance(result, list):  # graph.aten_call: its results in order
+                env.update(zip(op.results, result))
+            else:
+                env[op.results[0]] = result
         return []
 
     def execute(self, op: Operation, args: list[torch.Tensor]) -> torch.Tensor:

@@ -356,9 +356,10 @@ def graph_programs(draw: st.DrawFn, max_ops: int = 10,
 # every op once
 
 
-def all_ops_module(locations: bool = False) -> ModuleOp:
+def all_ops_module(locations: bool = False, library_calls: bool = True) -> ModuleOp:
     """A verified module that uses every op of the graph dialect at least once
-    (with ``locations``, op i carries ``loc("model.py":i:5)``)."""
+    (with ``locations``, op i carries ``loc("model.py":i:5)``; without
+    ``library_calls``, no ``graph.aten_call``: for backends that refuse it)."""
     f32, i64, b1 = torch.float32, torch.int64, torch.bool
     arg_types = [tensor_type([2, 3], f32), tensor_type([2, 3], i64), tensor_type([2, 3], b1),
                  tensor_type([1, 2, 5, 5], f32), tensor_type([3], i64)]
@@ -422,6 +423,11 @@ def all_ops_module(locations: bool = False) -> ModuleOp:
     qscales = emit(g.WeightOp("fc.q4.scales", tensor_type([4, 1], f32)))
     emit(g.QuantizedMatmulOp(x, qweight, qscales, bits=4, group_size=4))
     emit(g.ConstantOp(dense([2], f32, [1.5, -0.0])))
+    if library_calls:
+        emit(g.AtenCallOp.create(
+            operands=[x], result_types=[tensor_type([2, 3], f32), tensor_type([2, 3], i64)],
+            properties={"callee": StringAttr("aten::sort.stable"),
+                        "args": StringAttr('[[{"$t": 0}], {"stable": true, "dim": 1}]')}))
     emit(g.GeluOp(x, properties={"approximate": g.StringAttr("tanh")}))
     for line, op in enumerate(ops, start=10):
         if locations:

@@ -23,8 +23,9 @@ What it allocates is what :func:`irc.passes.memory_plan.plan_memory` says:
   team (or irc's pool: ``parallel_runtime="pool"``) by
   :func:`irc.backends.llvm.threads.parallel_launcher`, counted in ``stats``;
 * extern ops: torch's own kernels (``torch.matmul`` with ``out=`` into the
-  arena; others return fresh tensors, made contiguous, dropped after their
-  last use); ``@main``'s results are fresh tensors on every call.
+  arena; others, ``graph.aten_call`` included, return fresh tensors, made
+  contiguous, dropped after their last use); ``@main``'s results are fresh
+  tensors on every call.
 
 Safety: before anything native runs, every input's dtype, shape, strides
 (contiguity) and device are checked against what was compiled, and every
@@ -59,7 +60,7 @@ from irc.errors import BackendError, InputMismatchError
 from irc.ir import graph as g
 from irc.ir.host import LaunchOp
 from irc.ir.kernel import find_main
-from irc.ir.interpreter import HANDLERS, dense_to_tensor
+from irc.ir.interpreter import HANDLERS, dense_to_tensor, run_aten_call
 from irc.ir.types import dtype_of, numel, shape_of
 from irc.backends.llvm.lowering.lower_to_loops import VIEW_ATTR
 from irc.passes.memory_plan import (MemoryPlan, functions_of, view_ops, weight_derived_values,
@@ -266,6 +267,8 @@ class HostProgram:
             from irc.backends.llvm.quantized_matmul import host_step
             step = host_step(op, self.index.__getitem__, self._slot(op.result), self.threads,
                              self.parallel_runtime == "openmp", self.stats)
+        elif isinstance(op, g.AtenCallOp):
+            step = self._aten_call(op)
         elif type(op) in HANDLERS:
             step = self._extern(op)
         else:
@@ -417,6 +420,19 @@ class HostProgram:
         bias = self.index[op.bias] if op.bias is not None else None
         return conv_step(op, self.index[op.input], self.index[op.weight], bias,
                          self._slot(op.result))
+
+    def _aten_call(self, op: g.AtenCallOp) -> Step:
+        """torch's op on the operands; its (fresh, contiguous) results."""
+        ins = [self.index[v] for v in op.operands]
+        outs = [self._slot(r) for r in op.results]
+        callee, args = op.callee.data, op.args.data
+        dtypes = [dtype_of(r.type) for r in op.results]
+
+        def step(env: Env) -> None:
+            results = run_aten_call(callee, args, dtypes, [env[i] for i in ins])
+            for i, t in zip(outs, results):
+                env[i] = t
+        return step
 
     def _extern(self, op: Operation) -> Step:
         ins = [self.index[v] for v in op.operands]

@@ -25,7 +25,7 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation, SSAValue
 
 from irc.backends.triton.autotune import Tiling, choose_pointwise, choose_reduction
-from irc.backends.triton.codegen_host import extern_call
+from irc.backends.triton.codegen_host import aten_call_text, extern_call
 from irc.backends.triton.codegen_matmul import (
     LAUNCH_MATMUL,
     MATMUL_MODES,
@@ -294,6 +294,8 @@ def emit_module(plan: ModulePlan, title: str = "") -> str:
              "import triton",
              "import triton.language as tl",
              ""]
+    if any(isinstance(op, g.AtenCallOp) for op in plan.main.body.block.ops):
+        parts.insert(-1, "from irc.ir.interpreter import run_aten_call")
     for name in sorted(plan.helpers):  # jit helpers resolve each other at call time
         parts.append(COMBINE_HELPERS.get(name) or HELPERS[name])
     for kplan in plan.kernels.values():
@@ -371,6 +373,11 @@ def _host_text(plan: ModulePlan) -> str:
         elif id(op) in plan.call_names:
             kplan = plan.kernels[plan.call_names[id(op)]]
             lines.extend(_kernel_call_text(kplan, op, names, fresh))
+        elif isinstance(op, g.AtenCallOp):
+            outs = [fresh() for _ in op.results]
+            names.update(zip(op.results, outs))
+            assign = f"{', '.join(outs)}, = " if outs else ""
+            lines.append(f"    {assign}{aten_call_text(op, [names[v] for v in op.operands])}")
         elif is_extern(op):
             names[op.results[0]] = fresh()
             args = [names[v] for v in op.operands]

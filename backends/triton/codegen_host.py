@@ -26,6 +26,15 @@ def _tuple(values: Sequence[int]) -> str:
     return "(" + ", ".join(str(v) for v in values) + ("," if len(values) == 1 else "") + ")"
 
 
+def aten_call_text(op: g.AtenCallOp, args: Sequence[str]) -> str:
+    """Python expression giving the list of a ``graph.aten_call``'s results:
+    torch's op run by :func:`irc.ir.interpreter.run_aten_call` (the reference's
+    own implementation), on the program's device."""
+    dtypes = ", ".join(dtype_text(r.type) for r in op.results)
+    return (f"run_aten_call({op.callee.data!r}, {op.args.data!r}, ({dtypes},), "
+            f"[{', '.join(args)}], _device)")
+
+
 def extern_call(op: Operation, args: Sequence[str]) -> str:
     """Python expression computing ``op``'s result from the named tensors ``args``.
 

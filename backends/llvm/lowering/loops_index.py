@@ -159,7 +159,9 @@ def floordiv(x: Lin, m: int) -> Lin:
     big = {a: k // m for a, k in x.terms if k % m == 0}
     rest = Lin(x.const % m, tuple((a, k) for a, k in x.terms if k % m != 0))
     whole = Lin(x.const // m, tuple((a, k) for a, k in big.items()))
-    if big or x.const >= m:
+    # (only while the rest stays >= 0: a Div of a negative value would be
+    # emitted as a truncating division, wrong for floor semantics)
+    if (big or x.const >= m) and lin_range(rest)[0] >= 0:
         return add(whole, floordiv(rest, m))
     # floor((g*A + r) / (g*n)) == floor(A / n) when 0 <= r < g
     terms = sorted(x.terms, key=lambda t: -abs(t[1]))
@@ -169,7 +171,8 @@ def floordiv(x: Lin, m: int) -> Lin:
         tlo, thi = lin_range(tail)
         if g > 1 and 0 <= tlo and thi < g:
             reduced = _make(0, {a: k // g for a, k in head})
-            return floordiv(reduced, m // g)
+            if lin_range(reduced)[0] >= 0:
+                return floordiv(reduced, m // g)
     return atom(Div(x, m))
 
 
