@@ -190,8 +190,9 @@ def _compile_split(gm: torch.fx.GraphModule, unsupported: set[str], target: str,
         out_node = next(n for n in sub.graph.nodes if n.op == "output")
         single = not isinstance(out_node.args[0], (tuple, list))
         # split_module names a piece's placeholders after the values it receives
-        weights = {n.name: weight_placeholders[n.name] for n in sub.graph.nodes
-                   if n.op == "placeholder" and n.name in (weight_placeholders or {})}
+        given = weight_placeholders or {}
+        weights = {n.name: given[n.name] for n in sub.graph.nodes
+                   if n.op == "placeholder" and n.name in given}
         setattr(split, name, _CompiledSubmodule(
             _compile_whole(sub, target, options, weights or None, stats=stats), single))
 

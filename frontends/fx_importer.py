@@ -33,6 +33,8 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import Any
 
+import operator
+
 import torch
 import torch.fx
 from xdsl.builder import Builder

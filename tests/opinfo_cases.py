@@ -180,7 +180,6 @@ def run_sample(op: Any, sample: Any, targets: tuple[str, ...]) -> dict[str, tupl
         eager_inputs = _clones(tensors)
         torch.manual_seed(SEED)
         want = gm(*eager_inputs)
-    n_outputs = len([w for w in tree_flatten(want)[0] if isinstance(w, torch.Tensor)])
     mutated = lift_input_mutations(gm)
     result = {}
     for target in targets:

@@ -15,7 +15,7 @@ from xdsl.dialects import builtin
 from xdsl.dialects.builtin import BFloat16Type
 from xdsl.ir import Attribute, Operation
 
-from .llvm_types import F32, F64, I1, I16, I32, I64, reg_type, unsupported
+from .llvm_types import F32, F64, I1, I16, I32, reg_type, unsupported
 
 if TYPE_CHECKING:
     from .translate import FuncEmitter

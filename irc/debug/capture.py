@@ -97,7 +97,7 @@ class ModelCapture:
                                      decompositions=decomposition_table())
 
     def _forward(self, gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Any:
-        from functorch.compile import make_boxed_func
+        from functorch.compile import make_boxed_func  # pyright: ignore[reportPrivateImportUsage]
         from torch._subclasses.fake_tensor import unset_fake_temporarily
         with unset_fake_temporarily():
             program, layout, positions = _import_strict(gm)

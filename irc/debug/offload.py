@@ -205,7 +205,7 @@ class ModelMigrator:
         if len(self.parts) > 1:
             for i, part in enumerate(self.parts):
                 rename_kernels(part.program.module, f"g{i}_")
-                part.kernels = kernel_functions(part.program.module)
+                part.kernels = kernels_by_name(part.program.module)
                 part.order = kernel_order(part.program.module)
         first = self.parts[0]
         self.target, self.backend, self.config, self.options = \
@@ -260,7 +260,7 @@ class ModelMigrator:
 def rename_kernels(module: ModuleOp, prefix: str) -> None:
     """Prefix every kernel's symbol (and the calls to it) with ``prefix``."""
     from xdsl.dialects.builtin import StringAttr, SymbolRefAttr
-    kernels = kernel_functions(module)
+    kernels = kernels_by_name(module)
     for op in module.walk():
         if isinstance(op, func.CallOp) and op.callee.string_value() in kernels:
             op.callee = SymbolRefAttr(prefix + op.callee.string_value())

@@ -26,7 +26,6 @@ from irc.ir.kernel import (  # noqa: F401  (re-exported for the debug tools)
     kernels_by_name,
     mark_kernel,
 )
-from irc.ir.kernel import find_main as main_function
 
 
 def source_of(op: Operation) -> str | None:
