@@ -438,3 +438,11 @@ def all_ops_module(locations: bool = False, library_calls: bool = True) -> Modul
     module = ModuleOp([fn])
     module.verify()
     return module
+
+
+def all_ops_weights() -> dict[str, torch.Tensor]:
+    """Values for the ``graph.weight`` ops of :func:`all_ops_module`."""
+    return {"conv.weight": torch.randn(4, 2, 3, 3), "conv.bias": torch.randn(4),
+            "embed.weight": torch.randn(10, 4),
+            "fc.q4": torch.randint(-128, 128, (4, 2), dtype=torch.int8),
+            "fc.q4.scales": torch.rand(4, 1)}

@@ -10,7 +10,7 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Block, Region
 
-from graph_strategies import all_ops_module, dense
+from graph_strategies import all_ops_module, all_ops_weights, dense
 from irc.errors import VerificationError
 from irc.ir import graph as g
 from irc.ir.interpreter import interpret
@@ -37,13 +37,9 @@ def test_every_op_round_trips(generic: bool) -> None:
 
 def test_interpreter_runs_every_op() -> None:
     module = all_ops_module()
-    f32 = torch.float32
     inputs = [torch.randn(2, 3), torch.randint(1, 5, (2, 3)), torch.rand(2, 3) < 0.5,
               torch.randn(1, 2, 5, 5), torch.tensor([0, 1, 1])]
-    weights = {"conv.weight": torch.randn(4, 2, 3, 3, dtype=f32), "conv.bias": torch.randn(4),
-               "embed.weight": torch.randn(10, 4),
-               "fc.q4": torch.randint(-128, 128, (4, 2), dtype=torch.int8),
-               "fc.q4.scales": torch.rand(4, 1)}
+    weights = all_ops_weights()
     (out,) = interpret(module, inputs, weights)
     torch.testing.assert_close(out, torch.nn.functional.gelu(inputs[0], approximate="tanh"))
 

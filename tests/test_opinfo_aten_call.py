@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 import irc
 from irc.errors import VerificationError
 from irc.frontends.capture import compile_graph
-from irc.frontends.fx_importer import import_fx_graph
+from irc.frontends.fx_importer import FxImporter
 from irc.ir import graph as g
 from irc.ir.interpreter import interpret
 from irc.ir.text import parse_module, print_module, verify_module
@@ -35,7 +35,7 @@ def _on(target: str, t: torch.Tensor) -> torch.Tensor:
 
 
 def _ops(gm: torch.fx.GraphModule) -> list[g.AtenCallOp]:
-    program = import_fx_graph(gm)
+    program = FxImporter(gm).run()
     return [op for op in program.module.walk() if isinstance(op, g.AtenCallOp)]
 
 
@@ -146,7 +146,7 @@ def test_view_op_results_are_copies() -> None:
 
 def test_text_round_trip_and_verifier() -> None:
     x = torch.randn(3, 4)
-    program = import_fx_graph(trace(_sort_topk, x))
+    program = FxImporter(trace(_sort_topk, x)).run()
     text = print_module(program.module)
     assert 'graph.aten_call "aten::sort.stable"' in text
     module, source_map = parse_module(text)

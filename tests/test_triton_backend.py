@@ -301,9 +301,7 @@ def test_every_graph_op(fuse: bool) -> None:
     args = next(op for op in module.ops if isinstance(op, func.FuncOp)).body.block.args
     inputs = [strategies.random_input(shape_of(a.type), dtype_of(a.type), gen) for a in args]
     inputs[4] = torch.tensor([0, 1, 1])  # index_select / embedding indices in range
-    weights = {"conv.weight": torch.randn(4, 2, 3, 3), "conv.bias": torch.randn(4),
-               "embed.weight": torch.randn(10, 4)}
-    exe = check(module, inputs, weights, fuse=fuse)
+    exe = check(module, inputs, strategies.all_ops_weights(), fuse=fuse)
     assert all(p.eager_reason is None for p in exe.plan.kernels.values())
 
 
