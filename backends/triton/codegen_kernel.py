@@ -351,16 +351,16 @@ class KernelWriter:
         instead it is read where the row's own elements move to (a bijection, so
         the row's mask is the store's mask; see :meth:`forward_coords`)."""
         assert self.layout is not None
-        movement = (g.ReshapeOp, g.PermuteOp, g.SqueezeOp, g.UnsqueezeOp)
-        pointwise = (g.ElementwiseUnaryOp, g.ElementwiseBinaryOp, g.WhereOp, g.CastOp)
-
         def walk(v: SSAValue, chain: list[Operation]) -> list[Operation] | None:
             if shape_of(v.type) == self.layout.shape:  # type: ignore[union-attr]
                 return chain[::-1] if any(isinstance(op, g.PermuteOp) for op in chain) else None
             op = self.defs.get(v)
-            if isinstance(op, movement):
+            if op is None:
+                return None
+            if isinstance(op, (g.ReshapeOp, g.PermuteOp, g.SqueezeOp, g.UnsqueezeOp)):
                 return walk(op.operands[0], [*chain, op])
-            if isinstance(op, pointwise):  # same coordinates for same-shaped operands
+            if isinstance(op, (g.ElementwiseUnaryOp, g.ElementwiseBinaryOp, g.WhereOp, g.CastOp)):
+                # same coordinates for same-shaped operands
                 for x in op.operands:
                     if shape_of(x.type) == shape_of(v.type):
                         found = walk(x, chain)
@@ -380,7 +380,8 @@ class KernelWriter:
             shape = shape_of(op.results[0].type)
             if isinstance(op, g.PermuteOp):
                 dims = c.dims(self.bind_index)
-                moved = Coords(shape, [dims[p] for p in g.ints(op.dims)])
+                perm = g.ints(op.dims)  # type: ignore[attr-defined]
+                moved = Coords(shape, [dims[p] for p in perm])
             else:  # reshape, squeeze, unsqueeze keep the flat index
                 moved = Coords(shape, flat=c.flat(self.bind_index))
             for k in moved.keys():
