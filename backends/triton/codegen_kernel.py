@@ -186,6 +186,7 @@ class KernelWriter:
         self.r_stack: list[tuple[Ix, str]] = []  # current (r, mask_r) of the reduction space
         self.o: Ix | None = None
         self.kept: list[Ix] = []
+        self.unmoved: dict[tuple[object, ...], Coords] = {}  # see forward_coords
         self.wide_index = any(numel(shape_of(v.type)) >= 2**31
                               for v in [*spec.inputs, *spec.outputs])
 
@@ -329,10 +330,64 @@ class KernelWriter:
         r, mask_r = self.r_stack[-1]
         coords = self.full_coords()
         for j in full:
-            shape = shape_of(self.spec.outputs[j].type)
+            out = self.spec.outputs[j]
+            shape = shape_of(out.type)
+            mask, block = f"mask_o & {mask_r}", "[XBLOCK, RBLOCK]"
+            chain = None if shape == layout.shape else self.permuted_chain(out)
+            if chain is not None:  # computed per element of the row, stored where it moves
+                self.store(j, out, self.forward_coords(coords, chain), mask, block)
+                continue
             c = coords if shape == layout.shape else \
                 Coords(shape, flat=coords.flat(self.bind_index))
-            self.store(j, self.spec.outputs[j], c, f"mask_o & {mask_r}", "[XBLOCK, RBLOCK]")
+            self.store(j, out, c, mask, block)
+
+    def permuted_chain(self, out: SSAValue) -> list[Operation] | None:
+        """The movement ops (source first) by which ``out`` is elementwise work on
+        a value of the layout's shape moved by reshapes/squeezes/unsqueezes and
+        at least one permute; None when there is no such path.
+
+        Such an output (layer norm -> split heads -> transpose) would, read at its
+        own flat index, need the row statistics of another row per reduced lane;
+        instead it is read where the row's own elements move to (a bijection, so
+        the row's mask is the store's mask; see :meth:`forward_coords`)."""
+        assert self.layout is not None
+        def walk(v: SSAValue, chain: list[Operation]) -> list[Operation] | None:
+            if shape_of(v.type) == self.layout.shape:  # type: ignore[union-attr]
+                return chain[::-1] if any(isinstance(op, g.PermuteOp) for op in chain) else None
+            op = self.defs.get(v)
+            if op is None:
+                return None
+            if isinstance(op, (g.ReshapeOp, g.PermuteOp, g.SqueezeOp, g.UnsqueezeOp)):
+                return walk(op.operands[0], [*chain, op])
+            if isinstance(op, (g.ElementwiseUnaryOp, g.ElementwiseBinaryOp, g.WhereOp, g.CastOp)):
+                # same coordinates for same-shaped operands
+                for x in op.operands:
+                    if shape_of(x.type) == shape_of(v.type):
+                        found = walk(x, chain)
+                        if found is not None:
+                            return found
+            return None
+
+        return walk(out, [])
+
+    def forward_coords(self, c: Coords, chain: Sequence[Operation]) -> Coords:
+        """Where the element at ``c`` lands after the movement ops of ``chain``
+        (the forward direction of :func:`permute_coords` / :func:`reshape_coords`).
+        Each step is remembered so that evaluating the op at the moved coordinates
+        reads its input at exactly the coordinates it came from (the row's own
+        ``(o, r)``, which a reduction of that row can consume)."""
+        for op in chain:
+            shape = shape_of(op.results[0].type)
+            if isinstance(op, g.PermuteOp):
+                dims = c.dims(self.bind_index)
+                perm = g.ints(op.dims)  # type: ignore[attr-defined]
+                moved = Coords(shape, [dims[p] for p in perm])
+            else:  # reshape, squeeze, unsqueeze keep the flat index
+                moved = Coords(shape, flat=c.flat(self.bind_index))
+            for k in moved.keys():
+                self.unmoved[(id(op), k)] = c
+            c = moved
+        return c
 
     def open_loop(self) -> None:
         """``for rN in range(0, R, RBLOCK):`` with a fresh scope and r."""
@@ -390,8 +445,11 @@ class KernelWriter:
     def store(self, j: int, out: SSAValue, coords: Coords, mask: str, block: str) -> None:
         """Store output ``j`` at ``coords``; ``block`` is the store's block shape
         (a pointer that varies along fewer axes is broadcast to it)."""
-        val = self.eval(out, coords)
-        dtype = dtype_of(out.type)
+        self.store_val(j, self.eval(out, coords), coords, mask, block)
+
+    def store_val(self, j: int, val: Val, coords: Coords, mask: str, block: str) -> None:
+        """Store ``val`` as output ``j`` at ``coords``."""
+        dtype = dtype_of(self.spec.outputs[j].type)
         flat = coords.flat(self.bind_index)
         ptr = f"out{j}" if flat.const == 0 else f"out{j} + {flat.paren()}"
         full = frozenset({0, 1}) if "RBLOCK" in block else frozenset({0})
@@ -468,6 +526,9 @@ class KernelWriter:
         if isinstance(op, g.ReduceOp):
             return self.reduce(op, c)
         in_shape = shape_of(op.operands[0].type) if op.operands else ()
+        for k in c.keys():  # an op that forward_coords moved the row through
+            if (id(op), k) in self.unmoved:
+                return self.eval(op.operands[0], self.unmoved[(id(op), k)])
         if isinstance(op, g.ReshapeOp):
             return self.eval(op.input, reshape_coords(c, in_shape, b))
         if isinstance(op, g.ExpandOp):
