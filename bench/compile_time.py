@@ -80,7 +80,7 @@ def phases(name: str) -> dict[str, float]:
     import irc.backends.llvm.backend as backend
     import irc.driver as driver
     import irc.frontends.capture as capture
-    import torch._functorch.aot_autograd as aot
+    import torch._dynamo.backends.common as aot  # irc's backend goes through dynamo's aot_autograd
     model, args, kwargs = load(name)
     totals: dict[str, float] = defaultdict(float)
     patches: list[tuple[Any, str, str]] = [

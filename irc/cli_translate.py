@@ -239,12 +239,13 @@ def translate(spec: str, stage: str, locations: bool = False, matmul: str | None
     if matmul is None:
         matmul = config.backend_options("cuda").matmul if stage == "triton" else "auto"
     if stage == "llvm":
-        translate_module = _stage_attr("irc.backends.llvm.translate", "translate_module",
-                                       "the LLVM translator")
-        # LLVM gets the lowered kernels only; @main stays a host schedule over tensors.
+        # LLVM gets the lowered kernels only, each translated alone as the CPU
+        # backend compiles them; @main stays a host schedule over tensors.
         kernel_module = _stage_attr("irc.backends.llvm.backend", "kernel_module",
                                     "the CPU backend")
-        return _emit(lambda m: translate_module(kernel_module(m)), module, "LLVM IR")
+        kernel_texts = _stage_attr("irc.backends.llvm.backend", "kernel_texts", "the CPU backend")
+        readable = _stage_attr("irc.backends.llvm.backend", "readable_llvm_ir", "the CPU backend")
+        return _emit(lambda m: readable(kernel_texts(kernel_module(m))), module, "LLVM IR")
     if stage == "triton":
         generate_source = _stage_attr("irc.backends.triton.codegen", "generate_source",
                                       "the Triton code generator")

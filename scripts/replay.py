@@ -43,7 +43,8 @@ def _record_programs(run_model: Callable[[], Any]) -> list[Any]:
     import irc.frontends.capture as capture
     recorded: list[Any] = []
 
-    def record(gm: Any, target: str, options: Any, weight_placeholders: Any = None) -> Any:
+    def record(gm: Any, target: str, options: Any, weight_placeholders: Any = None,
+               stats: Any = None) -> Any:
         program, _, _ = capture._import(gm, target, weight_placeholders)
         recorded.append(program)
         return capture._eager(gm)
@@ -65,14 +66,13 @@ def _pipeline(target: str) -> str:
 
 def artefacts(program: Any) -> dict[str, str]:
     """``{"ll": LLVM IR, "triton.py": Triton source}`` of one graph-level Program."""
-    from irc.backends.llvm.backend import kernel_module
-    from irc.backends.llvm.translate import translate_module
+    from irc.backends.llvm.backend import kernel_module, kernel_texts, readable_llvm_ir
     from irc.backends.triton.codegen import generate_source
     from irc.passes.pipeline import run_pipeline
     out: dict[str, str] = {}
     cpu = program.module.clone()
     run_pipeline(cpu, _pipeline("cpu"), verify_each=False)
-    out["ll"] = translate_module(kernel_module(cpu))
+    out["ll"] = readable_llvm_ir(kernel_texts(kernel_module(cpu)))  # as the backend compiles
     cuda = program.module.clone()
     run_pipeline(cuda, _pipeline("cuda"), verify_each=False)
     out["triton.py"] = generate_source(cuda, matmul="auto")

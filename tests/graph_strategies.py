@@ -356,10 +356,12 @@ def graph_programs(draw: st.DrawFn, max_ops: int = 10,
 # every op once
 
 
-def all_ops_module(locations: bool = False, library_calls: bool = True) -> ModuleOp:
+def all_ops_module(locations: bool = False, library_calls: bool = True,
+                   quantized: bool = True) -> ModuleOp:
     """A verified module that uses every op of the graph dialect at least once
     (with ``locations``, op i carries ``loc("model.py":i:5)``; without
-    ``library_calls``, no ``graph.aten_call``: for backends that refuse it)."""
+    ``library_calls``, no ``graph.aten_call``, without ``quantized``, no
+    ``graph.quantized_matmul``: for backends that refuse them)."""
     f32, i64, b1 = torch.float32, torch.int64, torch.bool
     arg_types = [tensor_type([2, 3], f32), tensor_type([2, 3], i64), tensor_type([2, 3], b1),
                  tensor_type([1, 2, 5, 5], f32), tensor_type([3], i64)]
@@ -419,9 +421,10 @@ def all_ops_module(locations: bool = False, library_calls: bool = True) -> Modul
                                 properties={"dim": g.int_attr(0)}))
     table = emit(g.WeightOp("embed.weight", tensor_type([10, 4], f32)))
     emit(g.EmbeddingOp.create(operands=[table, idx], result_types=[tensor_type([3, 4], f32)]))
-    qweight = emit(g.WeightOp("fc.q4", tensor_type([4, 2], torch.int8)))
-    qscales = emit(g.WeightOp("fc.q4.scales", tensor_type([4, 1], f32)))
-    emit(g.QuantizedMatmulOp(x, qweight, qscales, bits=4, group_size=4))
+    if quantized:
+        qweight = emit(g.WeightOp("fc.q4", tensor_type([4, 2], torch.int8)))
+        qscales = emit(g.WeightOp("fc.q4.scales", tensor_type([4, 1], f32)))
+        emit(g.QuantizedMatmulOp(x, qweight, qscales, bits=4, group_size=4))
     emit(g.ConstantOp(dense([2], f32, [1.5, -0.0])))
     if library_calls:
         emit(g.AtenCallOp.create(

@@ -66,9 +66,7 @@ NOT_COMPILED: dict[str, tuple[str, str]] = {
 
 # Internal errors another part of issue #11 fixes (the fuse pass on empty
 # tensors, item 4): expected to fail until then, and to pass after (strict).
-KNOWN_INTERNAL: dict[str, str] = {
-    "nn.functional.pad.circular": "fuse on a [0, 3, 3] input: IndexError (issue #11, item 4)",
-}
+KNOWN_INTERNAL: dict[str, str] = {}
 
 
 def _params(names: list[str]) -> list[Any]:

@@ -169,7 +169,7 @@ def test_cli_prints_report_and_writes_trace(tmp_path, capsys):
 
 def test_cli_bad_spec_is_a_message(tmp_path, capsys):
     assert main(["profile", f"{tmp_path}/nope.py:f"]) == 1
-    assert "no such python file" in capsys.readouterr().err
+    assert "no such python file" in capsys.readouterr().err.lower()
 
 
 def test_attention_and_lookup_costs():

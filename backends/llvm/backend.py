@@ -149,6 +149,13 @@ def jit_kernels(llvm_ir: str, cache: CacheConfig) -> JitModule:
     return load_object(blob)
 
 
+def readable_llvm_ir(texts: dict[str, str]) -> str:
+    """The kernels' LLVM IR under their own names, one module per kernel (what
+    ``executable.llvm_ir`` and ``irc translate --to llvm`` show)."""
+    from irc.backends.llvm.jit import CANONICAL_NAME
+    return "\n".join(text.replace(CANONICAL_NAME, name) for name, text in texts.items())
+
+
 def kernel_texts(kernels: ModuleOp) -> dict[str, str]:
     """LLVM IR of each kernel alone, translated under the canonical name (so
     identical kernels have identical text; see :func:`jit.compile_kernels`)."""
@@ -200,8 +207,7 @@ class LLVMBackend(Backend):
         kernels = kernel_module(module)
         loops_ir = print_module(kernels, locations=False)
         texts = kernel_texts(kernels)
-        from irc.backends.llvm.jit import CANONICAL_NAME
-        llvm_ir = "\n".join(text.replace(CANONICAL_NAME, name) for name, text in texts.items())
+        llvm_ir = readable_llvm_ir(texts)
         signatures = kernel_signatures(kernels)
         jit = jit_kernel_texts(texts, options.cache, options.compile_workers)  # type: ignore[arg-type]
         try:

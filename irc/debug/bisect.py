@@ -46,11 +46,11 @@ from irc.debug.snippets import (
     body_ops,
     display_source,
     kernel_graph_module,
-    main_function,
     source_of,
     source_text,
 )
 from irc.ir import graph as g
+from irc.ir.kernel import find_main
 from irc.ir.text import print_module
 
 
@@ -126,7 +126,7 @@ def _host_graph(module: Any, prefix: str = "") -> tuple[dict[str, str], list[tup
     seen: set[tuple[str, str]] = set()
     producer: dict[Any, str] = {}
     counter = 0
-    for op in main_function(module).body.block.ops:
+    for op in find_main(module).body.block.ops:
         if isinstance(op, (func.ReturnOp, g.WeightOp, g.ConstantOp)):
             continue
         if isinstance(op, func.CallOp):

@@ -36,12 +36,12 @@ from irc.debug.snippets import (
     body_ops,
     is_kernel,
     kernel_graph_module,
-    main_function,
     op_module,
     source_of,
     source_text,
 )
 from irc.errors import IrcError
+from irc.ir.kernel import find_main
 from irc.frontends.program import Program
 from irc.ir import graph as g
 from irc.ir.interpreter import Interpreter, dense_to_tensor
@@ -251,7 +251,7 @@ def hoist_nonfinite_constants(module: ModuleOp,
     -inf) but its parser reads a hex literal back as an integer *value*, so a
     written case would not mean what ran. Passing them as recorded tensors
     keeps the .mlir file faithful (constants as inputs, like op cases)."""
-    main = main_function(module)
+    main = find_main(module)
     block = main.body.block
     extra: list[torch.Tensor] = []
     for op in list(block.ops):
@@ -396,7 +396,7 @@ def carve(model: object, example_inputs: Sequence[Any] | Mapping[str, Any], out_
             from irc.debug.offload import lower_to_kernels
             cases, n = record_kernel_cases(lower_to_kernels(program), inputs, by_key)
         else:
-            main_function(program.module)  # a clear error if there is no @main
+            find_main(program.module)  # a clear error if there is no @main
             cases, n = record_op_cases(program, inputs, by_key)
         seen += n
     kept = select_cases(cases, max_cases)
