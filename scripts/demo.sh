@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up (if needed), compile a transformer decoder with irc and show that it
+# Set up (if needed), compile Hugging Face GPT-2 with irc and show that it
 # matches eager PyTorch, and how fast it is next to eager (--inductor: and torch.compile).
 set -euo pipefail
 cd "$(dirname "$0")/.."
