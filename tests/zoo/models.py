@@ -11,11 +11,13 @@ the others are marked slow. ``cuda`` marks the ones that also run through
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from irc.debug.capture import flat_tensors  # noqa: F401  (re-exported for the tests and bench)
 
 Inputs = dict[str, torch.Tensor]
 Factory = Callable[[], tuple[torch.nn.Module, Inputs]]
@@ -180,18 +182,3 @@ _ALL: list[ZooModel] = [
 ]
 
 ZOO: dict[str, ZooModel] = {m.name: m for m in _ALL}
-
-
-def flat_tensors(value: Any) -> list[torch.Tensor]:
-    """Every tensor of a model output (ModelOutput, tuples, caches), in order."""
-    if isinstance(value, torch.Tensor):
-        return [value]
-    if value is None or isinstance(value, (int, float, bool, str)):
-        return []
-    if hasattr(value, "to_tuple"):
-        value = value.to_tuple()
-    if isinstance(value, dict):
-        value = list(value.values())
-    if isinstance(value, Iterable):
-        return [t for item in value for t in flat_tensors(item)]
-    return []
