@@ -173,16 +173,7 @@ def emit_object(text: str) -> bytes:
 
 def load_object(data: bytes) -> JitModule:
     """A :class:`JitModule` from object code made by :func:`emit_object`."""
-    _init()
-    _link_runtime()
-    with _lock:
-        empty = llvm.parse_assembly("")
-        empty.triple = llvm.get_process_triple()
-        engine = _engine_with(empty)
-        obj = llvm.ObjectFileRef.from_data(data)
-        engine.add_object_file(obj)
-        engine.finalize_object()
-    return JitModule(engine, [empty, obj])
+    return load_objects([data], {})
 
 
 # -- kernel by kernel: deduplicated, cached, compiled in parallel processes -------
