@@ -43,7 +43,7 @@ from xdsl.dialects import func
 from xdsl.ir import Operation, SSAValue
 
 from irc.backends.triton.autotune import Tiling, next_pow2
-from irc.backends.triton.codegen_index import Coords, Ix, delinearize
+from irc.backends.triton.codegen_index import AXES_NONE, Coords
 from irc.backends.triton.codegen_kernel import KernelSpec, KernelWriter, live_ops
 from irc.backends.triton.codegen_ops import (
     HALF_DTYPES,
@@ -53,6 +53,7 @@ from irc.backends.triton.codegen_ops import (
     tl_type,
 )
 from irc.ir import graph as g
+from irc.ir import index as ix
 from irc.ir.types import dtype_of, numel, shape_of
 
 MATMUL_MODES = ("auto", "cublas", "triton")
@@ -176,29 +177,14 @@ class EpilogueWriter(KernelWriter):
         return super()._eval(value, c)
 
     def tile_coords(self) -> Coords:
-        """The matmul result's coordinates of the tile: ``(*batch, rm, rn)``,
-        with a flat index that remembers its parts (see :class:`Ix`)."""
+        """The matmul result's coordinates of the tile: ``(*batch, rm, rn)``."""
         batch_shape = self.mm_shape[:-2]
         m, n = self.mm_shape[-2:]
-        rm, rn = Ix("rm", frozenset({0})), Ix("rn", frozenset({1}))
-        batch = delinearize(Ix("pid_b"), batch_shape, self.bind_index) if batch_shape else []
-        flat = self._split(rm, n, rn)
-        if numel(batch_shape) > 1:
-            flat = self._split(Ix("pid_b"), m * n, flat)
-        return Coords(self.mm_shape, [*batch, rm, rn], flat=flat)
-
-    def _split(self, hi: Ix, n: int, lo: Ix) -> Ix:
-        ix = self.bind_index(f"{hi.paren()} * {n} + {lo.paren()}", hi.axes | lo.axes)
-        return Ix(ix.text, ix.axes, None, (hi, n, lo))
-
-    def _with_flat(self, c: Coords) -> Coords:
-        """``c`` plus a flat index built from its dims as nested splits, so a
-        reshape after a permute delinearizes back to the same dims."""
-        dims = c.dims(self.bind_index)
-        flat = dims[0] if dims else Ix.of(0)
-        for d, size in zip(dims[1:], c.shape[1:]):
-            flat = d if flat.const == 0 else self._split(flat, size, d)
-        return Coords(c.shape, dims, flat=flat)
+        rm = self.index.var("rm", m, frozenset({0}))
+        rn = self.index.var("rn", n, frozenset({1}))
+        pid_b = self.index.var("pid_b", numel(batch_shape), AXES_NONE)
+        batch = ix.unravel(pid_b, batch_shape) if batch_shape else ()
+        return Coords(self.mm_shape, [*batch, rm, rn])
 
     def _remember(self, value: SSAValue, c: Coords) -> None:
         """Memoise ``value``'s evaluation under every form ``c`` now has."""
@@ -217,10 +203,9 @@ class EpilogueWriter(KernelWriter):
                 raise KernelUnsupported(f"{op.name} broadcasts the matmul result")
             return c
         if isinstance(op, (g.ReshapeOp, g.SqueezeOp, g.UnsqueezeOp)):
-            return Coords(out_shape, flat=c.flat(self.bind_index))
+            return Coords(out_shape, flat=c.flat())
         if isinstance(op, g.PermuteOp):
-            dims = c.dims(self.bind_index)
-            return Coords(out_shape, [dims[p] for p in g.ints(op.dims)])
+            return Coords(out_shape, ix.permute_forward(c.dims(), g.ints(op.dims)))
         raise KernelUnsupported(f"{op.name} of the matmul result is not elementwise")
 
     def write_epilogue(self) -> list[str]:
@@ -241,9 +226,6 @@ class EpilogueWriter(KernelWriter):
             moved = [v for v in op.operands if v in coords]
             if not moved:
                 continue
-            if isinstance(op, (g.ReshapeOp, g.SqueezeOp, g.UnsqueezeOp)) and \
-                    not coords[moved[0]].has_flat():
-                coords[moved[0]] = self._with_flat(coords[moved[0]])
             here = self.forward(op, moved[0], coords[moved[0]])
             self._remember(moved[0], coords[moved[0]])  # the forward step may add a form
             coords[op.results[0]] = here
@@ -259,7 +241,7 @@ class EpilogueWriter(KernelWriter):
     def store_tile(self, j: int, out: SSAValue, coords: Coords) -> None:
         val = self.eval(out, coords)
         dtype = dtype_of(out.type)
-        flat = coords.flat(self.bind_index)
+        flat = self.index.print(coords.flat())
         ptr = f"out{j}" if flat.const == 0 else f"out{j} + {flat.paren()}"
         if flat.axes != AXES_TILE:
             ptr += " + tl.zeros([BLOCK_M, BLOCK_N], tl.int32)"
