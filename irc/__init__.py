@@ -24,7 +24,7 @@ from irc.errors import (
 if TYPE_CHECKING:  # imported lazily below; named here for type checkers
     from irc.api import compile
     from irc.backends.registry import register_backend
-    from irc.export import export
+    from irc.exporter import export
     from irc.frontends.capture import IrcWarning
     from irc.loader import load
 
@@ -48,7 +48,7 @@ def __getattr__(name: str) -> Any:
         from irc.backends.registry import register_backend
         return register_backend
     if name == "export":
-        from irc.export import export
+        from irc.exporter import export
         return export
     if name == "load":  # the loader imports neither xdsl, llvmlite, triton nor dynamo
         from irc.loader import load

@@ -94,9 +94,10 @@ class PackageParts:
 def _attr_json(attr: Attribute) -> object:
     if isinstance(attr, builtin.UnitAttr):
         return True
-    if isinstance(attr, builtin.BoolAttr):  # before IntegerAttr: a BoolAttr is one
-        return bool(attr.value.data)
     if isinstance(attr, builtin.IntegerAttr):
+        width = getattr(attr.type, "width", None)
+        if width is not None and width.data == 1:  # a BoolAttr
+            return bool(attr.value.data)
         return int(attr.value.data)
     if isinstance(attr, builtin.FloatAttr):
         return float(attr.value.data)
