@@ -180,11 +180,16 @@ def _spec(t: torch.Tensor) -> dict:
 
 
 def export(model: Callable[..., Any], example_inputs: Sequence[Any] | Mapping[str, Any] | Any,
-           path: str | Path, target: str = "cpu", options: Mapping[str, Any] | None = None
-           ) -> Path:
+           path: str | Path, target: str = "cpu", options: Mapping[str, Any] | None = None,
+           c_abi: bool | None = None) -> Path:
     """Compile ``model`` for ``example_inputs``' shapes and write a package at ``path``
     (a directory, conventionally ``*.ircpkg``); returns its path. Load it with
-    :func:`irc.load` (no compiler needed) or from C (``irc_model.h``)."""
+    :func:`irc.load` (no compiler needed) or from C (``irc_model.h``).
+
+    ``c_abi``: None (default) adds the native schedule and C ABI where every
+    step has a native version (else ``manifest["c_abi"]["reason"]`` says which
+    op does not); True makes a missing one an error; False leaves it out."""
+    c_abi_required = c_abi is True
     from irc import __version__
     from irc.debug.capture import flat_tensors, split_inputs
     from irc.driver import check_target
@@ -223,15 +228,26 @@ def export(model: Callable[..., Any], example_inputs: Sequence[Any] | Mapping[st
     schedule["copy_outputs"] = [i for i, p in enumerate(positions)
                                 if p in set(parts.schedule["copy_outputs"])]
     schedule["input_names"] = list(captured.input_names)
+    from safetensors.torch import save
     from irc.backends.llvm.native import native_sources
-    c_sources, c_abi = native_sources(schedule, parts, inputs, outputs)
+    blob = save({k: v.contiguous() for k, v in parts.tensors.items()})
+    header_len = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + header_len])
+    offsets = {k: (8 + header_len + v["data_offsets"][0], v["data_offsets"][1] - v["data_offsets"][0])
+               for k, v in header.items() if k != "__metadata__"}
+    if c_abi is False:
+        c_sources, c_abi_info = {}, {"available": False, "reason": "exported with c_abi=False"}
+    else:
+        c_sources, c_abi_info = native_sources(schedule, offsets, len(blob), header_len, inputs,
+                                               outputs)
+    if c_abi_required and not c_abi_info["available"]:
+        raise IrcError(f"irc.export: no C ABI for this model: {c_abi_info['reason']}")
 
     def fill(tmp: Path) -> dict:
-        from safetensors.torch import save_file
         link_shared_library(parts.objects, tmp / LIBRARY, c_sources)
         (tmp / SCHEDULE).write_text(json.dumps(schedule, separators=(",", ":")))
-        save_file({k: v.contiguous() for k, v in parts.tensors.items()}, str(tmp / WEIGHTS))
-        if c_abi["available"]:
+        (tmp / WEIGHTS).write_bytes(blob)
+        if c_abi_info["available"]:
             from irc.backends.llvm.native import HEADER_TEXT
             (tmp / HEADER).write_text(HEADER_TEXT)
         weight_bytes = sum(v.numel() * v.element_size() for v in parts.tensors.values())
@@ -247,7 +263,7 @@ def export(model: Callable[..., Any], example_inputs: Sequence[Any] | Mapping[st
                         "quantized": None if quantize == "none" else quantize},
             "kernels": len(parts.objects),
             "library_calls": {"torch": sorted(set(parts.aten_calls))},
-            "c_abi": c_abi,
+            "c_abi": c_abi_info,
             "export_seconds": round(time.perf_counter() - started, 3),
         }
     return write_atomically(Path(path), fill)
