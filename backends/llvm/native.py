@@ -15,9 +15,9 @@ Library calls are irc's own C (compiled ``-O3 -march=native`` with the
 kernels): a strided float32 matmul (register-blocked, the inner loop over
 contiguous memory, vectorised by the C compiler), attention (one query row
 at a time, scores in a scratch row), embedding / index_select / concat as
-copies, and the quantized matmul's generated kernel. This is slower than
+copies, gather, and the quantized matmul's generated kernel. This is slower than
 MKL for large matmuls (``bench/bench_export.py`` measures it); no third
-library is needed. Convolution, pooling, gather and ``graph.aten_call``
+library is needed. Convolution, pooling and ``graph.aten_call``
 (torch's own op) have no native version: a package whose schedule needs one
 has no C ABI (``manifest["c_abi"]["reason"]`` names the op and its source
 line), and ``irc.export(..., c_abi=True)`` makes that an error. The Python
@@ -41,7 +41,7 @@ C_TYPES = {"float32": "float", "float64": "double", "int64": "int64_t", "int32":
            "int16": "int16_t", "int8": "int8_t", "uint8": "uint8_t", "bool": "uint8_t",
            "float16": "uint16_t", "bfloat16": "uint16_t"}
 NATIVE_OPS = ("launch", "view", "graph.matmul", "graph.attention", "graph.embedding",
-              "graph.index_select", "graph.concat", "graph.quantized_matmul")
+              "graph.index_select", "graph.gather", "graph.concat", "graph.quantized_matmul")
 
 
 class NoNativeSchedule(IrcError):
@@ -201,12 +201,16 @@ class _Writer:
         self.lines: list[str] = []
         self.derived: list[str] = []
         self.scratch = 0  # floats of scratch space (attention scores)
+        self.values_extra: dict[int, dict] = {}  # buffers of copies inside view chains
+
+    def value(self, slot: int) -> Mapping:
+        return self.values_extra[slot] if slot < 0 else self.values[slot]
 
     def shape(self, slot: int) -> list[int]:
-        return list(self.values[slot]["shape"])
+        return list(self.value(slot)["shape"])
 
     def dtype(self, slot: int) -> str:
-        return self.values[slot]["dtype"]
+        return self.value(slot)["dtype"]
 
     def nbytes(self, slot: int) -> int:
         n = 1
@@ -246,10 +250,7 @@ class _Writer:
         getattr(self, "_" + op.removeprefix("graph."))(st, out)
 
     def _launch(self, st: Mapping, out: list[str]) -> None:
-        for slot in st["in"]:
-            if not self.contiguous(slot):
-                raise _fail(st, "a kernel operand is a strided view")
-        args = ", ".join(self.ptr(v) for v in list(st["in"]) + list(st["out"]))
+        args = ", ".join([self.dense(v, out) for v in st["in"]] + [self.ptr(v) for v in st["out"]])
         sym = _c_name(st["kernel"])
         if not st["parallel"]:
             out.append(f"  {sym}({args});")
@@ -270,10 +271,10 @@ class _Writer:
             if kind == "permute":
                 t = t.permute(args[0])
             elif kind == "reshape":
-                v = t.view(args[0]) if _viewable(t, args[0]) else None
-                if v is None:
-                    raise _fail(st, "the view chain needs a copy (reshape of a permuted value)")
-                t = v
+                if not _viewable(t, args[0]):  # torch's reshape copies here: so do we
+                    base, t = self._materialize(t, base, self.dtype(src), out), \
+                        torch.empty(list(t.shape), device="meta")
+                t = t.view(args[0])
             elif kind == "expand":
                 t = t.expand(args[0])
             else:
@@ -281,6 +282,34 @@ class _Writer:
                 t = t[(slice(None),) * dim + (slice(start, end, step),)]
         es = torch.empty(0, dtype=getattr(torch, self.dtype(src))).element_size()
         self.where[dst] = (f"({base} + {t.storage_offset() * es})", list(t.stride()))
+
+    def _materialize(self, t: torch.Tensor, base: str, dtype: str, out: list[str]) -> str:
+        """C copying the strided meta view ``t`` of ``base`` into a dense buffer of its
+        own; returns that buffer's C expression."""
+        es = torch.empty(0, dtype=getattr(torch, dtype)).element_size()
+        slot = -1 - len(self.own)  # a buffer no schedule slot names
+        self.values_extra[slot] = {"dtype": dtype, "shape": list(t.shape)}
+        self.where[slot] = (f"m->own[{len(self.own)}]", _contiguous(list(t.shape)))
+        self.own.append(slot)
+        dst = self.where[slot][0]
+        out.append(f"  {{ static const int64_t sh[] = {{{_list(t.shape)}}}, ss[] = {{{_list(t.stride())}}}; "
+                   f"irc_copy({dst}, {base} + {t.storage_offset() * es}, sh, ss, {t.dim()}, {es}); }}")
+        return dst
+
+    def _gather(self, st: Mapping, out: list[str]) -> None:
+        x, idx = st["in"]
+        r = st["out"][0]
+        rank = len(self.shape(r))
+        dim = st["props"]["dim"] % rank
+        es = self.nbytes(x) // max(_numel(self.shape(x)), 1)
+        out.append(
+            f"  {{ static const int64_t sh[] = {{{_list(self.shape(r))}}}, xs[] = {{{_list(self.strides(x))}}},"
+            f" is[] = {{{_list(self.strides(idx))}}};\n"
+            f"    for (int64_t f = 0; f < {_numel(self.shape(r))}; f++) {{ int64_t q = f, xo = 0, io = 0, c;\n"
+            f"      for (int d = {rank - 1}; d >= 0; d--) {{ c = q % sh[d]; q /= sh[d]; io += c * is[d];"
+            f" if (d != {dim}) xo += c * xs[d]; }}\n"
+            f"      xo += (int64_t){self.typed(idx)}[io] * xs[{dim}];\n"
+            f"      memcpy({self.ptr(r)} + f * {es}, {self.ptr(x)} + xo * {es}, {es}); }} }}")
 
     def _matmul(self, st: Mapping, out: list[str]) -> None:
         a, b = st["in"]
@@ -367,13 +396,20 @@ class _Writer:
 
     def _rows(self, st: Mapping, out: list[str], table: int, idx: int, dim: int) -> None:
         r = st["out"][0]
-        if not self.contiguous(table) or not self.contiguous(idx):
-            raise _fail(st, "a strided table or index")
+        tp, ip = self.dense(table, out), self.dense(idx, out)
         row = _numel(self.shape(table)[1:])
         es = self.nbytes(table) // max(_numel(self.shape(table)), 1)
         n = _numel(self.shape(idx))
         out.append(f"  for (int64_t i = 0; i < {n}; i++) memcpy({self.ptr(r)} + i * {row * es}, "
-                   f"{self.ptr(table)} + (int64_t){self.typed(idx)}[i] * {row * es}, {row * es});")
+                   f"{tp} + (int64_t)(({C_TYPES[self.dtype(idx)]} *){ip})[i] * {row * es}, "
+                   f"{row * es});")
+
+    def dense(self, slot: int, out: list[str]) -> str:
+        """C expression of ``slot``'s data, densely laid out (copied if it is a strided view)."""
+        if self.contiguous(slot):
+            return self.ptr(slot)
+        t = torch.empty_strided(self.shape(slot), self.strides(slot), device="meta")
+        return self._materialize(t, self.ptr(slot), self.dtype(slot), out)
 
     def _concat(self, st: Mapping, out: list[str]) -> None:
         r = st["out"][0]
