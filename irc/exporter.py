@@ -166,7 +166,9 @@ def _output_names(output: Any, prefix: str = "") -> list[str]:
         return []
     if hasattr(output, "to_tuple") and hasattr(output, "keys"):
         output = {k: output[k] for k in output.keys()}
-    join = (lambda k: f"{prefix}.{k}" if prefix else str(k))
+
+    def join(k: object) -> str:
+        return f"{prefix}.{k}" if prefix else str(k)
     if isinstance(output, Mapping):
         return [n for k, v in output.items() for n in _output_names(v, join(k))]
     if isinstance(output, (list, tuple)):

@@ -352,8 +352,10 @@ class ScheduleProgram:
         args, dynamic, fresh = self._args(values, len(s["in"]))
         i64 = (ctypes.c_int64, ctypes.c_int64)
         if not s["parallel"]:
-            fn = self._kernel(s["kernel"], n, ())
-            run: Callable[[list], None] = lambda a: fn(*a)
+            serial = self._kernel(s["kernel"], n, ())
+
+            def run(a: list) -> None:
+                serial(*a)
         else:
             fn = self._kernel(s["kernel"], n, i64)
             per_iteration = max(max((self.specs[v].shape.numel() for v in s["out"]), default=1)
