@@ -15,10 +15,12 @@ Library calls are irc's own C (compiled ``-O3 -march=native`` with the
 kernels): a strided float32 matmul (register-blocked, the inner loop over
 contiguous memory, vectorised by the C compiler), attention (one query row
 at a time, scores in a scratch row), embedding / index_select / concat as
-copies, gather, and the quantized matmul's generated kernel. This is slower than
-MKL for large matmuls (``bench/bench_export.py`` measures it); no third
-library is needed. Convolution, pooling and ``graph.aten_call``
-(torch's own op) have no native version: a package whose schedule needs one
+copies, gather, direct 1-d/2-d convolution (weight reordered once at open),
+max/average/adaptive pooling, and the quantized matmul's generated kernel.
+This is slower than MKL and oneDNN (``bench/bench_export.py`` measures it);
+no third library is needed. ``graph.aten_call`` (torch's own op) and
+convolutions/pooling of other ranks or dtypes have no native version: a
+package whose schedule needs one
 has no C ABI (``manifest["c_abi"]["reason"]`` names the op and its source
 line), and ``irc.export(..., c_abi=True)`` makes that an error. The Python
 loader runs such packages (through torch).
@@ -41,7 +43,8 @@ C_TYPES = {"float32": "float", "float64": "double", "int64": "int64_t", "int32":
            "int16": "int16_t", "int8": "int8_t", "uint8": "uint8_t", "bool": "uint8_t",
            "float16": "uint16_t", "bfloat16": "uint16_t"}
 NATIVE_OPS = ("launch", "view", "graph.matmul", "graph.attention", "graph.embedding",
-              "graph.index_select", "graph.gather", "graph.concat", "graph.quantized_matmul")
+              "graph.index_select", "graph.gather", "graph.concat", "graph.quantized_matmul",
+              "graph.conv", "graph.max_pool", "graph.avg_pool", "graph.adaptive_avg_pool")
 
 
 class NoNativeSchedule(IrcError):
@@ -147,6 +150,97 @@ static void irc_attention_row(const float *q, int64_t sqe, const float *k, int64
   }
 }
 
+/* 2-d convolution over strided x (n, h, w, c) into strided y (n, h, w, o); the
+ * weight reordered to [O][KH][KW][C/G] (irc_conv_weight) so both inner reads
+ * are contiguous in c for channels-last data. */
+static void irc_conv_weight(const float *w, float *r, int64_t O, int64_t CG, int64_t KH,
+                            int64_t KW) {
+  for (int64_t o = 0; o < O; o++)
+    for (int64_t c = 0; c < CG; c++)
+      for (int64_t kh = 0; kh < KH; kh++)
+        for (int64_t kw = 0; kw < KW; kw++)
+          r[((o * KH + kh) * KW + kw) * CG + c] = w[((o * CG + c) * KH + kh) * KW + kw];
+}
+static void irc_conv2d(const float *x, const int64_t *xs, const float *w, const float *b,
+                       float *y, const int64_t *ys, int64_t N, int64_t H, int64_t W, int64_t C,
+                       int64_t O, int64_t KH, int64_t KW, int64_t sh, int64_t sw, int64_t ph,
+                       int64_t pw, int64_t dh, int64_t dw, int64_t G, int64_t Ho, int64_t Wo) {
+  int64_t cg = C / G, og = O / G;
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t ho = 0; ho < Ho; ho++)
+      for (int64_t wo = 0; wo < Wo; wo++)
+        for (int64_t o = 0; o < O; o++) {
+          int64_t g = o / og;
+          float acc = b ? b[o] : 0.f;
+          for (int64_t kh = 0; kh < KH; kh++) {
+            int64_t hi = ho * sh - ph + kh * dh;
+            if (hi < 0 || hi >= H) continue;
+            for (int64_t kw = 0; kw < KW; kw++) {
+              int64_t wi = wo * sw - pw + kw * dw;
+              if (wi < 0 || wi >= W) continue;
+              const float *xp = x + n * xs[0] + hi * xs[1] + wi * xs[2] + g * cg * xs[3];
+              const float *wp = w + ((o * KH + kh) * KW + kw) * cg;
+              if (xs[3] == 1) { for (int64_t c = 0; c < cg; c++) acc += xp[c] * wp[c]; }
+              else { for (int64_t c = 0; c < cg; c++) acc += xp[c * xs[3]] * wp[c]; }
+            }
+          }
+          y[n * ys[0] + ho * ys[1] + wo * ys[2] + o * ys[3]] = acc;
+        }
+}
+
+/* 2-d max (kind 0) or average (kind 1) pooling, torch's window and divisor rules */
+static void irc_pool2d(const float *x, const int64_t *xs, float *y, const int64_t *ys, int kind,
+                       int64_t N, int64_t H, int64_t W, int64_t C, int64_t KH, int64_t KW,
+                       int64_t sh, int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
+                       int64_t Ho, int64_t Wo, int include_pad, int64_t divisor) {
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t ho = 0; ho < Ho; ho++)
+      for (int64_t wo = 0; wo < Wo; wo++)
+        for (int64_t c = 0; c < C; c++) {
+          const float *xp = x + n * xs[0] + c * xs[3];
+          float acc = kind == 0 ? -INFINITY : 0.f;
+          int64_t h0 = ho * sh - ph, w0 = wo * sw - pw;
+          if (kind == 0) {
+            for (int64_t kh = 0; kh < KH; kh++) {
+              int64_t hi = h0 + kh * dh;
+              if (hi < 0 || hi >= H) continue;
+              for (int64_t kw = 0; kw < KW; kw++) {
+                int64_t wi = w0 + kw * dw;
+                if (wi < 0 || wi >= W) continue;
+                float v = xp[hi * xs[1] + wi * xs[2]];
+                if (v > acc || v != v) acc = v;
+              }
+            }
+          } else {
+            int64_t h1 = h0 + KH < H + ph ? h0 + KH : H + ph, w1 = w0 + KW < W + pw ? w0 + KW : W + pw;
+            int64_t size = (h1 - h0) * (w1 - w0);
+            int64_t a0 = h0 > 0 ? h0 : 0, b0 = w0 > 0 ? w0 : 0;
+            int64_t a1 = h1 < H ? h1 : H, b1 = w1 < W ? w1 : W;
+            for (int64_t hi = a0; hi < a1; hi++)
+              for (int64_t wi = b0; wi < b1; wi++) acc += xp[hi * xs[1] + wi * xs[2]];
+            int64_t div = divisor ? divisor : (include_pad ? size : (a1 - a0) * (b1 - b0));
+            acc /= (float)div;
+          }
+          y[n * ys[0] + ho * ys[1] + wo * ys[2] + c * ys[3]] = acc;
+        }
+}
+
+/* adaptive average pooling of x [R, H, W] (dense) to y [R, Ho, Wo] */
+static void irc_adaptive2d(const float *x, float *y, int64_t R, int64_t H, int64_t W,
+                           int64_t Ho, int64_t Wo) {
+  for (int64_t r = 0; r < R; r++)
+    for (int64_t i = 0; i < Ho; i++) {
+      int64_t h0 = (i * H) / Ho, h1 = ((i + 1) * H + Ho - 1) / Ho;
+      for (int64_t j = 0; j < Wo; j++) {
+        int64_t w0 = (j * W) / Wo, w1 = ((j + 1) * W + Wo - 1) / Wo;
+        float acc = 0.f;
+        for (int64_t h = h0; h < h1; h++)
+          for (int64_t w = w0; w < w1; w++) acc += x[(r * H + h) * W + w];
+        y[(r * Ho + i) * Wo + j] = acc / (float)((h1 - h0) * (w1 - w0));
+      }
+    }
+}
+
 static irc_status check_private(const char *path) {
   struct stat st;
   if (stat(path, &st) != 0) return fail(IRC_ERR_IO, "%s: %s", path, strerror(errno));
@@ -202,6 +296,11 @@ class _Writer:
         self.derived: list[str] = []
         self.scratch = 0  # floats of scratch space (attention scores)
         self.values_extra: dict[int, dict] = {}  # buffers of copies inside view chains
+        # values fixed for the model's life (weights, constants, weight-derived)
+        self.static: set[int] = {slot for _, slot in [*schedule["weights"], *schedule["constants"]]}
+        for st in schedule["derived_steps"]:
+            self.static.update(st["out"])
+        self.derived_out: list[str] = []  # code run once at open, after the derived steps
 
     def value(self, slot: int) -> Mapping:
         return self.values_extra[slot] if slot < 0 else self.values[slot]
@@ -287,14 +386,100 @@ class _Writer:
         """C copying the strided meta view ``t`` of ``base`` into a dense buffer of its
         own; returns that buffer's C expression."""
         es = torch.empty(0, dtype=getattr(torch, dtype)).element_size()
-        slot = -1 - len(self.own)  # a buffer no schedule slot names
-        self.values_extra[slot] = {"dtype": dtype, "shape": list(t.shape)}
-        self.where[slot] = (f"m->own[{len(self.own)}]", _contiguous(list(t.shape)))
-        self.own.append(slot)
-        dst = self.where[slot][0]
+        dst = self.buffer(dtype, list(t.shape))
         out.append(f"  {{ static const int64_t sh[] = {{{_list(t.shape)}}}, ss[] = {{{_list(t.stride())}}}; "
                    f"irc_copy({dst}, {base} + {t.storage_offset() * es}, sh, ss, {t.dim()}, {es}); }}")
         return dst
+
+    def _nhwc(self, slot: int, channels_last: bool) -> tuple[list[int], list[int]]:
+        """(N, H, W, C) sizes and element strides of a 1-d or 2-d conv/pool operand."""
+        shape, strides = self.shape(slot), self.strides(slot)
+        if len(shape) == 3:  # 1-d as 2-d with H = 1
+            if channels_last:
+                (n, length, c), (sn, sl, sc) = shape, strides
+            else:
+                (n, c, length), (sn, sc, sl) = shape, strides
+            return [n, 1, length, c], [sn, 0, sl, sc]
+        if len(shape) != 4:
+            raise NoNativeSchedule(f"a {len(shape) - 2}-d convolution or pooling")
+        if channels_last:
+            return shape, strides
+        (n, c, h, w), (sn, sc, sh, sw) = shape, strides
+        return [n, h, w, c], [sn, sh, sw, sc]
+
+    def _conv(self, st: Mapping, out: list[str]) -> None:
+        p, ins, r = st["props"], st["in"], st["out"][0]
+        if not all(self.dtype(v) == "float32" for v in [*ins, r]):
+            raise _fail(st, "only float32 convolutions are native")
+        cl = bool(p.get("channels_last"))
+        try:
+            (n, h, w, c), xs = self._nhwc(ins[0], cl)
+            (_, ho, wo, o), ys = self._nhwc(r, cl)
+        except NoNativeSchedule as err:
+            raise _fail(st, str(err)) from None
+        ws = self.shape(ins[1])
+        kh, kw = (ws[2], ws[3]) if len(ws) == 4 else (1, ws[2])
+        stride, pad, dil = (list(p[k]) for k in ("stride", "padding", "dilation"))
+        if len(stride) == 1:
+            stride, pad, dil = [1, *stride], [0, *pad], [1, *dil]
+        groups = int(p["groups"])
+        wd = self.dense(ins[1], out)
+        reordered = self.buffer("float32", [o, c // groups, kh, kw])
+        bias = self.dense(ins[2], out) if len(ins) > 2 else "0"
+        target = self.derived_out if ins[1] in self.static else out
+        target.append(f"  irc_conv_weight((const float *){wd}, (float *){reordered}, {o}, "
+                      f"{c // groups}, {kh}, {kw});")
+        out.append(f"  {{ static const int64_t xs[] = {{{_list(xs)}}}, ys[] = {{{_list(ys)}}};\n"
+                   f"    irc_conv2d((const float *){self.ptr(ins[0])}, xs, (const float *){reordered}, "
+                   f"(const float *){bias}, (float *){self.ptr(r)}, ys, {n}, {h}, {w}, {c}, {o}, "
+                   f"{kh}, {kw}, {stride[0]}, {stride[1]}, {pad[0]}, {pad[1]}, {dil[0]}, {dil[1]}, "
+                   f"{groups}, {ho}, {wo}); }}")
+
+    def _pool(self, st: Mapping, out: list[str], kind: int) -> None:
+        p, x, r = st["props"], st["in"][0], st["out"][0]
+        if self.dtype(x) != "float32" or self.dtype(r) != "float32":
+            raise _fail(st, "only float32 pooling is native")
+        cl = bool(p.get("channels_last"))
+        try:
+            (n, h, w, c), xs = self._nhwc(x, cl)
+            (_, ho, wo, _), ys = self._nhwc(r, cl)
+        except NoNativeSchedule as err:
+            raise _fail(st, str(err)) from None
+        k, stride, pad = list(p["kernel"]), list(p["stride"]), list(p["padding"])
+        dil = list(p.get("dilation") or [1] * len(k))
+        if len(k) == 1:
+            k, stride, pad, dil = [1, *k], [1, *stride], [0, *pad], [1, *dil]
+        include = 1 if p.get("count_include_pad", True) else 0
+        out.append(f"  {{ static const int64_t xs[] = {{{_list(xs)}}}, ys[] = {{{_list(ys)}}};\n"
+                   f"    irc_pool2d((const float *){self.ptr(x)}, xs, (float *){self.ptr(r)}, ys, "
+                   f"{kind}, {n}, {h}, {w}, {c}, {k[0]}, {k[1]}, {stride[0]}, {stride[1]}, {pad[0]}, "
+                   f"{pad[1]}, {dil[0]}, {dil[1]}, {ho}, {wo}, {include}, {int(p.get('divisor') or 0)}); }}")
+
+    def _max_pool(self, st: Mapping, out: list[str]) -> None:
+        self._pool(st, out, 0)
+
+    def _avg_pool(self, st: Mapping, out: list[str]) -> None:
+        self._pool(st, out, 1)
+
+    def _adaptive_avg_pool(self, st: Mapping, out: list[str]) -> None:
+        x, r = st["in"][0], st["out"][0]
+        xsh, rsh = self.shape(x), self.shape(r)
+        if self.dtype(x) != "float32" or len(xsh) not in (3, 4):
+            raise _fail(st, "only float32 1-d/2-d adaptive pooling is native")
+        nsp = 2 if len(xsh) == 4 else 1
+        h, w = (xsh[-2], xsh[-1]) if nsp == 2 else (1, xsh[-1])
+        ho, wo = (rsh[-2], rsh[-1]) if nsp == 2 else (1, rsh[-1])
+        rows = _numel(xsh[:-nsp])
+        out.append(f"  irc_adaptive2d((const float *){self.dense(x, out)}, (float *){self.ptr(r)}, "
+                   f"{rows}, {h}, {w}, {ho}, {wo});")
+
+    def buffer(self, dtype: str, shape: list[int]) -> str:
+        """A buffer of its own (no schedule slot), for scratch such as a reordered weight."""
+        slot = -1 - len(self.own)
+        self.values_extra[slot] = {"dtype": dtype, "shape": shape}
+        self.where[slot] = (f"m->own[{len(self.own)}]", _contiguous(shape))
+        self.own.append(slot)
+        return self.where[slot][0]
 
     def _gather(self, st: Mapping, out: list[str]) -> None:
         x, idx = st["in"]
@@ -537,6 +722,7 @@ def native_sources(schedule: Mapping, offsets: Mapping[str, tuple[int, int]], we
             w.step(st, body)
     except NoNativeSchedule as err:
         return {}, {"available": False, "reason": str(err)}
+    derived += w.derived_out
     # results into the caller's buffers
     for i, slot in enumerate(schedule["outputs"]):
         es = w.nbytes(slot) // max(_numel(w.shape(slot)), 1)
