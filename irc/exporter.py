@@ -240,8 +240,9 @@ def export(model: Callable[..., Any], example_inputs: Sequence[Any] | Mapping[st
     if c_abi is False:
         c_sources, c_abi_info = {}, {"available": False, "reason": "exported with c_abi=False"}
     else:
-        c_sources, c_abi_info = native_sources(schedule, offsets, len(blob), header_len, inputs,
-                                               outputs)
+        import hashlib
+        c_sources, c_abi_info = native_sources(schedule, offsets, len(blob),
+                                               hashlib.sha256(blob).hexdigest(), inputs, outputs)
     if c_abi_required and not c_abi_info["available"]:
         raise IrcError(f"irc.export: no C ABI for this model: {c_abi_info['reason']}")
 

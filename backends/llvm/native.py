@@ -12,7 +12,7 @@ through their ``.omp`` entry when an OpenMP runtime is loaded) and library
 calls, with no allocation and no Python.
 
 Library calls are irc's own C (compiled ``-O3 -march=native`` with the
-kernels): a strided float32 matmul (register-blocked, the inner loop over
+kernels): a strided matmul (float32/64, int32/64; the inner loop over
 contiguous memory, vectorised by the C compiler), attention (one query row
 at a time, scores in a scratch row), embedding / index_select / concat as
 copies, gather, direct 1-d/2-d convolution (weight reordered once at open),
@@ -73,31 +73,36 @@ static irc_status fail(irc_status code, const char *fmt, ...) {
 }
 void irc_set_openmp(void *parallel, void *thread_num, void *num_threads);
 
-/* C[m, n] = sum_k A[m, k] B[k, n], strided A and B, C dense [M, N]. */
-static void irc_mm(const float *A, int64_t sam, int64_t sak, const float *B, int64_t sbk,
-                   int64_t sbn, float *C, int64_t M, int64_t N, int64_t K) {
-  if (sbk == 1 && sbn != 1) {  /* B columns contiguous: dot products */
-    for (int64_t m = 0; m < M; m++)
-      for (int64_t n = 0; n < N; n++) {
-        const float *a = A + m * sam, *b = B + n * sbn;
-        float acc = 0.f;
-        if (sak == 1) { for (int64_t k = 0; k < K; k++) acc += a[k] * b[k]; }
-        else { for (int64_t k = 0; k < K; k++) acc += a[k * sak] * b[k]; }
-        C[m * N + n] = acc;
-      }
-    return;
-  }
-  for (int64_t m = 0; m < M; m++) {
-    float *c = C + m * N;
-    for (int64_t n = 0; n < N; n++) c[n] = 0.f;
-    for (int64_t k = 0; k < K; k++) {
-      float a = A[m * sam + k * sak];
-      const float *b = B + k * sbk;
-      if (sbn == 1) { for (int64_t n = 0; n < N; n++) c[n] += a * b[n]; }
-      else { for (int64_t n = 0; n < N; n++) c[n] += a * b[n * sbn]; }
-    }
-  }
+/* C[m, n] = sum_k A[m, k] B[k, n], strided A and B, C dense [M, N]; one per dtype. */
+#define IRC_MM(NAME, T)                                                                    \
+static void NAME(const T *A, int64_t sam, int64_t sak, const T *B, int64_t sbk,           \
+                 int64_t sbn, T *C, int64_t M, int64_t N, int64_t K) {                     \
+  if (sbk == 1 && sbn != 1) { /* B columns contiguous: dot products */                    \
+    for (int64_t m = 0; m < M; m++)                                                        \
+      for (int64_t n = 0; n < N; n++) {                                                    \
+        const T *a = A + m * sam, *b = B + n * sbn;                                        \
+        T acc = 0;                                                                         \
+        if (sak == 1) { for (int64_t k = 0; k < K; k++) acc += a[k] * b[k]; }              \
+        else { for (int64_t k = 0; k < K; k++) acc += a[k * sak] * b[k]; }                 \
+        C[m * N + n] = acc;                                                                \
+      }                                                                                    \
+    return;                                                                                \
+  }                                                                                        \
+  for (int64_t m = 0; m < M; m++) {                                                        \
+    T *c = C + m * N;                                                                      \
+    for (int64_t n = 0; n < N; n++) c[n] = 0;                                              \
+    for (int64_t k = 0; k < K; k++) {                                                      \
+      T a = A[m * sam + k * sak];                                                          \
+      const T *b = B + k * sbk;                                                            \
+      if (sbn == 1) { for (int64_t n = 0; n < N; n++) c[n] += a * b[n]; }                  \
+      else { for (int64_t n = 0; n < N; n++) c[n] += a * b[n * sbn]; }                     \
+    }                                                                                      \
+  }                                                                                        \
 }
+IRC_MM(irc_mm, float)
+IRC_MM(irc_mm_f64, double)
+IRC_MM(irc_mm_i64, int64_t)
+IRC_MM(irc_mm_i32, int32_t)
 
 /* dst (dense, rank dims) <- src (strided), element size es */
 static void irc_copy(char *dst, const char *src, const int64_t *shape, const int64_t *sstride,
@@ -239,6 +244,49 @@ static void irc_adaptive2d(const float *x, float *y, int64_t R, int64_t H, int64
         y[(r * Ho + i) * Wo + j] = acc / (float)((h1 - h0) * (w1 - w0));
       }
     }
+}
+
+/* SHA-256 (FIPS 180-4), to check the weights file against the digest built in */
+static const uint32_t irc_k256[64] = {
+  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+  0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+  0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+  0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+  0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+  0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+  0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+  0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2};
+#define IRC_ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
+static void irc_sha256_block(uint32_t *h, const unsigned char *p) {
+  uint32_t w[64], a, b, c, d, e, f, g, hh;
+  for (int i = 0; i < 16; i++)
+    w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+  for (int i = 16; i < 64; i++) {
+    uint32_t s0 = IRC_ROR(w[i - 15], 7) ^ IRC_ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
+    uint32_t s1 = IRC_ROR(w[i - 2], 17) ^ IRC_ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
+    w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+  }
+  a = h[0]; b = h[1]; c = h[2]; d = h[3]; e = h[4]; f = h[5]; g = h[6]; hh = h[7];
+  for (int i = 0; i < 64; i++) {
+    uint32_t t1 = hh + (IRC_ROR(e, 6) ^ IRC_ROR(e, 11) ^ IRC_ROR(e, 25)) + ((e & f) ^ (~e & g)) + irc_k256[i] + w[i];
+    uint32_t t2 = (IRC_ROR(a, 2) ^ IRC_ROR(a, 13) ^ IRC_ROR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+    hh = g; g = f; f = e; e = d + t1; d = c; c = b; b = a; a = t1 + t2;
+  }
+  h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
+}
+static void irc_sha256(const unsigned char *data, uint64_t n, char *hex) {
+  uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c,
+                   0x1f83d9ab, 0x5be0cd19};
+  uint64_t i = 0;
+  for (; i + 64 <= n; i += 64) irc_sha256_block(h, data + i);
+  unsigned char tail[128] = {0};
+  uint64_t rest = n - i, len = rest < 56 ? 64 : 128;
+  memcpy(tail, data + i, rest);
+  tail[rest] = 0x80;
+  for (int j = 0; j < 8; j++) tail[len - 1 - j] = (unsigned char)((n * 8) >> (8 * j));
+  irc_sha256_block(h, tail);
+  if (len == 128) irc_sha256_block(h, tail + 64);
+  for (int j = 0; j < 8; j++) sprintf(hex + 8 * j, "%08x", h[j]);
 }
 
 static irc_status check_private(const char *path) {
@@ -499,8 +547,10 @@ class _Writer:
     def _matmul(self, st: Mapping, out: list[str]) -> None:
         a, b = st["in"]
         r = st["out"][0]
-        if not (self.dtype(a) == self.dtype(b) == self.dtype(r) == "float32"):
-            raise _fail(st, "only float32 matmuls are native")
+        mm = {"float32": "irc_mm", "float64": "irc_mm_f64", "int64": "irc_mm_i64",
+              "int32": "irc_mm_i32"}.get(self.dtype(r))
+        if mm is None or not (self.dtype(a) == self.dtype(b) == self.dtype(r)):
+            raise _fail(st, f"a {self.dtype(a)} x {self.dtype(b)} -> {self.dtype(r)} matmul")
         rs = self.shape(r)
         M, N = rs[-2], rs[-1]
         ash, bsh = self.shape(a), self.shape(b)
@@ -515,7 +565,7 @@ class _Writer:
         nb = _numel(batch)
         offa, offb = _batch_offsets(batch, sa, "oa"), _batch_offsets(batch, sb, "ob")
         out.append(f"  for (int64_t b = 0; b < {nb}; b++) {{ int64_t r, oa = 0, ob = 0; r = b;{offa}"
-                   f" r = b;{offb}\n    irc_mm({A} + oa, {sam}, {sak}, {B} + ob, {sbk}, {sbn}, "
+                   f" r = b;{offb}\n    {mm}({A} + oa, {sam}, {sak}, {B} + ob, {sbk}, {sbn}, "
                    f"{C} + b * {M * N}, {M}, {N}, {K}); }}")
 
     def _attention(self, st: Mapping, out: list[str]) -> None:
@@ -707,7 +757,7 @@ def _kernel_prototypes(schedule: Mapping) -> list[str]:
 
 
 def native_sources(schedule: Mapping, offsets: Mapping[str, tuple[int, int]], weights_bytes: int,
-                   weights_header: int, inputs: Sequence[Mapping], outputs: Sequence[Mapping]
+                   weights_sha256: str, inputs: Sequence[Mapping], outputs: Sequence[Mapping]
                    ) -> tuple[dict[str, str], dict]:
     """({"irc_native.c": C source}, the manifest's ``c_abi`` entry) for a schedule,
     or ({}, an entry saying why not) when a step has no native version."""
@@ -729,13 +779,13 @@ def native_sources(schedule: Mapping, offsets: Mapping[str, tuple[int, int]], we
         sh = w.shape(slot)
         body.append(f"  {{ static const int64_t sh[] = {{{_list(sh)}}}, ss[] = {{{_list(w.strides(slot))}}}; "
                     f"if ({_numel(sh)}) irc_copy((char *)out[{i}], {w.ptr(slot)}, sh, ss, {len(sh)}, {es}); }}")
-    src = _render(schedule, w, derived, body, weights_bytes, weights_header, inputs, outputs)
+    src = _render(schedule, w, derived, body, weights_bytes, weights_sha256, inputs, outputs)
     return {"irc_native.c": src}, {"available": True, "abi_version": 1, "header": "irc_model.h",
                                    "library_calls": "irc's own C (no BLAS)"}
 
 
 def _render(schedule: Mapping, w: _Writer, derived: list[str], body: list[str], weights_bytes: int,
-            weights_header: int, inputs: Sequence[Mapping], outputs: Sequence[Mapping]) -> str:
+            weights_sha256: str, inputs: Sequence[Mapping], outputs: Sequence[Mapping]) -> str:
     def infos(items: Sequence[Mapping], kind: str) -> str:
         rows = []
         for i, it in enumerate(items):
@@ -799,8 +849,10 @@ irc_status irc_model_open(const char *dir, irc_model **out) {{
   close(fd);
   if (m->map == MAP_FAILED) {{ m->map = 0; irc_model_close(m);
     return fail(IRC_ERR_IO, "%s: cannot map: %s", path, strerror(errno)); }}
-  if (m->map && *(const uint64_t *)m->map != {weights_header}ULL) {{ irc_model_close(m);
-    return fail(IRC_ERR_FORMAT, "%s: header differs from the one this library was built with", path); }}
+  if (m->map) {{ char hex[65]; irc_sha256((const unsigned char *)m->map, m->map_size, hex);
+    if (strcmp(hex, "{weights_sha256}") != 0) {{ irc_model_close(m);
+      return fail(IRC_ERR_FORMAT, "%s: checksum mismatch (changed after export, or corrupt): "
+                  "export the model again", path); }} }}
   m->arena = aligned_alloc(64, {max(-(-int(schedule['arena_bytes']) // 64) * 64, 64)});
   m->scratch = malloc(sizeof(float) * {max(w.scratch, 1)});
   if (!m->arena || !m->scratch) {{ irc_model_close(m); return fail(IRC_ERR_MEMORY, "out of memory"); }}

@@ -17,7 +17,8 @@
  * irc_status; on failure irc_last_error() (per thread) says what and why.
  * irc_model_open checks the package's format version, that the package
  * directory and weights file belong to this user and are not writable by
- * group or others, and the weights file's size; the weights are memory-mapped.
+ * group or others, and the weights file's size and sha256 (built into the
+ * library at export); the weights are memory-mapped, never copied.
  * Parallel kernels use the process's OpenMP runtime when one is loaded
  * (link the program with -fopenmp), else run on the calling thread.
  */
