@@ -247,8 +247,8 @@ def test_quantized_zoo_decoder_stays_within_the_reported_error(bits: str, bound:
 
 def test_static_cache_generation_with_quantized_weights(monkeypatch: pytest.MonkeyPatch) -> None:
     """``model.forward = irc.compile(...)`` + ``generate(cache_implementation="static")``:
-    float32 gives eager's tokens; int8 quantizes the compiled pieces too (the
-    cache update, ``index_copy_``, runs in eager between them for now)."""
+    float32 gives eager's tokens; int8 quantizes the prefill and decode graphs
+    too (the cache update is ``graph.cache_update``, see tests/test_kv_cache.py)."""
     import warnings
 
     from irc.passes import quantize_weights
