@@ -178,6 +178,7 @@ def test_cpu_kernel_is_fused_and_vectorised() -> None:
     for bits, group in ((8, 256), (4, 64)):
         text = optimized_ir(kernel_ir(QuantizedShape(1, 256, 64, bits, group)))
         assert "sitofp <" in text  # vectorised int -> float conversion
+        assert "<16 x i8>" in text  # 16 bytes of integers per vector step (int4: 32 values)
         assert "alloca" not in text.split("define void @irc_quantized_matmul(")[1].split("}")[0]
 
 
