@@ -76,16 +76,20 @@ def _kernel_level_modules(monkeypatch: pytest.MonkeyPatch) -> list[ModuleOp]:
     return seen
 
 
-def test_decode_step_writes_only_the_new_positions(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("name", ["llama", "qwen2"])
+def test_decode_step_writes_only_the_new_positions(name: str, monkeypatch: pytest.MonkeyPatch
+                                                   ) -> None:
     """The decode step's kernel-level IR: K and V of each layer are written by
-    a ``graph.cache_update`` of one position into an ``@main`` argument, no
-    kernel or library call makes a cache-sized tensor, and the memory plan
-    gives the updated caches no memory (they are the caller's tensors)."""
+    a ``graph.cache_update`` of one position into an ``@main`` argument,
+    attention reads those caches themselves (with grouped-query attention too:
+    qwen2's ``repeat_kv`` copies fold into the attention call), no kernel or
+    library call makes a cache-sized tensor, and the memory plan gives the
+    updated caches no memory (they are the caller's tensors)."""
     from transformers import StaticCache
 
     from zoo.models import ZOO
-    model, _ = ZOO["llama"].make(batch=1)
-    ids = ZOO["llama"].fresh_inputs(model, seed=5, batch=1, seq=6)["input_ids"]
+    model, _ = ZOO[name].make(batch=1)
+    ids = ZOO[name].fresh_inputs(model, seed=5, batch=1, seq=6)["input_ids"]
     modules = _kernel_level_modules(monkeypatch)
     model.forward = irc.compile(model.forward, strict=True,  # type: ignore[method-assign]
                                 options={**NO_CACHE, "logging.print_ir_after_all": True})
@@ -103,6 +107,10 @@ def test_decode_step_writes_only_the_new_positions(monkeypatch: pytest.MonkeyPat
     assert cache_shape[2] == 96
     for op in updates:
         assert op.cache in args and shape_of(op.values.type)[op.dim.value.data] == 1
+    attention = [op for op in ops if isinstance(op, g.AttentionOp)]
+    assert len(attention) == _layers(model)
+    assert all(isinstance(op.key.owner, g.CacheUpdateOp) and isinstance(op.value.owner,
+               g.CacheUpdateOp) for op in attention)
     # nothing else in the step makes a tensor as large as one cache layer
     made = [r for op in ops if not isinstance(op, g.CacheUpdateOp) for r in op.results
             if hasattr(r.type, "get_shape")]
