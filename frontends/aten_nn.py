@@ -324,6 +324,47 @@ def _batch_norm_eval(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, No
     return ctx.cast(y, out.dtype), None, None
 
 
+_VIEWS = ("view", "_unsafe_view", "reshape", "clone", "alias")
+
+
+def _shape(node: Any) -> tuple[int, ...] | None:
+    val = node.meta.get("val") if isinstance(node, torch.fx.Node) else None
+    return tuple(val.shape) if isinstance(val, torch.Tensor) else None
+
+
+def _packet(node: Any) -> str | None:
+    target = getattr(node, "target", None)
+    return target.overloadpacket.__name__ if isinstance(target, torch._ops.OpOverload) else None
+
+
+def _repeated_kv(arg: Any) -> torch.fx.Node | None:
+    """The ``[B, Hkv, S, D]`` key/value a ``[B, Hkv * n, S, D]`` operand repeats
+    (``transformers``' ``repeat_kv``: unsqueeze at dim 2, expand, reshape), else
+    None. Attention takes the source itself (grouped-query attention), so a
+    decode step does not copy its KV cache ``n`` times over."""
+    shape = _shape(arg)
+    if shape is None or len(shape) != 4:
+        return None
+    node = arg
+    while _packet(node) in _VIEWS and _shape(node.args[0]) is not None \
+            and len(_shape(node.args[0]) or ()) == 5:  # the reshape (and clone) of the expand
+        node = node.args[0]
+    if _packet(node) not in ("expand", "expand_copy") or not isinstance(node.args[0], torch.fx.Node):
+        return None
+    expanded = _shape(node)
+    b, heads, s, d = shape
+    if expanded is None or expanded[0] != b or expanded[1] * expanded[2] != heads \
+            or expanded[3:] != (s, d) or _shape(node.args[0]) != (b, expanded[1], 1, s, d):
+        return None  # (a size-1 dim 2 expanded: each kv head repeated in place, not tiled)
+    source = node.args[0]
+    while _packet(source) in ("unsqueeze", "slice", "alias") and _shape(source) != (
+            b, expanded[1], s, d):
+        source = source.args[0]
+        if not isinstance(source, torch.fx.Node):
+            return None
+    return source if _shape(source) == (b, expanded[1], s, d) else None
+
+
 def _fused_attention(ctx: FxImporter, node: torch.fx.Node, is_causal: bool, mask: Any,
                      scale: float | None) -> SSAValue | None:
     """One ``graph.attention`` library call for an inference attention (its
@@ -336,7 +377,12 @@ def _fused_attention(ctx: FxImporter, node: torch.fx.Node, is_causal: bool, mask
                                           or not mask_meta.dtype.is_floating_point)):
         return None
     out_meta = node.meta["val"][0]
-    q, k, v = (ctx.tensor(a, out_meta.dtype) for a in node.args[:3])
+    args = list(node.args[:3])
+    grouped = [_repeated_kv(a) for a in args[1:]]
+    if all(src is not None for src in grouped) and _shape(grouped[0])[1] == _shape(  # type: ignore[index]
+            grouped[1])[1]:  # type: ignore[index]
+        args[1:] = grouped
+    q, k, v = (ctx.tensor(a, out_meta.dtype) for a in args)
     qs = shape_of(q.type)
     if len(qs) < 2 or not len(qs) == len(shape_of(k.type)) == len(shape_of(v.type)):
         return None

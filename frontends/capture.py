@@ -5,7 +5,10 @@
   decomposition table; parameters arrive as graph inputs, so they are arguments
   of ``@main`` and no weight is copied), imports the forward (and, when
   gradients are needed, the backward) graph and compiles each through
-  :func:`irc.driver.compile_program`.
+  :func:`irc.driver.compile_program`. An inference graph keeps its input
+  mutations (``copy_`` into a placeholder): a cache update becomes an in-place
+  ``graph.cache_update``, any other write is copied back after the call
+  (:mod:`irc.frontends.input_mutations`).
 * :func:`compile_graph` compiles one aten graph. Nodes the graph dialect cannot
   express run in eager PyTorch: the graph is split (``split_module``) into
   compiled and eager pieces, and ONE :class:`IrcWarning` names each such op and
@@ -29,6 +32,7 @@ import torch.fx
 
 from irc.errors import IrcError, UnsupportedOpError
 from irc.frontends.decompositions import decomposition_table
+from irc.frontends.input_mutations import lift_input_mutations, with_copies_back
 from irc.frontends.fx_importer import FxImporter, NodeUnsupported, _flat_outputs, op_name, static_problems
 from irc.frontends.program import Program
 from irc.frontends.source_locations import describe, source_line
@@ -315,7 +319,9 @@ def make_dynamo_backend(target: str = "cpu", options: Mapping[str, Any] | Any | 
 
     def compile_boxed(gm: torch.fx.GraphModule, example_inputs: list[Any],
                       weights: Mapping[str, tuple[str, torch.Tensor]] | None = None) -> Runner:
-        runner = compile_graph(gm, target, options, strict, warned, stats, weights)
+        mutations = lift_input_mutations(gm)  # cache updates in place, other writes copied back
+        runner = with_copies_back(compile_graph(gm, target, options, strict, warned, stats,
+                                                weights), mutations)
         if on_compiled is not None:
             on_compiled(runner)
         if stats is not None:
@@ -332,8 +338,11 @@ def make_dynamo_backend(target: str = "cpu", options: Mapping[str, Any] | Any | 
         # the call, which dynamo's DDPOptimizer needs to replay the first call
         # with fake outputs (else the first real call returned FakeTensors), and
         # keeps dynamo out of the backward compile and the backward itself
+        # keep_inference_input_mutations: an inference graph that writes an
+        # input ends with copy_(input, new value), seen by lift_input_mutations
         aot = aot_autograd(fw_compiler=fw_compiler, bw_compiler=compile_boxed,
-                           decompositions=decomposition_table())
+                           decompositions=decomposition_table(),
+                           keep_inference_input_mutations=True)
         return aot(gm, example_inputs)
 
     backend.__name__ = f"irc_{target}"  # type: ignore[attr-defined]

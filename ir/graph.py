@@ -1158,6 +1158,79 @@ class QuantizedMatmulOp(IRDLOperation):
 
 
 # ----------------------------------------------------------------------------
+# in-place update of a cache buffer (a static KV cache)
+
+
+_WRITES = frozenset({EffectInstance(MemoryEffectKind.WRITE)})
+
+
+class _WritesCache(MemoryEffect):
+    """Writes its cache operand: never dropped, merged, folded or moved."""
+
+    @classmethod
+    def get_effects(cls, op: Operation) -> frozenset[EffectInstance]:
+        return _WRITES
+
+
+@irdl_op_definition
+class CacheUpdateOp(IRDLOperation):
+    """``cache.index_copy_(dim, index, values)``: writes ``values`` into the
+    caller's buffer ``cache`` at positions ``index`` (1-d, i64/i32) along
+    ``dim``, in place; only those positions are written. The result is the
+    same buffer after the write (it aliases ``cache``), for the ops that read
+    the updated cache.
+
+    The one op of the dialect with an effect on its operand, so it is
+    restricted: ``cache`` is an argument of the enclosing function (the
+    caller's tensor, e.g. a ``transformers`` static cache layer), and every
+    other use of that argument comes before the update (nothing reads the
+    old contents after they are overwritten). The reference interpreter
+    defines it as torch's ``index_copy_`` on the argument."""
+
+    name = "graph.cache_update"
+    cache = operand_def(TensorType)
+    index = operand_def(TensorType)
+    values = operand_def(TensorType)
+    dim = prop_def(IntegerAttr)
+    result = result_def(TensorType)
+    traits = traits_def(_WritesCache())
+    assembly_format = ("$cache `,` $index `,` $values attr-dict `:` `(` type($cache) `,` "
+                       "type($index) `,` type($values) `)` `->` type($result)")
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def __init__(self, cache: SSAValue | Operation, index: SSAValue | Operation,
+                 values: SSAValue | Operation, dim: int) -> None:
+        c = SSAValue.get(cache)
+        super().__init__(operands=[c, SSAValue.get(index), SSAValue.get(values)],
+                         properties={"dim": int_attr(dim)}, result_types=[c.type])
+
+    def verify_(self) -> None:
+        from xdsl.ir import BlockArgument
+        c, idx, v = shape_of(self.cache.type), shape_of(self.index.type), shape_of(self.values.type)
+        dim = self.dim.value.data
+        if not 0 <= dim < len(c) or len(idx) != 1:
+            _fail(self, f"dim {dim} out of range for cache {_fmt(c)}, or index {_fmt(idx)} not 1-d")
+        if dtype_of(self.index.type) not in (torch.int64, torch.int32):
+            _fail(self, "index must be i64 or i32")
+        want = tuple(idx[0] if d == dim else n for d, n in enumerate(c))
+        if v != want or dtype_of(self.values.type) != dtype_of(self.cache.type):
+            _fail(self, f"values {_fmt(v)} should be {_fmt(want)} of the cache's dtype")
+        if self.result.type != self.cache.type:
+            _fail(self, "result type must be the cache's type")
+        block = self.parent_block()
+        if block is None:
+            return
+        if not (isinstance(self.cache, BlockArgument) and self.cache.block is block):
+            _fail(self, "cache must be an argument of the enclosing function (the caller's buffer)")
+        for use in self.cache.uses:
+            other = use.operation
+            if other is not self and (other.parent_block() is not block
+                                      or block.get_operation_index(other)
+                                      > block.get_operation_index(self)):
+                _fail(self, f"{other.name} reads the cache after it is updated in place")
+
+
+# ----------------------------------------------------------------------------
 
 GRAPH_OPS: list[type[IRDLOperation]] = [
     v for v in list(globals().values())

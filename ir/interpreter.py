@@ -182,6 +182,13 @@ def _quantized_matmul(op: g.QuantizedMatmulOp, args: list[torch.Tensor]) -> torc
     return _out(op, torch.matmul(x.to(torch.float32), w.t()))
 
 
+@handles(g.CacheUpdateOp)
+def _cache_update(op: g.CacheUpdateOp, args: list[torch.Tensor]) -> torch.Tensor:
+    """In place: only the positions ``index`` of the caller's ``cache`` are written."""
+    cache, index, values = args
+    return cache.index_copy_(op.dim.value.data, index.to(torch.int64), values)
+
+
 def _from_channels_last(op: Operation, x: torch.Tensor) -> torch.Tensor:
     """A channels-last op's ``[N, *spatial, C]`` input as the ``[N, C, *spatial]``
     view torch's functional ops take, with channels-last strides (a runtime may

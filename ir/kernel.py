@@ -61,6 +61,7 @@ MAIN = "main"
 EXTERN_OPS: tuple[type[Operation], ...] = (
     g.MatmulOp, g.ConvOp, g.MaxPoolOp, g.AvgPoolOp, g.AdaptiveAvgPoolOp,
     g.GatherOp, g.IndexSelectOp, g.EmbeddingOp, g.AttentionOp, g.QuantizedMatmulOp, g.AtenCallOp,
+    g.CacheUpdateOp,
 )
 """Ops that backends always run as library calls; they never enter a kernel."""
 
