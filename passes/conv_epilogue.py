@@ -18,12 +18,15 @@ vanishes), so a fused convolution feeding the next passes ``[N, H, W, C]``
 data straight through, as before. Batch norm in eval mode is already part of
 the weight and bias (``fold-batch-norm``).
 
-Activations: ``graph.relu``, ``graph.silu`` (``swish``), ``graph.sigmoid``,
+Activations: ``graph.relu``, ``graph.silu`` or ``x * sigmoid(x)``
+(``swish``), ``graph.sigmoid``,
 ``graph.tanh``, and ``graph.maximum`` by a scalar constant ``lo`` then
 ``graph.minimum`` by ``hi >= lo`` (``hardtanh``: ReLU6 is lo = 0, hi = 6);
 ``graph.maximum`` by 0 alone is ``relu``. The residual is the other operand
 of a ``graph.add`` of the result's own type (a permute of a channels-last
-value is taken in that layout; any other value gets a permute).
+value is taken in that layout; any other value gets a permute). After a
+residual add only ReLU is fused (oneDNN's binary post-op takes no other
+activation); another activation stays a kernel.
 
 Guarantees: the module computes what it did, up to float rounding (the same
 operations in the same order). Only chains whose intermediates have one use
@@ -47,6 +50,8 @@ from irc.passes.canonical_patterns import compose_permutes
 
 _TO_LAST = (0, 2, 3, 1)
 _TO_FIRST = (0, 3, 1, 2)
+BINARY_UNARY = ("none", "relu")
+"""Activations oneDNN applies after a residual add (``.binary`` refuses others)."""
 _UNARY: dict[type[Operation], str] = {g.ReluOp: "relu", g.SiluOp: "swish",
                                       g.SigmoidOp: "sigmoid", g.TanhOp: "tanh"}
 
@@ -75,7 +80,11 @@ def _clamp_operand(op: Operation, cur: SSAValue) -> float | None:
 
 
 def _unary(cur: SSAValue) -> tuple[str, list[float], list[Operation]] | None:
-    """The activation applied to ``cur`` (its one user, or max-then-min), with its ops."""
+    """The activation applied to ``cur`` (its one user, max-then-min, or
+    ``cur * sigmoid(cur)``), with its ops."""
+    silu = _silu(cur)
+    if silu is not None:
+        return "swish", [], silu
     user = _only_user(cur)
     if user is None:
         return None
@@ -91,6 +100,20 @@ def _unary(cur: SSAValue) -> tuple[str, list[float], list[Operation]] | None:
     if lo == 0.0:
         return "relu", [], [user]
     return None
+
+
+def _silu(cur: SSAValue) -> list[Operation] | None:
+    """[sigmoid, mul] when ``cur``'s two users compute ``cur * sigmoid(cur)``."""
+    users = [u.operation for u in cur.uses]
+    if len(users) != 2:
+        return None
+    sig = next((u for u in users if isinstance(u, g.SigmoidOp)), None)
+    mul = next((u for u in users if isinstance(u, g.MulOp)), None)
+    if sig is None or mul is None or sig.result.type != cur.type or mul.result.type != cur.type:
+        return None
+    if {mul.lhs, mul.rhs} != {cur, sig.result} or _only_user(sig.result) is not mul:
+        return None
+    return [sig, mul]
 
 
 def _residual(cur: SSAValue) -> tuple[SSAValue, Operation] | None:
@@ -135,7 +158,7 @@ def _rewrite(conv: g.ConvOp) -> bool:
         cur = add.results[0]
     unary = _unary(cur)
     name, scalars = "none", []
-    if unary is not None:
+    if unary is not None and (other is None or unary[0] in BINARY_UNARY):
         name, scalars, ops = unary
         chain += ops
         cur = chain[-1].results[0]

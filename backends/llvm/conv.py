@@ -80,6 +80,9 @@ def conv_step(op: g.ConvOp | g.ConvEpilogueOp, x: int, w: int, b: int | None, ou
     if isinstance(op, g.ConvEpilogueOp):
         unary, scalars = op.unary.data, op.scalars()
     if other is not None:
+        from irc.passes.conv_epilogue import BINARY_UNARY
+        if unary not in BINARY_UNARY:
+            return None  # oneDNN refuses it: the reference handler computes it
         binary = torch.ops.mkldnn._convolution_pointwise.binary
         attr = None if unary == "none" else unary
 
