@@ -51,6 +51,10 @@ class Backend(ABC):
     Options: ClassVar[type[BackendOptions]] = BackendOptions
     description: ClassVar[str] = ""
     pipeline: ClassVar[Mapping[str, str]] = MappingProxyType(DEFAULT_STAGES)
+    versions_weights: ClassVar[bool] = False
+    """Whether the executable recomputes what it derived from a weight when the
+    weight changes (identity, ``_version``, storage): then the frontend may hand
+    an inference graph's parameters over as ``graph.weight`` (batch norm folded)."""
     """The passes of each stage (``graph``, ``kernel``, ``loops``) as pipeline
     text; a compile runs the stages down to ``level``
     (:meth:`irc.config.Config.pipeline_for`). Override a stage for a pass that

@@ -28,11 +28,13 @@ from xdsl.dialects.builtin import (
     StringAttr,
     TensorType,
     UnitAttr,
+    f64,
     i64,
 )
 from xdsl.ir import Attribute, Dialect, Operation, SSAValue
 from xdsl.irdl import (
     AnyAttr,
+    AttrSizedOperandSegments,
     IRDLOperation,
     ParamAttrConstraint,
     VarConstraint,
@@ -829,6 +831,76 @@ class ConvOp(IRDLOperation):
         if result != want:
             _fail(self, f"result shape {_fmt(result)} should be {_fmt(want)}"
                   + (" (channels-first; the op is channels_last)" if self.channels_last is not None else ""))
+
+
+CONV_EPILOGUE_UNARY: dict[str, int] = {"none": 0, "relu": 0, "hardtanh": 2, "swish": 0,
+                                       "sigmoid": 0, "tanh": 0}
+"""The activations a ``graph.conv_epilogue`` applies, with their scalar count
+(``hardtanh``: min, max; ``swish`` is silu); the names are oneDNN's post-ops."""
+
+
+@irdl_op_definition
+class ConvEpilogueOp(IRDLOperation):
+    """A 2-d channels-last convolution and its epilogue, one library call:
+    ``unary(conv(input, weight, bias) + other)``. ``other`` (optional: the
+    residual) has the result's shape; ``unary`` is a key of
+    :data:`CONV_EPILOGUE_UNARY` with its ``unary_scalars``. Input, other and
+    result are ``[N, H, W, C]``; the weight is ``[O, C/groups, kH, kW]``.
+    Made by ``conv-epilogue`` (cpu), run as oneDNN's post-ops.
+    """
+
+    name = "graph.conv_epilogue"
+    input = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    bias = opt_operand_def(TensorType)
+    other = opt_operand_def(TensorType)
+    stride = prop_def(DenseArrayBase)
+    padding = prop_def(DenseArrayBase)
+    dilation = prop_def(DenseArrayBase)
+    groups = prop_def(IntegerAttr)
+    unary = prop_def(StringAttr)
+    unary_scalars = prop_def(DenseArrayBase)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
+
+    def __init__(self, conv: ConvOp, other: SSAValue | None, unary: str,
+                 scalars: Sequence[float] = ()) -> None:
+        super().__init__(
+            operands=[conv.input, conv.weight, [conv.bias] if conv.bias is not None else [],
+                      [other] if other is not None else []],
+            result_types=[conv.result.type],
+            properties={"stride": conv.stride, "padding": conv.padding,
+                        "dilation": conv.dilation, "groups": conv.groups,
+                        "unary": StringAttr(unary),
+                        "unary_scalars": DenseArrayBase.from_list(f64, [float(v) for v in scalars])})
+
+    def scalars(self) -> list[float]:
+        return [float(v) for v in self.unary_scalars.get_values()]
+
+    def verify_(self) -> None:
+        x, w = shape_of(self.input.type), shape_of(self.weight.type)
+        result = shape_of(self.result.type)
+        stride, padding, dilation = ints(self.stride), ints(self.padding), ints(self.dilation)
+        groups = self.groups.value.data
+        if len(x) != 4 or len(w) != 4 or not (len(stride) == len(padding) == len(dilation) == 2):
+            _fail(self, f"needs a 2-d convolution, got input {_fmt(x)}, weight {_fmt(w)}")
+        if groups < 1 or x[3] % groups or w[0] % groups or w[1] * groups != x[3]:
+            _fail(self, f"channels: input has {x[3]}, weight {_fmt(w)}, groups {groups}")
+        if self.bias is not None and shape_of(self.bias.type) != (w[0],):
+            _fail(self, f"bias shape {_fmt(shape_of(self.bias.type))} should be {w[0]}")
+        want = (x[0], *(conv_output_size(x[1 + i], w[2 + i], stride[i], padding[i], dilation[i])
+                        for i in range(2)), w[0])
+        if result != want:
+            _fail(self, f"result shape {_fmt(result)} should be {_fmt(want)} (channels-last)")
+        if self.other is not None and self.other.type != self.result.type:
+            _fail(self, f"other {self.other.type} should be the result's type {self.result.type}")
+        unary = self.unary.data
+        if unary not in CONV_EPILOGUE_UNARY:
+            _fail(self, f"unary '{unary}' is not one of {', '.join(CONV_EPILOGUE_UNARY)}")
+        if len(self.scalars()) != CONV_EPILOGUE_UNARY[unary]:
+            _fail(self, f"unary '{unary}' takes {CONV_EPILOGUE_UNARY[unary]} scalars, "
+                        f"got {len(self.scalars())}")
 
 
 class _PoolOp(IRDLOperation, ABC):

@@ -243,6 +243,23 @@ def _conv(op: g.ConvOp, args: list[torch.Tensor]) -> torch.Tensor:
     return _out(op, _to_channels_last(op, y))
 
 
+_EPILOGUE_UNARY: dict[str, Callable[..., torch.Tensor]] = {
+    "none": lambda y: y, "relu": torch.relu, "hardtanh": lambda y, lo, hi: y.clamp(lo, hi),
+    "swish": F.silu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
+
+
+@handles(g.ConvEpilogueOp)
+def _conv_epilogue(op: g.ConvEpilogueOp, args: list[torch.Tensor]) -> torch.Tensor:
+    """``unary(conv + other)`` on ``[N, H, W, C]`` data (the op's definition)."""
+    x, w = args[0].permute(0, 3, 1, 2), args[1]
+    bias = args[2] if op.bias is not None else None
+    y = F.conv2d(x, w, bias, stride=g.ints(op.stride), padding=g.ints(op.padding),
+                 dilation=g.ints(op.dilation), groups=op.groups.value.data).permute(0, 2, 3, 1)
+    if op.other is not None:
+        y = y + args[-1]
+    return _out(op, _EPILOGUE_UNARY[op.unary.data](y, *op.scalars()).contiguous())
+
+
 @handles(g.MaxPoolOp)
 def _max_pool(op: g.MaxPoolOp, args: list[torch.Tensor]) -> torch.Tensor:
     k = g.ints(op.kernel)

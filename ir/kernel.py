@@ -59,7 +59,7 @@ MAIN = "main"
 """Name of the host schedule (the entry function)."""
 
 EXTERN_OPS: tuple[type[Operation], ...] = (
-    g.MatmulOp, g.ConvOp, g.MaxPoolOp, g.AvgPoolOp, g.AdaptiveAvgPoolOp,
+    g.MatmulOp, g.ConvOp, g.ConvEpilogueOp, g.MaxPoolOp, g.AvgPoolOp, g.AdaptiveAvgPoolOp,
     g.GatherOp, g.IndexSelectOp, g.EmbeddingOp, g.AttentionOp, g.QuantizedMatmulOp, g.AtenCallOp,
     g.CacheUpdateOp,
 )

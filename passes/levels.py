@@ -51,6 +51,7 @@ BUILTIN_LEVELS: dict[str, PassLevels] = {
     "fold-batch-norm": _TENSOR,
     "channels-last": _TENSOR,
     "swap-skinny-matmul": _TENSOR,
+    "conv-epilogue": _TENSOR,
     "quantize-weights": PassLevels((GRAPH,), approximates=True),
     "fuse": PassLevels((GRAPH, KERNEL), KERNEL),
     "memory-plan": PassLevels((KERNEL, LOOPS)),

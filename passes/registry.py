@@ -21,6 +21,7 @@ _BUILTIN: dict[str, str] = {
     "channels-last": "irc.passes.channels_last:ChannelsLast",
     "swap-skinny-matmul": "irc.passes.skinny_matmul:SwapSkinnyMatmul",
     "constant-fold": "irc.passes.constant_fold:ConstantFold",
+    "conv-epilogue": "irc.passes.conv_epilogue:ConvEpilogue",
     "fold-batch-norm": "irc.passes.fold_batch_norm:FoldBatchNorm",
     "fuse": "irc.passes.fuse:Fuse",
     "lower-to-loops": "irc.backends.llvm.lowering.lower_to_loops:LowerToLoops",

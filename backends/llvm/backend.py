@@ -197,7 +197,9 @@ class LLVMBackend(Backend):
     # swap-skinny-matmul: small-batch linear layers as (W @ x^T)^T, measured
     # faster on MKL's AVX2 sgemm; a CPU BLAS heuristic, so only here.
     pipeline = MappingProxyType({**DEFAULT_STAGES,
-                                 "kernel": "channels-last,swap-skinny-matmul,fuse,memory-plan"})
+                                 "kernel": "channels-last,conv-epilogue,swap-skinny-matmul,fuse,"
+                                           "memory-plan"})
+    versions_weights = True  # HostProgram keys weight-derived values on each weight's version
 
     def compile(self, module: ModuleOp, weights: Mapping[str, torch.Tensor],
                 options: BackendOptions) -> CPUExecutable:

@@ -262,7 +262,7 @@ class HostProgram:
             step = self._launch(op)
         elif isinstance(op, g.MatmulOp):
             step = self._matmul(op)
-        elif isinstance(op, g.ConvOp) and (step := self._conv(op)) is not None:
+        elif isinstance(op, (g.ConvOp, g.ConvEpilogueOp)) and (step := self._conv(op)) is not None:
             pass
         elif isinstance(op, g.QuantizedMatmulOp):  # fused dequantize-matmul kernel
             from irc.backends.llvm.quantized_matmul import host_step
@@ -417,12 +417,13 @@ class HostProgram:
             torch.matmul(env[a], env[b], out=result)
         return step
 
-    def _conv(self, op: g.ConvOp) -> Step | None:
+    def _conv(self, op: g.ConvOp | g.ConvEpilogueOp) -> Step | None:
         """oneDNN with the weight packed once per version (None: the generic extern)."""
         from irc.backends.llvm.conv import conv_step
         bias = self.index[op.bias] if op.bias is not None else None
+        other = getattr(op, "other", None)
         return conv_step(op, self.index[op.input], self.index[op.weight], bias,
-                         self._slot(op.result))
+                         self._slot(op.result), self.index[other] if other is not None else None)
 
     def _aten_call(self, op: g.AtenCallOp) -> Step:
         """torch's op on the operands; its (fresh, contiguous) results."""
