@@ -55,6 +55,7 @@ BUILTIN_LEVELS: dict[str, PassLevels] = {
     "quantize-weights": PassLevels((GRAPH,), approximates=True),
     "fuse": PassLevels((GRAPH, KERNEL), KERNEL),
     "memory-plan": PassLevels((KERNEL, LOOPS)),
+    "matmul-epilogues": PassLevels((GRAPH, KERNEL)),
     "split-full-reductions": PassLevels((KERNEL,)),
     "lower-to-loops": PassLevels((KERNEL,), LOOPS),
 }

@@ -25,6 +25,7 @@ _BUILTIN: dict[str, str] = {
     "fold-batch-norm": "irc.passes.fold_batch_norm:FoldBatchNorm",
     "fuse": "irc.passes.fuse:Fuse",
     "lower-to-loops": "irc.backends.llvm.lowering.lower_to_loops:LowerToLoops",
+    "matmul-epilogues": "irc.backends.triton.matmul_epilogues:MatmulEpilogues",
     "memory-plan": "irc.passes.memory_plan:MemoryPlanPass",
     "quantize-weights": "irc.passes.quantize_weights:QuantizeWeights",
     "split-full-reductions": "irc.backends.llvm.lowering.split_full_reductions:SplitFullReductions",

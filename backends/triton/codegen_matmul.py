@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 from xdsl.dialects import func
+from xdsl.dialects.builtin import SymbolRefAttr
 from xdsl.ir import Operation, SSAValue
 
 from irc.backends.triton.autotune import Tiling, next_pow2
@@ -52,12 +53,17 @@ from irc.backends.triton.codegen_ops import (
     round_half,
     tl_type,
 )
+from irc.errors import BackendError
 from irc.ir import graph as g
 from irc.ir import index as ix
 from irc.ir.types import dtype_of, numel, shape_of
 
 MATMUL_MODES = ("auto", "cublas", "triton")
 TEMPLATE_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+TEMPLATE = "irc.template"
+"""Unit attribute of a ``graph.matmul`` the template can run (``matmul-epilogues``)."""
+EPILOGUE = "irc.epilogue"
+"""Symbol of the kernel whose call the template runs as ``graph.matmul``'s epilogue."""
 MAX_BATCH = 65535  # grid axis 1
 AXES_TILE = frozenset({0, 1})
 
@@ -326,10 +332,23 @@ def template_legal(op: g.MatmulOp) -> bool:
             and numel(shape[:-2]) <= MAX_BATCH)
 
 
-def _only_use(value: SSAValue) -> Operation | None:
+def only_use(value: SSAValue) -> Operation | None:
+    """The one op using ``value`` (None: no use, or several ops)."""
     uses = list(value.uses)
     owners = {id(u.operation) for u in uses}
     return uses[0].operation if len(owners) == 1 else None
+
+
+def epilogue_fits(op: g.MatmulOp, call: func.CallOp, spec: KernelSpec) -> bool:
+    """Whether the template can run the kernel ``spec`` called by ``call`` as
+    ``op``'s epilogue: it reads the product only at the element it stores."""
+    positions = {i for i, v in enumerate(call.operands) if v is op.result}
+    try:
+        write_epilogue(spec, positions, tuple(shape_of(op.result.type)),
+                       dtype_of(op.result.type), set())
+    except KernelUnsupported:
+        return False
+    return True
 
 
 def plan_site(name: str, op: g.MatmulOp, consumer: tuple[str, KernelSpec, func.CallOp] | None,
@@ -345,8 +364,10 @@ def plan_site(name: str, op: g.MatmulOp, consumer: tuple[str, KernelSpec, func.C
         positions = {i for i, v in enumerate(call.operands) if v is op.result}
         try:
             lines, writer = write_epilogue(spec, positions, mm_shape, mm_dtype, helpers)
-        except KernelUnsupported:
-            consumer = None
+        except KernelUnsupported as err:
+            raise BackendError(f"{op.name}'s {EPILOGUE} = @{kname} cannot be emitted: {err}; "
+                               f"run matmul-epilogues after the last pass that changes the "
+                               f"kernels") from err
         else:
             passed = [i for i in range(len(spec.inputs)) if i not in positions]
             params = ([f"in{i}" for i in passed] + [f"h{i}" for i in range(len(writer.hidden))]
@@ -362,26 +383,38 @@ def plan_site(name: str, op: g.MatmulOp, consumer: tuple[str, KernelSpec, func.C
 
 
 def plan_matmul_sites(main: func.FuncOp, consumers: Callable[[func.CallOp],
-                                                             tuple[str, KernelSpec] | None],
+                                                             tuple[str, KernelSpec]],
                       mode: str, interpret: bool, helpers: set[str]) -> list[MatmulSite]:
-    """A :class:`MatmulSite` per legal ``graph.matmul`` of ``@main`` (none for
-    ``"cublas"``). ``consumers(call)`` gives the kernel plan name and spec of
-    a call whose Triton kernels could be fused (None: not a candidate)."""
+    """A :class:`MatmulSite` per ``graph.matmul`` of ``@main`` that the
+    ``matmul-epilogues`` pass marked :data:`TEMPLATE` (none for ``"cublas"``),
+    fusing the consumer call its :data:`EPILOGUE` names. ``consumers(call)``
+    gives the kernel plan name and spec of that call."""
     if mode == "cublas":
         return []
     sites: list[MatmulSite] = []
     for op in main.body.block.ops:
-        if not isinstance(op, g.MatmulOp) or not template_legal(op):
+        if not isinstance(op, g.MatmulOp) or TEMPLATE not in op.attributes:
             continue
         consumer = None
-        user = _only_use(op.result)
-        claimed = {id(s.call) for s in sites if s.call is not None}
-        if isinstance(user, func.CallOp) and id(user) not in claimed:  # one epilogue, one matmul
-            found = consumers(user)
-            if found is not None:
-                consumer = (found[0], found[1], user)
+        call = epilogue_call(op)
+        if call is not None:
+            consumer = (*consumers(call), call)
         sites.append(plan_site(f"matmul_{len(sites)}", op, consumer, mode, interpret, helpers))
     return sites
+
+
+def epilogue_call(op: g.MatmulOp) -> func.CallOp | None:
+    """The call :data:`EPILOGUE` names as ``op``'s fused consumer (None: none)."""
+    target = op.attributes.get(EPILOGUE)
+    if target is None:
+        return None
+    user = only_use(op.result)
+    if not isinstance(target, SymbolRefAttr) or not isinstance(user, func.CallOp) \
+            or user.callee != target:
+        raise BackendError(f"{op.name}'s {EPILOGUE} = {target} is not the call of its "
+                           f"product's only user; run matmul-epilogues after the last pass "
+                           f"that changes the kernels")
+    return user
 
 
 # ----------------------------------------------------------------------------
