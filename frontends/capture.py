@@ -22,9 +22,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import operator
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -349,8 +351,9 @@ def make_dynamo_backend(target: str = "cpu", options: Mapping[str, Any] | Any | 
     def compile_boxed(gm: torch.fx.GraphModule, example_inputs: list[Any],
                       weights: Mapping[str, tuple[str, torch.Tensor]] | None = None) -> Runner:
         mutations = lift_input_mutations(gm)  # cache updates in place, other writes copied back
-        runner = with_copies_back(compile_graph(gm, target, options, strict, warned, stats,
-                                                weights), mutations)
+        with gc_paused():  # the backward's compile is called by autograd, not from backend()
+            runner = with_copies_back(compile_graph(gm, target, options, strict, warned, stats,
+                                                    weights), mutations)
         if on_compiled is not None:
             on_compiled(runner)
         if stats is not None:
@@ -374,10 +377,32 @@ def make_dynamo_backend(target: str = "cpu", options: Mapping[str, Any] | Any | 
         aot = aot_autograd(fw_compiler=fw_compiler, bw_compiler=compile_boxed,
                            decompositions=decomposition_table(),
                            keep_inference_input_mutations=True)
-        return aot(gm, example_inputs)
+        with gc_paused():
+            return aot(gm, example_inputs)
 
     backend.__name__ = f"irc_{target}"  # type: ignore[attr-defined]
     return backend
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the block (a compile).
+
+    Tracing and compiling a graph allocate millions of objects that live to
+    its end (FX nodes, fake tensors, IR ops), so the collector ran over a
+    thousand times during a training step's compile, each full collection
+    walking every object of the process (the model, torch, transformers):
+    about a tenth of a cold compile. Reference counting still frees what it
+    can; cycles made meanwhile are collected after the block, as usual.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _quantizes(options: Mapping[str, Any] | Any | None, target: str) -> bool:
