@@ -63,7 +63,7 @@ def bench_steps(repeats: int) -> None:
         for compiler in ("eager", "inductor", "irc"):
             model, batch = _lm_batch(name)
             compiled = {"eager": model, "inductor": torch.compile(model),
-                        "irc": irc.compile(model)}[compiler]
+                        "irc": irc.compile(model, strict=True)}[compiler]
             fns[compiler] = _train_step(compiled, list(model.parameters()), batch)
         times = interleaved_medians(fns, repeats=repeats)
         print(json.dumps({"part": "steps", "model": name,
