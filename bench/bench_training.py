@@ -127,7 +127,7 @@ def _ddp_worker(rank: int, port: int, repeats: int) -> None:
         fns = {}
         for compiler in ("eager", "irc"):
             model, batch = _lm_batch("gpt2")
-            inner = model if compiler == "eager" else irc.compile(model)
+            inner = model if compiler == "eager" else irc.compile(model, strict=True)
             fns[compiler] = _train_step(DDP(inner), list(model.parameters()), batch)
         # both ranks must run the same sequence of collectives: time in lock step
         for fn in fns.values():
