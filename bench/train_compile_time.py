@@ -210,7 +210,8 @@ def profile(name: str, options: dict[str, Any] | None = None, cpu: bool = False)
         "fw_run": fw_run, "bw_run": backward - irc_in_backward,
     }
     # what ran in eager instead of compiled (a phase table of an eager graph is meaningless)
-    result["eager_ops"] = len(compiled.irc_stats.eager_ops)
+    stats: Any = getattr(compiled, "irc_stats")
+    result["eager_ops"] = len(stats.eager_ops)
     result["graphs"] = [{k: round(v, 3) if isinstance(v, float) else v for k, v in g.items()}
                         for g in p.graphs]
     result["per_pass"] = {k: round(v, 3) for k, v in sorted(p.per_pass.items(), key=lambda kv: -kv[1])
