@@ -24,7 +24,8 @@ backward. Prints one JSON object:
 ``--cpu`` measures every phase in this process's CPU seconds instead of wall
 seconds (steadier on a shared machine; ``worker_cpu_s`` is what the LLVM
 worker processes used, ``wall_s`` the step's wall time either way).
-``OPTION=VALUE`` pairs are irc options (``compile_workers=1``,
+``--compiler inductor`` times inductor's first training step instead (wall
+seconds, no phases). ``OPTION=VALUE`` pairs are irc options (``compile_workers=1``,
 ``cache.enabled=false``...). The phases are measured by wrapping functions
 with timers in this process only (the library has no instrumentation).
 """
@@ -117,7 +118,8 @@ class Phases:
             cls.apply = original  # type: ignore[attr-defined]
 
 
-def _lm_batch(name: str) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
+def lm_batch(name: str) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
+    """Zoo decoder ``name`` in train mode (dropout 0) and its input ids."""
     from tests.zoo.models import ZOO
     model, inputs = ZOO[name].make(seed=0)
     model.train()
@@ -128,6 +130,7 @@ def _lm_batch(name: str) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
 
 
 def lm_loss(out: Any, ids: torch.Tensor) -> torch.Tensor:
+    """Next-token cross entropy of a causal LM's output."""
     logits = out.logits
     return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
                                              ids[:, 1:].reshape(-1))
@@ -171,7 +174,7 @@ def profile(name: str, options: dict[str, Any] | None = None, cpu: bool = False)
         (backend.LLVMBackend, "compile", "cpu_backend", None),
         (capture.CompiledGraph, "__call__", "run", None),
     ]
-    model, batch = _lm_batch(name)
+    model, batch = lm_batch(name)
     with contextlib.ExitStack() as stack:
         for owner, attr, phase, before in patches:
             if hasattr(owner, attr):  # older trees (for before/after comparisons)
@@ -206,11 +209,26 @@ def profile(name: str, options: dict[str, Any] | None = None, cpu: bool = False)
         "irc_other": t["irc"] - t["import"] - t["passes"] - t["cpu_backend"],
         "fw_run": fw_run, "bw_run": backward - irc_in_backward,
     }
+    # what ran in eager instead of compiled (a phase table of an eager graph is meaningless)
+    stats: Any = getattr(compiled, "irc_stats")
+    result["eager_ops"] = len(stats.eager_ops)
     result["graphs"] = [{k: round(v, 3) if isinstance(v, float) else v for k, v in g.items()}
                         for g in p.graphs]
     result["per_pass"] = {k: round(v, 3) for k, v in sorted(p.per_pass.items(), key=lambda kv: -kv[1])
                           if v >= 0.005}
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in result.items()}
+
+
+def inductor_first_step(name: str) -> dict[str, Any]:
+    """Wall seconds of inductor's first training step of ``name`` (compiles
+    the forward and the backward), for comparison."""
+    import torch._inductor  # noqa: F401  (its import is not compile time)
+    model, batch = lm_batch(name)
+    compiled = torch.compile(model)
+    t0 = time.perf_counter()
+    lm_loss(compiled(**batch), batch["input_ids"]).backward()
+    return {"model": name, "compiler": "inductor", "clock": "wall",
+            "first_step_s": round(time.perf_counter() - t0, 3)}
 
 
 def _parse_option(text: str) -> tuple[str, Any]:
@@ -226,14 +244,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("model", help="a zoo decoder (tests/zoo/models.py): gpt2, llama, ...")
     parser.add_argument("options", nargs="*", help="irc options as KEY=VALUE")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads")
+    parser.add_argument("--compiler", choices=("irc", "inductor"), default="irc",
+                        help="inductor: its first step's wall time only")
     parser.add_argument("--cpu", action="store_true",
                         help="phases in this process's CPU seconds (steadier on a loaded machine; "
                              "LLVM workers' CPU is worker_cpu_s)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.compiler == "inductor":
+        print(json.dumps({"part": "compile", **inductor_first_step(args.model)}), flush=True)
+        return
     options = dict(_parse_option(o) for o in args.options) or None
-    print(json.dumps({"part": "compile", **profile(args.model, options, args.cpu)}), flush=True)
+    print(json.dumps({"part": "compile", "compiler": "irc", **profile(args.model, options, args.cpu)}),
+          flush=True)
 
 
 if __name__ == "__main__":

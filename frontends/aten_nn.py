@@ -397,6 +397,34 @@ def _fused_attention(ctx: FxImporter, node: torch.fx.Node, is_causal: bool, mask
                                   result_types=[tensor_type(tuple(out_meta.shape), out_meta.dtype)]))
 
 
+def _kv_heads_for(ctx: FxImporter, kv: SSAValue, q_heads: int) -> SSAValue:
+    """Grouped-query attention: ``kv`` (heads ``H_kv`` at dim -3) repeated to
+    ``q_heads`` heads, kv head ``j`` serving query heads ``j*G .. j*G+G-1``
+    (``repeat_interleave``, as torch's kernels group them)."""
+    shape = shape_of(kv.type)
+    if len(shape) < 3 or shape[-3] == q_heads:
+        return kv
+    heads = shape[-3]
+    if q_heads % heads:
+        raise ctx.unsupported(f"{q_heads} query heads are not a multiple of {heads} key/value heads")
+    lead, (s, d) = list(shape[:-3]), shape[-2:]
+    grouped = reshape(ctx, kv, [*lead, heads, 1, s, d])
+    wide = ctx.emit(g.ExpandOp(grouped, tensor_type([*lead, heads, q_heads // heads, s, d],
+                                                    dtype_of(kv.type))))
+    return reshape(ctx, wide, [*lead, q_heads, s, d])
+
+
+def _grad_for_kv_heads(ctx: FxImporter, grad: SSAValue, kv_heads: int) -> SSAValue:
+    """The gradient of :func:`_kv_heads_for`: each group of query heads summed
+    back onto its key/value head."""
+    shape = shape_of(grad.type)
+    if len(shape) < 3 or shape[-3] == kv_heads:
+        return grad
+    lead, (s, d) = list(shape[:-3]), shape[-2:]
+    grouped = reshape(ctx, grad, [*lead, kv_heads, shape[-3] // kv_heads, s, d])
+    return reshape(ctx, ctx.emit(g.SumOp(grouped, [len(lead) + 1], True)), [*lead, kv_heads, s, d])
+
+
 @handles("_scaled_dot_product_flash_attention_for_cpu")
 def _sdpa_cpu(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, SSAValue]:
     """softmax(q @ k^T * scale + mask) @ v, and the row logsumexp the backward uses.
@@ -415,6 +443,8 @@ def _sdpa_cpu(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, SSAValue]
     qs, ks = shape_of(qv.type), shape_of(kv.type)
     if len(qs) < 2 or len(ks) != len(qs):
         raise ctx.unsupported("attention operands must share a rank >= 2")
+    if len(qs) >= 3:  # grouped-query attention: fewer key/value heads than query heads
+        kv, vv = _kv_heads_for(ctx, kv, qs[-3]), _kv_heads_for(ctx, vv, qs[-3])
     rank = len(ks)
     if scale is None:
         scale = 1.0 / float(qs[-1]) ** 0.5
@@ -498,6 +528,9 @@ def _sdpa_cpu_backward(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, 
     rank = len(qs)
     if rank < 2 or len(ks) != rank:
         raise ctx.unsupported("attention operands must share a rank >= 2")
+    kv_heads = ks[-3] if rank >= 3 else 0
+    if rank >= 3:  # grouped-query attention (see _sdpa_cpu)
+        kv, vv = _kv_heads_for(ctx, kv, qs[-3]), _kv_heads_for(ctx, vv, qs[-3])
     if scale is None:
         scale = 1.0 / float(qs[-1]) ** 0.5
 
@@ -527,4 +560,6 @@ def _sdpa_cpu_backward(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, 
     grad_s = ctx.emit(g.MulOp(grad_s, ctx.scalar(scale, dtype)))
     grad_q = ctx.emit(g.MatmulOp(grad_s, kv))
     grad_k = ctx.emit(g.MatmulOp(transpose(grad_s), qv))
+    if rank >= 3:
+        grad_k, grad_v = _grad_for_kv_heads(ctx, grad_k, kv_heads), _grad_for_kv_heads(ctx, grad_v, kv_heads)
     return tuple(ctx.cast(value, m.dtype) for value, m in zip((grad_q, grad_k, grad_v), metas))  # type: ignore[return-value]

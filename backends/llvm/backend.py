@@ -115,11 +115,10 @@ def lowered_kernels(module: ModuleOp) -> list[func.FuncOp]:
     """The module's kernel funcs (what LLVM gets), each checked to be lowered to loops."""
     kernels = []
     for op in module.ops:
-        if is_kernel(op):
+        if is_kernel(op) and isinstance(op, func.FuncOp):
             if not is_lowered(op):
                 raise BackendError(f"cpu backend: kernel @{op.sym_name.data} is not lowered to "
                                    "loops (run the lower-to-loops pass first)")
-            assert isinstance(op, func.FuncOp)
             kernels.append(op)
     return kernels
 
