@@ -19,6 +19,7 @@ nothing to the first result), and whether its first result matched eager.
 
 from __future__ import annotations
 
+import copy
 import io
 import time
 from collections.abc import Callable, Mapping
@@ -43,7 +44,10 @@ class Competitor:
 
 def prepare(name: str, zoo_name: str, model: torch.nn.Module, inputs: Mapping[str, Any],
             expected: Any) -> Competitor:
-    """Compile ``model`` with contender ``name`` (one of :data:`AGAINST`)."""
+    """Compile ``model`` with contender ``name`` (one of :data:`AGAINST`), on a
+    copy: torch.export and torch.compile may change a model's state (a failed
+    export of GPT-2 left irc's compiled copy of the same module 10x slower)."""
+    model = copy.deepcopy(model)
     if name == "inductor":
         return _inductor(zoo_name, model, inputs, expected)
     if name == "onnxruntime":
