@@ -60,6 +60,7 @@ class ResNet18(nn.Module):
             if isinstance(m, nn.BatchNorm2d):
                 nn.init.uniform_(m.weight, 0.5, 1.5)
                 nn.init.normal_(m.bias, 0.0, 0.1)
+                assert m.running_mean is not None and m.running_var is not None
                 m.running_mean.normal_(0.0, 0.1)
                 m.running_var.uniform_(0.5, 2.0)
 
