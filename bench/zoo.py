@@ -3,6 +3,8 @@
     python -m bench.zoo                         # every zoo model, CPU
     python -m bench.zoo --models gpt2,bert --repeats 5
     python -m bench.zoo --target cuda
+    python -m bench.zoo --against inductor,onnxruntime      # + inductor and ONNX Runtime columns
+    python -m bench.zoo --models resnet18,resnet,mobilenet_v2   # resnet18: bench/convnets.py
 
 Per model (``tests/zoo/models.py``): *correct*: the compiled model matches
 eager (rtol = atol = 1e-3, every output tensor) on two calls, the second on
@@ -12,7 +14,12 @@ without strict, and the reason is listed); *speedup*: eager median / irc
 median, timed interleaved in this process (:func:`bench.harness.interleaved_medians`);
 *cold compile*: seconds for ``irc.compile`` plus the first call with irc's
 compile cache off (in this process, after a warm-up compile, so imports are
-not counted). Writes ``bench/results/zoo-<target>-<date>.json`` and
+not counted). ``--against inductor,onnxruntime`` adds those contenders
+(:mod:`bench.against`), timed in the same interleaved rounds as eager and irc,
+with their cold compile (inductor: compile + first call in a fresh inductor
+cache; ONNX Runtime: export + session + first run) and geomeans of irc over
+each. ``--threads`` (default 2) is torch's, and ONNX Runtime's intra-op
+thread count. Writes ``bench/results/zoo-<target>-<date>.json`` and
 ``bench/results/zoo-<target>-latest.md``.
 """
 
@@ -30,12 +37,15 @@ from typing import Any
 
 import torch
 
+from bench.against import AGAINST, prepare
+from bench.convnets import BENCH_MODELS
 from bench.harness import interleaved_medians
 from bench.run import RESULTS, machine
 from tests.zoo.check import compare
 from tests.zoo.models import ZOO
 
 COLD = {"cache.enabled": False}
+MODELS = {**ZOO, **BENCH_MODELS}
 
 
 def _compile(model: torch.nn.Module, target: str, strict: bool) -> Any:
@@ -43,14 +53,28 @@ def _compile(model: torch.nn.Module, target: str, strict: bool) -> Any:
     return irc.compile(model, target=target, strict=strict, options=COLD)
 
 
-def measure(name: str, target: str, repeats: int) -> dict[str, Any]:
+def measure(name: str, target: str, repeats: int, against: tuple[str, ...] = ()) -> dict[str, Any]:
     """One model's row (see the module docstring)."""
     from irc.errors import IrcError
-    zoo = ZOO[name]
+    zoo = MODELS[name]
     model, inputs = zoo.make()
     row: dict[str, Any] = {"name": name, "family": zoo.family, "strict": True, "problems": []}
     with torch.no_grad():
         expected = model(**inputs)
+        # the contenders first, each on a copy: their export and compile may
+        # change state an irc model compiled before them then runs under (GPT-2
+        # and ViT measured 3-10x slower than alone when irc went first)
+        contenders: dict[str, Any] = {}
+        for other in against:
+            try:
+                contender = prepare(other, name, model, inputs, expected)
+            except Exception as err:  # noqa: BLE001 - the row goes on; the failure is listed
+                row["problems"].append(f"{other}: {type(err).__name__}: "
+                                       f"{(str(err).splitlines() or [''])[0][:200]}")
+                continue
+            contenders[other] = contender.call
+            row[f"{other}_cold_s"] = contender.cold_compile_s
+            row["problems"] += contender.problems
         t0 = time.perf_counter()
         try:
             compiled = _compile(model, target, strict=True)
@@ -72,11 +96,15 @@ def measure(name: str, target: str, repeats: int) -> dict[str, Any]:
         row["correct"] = not mismatches
         row["problems"] += mismatches
         row.update(graphs=stats.graphs, kernels=stats.kernels, externs=stats.externs)
-        medians = interleaved_medians({"eager": lambda: model(**inputs),
-                                       "irc": lambda: compiled(**inputs)}, repeats)
+        fns = {"eager": lambda: model(**inputs), "irc": lambda: compiled(**inputs), **contenders}
+        medians = interleaved_medians(fns, repeats)
     row["eager_ms"] = medians["eager"] * 1e3
     row["irc_ms"] = medians["irc"] * 1e3
     row["speedup_vs_eager"] = medians["eager"] / medians["irc"]
+    for other in against:
+        if other in medians:
+            row[f"{other}_ms"] = medians[other] * 1e3
+            row[f"speedup_vs_{other}"] = medians[other] / medians["irc"]
     return row
 
 
@@ -84,7 +112,41 @@ def _yes(v: bool) -> str:
     return "yes" if v else "NO"
 
 
-def markdown(rows: list[dict[str, Any]], header: str) -> str:
+def _geomean(values: list[float]) -> float:
+    return math.exp(sum(math.log(v) for v in values) / len(values)) if values else float("nan")
+
+
+def against_markdown(rows: list[dict[str, Any]], against: tuple[str, ...]) -> list[str]:
+    """The contenders' table: ms, irc's speedup over each, cold compiles, geomeans."""
+    head = "| model | eager ms | irc ms | " + " | ".join(
+        f"{a} ms | irc vs {a}" for a in against) + " | irc cold s | " + " | ".join(
+        f"{a} cold s" for a in against) + " |"
+    lines = ["", head, "|" + "---|" * (4 + 3 * len(against))]
+    for r in rows:
+        if "speedup_vs_eager" not in r:
+            continue
+        cells = [r["name"], f"{r['eager_ms']:.3f}", f"{r['irc_ms']:.3f}"]
+        for a in against:
+            cells += ([f"{r[a + '_ms']:.3f}", f"{r['speedup_vs_' + a]:.2f}x"]
+                      if a + "_ms" in r else ["-", "-"])
+        cells.append(f"{r['cold_compile_s']:.1f}")
+        cells += [f"{r[a + '_cold_s']:.1f}" if a + "_cold_s" in r else "-" for a in against]
+        lines.append("| " + " | ".join(cells) + " |")
+    timed = [r for r in rows if "speedup_vs_eager" in r]
+    for a in against:
+        both = [r for r in timed if "speedup_vs_" + a in r]
+        if not both:
+            continue
+        colds = sorted(r["cold_compile_s"] / r[a + "_cold_s"] for r in both if r.get(a + "_cold_s"))
+        lines += ["", f"vs {a} over {len(both)} models: irc {_geomean([r['speedup_vs_' + a] for r in both]):.2f}x "
+                  f"(irc {_geomean([r['speedup_vs_eager'] for r in both]):.2f}x eager, "
+                  f"{a} {_geomean([r['eager_ms'] / r[a + '_ms'] for r in both]):.2f}x eager); "
+                  f"median cold compile irc/{a} "
+                  f"{colds[len(colds) // 2] if colds else float('nan'):.2f}."]
+    return lines
+
+
+def markdown(rows: list[dict[str, Any]], header: str, against: tuple[str, ...] = ()) -> str:
     lines = [header, "",
              "| model | family | correct | strict | eager ms | irc ms | vs eager | cold compile s "
              "| kernels | library calls |",
@@ -102,6 +164,8 @@ def markdown(rows: list[dict[str, Any]], header: str) -> str:
         lines += ["", f"Geomean speedup vs eager: {geo:.2f}x over {len(timed)} models; "
                   f"correct {sum(r['correct'] for r in timed)}/{len(rows)}, "
                   f"strict {sum(r['strict'] for r in timed)}/{len(rows)}."]
+    if against:
+        lines += against_markdown(rows, against)
     notes = [(r["name"], p) for r in rows for p in r.get("problems", []) + [r.get("error")] if p]
     if notes:
         lines += ["", "Problems:", ""] + [f"- {name}: {p}" for name, p in notes]
@@ -122,30 +186,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", default="cpu")
     parser.add_argument("--models", help="comma-separated zoo names (default: all)")
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--against", default="", help="comma-separated: inductor, onnxruntime")
+    parser.add_argument("--threads", type=int, default=2, help="torch (and ORT intra-op) threads")
+    parser.add_argument("--tag", default="", help="results file suffix (zoo-<target>-<tag>-...)")
     args = parser.parse_args(argv)
     names = args.models.split(",") if args.models else list(ZOO)
-    unknown = [n for n in names if n not in ZOO]
+    unknown = [n for n in names if n not in MODELS]
     if unknown:
-        parser.error(f"unknown model(s) {', '.join(unknown)}; the zoo has {', '.join(ZOO)}")
+        parser.error(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
+    against = tuple(a for a in args.against.split(",") if a)
+    if any(a not in AGAINST for a in against):
+        parser.error(f"--against takes {', '.join(AGAINST)}, got {args.against}")
+    torch.set_num_threads(args.threads)
     import irc
     irc.compile(lambda x: x + 1, target=args.target)(torch.randn(4))  # imports, JIT warm-up
     rows = []
     for name in names:
         print(f"... {name}", flush=True)
         try:
-            rows.append(measure(name, args.target, args.repeats))
+            rows.append(measure(name, args.target, args.repeats, against))
         except Exception as err:  # noqa: BLE001 - the table goes on; the error is listed
-            rows.append({"name": name, "family": ZOO[name].family,
+            rows.append({"name": name, "family": MODELS[name].family,
                          "error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"})
     today = datetime.date.today().isoformat()
-    header = (f"### zoo on {args.target}: {today}, {machine()}, median of {args.repeats} "
-              "interleaved runs")
+    header = (f"### zoo on {args.target}: {today}, {machine()}, {args.threads} threads, "
+              f"median of {args.repeats} interleaved runs")
     RESULTS.mkdir(exist_ok=True)
-    _write(RESULTS / f"zoo-{args.target}-{today}.json", json.dumps(
+    stem = f"zoo-{args.target}" + (f"-{args.tag}" if args.tag else "")
+    _write(RESULTS / f"{stem}-{today}.json", json.dumps(
         {"date": today, "machine": machine(), "target": args.target, "repeats": args.repeats,
-         "rows": rows}, indent=2))
-    table = markdown(rows, header)
-    _write(RESULTS / f"zoo-{args.target}-latest.md", table)
+         "threads": args.threads, "against": list(against), "rows": rows}, indent=2))
+    table = markdown(rows, header, against)
+    _write(RESULTS / f"{stem}-latest.md", table)
     print(table)
     return 0
 

@@ -864,16 +864,24 @@ class ConvEpilogueOp(IRDLOperation):
     traits = traits_def(Pure())
     irdl_options = (AttrSizedOperandSegments(as_property=True),)
 
-    def __init__(self, conv: ConvOp, other: SSAValue | None, unary: str,
-                 scalars: Sequence[float] = ()) -> None:
+    def __init__(self, input: SSAValue, weight: SSAValue, bias: SSAValue | None,
+                 other: SSAValue | None, result_type: Attribute, conv_properties: dict[str, Attribute],
+                 unary: str, scalars: Sequence[float] = ()) -> None:
+        """``conv_properties``: stride, padding, dilation and groups (a conv's)."""
         super().__init__(
-            operands=[conv.input, conv.weight, [conv.bias] if conv.bias is not None else [],
+            operands=[input, weight, [bias] if bias is not None else [],
                       [other] if other is not None else []],
-            result_types=[conv.result.type],
-            properties={"stride": conv.stride, "padding": conv.padding,
-                        "dilation": conv.dilation, "groups": conv.groups,
+            result_types=[result_type],
+            properties={**{k: conv_properties[k] for k in ("stride", "padding", "dilation", "groups")},
                         "unary": StringAttr(unary),
                         "unary_scalars": DenseArrayBase.from_list(f64, [float(v) for v in scalars])})
+
+    @classmethod
+    def of_conv(cls, conv: ConvOp, other: SSAValue | None, unary: str,
+                scalars: Sequence[float] = ()) -> "ConvEpilogueOp":
+        """``conv`` (channels-last, 2-d) with the epilogue ``unary(. + other)``."""
+        return cls(conv.input, conv.weight, conv.bias, other, conv.result.type,
+                   dict(conv.properties), unary, scalars)
 
     def scalars(self) -> list[float]:
         return [float(v) for v in self.unary_scalars.get_values()]

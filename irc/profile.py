@@ -74,7 +74,8 @@ class ProfileReport:
     total_seconds: float
     """Median time of one model call."""
     host_seconds: float
-    """``total_seconds`` minus the steps' medians (at least 0)."""
+    """Median per call of the time not in steps: :attr:`outside_seconds` plus, per
+    run, the schedules' own time between their steps."""
     gap_seconds: float
     """Median time between two consecutive steps of one schedule."""
     outside_seconds: float
@@ -264,6 +265,7 @@ def _report(name: str, recorders: Sequence[_Recorder], spans: list[tuple[int, in
     steps: list[StepProfile] = []
     gaps: list[float] = []
     inside = [0.0] * runs  # wall time within the schedules, per run
+    stepped = [0.0] * runs  # ... of it in steps
     for gi, r in enumerate(recorders):
         program = r.program
         kernels = program.functions
@@ -276,6 +278,8 @@ def _report(name: str, recorders: Sequence[_Recorder], spans: list[tuple[int, in
                 if starts:
                     inside[run] += (ends[-1] - starts[0]) / 1e9
                 gaps.extend((starts[i + 1] - ends[i]) / 1e9 for i in range(len(starts) - 1))
+        for run in range(runs):
+            stepped[run] += sum(per_run[run])
         for i, op in enumerate(program.step_ops):
             seconds = statistics.median(times[i] for times in per_run)
             cost = step_cost(op, kernels)
@@ -284,8 +288,12 @@ def _report(name: str, recorders: Sequence[_Recorder], spans: list[tuple[int, in
                 share=seconds / total if total > 0 else 0.0,
                 gbps=cost.bytes / seconds / 1e9 if seconds > 0 else 0.0,
                 gflops=cost.flops / seconds / 1e9 if seconds > 0 else 0.0))
-    host = max(total - sum(s.seconds for s in steps), 0.0)
+    # per run, not total - sum of per-step medians: on a busy machine each
+    # step's tail (preemption) lands in some runs only, and a sum of medians
+    # would book all of it as host time
     outside = max(total - statistics.median(inside), 0.0)
+    between = statistics.median(max(i - t, 0.0) for i, t in zip(inside, stepped))
+    host = outside + between
     gap = statistics.median(gaps) if gaps else 0.0
     median_run = min(range(runs), key=lambda k: abs(totals[k] - total))
     trace = _trace(name, recorders, spans, median_run, steps)

@@ -169,7 +169,7 @@ def _rewrite(conv: g.ConvOp) -> bool:
     assert isinstance(block, Block)
     if other is not None:
         other = _channels_last_view(other, block, last)
-    fused = g.ConvEpilogueOp(conv, other, name, scalars)
+    fused = g.ConvEpilogueOp.of_conv(conv, other, name, scalars)
     back = g.PermuteOp(fused.result, _TO_FIRST)
     for op in (fused, back):
         op.location = conv.location

@@ -357,11 +357,12 @@ def graph_programs(draw: st.DrawFn, max_ops: int = 10,
 
 
 def all_ops_module(locations: bool = False, library_calls: bool = True,
-                   quantized: bool = True) -> ModuleOp:
+                   quantized: bool = True, epilogues: bool = True) -> ModuleOp:
     """A verified module that uses every op of the graph dialect at least once
     (with ``locations``, op i carries ``loc("model.py":i:5)``; without
     ``library_calls``, no ``graph.aten_call``, without ``quantized``, no
-    ``graph.quantized_matmul``: for backends that refuse them)."""
+    ``graph.quantized_matmul``, without ``epilogues``, no
+    ``graph.conv_epilogue``: for backends that refuse them)."""
     f32, i64, b1 = torch.float32, torch.int64, torch.bool
     arg_types = [tensor_type([2, 3], f32), tensor_type([2, 3], i64), tensor_type([2, 3], b1),
                  tensor_type([1, 2, 5, 5], f32), tensor_type([3], i64)]
@@ -407,6 +408,15 @@ def all_ops_module(locations: bool = False, library_calls: bool = True,
     emit(g.ConvOp.create(operands=[img, w, bias], result_types=[tensor_type([1, 4, 3, 3], f32)],
                          properties={"stride": g.i64_array([1, 1]), "padding": g.i64_array([0, 0]),
                                      "dilation": g.i64_array([1, 1]), "groups": g.int_attr(1)}))
+    if epilogues:  # [N, H, W, C]: the channels-last image, residual and relu
+        img_last = emit(g.PermuteOp(img, [0, 2, 3, 1]))
+        conv_props = {"stride": g.i64_array([1, 1]), "padding": g.i64_array([0, 0]),
+                      "dilation": g.i64_array([1, 1]), "groups": g.int_attr(1)}
+        out_last = tensor_type([1, 3, 3, 4], f32)
+        first = emit(g.ConvEpilogueOp(img_last, w, bias, None, out_last, conv_props,
+                                      "hardtanh", [-0.5, 0.5]))
+        w2 = emit(g.WeightOp("conv2.weight", tensor_type([4, 4, 1, 1], f32)))
+        emit(g.ConvEpilogueOp(first, w2, None, first, out_last, conv_props, "relu"))
     pool_props = {"kernel": g.i64_array([2, 2]), "stride": g.i64_array([2, 2]),
                   "padding": g.i64_array([0, 0])}
     emit(g.MaxPoolOp.create(operands=[img], result_types=[tensor_type([1, 2, 2, 2], f32)],
@@ -446,6 +456,7 @@ def all_ops_module(locations: bool = False, library_calls: bool = True,
 def all_ops_weights() -> dict[str, torch.Tensor]:
     """Values for the ``graph.weight`` ops of :func:`all_ops_module`."""
     return {"conv.weight": torch.randn(4, 2, 3, 3), "conv.bias": torch.randn(4),
+            "conv2.weight": torch.randn(4, 4, 1, 1),
             "embed.weight": torch.randn(10, 4),
             "fc.q4": torch.randint(-128, 128, (4, 2), dtype=torch.int8),
             "fc.q4.scales": torch.rand(4, 1)}

@@ -42,6 +42,8 @@ def extern_call(op: Operation, args: Sequence[str]) -> str:
     its ``[N, *spatial, C]`` input as a channels-last-strided ``[N, C, *spatial]``
     view, and its result is permuted back and made contiguous.
     """
+    if isinstance(op, g.ConvEpilogueOp):
+        return _conv_epilogue_call(op, args)
     if g.is_channels_last(op):
         rank = len(shape_of(op.operands[0].type))
         to_first = _tuple([0, rank - 1, *range(1, rank - 1)])
@@ -51,6 +53,23 @@ def extern_call(op: Operation, args: Sequence[str]) -> str:
         # the library's result is channels-last already: permuting it back is free
         return f"{inner.removesuffix('.contiguous()')}.permute{to_last}.contiguous()"
     return _channels_first_call(op, args)
+
+
+_EPILOGUE_UNARY = {"none": "{}", "relu": "torch.relu({})", "swish": "F.silu({})",
+                   "sigmoid": "torch.sigmoid({})", "tanh": "torch.tanh({})",
+                   "hardtanh": "{}.clamp({!r}, {!r})"}
+
+
+def _conv_epilogue_call(op: g.ConvEpilogueOp, args: Sequence[str]) -> str:
+    """``unary(conv + other)`` on [N, H, W, C] tensors (the op's definition)."""
+    bias = args[2] if op.bias is not None else "None"
+    y = (f"F.conv2d({args[0]}.contiguous().permute(0, 3, 1, 2), {args[1]}, {bias}, "
+         f"stride={_tuple(g.ints(op.stride))}, padding={_tuple(g.ints(op.padding))}, "
+         f"dilation={_tuple(g.ints(op.dilation))}, groups={op.groups.value.data})"
+         ".permute(0, 2, 3, 1)")
+    if op.other is not None:
+        y = f"({y} + {args[-1]})"
+    return _EPILOGUE_UNARY[op.unary.data].format(y, *op.scalars()) + ".contiguous()"
 
 
 def _channels_first_call(op: Operation, args: Sequence[str]) -> str:

@@ -226,6 +226,24 @@ func.func @main() {
 
 // -----
 
+// conv_epilogue: an activation oneDNN has no post-op for
+func.func @main(%x: tensor<1x5x5x2xf32>, %w: tensor<4x2x3x3xf32>) {
+  // expected-error @+1 {{unary 'gelu' is not one of none, relu, hardtanh, swish, sigmoid, tanh}}
+  %r = "graph.conv_epilogue"(%x, %w) <{stride = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilation = array<i64: 1, 1>, groups = 1 : i64, unary = "gelu", unary_scalars = array<f64>, operandSegmentSizes = array<i32: 1, 1, 0, 0>}> : (tensor<1x5x5x2xf32>, tensor<4x2x3x3xf32>) -> tensor<1x3x3x4xf32>
+  func.return
+}
+
+// -----
+
+// conv_epilogue: the residual must have the result's type
+func.func @main(%x: tensor<1x5x5x2xf32>, %w: tensor<4x2x3x3xf32>, %o: tensor<1x5x5x2xf32>) {
+  // expected-error @+1 {{other tensor<1x5x5x2xf32> should be the result's type tensor<1x3x3x4xf32>}}
+  %r = "graph.conv_epilogue"(%x, %w, %o) <{stride = array<i64: 1, 1>, padding = array<i64: 0, 0>, dilation = array<i64: 1, 1>, groups = 1 : i64, unary = "relu", unary_scalars = array<f64>, operandSegmentSizes = array<i32: 1, 1, 0, 1>}> : (tensor<1x5x5x2xf32>, tensor<4x2x3x3xf32>, tensor<1x5x5x2xf32>) -> tensor<1x3x3x4xf32>
+  func.return
+}
+
+// -----
+
 // parse error: unknown op
 func.func @main() {
   // expected-error @+1 {{graph.frobnicate is not registered}}
