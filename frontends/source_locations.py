@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import torch
 import torch.fx
 from xdsl.dialects.builtin import FileLineColLoc, IntAttr, StringAttr, UnknownLoc
-from xdsl.ir import Attribute
 
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')
 
@@ -66,7 +65,7 @@ def source_line(node: torch.fx.Node) -> SourceLine | None:
     return SourceLine(chosen[0], chosen[1])
 
 
-def location(node: torch.fx.Node) -> Attribute:
+def location(node: torch.fx.Node) -> FileLineColLoc | UnknownLoc:
     """``loc("file":line:0)`` of the node's user line, or ``loc(unknown)``."""
     where = source_line(node)
     if where is None:

@@ -96,7 +96,7 @@ def _import_file(path: Path) -> ModuleType:
     return module
 
 
-def load_model(spec: str) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
+def load_model(spec: str) -> tuple[Any, tuple[torch.Tensor, ...]]:
     """Run the factory named by ``file.py:NAME``; returns (model, inputs)."""
     path_text, _, name = spec.rpartition(":")
     path = Path(path_text)

@@ -268,8 +268,8 @@ def _interface(members: list[Operation], terminator: Operation | None) -> Kernel
             if operand.owner not in inside and operand not in seen:
                 seen.add(operand)
                 inputs.append(operand)
-    outputs = [res for op in members for res in op.results
-               if any(use.operation not in inside for use in res.uses)]
+    outputs: list[SSAValue] = [res for op in members for res in op.results
+                               if any(use.operation not in inside for use in res.uses)]
     return KernelGroup(members, [], inputs, outputs)
 
 

@@ -98,7 +98,8 @@ def view_only_kernel(call: Operation, callee: func.FuncOp | None = None) -> bool
         return isinstance(call, MOVEMENT_OPS)
     if VIEW_ATTR in callee.attributes:
         return True
-    return callee.body.blocks and not is_lowered(callee) and movement_chain(callee) is not None
+    return bool(callee.body.blocks) and not is_lowered(callee) \
+        and movement_chain(callee) is not None
 
 
 def callee_name(op: Operation) -> str | None:

@@ -124,7 +124,7 @@ def layout_of(op: g.ReduceOp) -> ReductionLayout:
 
 def live_ops(ops: Sequence[Operation], outputs: Sequence[SSAValue]) -> list[Operation]:
     """The ops the outputs depend on, in order."""
-    defs = {r: op for op in ops for r in op.results}
+    defs: dict[SSAValue, Operation] = {r: op for op in ops for r in op.results}
     live: set[int] = set()
     work = [defs[v] for v in outputs if v in defs]
     while work:
@@ -158,6 +158,7 @@ def splat_value(op: Operation) -> float | int | bool | None:
     if isinstance(op, g.ConstantOp) and isinstance(op.value, DenseIntOrFPElementsAttr) \
             and op.value.is_splat():
         v = op.value.get_values()[0]
+        assert isinstance(v, (int, float)), v  # graph constants are real
         return bool(v) if dtype_of(op.result.type) == torch.bool else v
     return None
 
