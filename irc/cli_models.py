@@ -59,8 +59,8 @@ def find_factory(spec: str) -> Callable[[], Any]:
     attribute: ``models.py:MLP`` means the MLP factory, not the MLP class)."""
     path_text, _, name = spec.rpartition(":")
     path = Path(path_text)
-    if not path.is_file():
-        raise IrcError(f"{path_text}: error: no such file (from '{spec}')")
+    if not path_text.endswith(".py") or not path.is_file():
+        raise IrcError(f"{path_text}: error: no such Python file (from '{spec}')")
     module = import_file(path)
     tables = {t: v for t in TABLES if isinstance(v := getattr(module, t, None), dict)}
     factory = next((table[name] for table in tables.values() if name in table), None)
