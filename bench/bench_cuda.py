@@ -199,7 +199,9 @@ def _to(device: str, model: Any, inputs: tuple[Tensor, ...]) -> tuple[Any, tuple
 
 def _bench(fn: Callable[[], Any]) -> float:
     from triton.testing import do_bench
-    return float(do_bench(fn, warmup=25, rep=100, return_mode="median"))
+    ms = do_bench(fn, warmup=25, rep=100, return_mode="median")
+    assert isinstance(ms, float)  # one time in the "median" return mode
+    return ms
 
 
 def measure(w: CudaWorkload, inductor: bool, graphs: bool) -> dict[str, Any]:
@@ -279,7 +281,7 @@ def markdown(rows: list[dict[str, Any]], header: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=str(__doc__).splitlines()[0])
     parser.add_argument("--only", nargs="*", help="workload names to run")
     parser.add_argument("--no-inductor", action="store_true")
     parser.add_argument("--no-graphs", action="store_true", help="skip the cuda_graphs variant")

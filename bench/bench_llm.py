@@ -26,6 +26,9 @@ quantized copy; irc itself keeps no float copy of a quantized weight.
     python -m bench.bench_llm --quick       # a small model, to check it runs
 """
 
+# Third-party typing, not ours: torch.nn.Module.__getattr__ types every attribute (generate, config) as Tensor | Module.
+# pyright: reportCallIssue=warning
+
 from __future__ import annotations
 
 import argparse

@@ -47,7 +47,6 @@ ROWS, COLS = 16, 32
 
 def generate(n_ops: int, seed: int = 0) -> ModuleOp:
     """A verified module whose @main has about ``n_ops`` graph ops."""
-    from xdsl.dialects.builtin import DenseIntOrFPElementsAttr
     rng = random.Random(seed)
     f32 = torch.float32
     t = tensor_type([ROWS, COLS], f32)
@@ -60,8 +59,7 @@ def generate(n_ops: int, seed: int = 0) -> ModuleOp:
         return op.results[0]
 
     def splat(value: float, shape=(ROWS, COLS)) -> SSAValue:
-        return emit(g.ConstantOp(DenseIntOrFPElementsAttr.from_list(tensor_type(list(shape), f32),
-                                                                    [value])))
+        return emit(g.ConstantOp(g.dense_attr(tensor_type(list(shape), f32), [value])))
 
     def recent() -> SSAValue:
         return live[-1 - min(int(rng.expovariate(0.3)), len(live) - 1)]
@@ -141,7 +139,7 @@ def time_once(text: str) -> tuple[dict[str, float], dict[str, float], int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=str(__doc__).splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
@@ -155,9 +153,8 @@ def main() -> None:
         text = print_module(module)
         runs = [time_once(text) for _ in range(args.repeat)]
         row: dict[str, object] = {"ops": count_ops(module), "ops_after": runs[0][2]}
-        for which, index in (("cpu", 1), ("wall", 0)):
-            row[which] = {k: round(statistics.median(r[index][k] for r in runs), 4)
-                          for k in runs[0][index]}
+        for which, times in (("cpu", [r[1] for r in runs]), ("wall", [r[0] for r in runs])):
+            row[which] = {k: round(statistics.median(t[k] for t in times), 4) for k in times[0]}
         rows.append(row)
 
     result = {

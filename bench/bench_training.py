@@ -185,7 +185,7 @@ def bench_compile(threads: int | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=str(__doc__).splitlines()[0])
     parser.add_argument("parts", nargs="*", help="steps, optim, ddp, compile (default: all)")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--models", default=",".join(DECODERS), help="zoo decoders (comma-separated)")

@@ -130,7 +130,7 @@ def first_call_seconds(name: str, compiler: str, target: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=str(__doc__).splitlines()[0])
     parser.add_argument("--phases", action="store_true", help="irc's first call by phase")
     parser.add_argument("names", nargs="+", help="WORKLOAD [COMPILER TARGET], or workloads "
                                                  "with --phases")

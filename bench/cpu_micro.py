@@ -98,7 +98,7 @@ def timings(fns: dict, repeats: int = 10) -> dict[str, tuple[float, float]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=str(__doc__).splitlines()[0])
     parser.add_argument("--no-inductor", action="store_true")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()

@@ -78,7 +78,7 @@ def median_seconds(fn: Callable[[], object], runs: int) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=str(__doc__).splitlines()[0])
     ap.add_argument("--n", type=int, default=16 * 1024 * 1024)
     ap.add_argument("--runs", type=int, default=10)
     args = ap.parse_args()

@@ -33,7 +33,7 @@ def _write(path: Path, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.opinfo", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.opinfo", description=str(__doc__).split("\n")[0])
     parser.add_argument("--samples", type=int, default=2, help="samples per op (default 2)")
     parser.add_argument("--targets", default="cpu,reference", help="comma-separated targets")
     parser.add_argument("--only", default="", help="comma-separated op names (default: all)")
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     targets = tuple(t for t in args.targets.split(",") if t)
     only = {n for n in args.only.split(",") if n}
     ops = [op for op in op_db() if not only or op.name in only or case_name(op) in only]
-    outcomes: dict[str, list[dict[str, str]]] = {t: [] for t in targets}
+    outcomes: dict[str, list[dict[str, str | float]]] = {t: [] for t in targets}
     warnings.simplefilter("ignore")
     for i, op in enumerate(ops):
         result = classify(op, args.samples, targets)

@@ -9,6 +9,11 @@ random weights), check it against eager PyTorch, and time it next to eager
 ``--model`` takes any zoo name (tests/zoo/models.py) or bench model workload.
 """
 
+# Third-party typing, not ours: torch.nn.Module.__getattr__ types every attribute (irc_stats, config) as Tensor | Module.
+# pyright: reportAttributeAccessIssue=warning
+# pyright: reportCallIssue=warning
+# pyright: reportReturnType=warning
+
 from __future__ import annotations
 
 import argparse

@@ -24,14 +24,14 @@ backend calls torch's op at run time, so the same seed gives eager's values.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.fx
 from xdsl.dialects.builtin import StringAttr, UnitAttr
-from xdsl.ir import SSAValue
+from xdsl.ir import Operation, SSAValue
 
-from irc.frontends.fx_importer import FxImporter, NodeUnsupported
+from irc.frontends.fx_importer import NodeUnsupported
 from irc.ir import graph as g
 from irc.ir.types import SUPPORTED_DTYPES, tensor_type
 
@@ -65,7 +65,7 @@ def _outputs(node: torch.fx.Node) -> list[torch.Tensor] | str:
             return f"its result shape {tuple(v.shape)} depends on the data"
         if v.layout != torch.strided:
             return f"layout {v.layout} is not supported"
-    return vals
+    return [v for v in vals if isinstance(v, torch.Tensor)]  # all of them (checked above)
 
 
 def _argument_problem(value: Any) -> str | None:
@@ -99,10 +99,19 @@ def problem(node: torch.fx.Node) -> str | None:
     return _argument_problem([*node.args, *node.kwargs.values()])
 
 
+class Importer(Protocol):
+    """What the extern import uses of :class:`~irc.frontends.fx_importer.FxImporter`."""
+
+    @property
+    def constants(self) -> dict[torch.fx.Node, Any]: ...
+    def tensor(self, arg: Any, dtype: torch.dtype | None = None) -> SSAValue: ...
+    def emit(self, op: Operation) -> SSAValue: ...
+
+
 class _Encoder:
     """Arguments -> JSON-able values, tensor arguments collected as operands."""
 
-    def __init__(self, ctx: FxImporter) -> None:
+    def __init__(self, ctx: Importer) -> None:
         self.ctx = ctx
         self.operands: list[SSAValue] = []
 
@@ -129,7 +138,7 @@ class _Encoder:
         return value  # None, bool, int, float (inf/nan as JSON's Infinity/NaN), str
 
 
-def import_aten_call(ctx: FxImporter, node: torch.fx.Node) -> SSAValue | tuple[SSAValue, ...]:
+def import_aten_call(ctx: Importer, node: torch.fx.Node) -> SSAValue | tuple[SSAValue, ...]:
     """Emit ``node`` as one ``graph.aten_call``; its result (a tuple for
     several outputs, as ``getitem`` expects)."""
     reason = problem(node)

@@ -3,6 +3,10 @@ graph dialect. ``var``/``var_mean``/``std`` (when a graph still has them) are
 spelled with mean/sub/mul/sum; ``max.dim``/``min.dim`` give (amax, argmax).
 """
 
+# Third-party typing, not ours: torch.fx types every `node.args[i]` as the `Argument` union (ints, lists, Nodes, dtypes, ...); the handler reads it by the aten schema.
+# pyright: reportArgumentType=warning
+# pyright: reportOperatorIssue=warning
+
 from __future__ import annotations
 
 import operator

@@ -3,6 +3,13 @@ here), slicing normalised like torch, concatenation, splits, padding,
 gather/index_select/index, tuple ``getitem`` and shape-only constants.
 """
 
+# Third-party typing, not ours: torch.fx types every `node.args[i]` as the `Argument` union (ints, lists, Nodes, dtypes, ...); the handler reads it by the aten schema.
+# pyright: reportArgumentType=warning
+# pyright: reportCallIssue=warning
+# pyright: reportGeneralTypeIssues=warning
+# pyright: reportOperatorIssue=warning
+# pyright: reportOptionalIterable=warning
+
 from __future__ import annotations
 
 import operator

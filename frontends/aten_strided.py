@@ -21,6 +21,11 @@ storage order is not its value's order (an :class:`UnsupportedOpError` with
 ``strict=True``, an eager node otherwise).
 """
 
+# Third-party typing, not ours: torch.fx types every `node.args[i]` as the `Argument` union (ints, lists, Nodes, dtypes, ...); the handler reads it by the aten schema.
+# pyright: reportArgumentType=warning
+# pyright: reportGeneralTypeIssues=warning
+# pyright: reportOptionalIterable=warning
+
 from __future__ import annotations
 
 import math

@@ -40,7 +40,7 @@ import torch.fx
 from xdsl.builder import Builder
 from xdsl.rewriter import InsertPoint
 from xdsl.dialects import func
-from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, ModuleOp
+from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Block, Operation, Region, SSAValue
 from xdsl.utils.exceptions import VerifyException
 
@@ -301,8 +301,9 @@ class FxImporter:
     def _evaluate(self, node: torch.fx.Node) -> Any:
         def real(a: Any) -> Any:
             return self.constants[a] if isinstance(a, torch.fx.Node) else a
-        args = torch.fx.node.map_aggregate(node.args, real)
-        kwargs = torch.fx.node.map_aggregate(node.kwargs, real)
+        from torch.fx.node import map_aggregate
+        args = map_aggregate(node.args, real)
+        kwargs = map_aggregate(node.kwargs, real)
         return node.target(*args, **kwargs)  # type: ignore[operator]
 
     def _check(self, node: torch.fx.Node, result: Any) -> Any:
@@ -393,8 +394,8 @@ class FxImporter:
                 scalar = self.constant(flat[0].clone())
                 return self.emit(g.ExpandOp(scalar, tensor_type(shape, dtype)))
             values = [flat[0].item()] if uniform else flat.tolist()
-            attr = DenseIntOrFPElementsAttr.from_list(tensor_type(shape, build_dtype),
-                                                      _python_values(values, build_dtype))
+            attr = g.dense_attr(tensor_type(shape, build_dtype),
+                                _python_values(values, build_dtype))
             return self.cast(self.emit(g.ConstantOp(attr)), dtype)
         name = f"_const_{node.name if node is not None else len(self.weights)}"
         return self.weight(name, t.contiguous())

@@ -18,7 +18,6 @@ from functools import lru_cache
 import torch
 import torch.fx
 from xdsl.dialects.builtin import FileLineColLoc, IntAttr, StringAttr, UnknownLoc
-from xdsl.ir import Attribute
 
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+)')
 
@@ -80,7 +79,7 @@ def _is_internal(file: str) -> bool:
     return os.path.realpath(file).startswith(_INTERNAL)
 
 
-def location(node: torch.fx.Node) -> Attribute:
+def location(node: torch.fx.Node) -> FileLineColLoc | UnknownLoc:
     """``loc("file":line:0)`` of the node's user line, or ``loc(unknown)``."""
     where = source_line(node)
     if where is None:

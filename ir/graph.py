@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from abc import ABC
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar, NoReturn, cast
 
 import torch
 from xdsl.dialects.builtin import (
@@ -63,15 +63,21 @@ def i64_array(values: Sequence[int]) -> DenseArrayBase:
     return DenseArrayBase.from_list(i64, list(values))
 
 
+def dense_attr(type_: Attribute, values: Sequence[int | float]) -> DenseIntOrFPElementsAttr:
+    """``dense<...>`` of a tensor type whose element type is known only at run
+    time (xDSL's ``from_list`` overloads want it statically)."""
+    return DenseIntOrFPElementsAttr.from_list(cast(Any, type_), values)
+
+
 def int_attr(value: int) -> IntegerAttr:
     return IntegerAttr(value, i64)
 
 
-def ints(attr: DenseArrayBase) -> tuple[int, ...]:
+def ints(attr: DenseArrayBase[Any]) -> tuple[int, ...]:
     return tuple(int(v) for v in attr.get_values())
 
 
-def _fail(op: Operation, message: str) -> None:
+def _fail(op: Operation, message: str) -> NoReturn:
     raise VerifyException(f"'{op.name}' op {message}")
 
 
@@ -736,7 +742,8 @@ class AttentionOp(IRDLOperation):
     irdl_options = (ParsePropInAttrDict(),)
 
     def verify_(self) -> None:
-        q, k, v = (shape_of(x.type) for x in (self.query, self.key, self.value))
+        # lists: the rank checks below are data, not tuple shapes to narrow
+        q, k, v = (list(shape_of(x.type)) for x in (self.query, self.key, self.value))
         out = shape_of(self.result.type)
         grouped = len(q) >= 3 and len(k) == len(q) and k[-3] > 0 and q[-3] % k[-3] == 0 \
             and q[:-3] == k[:-3]  # grouped-query attention: fewer kv heads
@@ -1318,4 +1325,4 @@ GRAPH_OPS: list[type[IRDLOperation]] = [
     and ABC not in v.__bases__ and v.__module__ == __name__
 ]
 
-Graph = Dialect("graph", GRAPH_OPS, [])
+Graph = Dialect("graph", list[type[Operation]](GRAPH_OPS), [])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
+from typing import Any, TypeVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -26,10 +27,14 @@ Handler = Callable[[Operation, list[torch.Tensor]], torch.Tensor]
 HANDLERS: dict[type[Operation], Handler] = {}
 
 
-def handles(*op_types: type[Operation]) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
+_F = TypeVar("_F", bound=Callable[..., object])
+
+
+def handles(*op_types: type[Operation]) -> Callable[[_F], _F]:
+    """Register ``fn`` for ``op_types`` (it is only ever called with an op of those types)."""
+    def register(fn: _F) -> _F:
         for t in op_types:
-            HANDLERS[t] = fn
+            HANDLERS[t] = cast(Handler, fn)
         return fn
     return register
 
@@ -287,7 +292,8 @@ def _adaptive(op: Operation, args: list[torch.Tensor]) -> torch.Tensor:
     out = shape_of(op.results[0].type)
     nsp = 2 if args[0].dim() >= 4 else 1
     fn = F.adaptive_avg_pool2d if nsp == 2 else F.adaptive_avg_pool1d
-    return fn(args[0], out[-nsp:])
+    size: Any = out[-nsp:]  # torch types output_size per arity (_size_1_t, _size_2_opt_t)
+    return fn(args[0], size)
 
 
 @handles(g.GatherOp)

@@ -43,6 +43,8 @@ definition every pass, backend and debug tool uses.
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp, StringAttr, UnitAttr
 from xdsl.ir import Operation
@@ -83,7 +85,7 @@ def is_extern(op: Operation) -> bool:
     return isinstance(op, EXTERN_OPS)
 
 
-def is_kernel(fn: Operation) -> bool:
+def is_kernel(fn: Operation) -> TypeGuard[func.FuncOp]:
     """Whether ``fn`` is a ``func.func`` marked as a kernel."""
     return isinstance(fn, func.FuncOp) and KERNEL_ATTR in fn.attributes
 

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import torch
 
+from irc import cli_models
 from irc.errors import IrcError
 
 
@@ -38,52 +36,7 @@ def import_plugin(path: str) -> None:
         register()
 
 
-def _factory(spec: str) -> Callable[[], Any]:
-    from irc.cli_translate import _import_file
-    path_text, _, name = spec.rpartition(":")
-    path = Path(path_text)
-    if not path_text.endswith(".py") or not path.is_file():
-        raise IrcError(f"{path_text}: error: no such Python file (from '{spec}')")
-    module = _import_file(path)
-    for table in ("MODELS", "ZOO"):
-        entries = getattr(module, table, None)
-        if isinstance(entries, dict) and name in entries:
-            entry = entries[name]
-            return entry.make if hasattr(entry, "make") else entry
-    factory = getattr(module, name, None)
-    if factory is None or not callable(factory):
-        known = [k for t in ("MODELS", "ZOO") if isinstance(getattr(module, t, None), dict)
-                 for k in getattr(module, t)]
-        hint = f"; its MODELS/ZOO have: {', '.join(map(str, known))}" if known else ""
-        raise IrcError(f"{path_text}: error: no factory named '{name}' (neither a function nor a "
-                       f"key of a MODELS or ZOO dict){hint}")
-    return factory
-
-
-def make_model(spec: str) -> tuple[Any, tuple | dict, str]:
-    """Call the factory ``file.py:NAME``: (model, example_inputs, name); the
-    inputs are a tuple (positional) or a dict (keyword arguments)."""
-    from irc.frontends.program import Program
-    factory = _factory(spec)
-    try:
-        result = factory()
-    except IrcError:
-        raise
-    except Exception as err:  # noqa: BLE001 - the user's factory: reported, not a traceback
-        raise IrcError(f"{spec}: error: calling the factory failed: {type(err).__name__}: {err}") \
-            from None
-    if not (isinstance(result, tuple) and len(result) == 2):
-        raise IrcError(f"{spec}: error: the factory must return (model, example_inputs), got "
-                       f"{type(result).__name__}")
-    model, inputs = result
-    if isinstance(inputs, torch.Tensor):
-        inputs = (inputs,)
-    if not (callable(model) or isinstance(model, Program)) or \
-            not isinstance(inputs, (tuple, list, dict)):
-        raise IrcError(f"{spec}: error: the factory must return (model, example_inputs) with a "
-                       "callable model (or an irc Program) and a tuple or dict of inputs")
-    name = type(model).__name__ if hasattr(model, "forward") else spec.rpartition(":")[2]
-    return model, (dict(inputs) if isinstance(inputs, dict) else tuple(inputs)), name
+make_model = cli_models.make_model  # the CLI's one model loader (irc/cli_models.py)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -34,12 +34,12 @@ import importlib
 import importlib.util
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import torch
 from xdsl.dialects.builtin import ModuleOp
 
+from irc import cli_models
 from irc.errors import IrcError
 from irc.ir.text import SourceMap, parse_module, print_module, verify_module
 
@@ -69,72 +69,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # inputs
 
 
-def is_model_spec(text: str) -> bool:
-    """``file.py:NAME`` (rather than a .mlir path)."""
-    path, sep, name = text.rpartition(":")
-    return bool(sep) and path.endswith(".py") and bool(name)
+is_model_spec = cli_models.is_model_spec
 
 
-def _import_file(path: Path) -> ModuleType:
-    module_name = f"_irc_translate_{path.stem}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise IrcError(f"{path}: error: cannot import this file as Python")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    sys.path.insert(0, str(path.parent.resolve()))  # let it import its neighbours
-    try:
-        spec.loader.exec_module(module)
-    except IrcError:
-        raise
-    except BaseException as err:  # the user's file: any failure is reported, not a traceback
-        if isinstance(err, KeyboardInterrupt):
-            raise
-        raise IrcError(f"{path}: error: importing it failed: {type(err).__name__}: {err}") from None
-    finally:
-        sys.path.remove(str(path.parent.resolve()))
-    return module
-
-
-def load_model(spec: str) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...]]:
-    """Run the factory named by ``file.py:NAME``; returns (model, inputs)."""
-    path_text, _, name = spec.rpartition(":")
-    path = Path(path_text)
-    if not path.is_file():
-        raise IrcError(f"{path_text}: error: no such file (from '{spec}')")
-    module = _import_file(path)
-    models = getattr(module, "MODELS", None)
-    # A MODELS entry wins: `models.py:MLP` means the MLP factory, not the MLP class.
-    if isinstance(models, dict) and name in models:
-        factory = models[name]
-    else:
-        factory = getattr(module, name, None)
-    if factory is None:
-        known = sorted(models) if isinstance(models, dict) else []
-        hint = f"; MODELS has: {', '.join(map(str, known))}" if known else ""
-        raise IrcError(f"{path_text}: error: no factory named '{name}' (neither an attribute nor a "
-                       f"key of a MODELS dict){hint}")
-    if not callable(factory):
-        raise IrcError(f"{path_text}: error: '{name}' is a {type(factory).__name__}, not a "
-                       f"function returning (model, example_inputs)")
-    try:
-        result = factory()
-    except IrcError:
-        raise
-    except Exception as err:
-        raise IrcError(f"{spec}: error: calling the factory failed: {type(err).__name__}: {err}") \
-            from None
-    if not (isinstance(result, tuple) and len(result) == 2):
-        raise IrcError(f"{spec}: error: the factory must return (model, example_inputs), got "
-                       f"{type(result).__name__}")
-    model, inputs = result
-    if isinstance(inputs, torch.Tensor):
-        inputs = (inputs,)
-    from irc.frontends.program import Program
-    if not (callable(model) or isinstance(model, Program)) or not isinstance(inputs, (tuple, list)):
-        raise IrcError(f"{spec}: error: the factory must return (model, example_inputs) with a "
-                       f"callable model (or an irc Program) and a tuple of inputs")
-    return model, tuple(inputs)
+def load_model(spec: str) -> tuple[Any, tuple[torch.Tensor, ...]]:
+    """Run the factory named by ``file.py:NAME`` (:mod:`irc.cli_models`);
+    returns (model, positional inputs)."""
+    model, inputs, _ = cli_models.make_model(spec)
+    if isinstance(inputs, dict):
+        raise IrcError(f"{spec}: error: irc translate needs positional example inputs (a tuple), "
+                       f"not keyword arguments")
+    return model, inputs
 
 
 def _stage_attr(module_name: str, attr: str, what: str) -> Any:

@@ -37,5 +37,5 @@ def compile_ddp(ddp: DistributedDataParallel,
     compiled = copy.copy(ddp)
     modules = dict(ddp._modules)
     modules["module"] = compile_module(ddp.module)
-    compiled.__dict__["_modules"] = modules
+    vars(compiled)["_modules"] = modules
     return compiled

@@ -20,6 +20,10 @@ not depend on later tokens, so one compiled graph serves every step.
     python -m irc.quant_report --zoo llama --bits int4
 """
 
+# Third-party typing, not ours: torch.nn.Module.__getattr__ types every attribute (config) as Tensor | Module.
+# pyright: reportArgumentType=warning
+# pyright: reportAttributeAccessIssue=warning
+
 from __future__ import annotations
 
 import argparse

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import CodeType
-from typing import Any
+from typing import Any, cast
 
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
@@ -94,7 +94,8 @@ class CompileStats:
         """Kernels a backend runs in eager torch instead (``eager_kernels()``, if it has one)."""
         eager = getattr(executable, "eager_kernels", None)
         if callable(eager):
-            self.eager_ops.extend(f"kernel {name}" for name in eager())
+            names = cast(Iterable[str], eager())  # the protocol: kernel names
+            self.eager_ops.extend(f"kernel {name}" for name in names)
 
     def counting(self, runner: Callable[..., Any]) -> Callable[..., Any]:
         """``runner`` (a compiled graph) counting its runs in :attr:`compiled_runs`."""

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import ClassVar
+from collections.abc import Sequence
+from typing import ClassVar, cast
 
 import torch
+from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Operation, SSAValue
 from xdsl.pattern_rewriter import (
     PatternRewriter,
@@ -34,7 +36,8 @@ def splat_value(value: SSAValue) -> float | int | None:
     if not isinstance(op, g.ConstantOp):
         return None
     attr = op.value
-    values = attr.get_values()
+    # real values: xDSL also types complex elements, which no graph tensor has
+    values = cast(Sequence[float | int], attr.get_values())
     if not values:
         return None  # empty: no value (and xDSL's is_splat raises on it)
     if attr.is_splat():
@@ -178,14 +181,16 @@ class ComposePermutes(RewritePattern):
                 rewriter.replace_op(op, _with_loc(g.PermuteOp(inner.input, composed), op))
 
 
-def compose_permutes(module: Operation) -> None:
+def compose_permutes(module: ModuleOp) -> None:
     """Compose all permute chains in ``module`` (:class:`ComposePermutes`) and
     drop the permutes that composing left unused; the layout passes
     (``channels-last``, ``swap-skinny-matmul``) wrap the ops they rewrite in
     permutes and rely on this to cancel the ones that meet."""
     PatternRewriteWalker(ComposePermutes(), apply_recursively=True).rewrite_module(module)
     for dead in [o for o in module.walk() if isinstance(o, g.PermuteOp) and not o.result.uses]:
-        dead.parent_block().erase_op(dead)
+        block = dead.parent_block()
+        assert block is not None
+        block.erase_op(dead)
 
 
 _RESHAPE_LIKE = (g.ReshapeOp, g.SqueezeOp, g.UnsqueezeOp)

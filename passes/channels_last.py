@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from xdsl.context import Context
 from xdsl.dialects.builtin import ModuleOp, UnitAttr
 from xdsl.ir import Operation, SSAValue
+from xdsl.irdl import IRDLOperation
 from xdsl.passes import ModulePass
 
 from irc.ir import graph as g
@@ -67,6 +68,7 @@ def _rewrite(op: Operation) -> None:
         operands = [to_last.result, op.weight, [op.bias] if op.bias is not None else []]
     properties = dict(op.properties)
     properties["channels_last"] = UnitAttr()
+    assert isinstance(op, IRDLOperation)  # graph ops are (operand groups: the bias)
     new = type(op)(operands=operands, result_types=[last_type], properties=properties,
                    attributes=dict(op.attributes))
     if result.name_hint:

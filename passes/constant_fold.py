@@ -59,7 +59,7 @@ def tensor_to_dense(t: torch.Tensor) -> DenseIntOrFPElementsAttr:
         values = flat.to(torch.float64).tolist()
     else:
         values = [int(v) for v in flat.to(torch.int64).tolist()]
-    return DenseIntOrFPElementsAttr.from_list(type_, values)
+    return g.dense_attr(type_, values)
 
 
 def _unique_name(base: str, taken: dict[str, torch.Tensor]) -> str:

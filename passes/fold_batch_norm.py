@@ -174,12 +174,12 @@ def _fold(conv: g.ConvOp, memo: dict[SSAValue, bool]) -> bool:
     for op in em.ops:
         op.location = conv.location
     new.location = conv.location
-    if last.result.name_hint:
-        new.result.name_hint = last.result.name_hint
+    if last.results[0].name_hint:
+        new.result.name_hint = last.results[0].name_hint
     block = last.parent_block()
     assert isinstance(block, Block)
     block.insert_ops_before([*em.ops, new], last)
-    last.result.replace_all_uses_with(new.result)
+    last.results[0].replace_all_uses_with(new.result)
     for op in reversed(chain):
         block.erase_op(op)
     block.erase_op(conv)

@@ -162,79 +162,99 @@ def _contract(graph: nx.DiGraph, keep: int, gone: int) -> None:
     graph.remove_node(gone)
 
 
-def decide_fusion(main: func.FuncOp, max_ops: int = 64) -> FusionPlan:  # noqa: C901 - one walk over @main, a case per op kind
+def decide_fusion(main: func.FuncOp, max_ops: int = 64) -> FusionPlan:
     """Partition ``@main``'s fusible ops into kernel groups and schedule them."""
     block = main.body.block
     ops = list(block.ops)
-    index = {op: i for i, op in enumerate(ops)}
     terminator = block.last_op
     host_values = [op for op in ops if is_host_value(op)]
     nodes = [op for op in ops if op is not terminator and not is_host_value(op)]
+    partition = _Partition(ops, nodes, max_ops)
+    partition.fuse_producers_into_consumers(nodes)
+    schedule, dead = partition.schedule(ops, terminator)
+    _assign_clones(schedule, host_values)
+    return FusionPlan(host_values, schedule, dead)
 
-    # Node id of an op = its program index; a group is named by one member's id.
-    node_of: dict[Operation, int] = {op: index[op] for op in nodes}
-    groups: dict[int, _Group] = {
-        index[op]: _Group([op], isinstance(op, g.ReduceOp), _op_domain(op))
-        for op in nodes if is_fusible(op)}
-    graph = nx.DiGraph()
-    graph.add_nodes_from(node_of.values())
-    for op in nodes:
-        for operand in op.operands:
-            producer = operand.owner
-            if isinstance(producer, Operation) and producer in node_of:
-                graph.add_edge(node_of[producer], node_of[op])
 
-    hi = {nid: nid for nid in graph.nodes}  # last program index of each node's ops
+class _Partition:
+    """The dependence graph of ``@main``'s ops while groups are merged.
 
-    def can_merge(a: int, b: int, limit: int) -> bool:
-        ga, gb = groups[a], groups[b]
-        if len(ga.members) + len(gb.members) > max_ops:
+    Node id of an op = its program index; a group is named by one member's id.
+    """
+
+    def __init__(self, ops: list[Operation], nodes: list[Operation], max_ops: int) -> None:
+        self.max_ops = max_ops
+        self.index = {op: i for i, op in enumerate(ops)}
+        self.node_of: dict[Operation, int] = {op: self.index[op] for op in nodes}
+        self.groups: dict[int, _Group] = {
+            self.index[op]: _Group([op], isinstance(op, g.ReduceOp), _op_domain(op))
+            for op in nodes if is_fusible(op)}
+        self.graph = nx.DiGraph()
+        self.graph.add_nodes_from(self.node_of.values())
+        for op in nodes:
+            for operand in op.operands:
+                producer = operand.owner
+                if isinstance(producer, Operation) and producer in self.node_of:
+                    self.graph.add_edge(self.node_of[producer], self.node_of[op])
+        self.hi = {nid: nid for nid in self.graph.nodes}  # last program index of a node's ops
+
+    def can_merge(self, a: int, b: int, limit: int) -> bool:
+        ga, gb = self.groups[a], self.groups[b]
+        if len(ga.members) + len(gb.members) > self.max_ops:
             return False
         if ga.domain != gb.domain:
             smaller = ga if ga.domain < gb.domain else gb
             if smaller.has_reduction:
                 return False
-        if graph.out_degree(a) == 1 or graph.in_degree(b) == 1:
+        if self.graph.out_degree(a) == 1 or self.graph.in_degree(b) == 1:
             return True  # the edge a -> b is a's only way out or b's only way in
-        return not _creates_cycle(graph, a, b, hi, limit)
+        return not _creates_cycle(self.graph, a, b, self.hi, limit)
 
-    for op in nodes:
-        if not is_fusible(op):
-            continue
-        for operand in op.operands:
-            producer = operand.owner
-            if not isinstance(producer, Operation) or producer not in node_of:
-                continue
-            if not is_fusible(producer):
-                continue
-            a, b = node_of[producer], node_of[op]
-            if a == b or not can_merge(a, b, index[op]):
-                continue
-            gone, keep = groups.pop(a), groups[b]
-            keep.members.extend(gone.members)
-            keep.has_reduction |= gone.has_reduction
-            keep.domain = max(keep.domain, gone.domain)
-            for member in gone.members:
-                node_of[member] = b
-            hi[b] = max(hi[a], hi[b])
-            _contract(graph, b, a)
+    def merge(self, a: int, b: int) -> None:
+        """Group ``a`` joins group ``b``."""
+        gone, keep = self.groups.pop(a), self.groups[b]
+        keep.members.extend(gone.members)
+        keep.has_reduction |= gone.has_reduction
+        keep.domain = max(keep.domain, gone.domain)
+        for member in gone.members:
+            self.node_of[member] = b
+        self.hi[b] = max(self.hi[a], self.hi[b])
+        _contract(self.graph, b, a)
 
-    first = {nid: min(index[m] for m in grp.members) for nid, grp in groups.items()}
-    order = nx.lexicographical_topological_sort(graph, key=lambda n: first.get(n, n))
-    schedule: list[Operation | KernelGroup] = []
-    dead: list[Operation] = []
-    for nid in order:
-        if nid not in groups:
-            schedule.append(ops[nid])
-            continue
-        members = sorted(groups[nid].members, key=index.__getitem__)
-        kernel = _interface(members, terminator)
-        if kernel.outputs:
-            schedule.append(kernel)
-        else:
-            dead.extend(members)
-    _assign_clones(schedule, host_values)
-    return FusionPlan(host_values, schedule, dead)
+    def fuse_producers_into_consumers(self, nodes: list[Operation]) -> None:
+        """In program order, merge each fusible op's fusible producers into its group."""
+        for op in nodes:
+            if not is_fusible(op):
+                continue
+            for operand in op.operands:
+                producer = operand.owner
+                if not isinstance(producer, Operation) or producer not in self.node_of \
+                        or not is_fusible(producer):
+                    continue
+                a, b = self.node_of[producer], self.node_of[op]
+                if a != b and self.can_merge(a, b, self.index[op]):
+                    self.merge(a, b)
+
+    def schedule(self, ops: list[Operation], terminator: Operation | None
+                 ) -> tuple[list[Operation | KernelGroup], list[Operation]]:
+        """Host ops and kernels in a topological order that keeps program order
+        where it can; groups whose results nobody uses are dead."""
+        index = self.index
+        first = {nid: min(index[m] for m in grp.members) for nid, grp in self.groups.items()}
+        order = nx.lexicographical_topological_sort(self.graph, key=lambda n: first.get(n, n))
+        schedule: list[Operation | KernelGroup] = []
+        dead: list[Operation] = []
+        for nid in order:
+            if nid not in self.groups:
+                schedule.append(ops[nid])
+                continue
+            members = sorted(self.groups[nid].members, key=index.__getitem__)
+            kernel = _interface(members, terminator)
+            if kernel.outputs:
+                schedule.append(kernel)
+            else:
+                dead.extend(members)
+        return schedule, dead
 
 
 def _interface(members: list[Operation], terminator: Operation | None) -> KernelGroup:
@@ -248,8 +268,8 @@ def _interface(members: list[Operation], terminator: Operation | None) -> Kernel
             if operand.owner not in inside and operand not in seen:
                 seen.add(operand)
                 inputs.append(operand)
-    outputs = [res for op in members for res in op.results
-               if any(use.operation not in inside for use in res.uses)]
+    outputs: list[SSAValue] = [res for op in members for res in op.results
+                               if any(use.operation not in inside for use in res.uses)]
     return KernelGroup(members, [], inputs, outputs)
 
 

@@ -100,7 +100,8 @@ def view_only_kernel(call: Operation, callee: func.FuncOp | None = None) -> bool
         return isinstance(call, MOVEMENT_OPS)
     if VIEW_ATTR in callee.attributes:
         return True
-    return callee.body.blocks and not is_lowered(callee) and movement_chain(callee) is not None
+    return bool(callee.body.blocks) and not is_lowered(callee) \
+        and movement_chain(callee) is not None
 
 
 def callee_name(op: Operation) -> str | None:
@@ -221,7 +222,7 @@ def _place(need: int, taken: list[tuple[int, int]]) -> int:
     return best[1] if best is not None else end
 
 
-def plan_memory(module: ModuleOp) -> MemoryPlan:  # noqa: C901 - one walk over @main, a case per op kind
+def plan_memory(module: ModuleOp) -> MemoryPlan:
     """Liveness-based offsets in one arena for ``@main``'s intermediates (see module doc)."""
     main = _main(module)
     plan = MemoryPlan()
@@ -238,15 +239,22 @@ def plan_memory(module: ModuleOp) -> MemoryPlan:  # noqa: C901 - one walk over @
     for op in ops:  # written in place: the updated cache is the caller's buffer
         if isinstance(op, g.CacheUpdateOp):
             plan.views[op.result] = op.cache
-
-    def root(value: SSAValue) -> SSAValue:
-        while value in plan.views:
-            value = plan.views[value]
-        return value
-
     plan.weights_derived_bytes = sum(nbytes(v) for v in plan.derived
                                      if v not in plan.views and hasattr(v.type, "get_shape"))
-    last_use: dict[SSAValue, int] = {}  # per-call values that own memory
+    last_use = _last_uses(plan, ops, position, returned)
+    plan.naive_bytes = sum(nbytes(v) for v in last_use)
+    start = {v: position[v.owner] for v in last_use}  # type: ignore[index]
+    _assign_offsets(plan, start, last_use)
+    _peaks(plan, ops, returned, start, last_use)
+    return plan
+
+
+def _last_uses(plan: MemoryPlan, ops: list[Operation], position: dict[Operation, int],
+               returned: set[SSAValue]) -> dict[SSAValue, int]:
+    """The per-call values that own memory, each with the position of its last
+    use (a view's uses count for the value it views); library results are
+    noted in ``plan.library``."""
+    last_use: dict[SSAValue, int] = {}
     for i, op in enumerate(ops):
         if isinstance(op, (g.WeightOp, g.ConstantOp, func.ReturnOp)):
             continue
@@ -257,18 +265,26 @@ def plan_memory(module: ModuleOp) -> MemoryPlan:  # noqa: C901 - one walk over @
             last_use[res] = i
             if not writes_into_buffer(op):
                 plan.library.add(res)
+
+    def root(value: SSAValue) -> SSAValue:
+        while value in plan.views:
+            value = plan.views[value]
+        return value
+
     for value in list(plan.views) + list(last_use):
         owner = root(value)
         if owner in last_use:
             uses = [position[u.operation] for u in value.uses if u.operation in position]
             last_use[owner] = max([last_use[owner], *uses])
-    plan.naive_bytes = sum(nbytes(v) for v in last_use)
+    return last_use
 
-    # Offsets in one arena, greedy by size (largest tensors first, each at the
-    # best-fitting gap among the tensors live at the same time). Written here
-    # rather than taken from a library: none in the environment plans buffers;
-    # the method is TFLite's "greedy by size" offset planner.
-    start = {v: position[v.owner] for v in last_use}  # type: ignore[index]
+
+def _assign_offsets(plan: MemoryPlan, start: dict[SSAValue, int],
+                    last_use: dict[SSAValue, int]) -> None:
+    """Offsets in one arena, greedy by size (largest tensors first, each at the
+    best-fitting gap among the tensors live at the same time). Written here
+    rather than taken from a library: none in the environment plans buffers;
+    the method is TFLite's "greedy by size" offset planner."""
     placed: list[tuple[SSAValue, int, int]] = []  # value, offset, end offset
     for value in sorted((v for v in last_use if v not in plan.library),
                         key=lambda v: (-nbytes(v), start[v])):
@@ -279,7 +295,12 @@ def plan_memory(module: ModuleOp) -> MemoryPlan:  # noqa: C901 - one walk over @
         plan.assignment[value] = offset
         plan.arena_bytes = max(plan.arena_bytes, offset + need)
         placed.append((value, offset, offset + need))
-    # per point of the schedule: live library results and outputs made so far
+
+
+def _peaks(plan: MemoryPlan, ops: list[Operation], returned: set[SSAValue],
+           start: dict[SSAValue, int], last_use: dict[SSAValue, int]) -> None:
+    """Peak bytes: the arena plus, at the worst point of the schedule, the live
+    library results (and the outputs made so far)."""
     outputs_made, extra, extra_with_outputs = 0, 0, 0
     for i, op in enumerate(ops):
         for res in op.results:
@@ -291,7 +312,6 @@ def plan_memory(module: ModuleOp) -> MemoryPlan:  # noqa: C901 - one walk over @
         extra_with_outputs = max(extra_with_outputs, library + outputs_made)
     plan.peak_bytes = plan.arena_bytes + extra
     plan.peak_with_outputs_bytes = plan.arena_bytes + extra_with_outputs
-    return plan
 
 
 @dataclass(frozen=True)

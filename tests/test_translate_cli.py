@@ -112,7 +112,7 @@ def test_bad_factory_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     code, _, err = translate(capsys, f"{path}:tiny")
     assert code == 1 and "must return (model, example_inputs)" in err
     code, _, err = translate(capsys, f"{tmp_path / 'absent.py'}:f")
-    assert code == 1 and "no such file" in err
+    assert code == 1 and "no such Python file" in err
 
 
 def test_factory_file_that_raises(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

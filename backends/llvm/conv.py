@@ -19,7 +19,7 @@ returns None and the runtime calls the reference handler (``F.conv2d``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -42,8 +42,8 @@ def supported(op: g.ConvOp | g.ConvEpilogueOp) -> bool:
 class PackedWeight:
     """One weight's oneDNN packing, redone when the weight changes."""
 
-    def __init__(self, padding: list[int], stride: list[int], dilation: list[int], groups: int,
-                 input_size: list[int]) -> None:
+    def __init__(self, padding: Sequence[int], stride: Sequence[int], dilation: Sequence[int],
+                 groups: int, input_size: list[int]) -> None:
         self.args = (padding, stride, dilation, groups, input_size)
         self.source: torch.Tensor | None = None
         self.key: tuple[int, int] = (-1, -1)
@@ -55,13 +55,14 @@ class PackedWeight:
             key = (w._version, w.data_ptr())
         except RuntimeError:  # an inference tensor has no version: cannot cache
             return w
-        if w is not self.source or key != self.key or self.packed is None:
+        packed = self.packed
+        if w is not self.source or key != self.key or packed is None:
             padding, stride, dilation, groups, input_size = self.args
-            self.packed = torch.ops.mkldnn._reorder_convolution_weight(
+            packed = self.packed = torch.ops.mkldnn._reorder_convolution_weight(
                 w.detach(), padding, stride, dilation, groups, input_size)
             self.source, self.key = w, key
             self.packs += 1
-        return self.packed
+        return packed
 
 
 def conv_step(op: g.ConvOp | g.ConvEpilogueOp, x: int, w: int, b: int | None, out: int,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import json
 import threading
+from collections.abc import Callable
 from functools import lru_cache
 
 import llvmlite.binding as llvm
@@ -118,7 +119,7 @@ class JitModule:
                  aliases: dict[str, str] | None = None) -> None:
         self._engine = engine
         self._keep = keep  # module/object refs that must outlive the engine
-        self._cache: dict[tuple[str, int, tuple], ctypes._CFuncPtr] = {}
+        self._cache: dict[tuple[str, int, tuple], Callable[..., None]] = {}
         self.aliases = dict(aliases or {})
 
     def address(self, name: str) -> int:
@@ -146,7 +147,7 @@ class JitModule:
         if fn is None:
             proto = ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * n_memrefs), *tail)
             fn = proto(self.address(name))
-            fn._irc_jit_module = self  # keep the code alive with the callable
+            setattr(fn, "_irc_jit_module", self)  # keep the code alive with the callable
             self._cache[key] = fn
         return fn
 

@@ -30,6 +30,12 @@ nibble unpacking and the per-group scale are not graph ops, and a dedicated
 kernel keeps the quantized op out of the kernel helper's lowering.
 """
 
+# Third-party typing, not ours: llvmlite ships no types: IRBuilder's methods are made by decorators that pyright reads as returning None, and ir.Value's `type` is set in subclasses.
+# pyright: reportArgumentType=warning
+# pyright: reportAttributeAccessIssue=warning
+# pyright: reportCallIssue=warning
+# pyright: reportReturnType=warning
+
 from __future__ import annotations
 
 import threading

@@ -55,6 +55,12 @@ special values; see ``translate_math``); other math ops use LLVM intrinsics or
 libm.
 """
 
+# Third-party typing, not ours: llvmlite ships no types: IRBuilder's methods are made by decorators that pyright reads as returning None, and ir.Value's `type` is set in subclasses.
+# pyright: reportAttributeAccessIssue=warning
+# pyright: reportCallIssue=warning
+# pyright: reportOptionalMemberAccess=warning
+# pyright: reportReturnType=warning
+
 from __future__ import annotations
 
 from dataclasses import dataclass

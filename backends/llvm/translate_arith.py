@@ -5,6 +5,12 @@ op), IEEE floats without value-changing fast-math flags.  bf16 values are raw
 ``i16`` bits; arithmetic on bf16 operands is done in f32 and rounded back.
 """
 
+# Third-party typing, not ours: llvmlite ships no types: IRBuilder's methods are made by decorators that pyright reads as returning None, and ir.Value's `type` is set in subclasses.
+# pyright: reportArgumentType=warning
+# pyright: reportAssignmentType=warning
+# pyright: reportAttributeAccessIssue=warning
+# pyright: reportReturnType=warning
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable

@@ -11,6 +11,12 @@ saturate to +-1.  f64 (and rare ops) use LLVM intrinsics or libm.  Math on
 f16/bf16 operands is computed in f32 and rounded back.
 """
 
+# Third-party typing, not ours: llvmlite ships no types: IRBuilder's methods are made by decorators that pyright reads as returning None, and ir.Value's `type` is set in subclasses.
+# pyright: reportArgumentType=warning
+# pyright: reportAttributeAccessIssue=warning
+# pyright: reportCallIssue=warning
+# pyright: reportReturnType=warning
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from xdsl.ir import Operation
+from xdsl.ir import Attribute, Operation
 
 from irc.errors import UnsupportedOpError
 from irc.ir import graph as g
 from irc.ir.types import dtype_of, shape_of
 
-def dtype_text(op_result_type: object) -> str:
+def dtype_text(op_result_type: Attribute) -> str:
     return str(dtype_of(op_result_type))  # e.g. "torch.float32"
 
 

@@ -124,7 +124,7 @@ def layout_of(op: g.ReduceOp) -> ReductionLayout:
 
 def live_ops(ops: Sequence[Operation], outputs: Sequence[SSAValue]) -> list[Operation]:
     """The ops the outputs depend on, in order."""
-    defs = {r: op for op in ops for r in op.results}
+    defs: dict[SSAValue, Operation] = {r: op for op in ops for r in op.results}
     live: set[int] = set()
     work = [defs[v] for v in outputs if v in defs]
     while work:
@@ -158,6 +158,7 @@ def splat_value(op: Operation) -> float | int | bool | None:
     if isinstance(op, g.ConstantOp) and isinstance(op.value, DenseIntOrFPElementsAttr) \
             and op.value.is_splat():
         v = op.value.get_values()[0]
+        assert isinstance(v, (int, float)), v  # graph constants are real
         return bool(v) if dtype_of(op.result.type) == torch.bool else v
     return None
 
@@ -460,7 +461,7 @@ class KernelWriter:
             self.memo[-1][(id(value), k)] = val
         return val
 
-    def _eval(self, value: SSAValue, c: Coords) -> Val:  # noqa: C901 - a flat dispatch over op kinds
+    def _eval(self, value: SSAValue, c: Coords) -> Val:
         dtype = dtype_of(value.type)
         if value in self.inputs:
             i = self.inputs[value]
@@ -471,14 +472,28 @@ class KernelWriter:
         if op is None:
             raise KernelUnsupported(f"value {value.name_hint or '?'} is defined outside the kernel")
         if isinstance(op, g.ConstantOp):
-            splat = splat_value(op)
-            if splat is not None:
-                return Val(literal(splat, dtype), dtype, AXES_NONE)
-            if id(op) not in self.hidden_ops:
-                from irc.ir.interpreter import dense_to_tensor
-                self.hidden_ops[id(op)] = len(self.hidden)
-                self.hidden.append(dense_to_tensor(op.value))
-            return self.load(f"h{self.hidden_ops[id(op)]}", dtype, c)
+            return self.constant(op, c)
+        if isinstance(op, (g.ElementwiseUnaryOp, g.ElementwiseBinaryOp, g.WhereOp, g.CastOp)):
+            return self.elementwise(op, c)
+        if isinstance(op, g.ReduceOp):
+            return self.reduce(op, c)
+        return self.movement(op, c)
+
+    def constant(self, op: g.ConstantOp, c: Coords) -> Val:
+        """A splat as a literal; any other constant as a hidden input tensor."""
+        dtype = dtype_of(op.result.type)
+        splat = splat_value(op)
+        if splat is not None:
+            return Val(literal(splat, dtype), dtype, AXES_NONE)
+        if id(op) not in self.hidden_ops:
+            from irc.ir.interpreter import dense_to_tensor
+            self.hidden_ops[id(op)] = len(self.hidden)
+            self.hidden.append(dense_to_tensor(op.value))
+        return self.load(f"h{self.hidden_ops[id(op)]}", dtype, c)
+
+    def elementwise(self, op: Operation, c: Coords) -> Val:
+        """Unary, binary, where and cast: operands at (broadcast) ``c``."""
+        dtype = dtype_of(op.results[0].type)
         if isinstance(op, g.ElementwiseUnaryOp):
             x = self.eval(op.input, c)
             ct = dtype_of(op.input.type) if type(op).DTYPE_RULE in ("bool", "same") else dtype
@@ -503,17 +518,18 @@ class KernelWriter:
             text = (f"tl.where({cond.text}, {convert(x.text, x.dtype, dtype)}, "
                     f"{convert(y.text, y.dtype, dtype)})")
             return self.value(text, dtype, cond.axes | x.axes | y.axes)
-        if isinstance(op, g.CastOp):
-            x = self.eval(op.input, c)
-            return self.value(convert(x.text, x.dtype, dtype), dtype, x.axes)
-        if isinstance(op, g.ReduceOp):
-            return self.reduce(op, c)
+        assert isinstance(op, g.CastOp)
+        x = self.eval(op.input, c)
+        return self.value(convert(x.text, x.dtype, dtype), dtype, x.axes)
+
+    def movement(self, op: Operation, c: Coords) -> Val:
+        """Views read their input at rewritten coordinates; concat selects."""
         in_shape = shape_of(op.operands[0].type) if op.operands else ()
         for k in c.keys():  # an op that forward_coords moved the row through
             if (id(op), k) in self.unmoved:
                 return self.eval(op.operands[0], self.unmoved[(id(op), k)])
         if isinstance(op, (g.ReshapeOp, g.SqueezeOp, g.UnsqueezeOp)):
-            return self.eval(op.input, reshape_coords(c, in_shape))
+            return self.eval(op.operands[0], reshape_coords(c, in_shape))
         if isinstance(op, g.ExpandOp):
             return self.eval(op.input, broadcast_coords(c, in_shape))
         if isinstance(op, g.PermuteOp):

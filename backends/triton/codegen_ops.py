@@ -205,6 +205,18 @@ def _ipow(a, e, BITS: tl.constexpr):
 HELPER_DEPS: dict[str, tuple[str, ...]] = {"_atan2": ("_atan",)}
 
 
+_UNARY_CALLS = {"exp": "tl.exp", "exp2": "tl.exp2", "log": "tl.log", "log2": "tl.log2",
+                "sqrt": "tl.sqrt", "rsqrt": "tl.rsqrt", "sin": "tl.sin", "cos": "tl.cos",
+                "erf": "tl.erf"}
+"""Unary ops that are one ``tl`` function."""
+_UNARY_TEXTS = {"neg": "-{x}", "tan": "(tl.sin({x}) / tl.cos({x}))",
+                "sigmoid": "(1.0 / (1.0 + tl.exp(-{x})))", "silu": "({x} / (1.0 + tl.exp(-{x})))",
+                "reciprocal": "(1.0 / {x})", "logical_not": "({x} == 0)", "isnan": "({x} != {x})"}
+"""Unary ops that are one expression of ``x`` whatever the dtype."""
+_UNARY_HELPERS = {"tanh": "_tanh", "log1p": "_log1p", "expm1": "_expm1"}
+"""Unary ops computed by a ``@triton.jit`` helper of :data:`HELPERS`."""
+
+
 class OpEmitter:
     """Builds expression text; ``bind`` turns an expression into a fresh local
     name, ``use_helper`` records a helper the module must define."""
@@ -221,63 +233,55 @@ class OpEmitter:
 
     # -- unary --------------------------------------------------------------
 
-    def unary(self, op: g.ElementwiseUnaryOp, x: str, dt: torch.dtype) -> str:  # noqa: C901 - a flat dispatch over op kinds
+    def unary(self, op: g.ElementwiseUnaryOp, x: str, dt: torch.dtype) -> str:
         """``op`` applied to ``x`` (already converted to the compute dtype ``dt``)."""
         name = op.name.removeprefix("graph.")
-        is_float = dt.is_floating_point
-        direct = {"exp": "tl.exp", "exp2": "tl.exp2", "log": "tl.log", "log2": "tl.log2",
-                  "sqrt": "tl.sqrt", "rsqrt": "tl.rsqrt", "sin": "tl.sin", "cos": "tl.cos",
-                  "erf": "tl.erf"}
-        if name in direct:
-            return f"{direct[name]}({x})"
-        if name == "neg":
-            return f"-{x}"
-        if name == "abs":
-            return x if dt == torch.bool else f"tl.abs({x})"
+        if name in _UNARY_CALLS:
+            return f"{_UNARY_CALLS[name]}({x})"
+        if name in _UNARY_TEXTS:
+            return _UNARY_TEXTS[name].format(x=x)
+        if name in _UNARY_HELPERS:
+            return self.helper(_UNARY_HELPERS[name], x)
         if name in ("floor", "ceil", "round", "trunc"):
-            if not is_float:
-                return x
-            if name == "round":
-                return self.helper("_round_half_even", x)
-            if name == "trunc":
-                return self.helper("_trunc", x)
-            return f"tl.{name}({x})"
-        if name == "tan":
-            return f"(tl.sin({x}) / tl.cos({x}))"
-        if name == "tanh":
-            return self.helper("_tanh", x)
-        if name == "log1p":
-            return self.helper("_log1p", x)
-        if name == "expm1":
-            return self.helper("_expm1", x)
-        if name == "sigmoid":
-            return f"(1.0 / (1.0 + tl.exp(-{x})))"
-        if name == "silu":
-            return f"({x} / (1.0 + tl.exp(-{x})))"
-        if name == "reciprocal":
-            return f"(1.0 / {x})"
-        if name == "relu":
-            return x if dt == torch.bool else f"tl.where({x} < 0, 0, {x})"
-        if name == "sign":
-            if dt == torch.bool:
-                return x
-            # torch: sign(NaN) is 0
-            return f"tl.where({x} > 0, 1, tl.where({x} < 0, -1, 0)).to({reg_type(dt)})"
-        if name == "logical_not":
-            return f"({x} == 0)"
-        if name == "bitwise_not":
-            return f"({x} == 0)" if dt == torch.bool else f"(~{x})"
-        if name == "isnan":
-            return f"({x} != {x})"
-        if name == "isinf":
-            return f"(tl.abs({x}) == float(\"inf\"))" if is_float else f"({x} != {x})"
-        if name == "gelu":
-            assert isinstance(op, g.GeluOp)
-            if op.approximate.data == "tanh":
-                inner = self.bind(f"0.7978845608028654 * ({x} + 0.044715 * {x} * {x} * {x})")
-                return f"(0.5 * {x} * (1.0 + {self.helper('_tanh', inner)}))"
-            return f"(0.5 * {x} * (1.0 + tl.erf({x} * 0.7071067811865476)))"
-        raise KernelUnsupported(f"no Triton lowering for {op.name}")
+            return self._rounding(name, x, dt)
+        special = getattr(self, f"_unary_{name}", None)
+        if special is None:
+            raise KernelUnsupported(f"no Triton lowering for {op.name}")
+        return special(op, x, dt)
+
+    def _rounding(self, name: str, x: str, dt: torch.dtype) -> str:
+        if not dt.is_floating_point:
+            return x
+        if name == "round":
+            return self.helper("_round_half_even", x)
+        if name == "trunc":
+            return self.helper("_trunc", x)
+        return f"tl.{name}({x})"
+
+    def _unary_abs(self, op: g.ElementwiseUnaryOp, x: str, dt: torch.dtype) -> str:
+        return x if dt == torch.bool else f"tl.abs({x})"
+
+    def _unary_relu(self, op: g.ElementwiseUnaryOp, x: str, dt: torch.dtype) -> str:
+        return x if dt == torch.bool else f"tl.where({x} < 0, 0, {x})"
+
+    def _unary_sign(self, op: g.ElementwiseUnaryOp, x: str, dt: torch.dtype) -> str:
+        if dt == torch.bool:
+            return x
+        # torch: sign(NaN) is 0
+        return f"tl.where({x} > 0, 1, tl.where({x} < 0, -1, 0)).to({reg_type(dt)})"
+
+    def _unary_bitwise_not(self, op: g.ElementwiseUnaryOp, x: str, dt: torch.dtype) -> str:
+        return f"({x} == 0)" if dt == torch.bool else f"(~{x})"
+
+    def _unary_isinf(self, op: g.ElementwiseUnaryOp, x: str, dt: torch.dtype) -> str:
+        return f"(tl.abs({x}) == float(\"inf\"))" if dt.is_floating_point else f"({x} != {x})"
+
+    def _unary_gelu(self, op: g.ElementwiseUnaryOp, x: str, dt: torch.dtype) -> str:
+        assert isinstance(op, g.GeluOp)
+        if op.approximate.data == "tanh":
+            inner = self.bind(f"0.7978845608028654 * ({x} + 0.044715 * {x} * {x} * {x})")
+            return f"(0.5 * {x} * (1.0 + {self.helper('_tanh', inner)}))"
+        return f"(0.5 * {x} * (1.0 + tl.erf({x} * 0.7071067811865476)))"
 
     # -- binary -------------------------------------------------------------
 

@@ -10,7 +10,7 @@ extreme value, with NaN counting as the extreme (torch's rule).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 
@@ -19,14 +19,28 @@ from irc.backends.triton.codegen_ops import Val, convert, reg_type
 from irc.ir import graph as g
 from irc.ir.types import dtype_of
 
-if TYPE_CHECKING:
-    from irc.backends.triton.codegen_kernel import KernelWriter
+class KernelWriter(Protocol):
+    """What an accumulator uses of :class:`~irc.backends.triton.codegen_kernel.KernelWriter`."""
+
+    @property
+    def layout(self) -> ReductionLayoutLike | None: ...
+    @property
+    def helpers(self) -> set[str]: ...
+
+    def bind(self, expr: str, axes: frozenset[int], prefix: str = "t") -> Ix: ...
+    def emit(self, line: str) -> None: ...
+    def fresh(self, prefix: str) -> str: ...
+
+
+class ReductionLayoutLike(Protocol):
+    @property
+    def reduced(self) -> int: ...
 
 
 class ReductionAccumulator:
     """Text of one reduction, persistent (one block) or looped (accumulators)."""
 
-    def __init__(self, w: "KernelWriter", op: g.ReduceOp) -> None:
+    def __init__(self, w: KernelWriter, op: g.ReduceOp) -> None:
         self.w = w
         self.op = op
         self.kind = op.name.removeprefix("graph.")

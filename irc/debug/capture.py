@@ -15,6 +15,9 @@ every graph's call routed to a handler (a kernel migrator, an interpreter), so
 Python code between graph breaks still runs as the model's own.
 """
 
+# Third-party typing, not ours: aot_module_simplified types its compilers as the AOTDispatchCompiler protocol and decompositions by OpOverload only.
+# pyright: reportArgumentType=warning
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence

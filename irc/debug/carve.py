@@ -372,7 +372,12 @@ def captured_programs(model: object, example_inputs: Sequence[Any] | Mapping[str
     received: a Program as is, else every graph dynamo + AOTAutograd capture
     (the graphs ``irc.compile`` lowers; parameters are ``@main`` arguments)."""
     if isinstance(model, Program):
+        if isinstance(example_inputs, Mapping):
+            raise IrcError("a Program takes its inputs as a sequence, in @main's order")
         return [(model, list(example_inputs))]
+    if not callable(model):
+        raise IrcError(f"cannot carve a {type(model).__name__}: give a model, a function "
+                       f"or an irc Program")
     from irc.debug.capture import capture_model
     capture = capture_model(model, example_inputs)
     return [(graph.program, graph.inputs) for graph in capture.graphs]

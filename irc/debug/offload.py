@@ -274,6 +274,8 @@ def migrator_for(model_or_program: Any, inputs: Sequence[Any] | Mapping[str, Any
     """A migrator for a Program (run on ``inputs``) or for a model (captured
     through dynamo + AOTAutograd, as irc.compile captures it)."""
     if isinstance(model_or_program, Program):
+        if isinstance(inputs, Mapping):
+            raise IrcError("a Program takes its inputs as a sequence, in @main's order")
         return KernelMigrator(model_or_program, target, options), list(inputs)
     from irc.debug.capture import capture_model
     get_backend(target)  # an unknown target fails before the model runs

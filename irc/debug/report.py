@@ -80,7 +80,7 @@ def graph_svg(nodes: dict[str, str], edges: list[tuple[str, str]], culprit: str 
                                                      cutoff=NEIGHBOURHOOD)
         keep = sorted(near, key=lambda n: (near[n], list(nodes).index(n)))[:MAX_GRAPH_NODES]
         note = (f"<p>(showing {len(keep)} of {dg.number_of_nodes()} nodes: those within "
-                f"{NEIGHBOURHOOD} steps of {html.escape(center)})</p>")
+                f"{NEIGHBOURHOOD} steps of {html.escape(str(center))})</p>")
         dg = dg.subgraph(keep).copy()
         edges = [(a, b) for a, b in edges if a in dg and b in dg]
         nodes = {n: label for n, label in nodes.items() if n in dg}

@@ -73,6 +73,12 @@ def compile_step(optimizer: torch.optim.Optimizer, target: str = "cpu",
     return step
 
 
+def _grad(p: torch.Tensor) -> torch.Tensor:
+    """``p.grad`` of a parameter :meth:`CompiledStep._params` kept (it has one)."""
+    assert p.grad is not None
+    return p.grad
+
+
 class CompiledStep:
     """Callable like ``optimizer.step(closure=None)``; updates in place."""
 
@@ -166,7 +172,7 @@ class CompiledStep:
                 count, version = self._steps.get(id(p), (0, -1))
                 if version != step_t._version:  # new, or stepped by torch.optim / loaded since
                     count = int(step_t)
-                by_step.setdefault(count + 1, []).append([p, p.grad, st["exp_avg"], st["exp_avg_sq"], step_t])
+                by_step.setdefault(count + 1, []).append([p, _grad(p), st["exp_avg"], st["exp_avg_sq"], step_t])
             beta1, beta2 = (float(b) for b in group["betas"])
             wd = float(group["weight_decay"])
             for step, rows in by_step.items():
@@ -182,7 +188,7 @@ class CompiledStep:
         values = {"wd": float(group["weight_decay"]), "mom": momentum, "omd": 1 - float(group["dampening"]),
                   "neg_lr": -lr}
         if momentum == 0:
-            self._launch(rule, [[p, p.grad] for p in params], [values[n] for n in rule.scalars])
+            self._launch(rule, [[p, _grad(p)] for p in params], [values[n] for n in rule.scalars])
             return
         fresh, old = [], []
         for p in params:
@@ -190,9 +196,9 @@ class CompiledStep:
             buf = st.get("momentum_buffer")
             if buf is None:
                 buf = st["momentum_buffer"] = torch.empty_like(p, memory_format=torch.preserve_format)
-                fresh.append([p, p.grad, buf])
+                fresh.append([p, _grad(p), buf])
             else:
-                old.append([p, p.grad, buf])
+                old.append([p, _grad(p), buf])
         for first, rows in ((1.0, fresh), (0.0, old)):
             if rows:
                 values["first"] = first

@@ -39,17 +39,17 @@ class _LlvmOps:
         self.b = b
         self.module = module
 
-    def add(self, a: Any, c: Any) -> Any:
-        return self.b.fadd(a, c)
+    def add(self, a: Any, b: Any) -> Any:
+        return self.b.fadd(a, b)
 
-    def sub(self, a: Any, c: Any) -> Any:
-        return self.b.fsub(a, c)
+    def sub(self, a: Any, b: Any) -> Any:
+        return self.b.fsub(a, b)
 
-    def mul(self, a: Any, c: Any) -> Any:
-        return self.b.fmul(a, c)
+    def mul(self, a: Any, b: Any) -> Any:
+        return self.b.fmul(a, b)
 
-    def div(self, a: Any, c: Any) -> Any:
-        return self.b.fdiv(a, c)
+    def div(self, a: Any, b: Any) -> Any:
+        return self.b.fdiv(a, b)
 
     def neg(self, a: Any) -> Any:
         return self.b.fneg(a)
@@ -58,8 +58,8 @@ class _LlvmOps:
         fn = self.module.declare_intrinsic("llvm.sqrt", [F32])
         return self.b.call(fn, [a])
 
-    def select(self, flag: Any, a: Any, c: Any) -> Any:
-        return self.b.select(self.b.fcmp_ordered("!=", flag, ir.Constant(F32, 0.0)), a, c)
+    def select(self, flag: Any, a: Any, b: Any) -> Any:
+        return self.b.select(self.b.fcmp_ordered("!=", flag, ir.Constant(F32, 0.0)), a, b)
 
 
 def llvm_ir(rule: Rule) -> str:
@@ -122,5 +122,5 @@ def cpu_kernel(rule: Rule) -> Any:
     ntab = len(rule.reads) + (1 if rule.counts_steps else 0)
     proto = ctypes.CFUNCTYPE(None, ctypes.c_int64, *([ctypes.c_void_p] * (ntab + 2)))
     fn = proto(jit.address(rule.name))
-    fn._irc_jit_module = jit  # keep the code alive with the callable
+    setattr(fn, "_irc_jit_module", jit)  # keep the code alive with the callable
     return fn

@@ -125,7 +125,7 @@ class NodeTable:
         return self.node("reduce", (combine, inits, body, rvars, origin), type, bound)
 
 
-_BINARY: dict[str, type[Operation]] = {
+_BINARY: dict[str, Callable[..., Operation]] = {
     "addf": arith.AddfOp, "subf": arith.SubfOp, "mulf": arith.MulfOp, "divf": arith.DivfOp,
     "maximumf": arith.MaximumfOp, "minimumf": arith.MinimumfOp,
     "addi": arith.AddiOp, "subi": arith.SubiOp, "muli": arith.MuliOp, "divsi": arith.DivSIOp,
@@ -133,14 +133,14 @@ _BINARY: dict[str, type[Operation]] = {
     "andi": arith.AndIOp, "ori": arith.OrIOp, "xori": arith.XOrIOp, "shrsi": arith.ShRSIOp,
     "floordivsi": arith.FloorDivSIOp, "powf": math.PowFOp, "atan2": math.Atan2Op,
 }
-_UNARY: dict[str, type[Operation]] = {
+_UNARY: dict[str, Callable[..., Operation]] = {
     "negf": arith.NegfOp, "absf": math.AbsFOp, "exp": math.ExpOp, "exp2": math.Exp2Op,
     "log": math.LogOp, "log2": math.Log2Op, "log1p": math.Log1pOp, "expm1": math.ExpM1Op,
     "sqrt": math.SqrtOp, "rsqrt": math.RsqrtOp, "sin": math.SinOp, "cos": math.CosOp,
     "tan": math.TanOp, "tanh": math.TanhOp, "erf": math.ErfOp, "floor": math.FloorOp,
     "ceil": math.CeilOp, "roundeven": math.RoundEvenOp, "trunc": math.TruncOp,
 }
-_CAST: dict[str, type[Operation]] = {
+_CAST: dict[str, Callable[..., Operation]] = {
     "extf": arith.ExtFOp, "truncf": arith.TruncFOp, "sitofp": arith.SIToFPOp,
     "uitofp": arith.UIToFPOp, "fptosi": arith.FPToSIOp, "extsi": arith.ExtSIOp,
     "extui": arith.ExtUIOp, "trunci": arith.TruncIOp, "index_cast": arith.IndexCastOp,
@@ -171,6 +171,7 @@ def constant_op(value: float | int, type: Attribute) -> Operation:
         return arith.ConstantOp(FloatAttr(float(value), type))
     if isinstance(type, IntegerType) and type.width.data == 1:
         return arith.ConstantOp(IntegerAttr(-1 if value else 0, type))
+    assert isinstance(type, (IntegerType, IndexType)), type
     return arith.ConstantOp(IntegerAttr(int(value), type))
 
 
@@ -385,12 +386,12 @@ class Emitter:
         saved = self.scopes[level + 1:]
         del self.scopes[level + 1:]
         child = self.scopes[level].child
-        accs = [self.emit(i) for i in inits]
+        accs: list[SSAValue] = [self.emit(i) for i in inits]
         loops: list[scf.ForOp] = []
         for v in rvars:
             loop = self.open_loop(v, len(self.scopes) - 1, accs)
             loops.append(loop)
-            accs = list(loop.body.block.args[1:])
+            accs = [*loop.body.block.args[1:]]
         value = self.emit(body)
         iv = self.scopes[-1].iv if rvars else None
         accs = combine_ops(self, combine, accs, value, iv, len(self.scopes) - 1)

@@ -20,6 +20,9 @@ elements, a multiple of :data:`BLOCK`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import cast
+
 from xdsl.dialects import func
 from xdsl.dialects.builtin import FunctionType, ModuleOp, StringAttr, UnitAttr
 from xdsl.ir import Block, Region
@@ -60,11 +63,13 @@ def _partial(fn: func.FuncOp, position: int, name: str) -> func.FuncOp:
     part = fn.clone()
     ops = list(part.body.block.ops)
     r, ret = ops[position], ops[-1]
+    assert isinstance(r, g.ReduceOp)
+    reduce_op = cast(Callable[..., g.ReduceOp], type(r))  # each reduction's own (input, dims, keepdim)
     n = numel(shape_of(r.input.type))
     dtype = dtype_of(r.input.type)
     block = part.body.block
     rows = g.ReshapeOp(r.input, tensor_type([n // BLOCK, BLOCK], dtype))
-    partial = type(r)(rows, [1], keepdim=False)
+    partial = reduce_op(rows, [1], keepdim=False)
     block.insert_op_before(rows, r)
     block.insert_op_before(partial, r)
     new_ret = func.ReturnOp(partial.result)
@@ -84,9 +89,11 @@ def _partial(fn: func.FuncOp, position: int, name: str) -> func.FuncOp:
 
 def _final(fn: func.FuncOp, position: int, partial_type) -> func.FuncOp:
     r = list(fn.body.block.ops)[position]
+    assert isinstance(r, g.ReduceOp)
+    reduce_op = cast(Callable[..., g.ReduceOp], type(r))
     out_type = r.result.type
     block = Block(arg_types=[partial_type])
-    total = type(r)(block.args[0], [0], keepdim=False)
+    total = reduce_op(block.args[0], [0], keepdim=False)
     block.add_op(total)
     result = total.result
     if shape_of(out_type) != shape_of(result.type):

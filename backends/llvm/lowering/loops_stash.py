@@ -194,7 +194,7 @@ def find_stash(fn: func.FuncOp) -> Chain | None:
     a = _Analysis(out, peeled_ops)
     if a.dtype not in (torch.float32, torch.float64) or not a.shape or a.shape[-1] <= 1:
         return None
-    candidates = [op for op in fn.body.block.ops if a.candidate(op)]
+    candidates = [op for op in fn.body.block.ops if isinstance(op, g.ReduceOp) and a.candidate(op)]
     best: Chain | None = None
     for r in candidates:
         if not a.last_ok(r.input, r):

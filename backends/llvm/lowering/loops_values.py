@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import cast
 
 import torch
 from xdsl.ir import Operation, SSAValue
@@ -143,7 +144,8 @@ class KernelValues:
 
     def constant(self, op: g.ConstantOp, index: Index) -> Node:
         dtype = dtype_of(op.result.type)
-        values = op.value.get_values()
+        # real values: xDSL also types complex elements, which no graph tensor has
+        values = cast(Sequence[float | int], op.value.get_values())
         if len(values) == 1 or numel(shape_of(op.result.type)) == 1 or _is_splat(values):
             # a splat of any shape (e.g. a zero mask bias) is a scalar in the loop body
             v = values[0]
@@ -284,7 +286,8 @@ class KernelValues:
         return combine, s.c(init, x), x, out
 
 
-_HANDLERS: dict[type[Operation], Callable[[KernelValues, Operation, Index], Node]] = {
+# each handler takes the op type it is registered for
+_HANDLERS: dict[type[Operation], Callable[..., Node]] = {
     g.WhereOp: KernelValues.where_,
     g.CastOp: KernelValues.cast,
     g.ConstantOp: KernelValues.constant,
