@@ -233,12 +233,10 @@ class _ScheduleWriter:
                       "source": _source(op)}
         if isinstance(op, g.AtenCallOp):
             self.aten_calls.append(f"{op.callee.data} at {_source(op)}")
-        from irc.ir.kernel import is_extern
-        if not is_extern(op):
-            from irc.ir.interpreter import HANDLERS
-            if type(op) not in HANDLERS:
-                raise BackendError(f"export: cannot run {op.name} in the host schedule "
-                                   f"(at {_source(op)})")
+        from irc.loader_runtime import LIBRARY
+        if op.name not in LIBRARY and not isinstance(op, g.AtenCallOp):
+            raise BackendError(f"export: the package loader cannot run {op.name} in the host "
+                               f"schedule (at {_source(op)})")
         return step
 
 
