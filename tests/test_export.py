@@ -303,3 +303,40 @@ def test_zoo_round_trip(name: str, tmp_path: Path) -> None:
         torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
     for got, want in zip(_run_c(pkg, fresh, tmp_path), ref):
         np.testing.assert_allclose(got, want.numpy(), atol=1e-4, rtol=1e-4)
+
+
+# -- the same native schedule on the JIT path (option host_schedule="native") ----------
+
+@pytest.mark.parametrize("name", ["gpt2", "resnet"])
+def test_jit_native_host_schedule_matches_eager(name: str) -> None:
+    from zoo.models import ZOO, flat_tensors
+    model, inputs = ZOO[name].make()
+    compiled = irc.compile(model, strict=True, options={"host_schedule": "native"})
+    fresh = ZOO[name].fresh_inputs(model, seed=5)
+    with torch.no_grad():
+        got, want = flat_tensors(compiled(**inputs)), flat_tensors(model(**inputs))
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+        for a, b in zip(flat_tensors(compiled(**fresh)), flat_tensors(model(**fresh))):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    assert compiled.irc_stats.kernels > 0
+
+
+def test_jit_native_host_schedule_checks_inputs_and_reuses_the_cache(tmp_path: Path) -> None:
+    torch.manual_seed(2)
+    model = MLP().eval()
+    options = {"host_schedule": "native", "cache.dir": str(tmp_path / "c")}
+    compiled = irc.compile(model, strict=True, options=options)
+    x, scale = torch.randn(4, 8), torch.randn(5)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x, scale), model(x, scale), atol=1e-5, rtol=1e-5)
+        libs = list((tmp_path / "c" / "native").glob("*.so"))
+        assert len(libs) == 1 and (libs[0].stat().st_mode & 0o777) == 0o600
+        with torch.no_grad():  # a weight updated in place is seen (it is an argument)
+            model.a.weight.mul_(2)
+        torch.testing.assert_close(compiled(x, scale), model(x, scale), atol=1e-5, rtol=1e-5)
+
+    def sorts(x: torch.Tensor) -> torch.Tensor:
+        return torch.sort(x, dim=-1).values * 2
+    with pytest.raises(IrcError, match=r"host_schedule='native'.*graph\.aten_call"):
+        irc.compile(sorts, options=options)(torch.randn(3, 4))

@@ -67,6 +67,10 @@ class LLVMOptions(BackendOptions):
     compile_workers: int = 0
     """Processes compiling LLVM code at once (this one included): 0 = one per
     CPU core, 1 = only this process. Used when at least 8 kernels miss the cache."""
+    host_schedule: Literal["python", "native"] = "python"
+    """Who runs ``@main``: ``"python"``, closures calling kernels and torch's library
+    calls; ``"native"``, the generated C schedule of exported packages, one call per
+    invocation, irc's own C library calls (needs ``cc``; see ``native_jit.py``)."""
 
     def __post_init__(self) -> None:
         if self.threads < 0:
@@ -75,6 +79,9 @@ class LLVMOptions(BackendOptions):
             raise ValueError(f"compile_workers must be >= 0, got {self.compile_workers}")
         if self.min_parallel_work < 0:
             raise ValueError(f"min_parallel_work must be >= 0, got {self.min_parallel_work}")
+        if self.host_schedule not in ("python", "native"):
+            raise ValueError(f"host_schedule must be 'python' or 'native', "
+                             f"got {self.host_schedule!r}")
         if self.parallel_runtime not in ("openmp", "pool"):
             raise ValueError(f"parallel_runtime must be 'openmp' or 'pool', "
                              f"got {self.parallel_runtime!r}")
@@ -214,6 +221,11 @@ class LLVMBackend(Backend):
             plan: MemoryPlan | None = plan_memory(module)
         except IrcError:
             plan = None
-        program = HostProgram(module, jit, signatures, weights, plan, options.threads,
-                              options.min_parallel_work, options.parallel_runtime)
+        program: HostProgram
+        if options.host_schedule == "native":
+            from irc.backends.llvm.native_jit import NativeProgram
+            program = NativeProgram(module, weights, options.cache, options.threads)  # type: ignore[assignment]
+        else:
+            program = HostProgram(module, jit, signatures, weights, plan, options.threads,
+                                  options.min_parallel_work, options.parallel_runtime)
         return CPUExecutable(program, llvm_ir, loops_ir, plan, len(signatures))

@@ -331,9 +331,10 @@ def _fail(step: Mapping, why: str) -> NoNativeSchedule:
 class _Writer:
     """Places every value, then prints the C of each step."""
 
-    def __init__(self, schedule: Mapping, offsets: Mapping[str, tuple[int, int]],
+    def __init__(self, schedule: Mapping, offsets: Mapping[str, tuple[int, int]] | None,
                  inputs: Sequence[Mapping], outputs: Sequence[Mapping]) -> None:
         self.s = schedule
+        self.pointers = offsets is None  # weights by pointer (the JIT), not in a mapped file
         self.values = schedule["values"]
         self.offsets = offsets  # tensor name -> (byte offset in the weights file, bytes)
         self.inputs, self.outputs = inputs, outputs
@@ -370,8 +371,9 @@ class _Writer:
             self.where[slot] = (f"(char *)in[{i}]", _contiguous(self.shape(slot)))
         for slot, offset in self.s["fixed"]:
             self.where[slot] = (f"(m->arena + {offset})", _contiguous(self.shape(slot)))
-        for name, slot in list(self.s["weights"]) + list(self.s["constants"]):
-            self.where[slot] = (f"(m->map + {self.offsets[name][0]})", _contiguous(self.shape(slot)))
+        for k, (name, slot) in enumerate(list(self.s["weights"]) + list(self.s["constants"])):
+            base = f"m->w[{k}]" if self.pointers else f"(m->map + {self.offsets[name][0]})"
+            self.where[slot] = (base, _contiguous(self.shape(slot)))
 
     def ptr(self, slot: int) -> str:
         if slot not in self.where:  # a value the runtime allocates: a buffer of its own
@@ -674,7 +676,7 @@ def _viewable(t: torch.Tensor, shape: Sequence[int]) -> bool:
     try:
         t.view(shape)
         return True
-    except RuntimeError:
+    except (RuntimeError, ValueError):  # meta tensors raise ValueError
         return False
 
 
@@ -756,11 +758,16 @@ def _kernel_prototypes(schedule: Mapping) -> list[str]:
     return list(seen.values())
 
 
-def native_sources(schedule: Mapping, offsets: Mapping[str, tuple[int, int]], weights_bytes: int,
-                   weights_sha256: str, inputs: Sequence[Mapping], outputs: Sequence[Mapping]
-                   ) -> tuple[dict[str, str], dict]:
+def native_sources(schedule: Mapping, offsets: Mapping[str, tuple[int, int]] | None,
+                   weights_bytes: int, weights_sha256: str, inputs: Sequence[Mapping],
+                   outputs: Sequence[Mapping]) -> tuple[dict[str, str], dict]:
     """({"irc_native.c": C source}, the manifest's ``c_abi`` entry) for a schedule,
-    or ({}, an entry saying why not) when a step has no native version."""
+    or ({}, an entry saying why not) when a step has no native version.
+
+    ``offsets`` (tensor name -> offset in the weights file): a package, opened by
+    ``irc_model_open``. None: the JIT's form (:mod:`irc.backends.llvm.native_jit`),
+    whose weights and constants are pointers handed over by ``irc_jit_new`` /
+    ``irc_jit_bind`` in the order of ``schedule["weights"] + schedule["constants"]``."""
     w = _Writer(schedule, offsets, inputs, outputs)
     w.place()
     derived: list[str] = []
@@ -798,11 +805,12 @@ def _render(schedule: Mapping, w: _Writer, derived: list[str], body: list[str], 
         return "\n".join(rows)
     own_sizes = [w.nbytes(s) for s in w.own]
     n_own = len(own_sizes)
+    n_weights = len(schedule["weights"]) + len(schedule["constants"])
     text = [HEADER_TEXT, RUNTIME_C, *_kernel_prototypes(schedule), infos(inputs, "in"),
             infos(outputs, "out")]
     text.append(f"""
 struct irc_model {{ char *map; size_t map_size; char *arena; char *own[{max(n_own, 1)}];
-  float *scratch; int threads; }};
+  float *scratch; int threads; char *w[{max(n_weights, 1)}]; }};
 static const int64_t own_bytes[{max(n_own, 1)}] = {{{_list(own_sizes)}}};
 int32_t irc_model_num_inputs(const irc_model *m) {{ (void)m; return {len(inputs)}; }}
 int32_t irc_model_num_outputs(const irc_model *m) {{ (void)m; return {len(outputs)}; }}
@@ -822,6 +830,49 @@ static void derive(irc_model *m) {{
   const void *const *in = 0; void *const *out = 0; (void)in; (void)out;
 {chr(10).join(derived)}
 }}
+static irc_status allocate(irc_model *m) {{
+  m->arena = aligned_alloc(64, {max(-(-int(schedule['arena_bytes']) // 64) * 64, 64)});
+  m->scratch = malloc(sizeof(float) * {max(w.scratch, 1)});
+  if (!m->arena || !m->scratch) {{ irc_model_close(m); return fail(IRC_ERR_MEMORY, "out of memory"); }}
+  for (int i = 0; i < {n_own}; i++) {{
+    m->own[i] = aligned_alloc(64, (own_bytes[i] + 63) / 64 * 64 + 64);
+    if (!m->own[i]) {{ irc_model_close(m); return fail(IRC_ERR_MEMORY, "out of memory"); }} }}
+  return IRC_OK;
+}}
+{_jit_entries(n_weights) if w.pointers else _open_entry(weights_bytes, weights_sha256)}
+irc_status irc_model_run(irc_model *m, const void *const *in, void *const *out) {{
+  if (!m || (!in && {len(inputs)}) || (!out && {len(outputs)}))
+    return fail(IRC_ERR_ARGUMENT, "irc_model_run: null argument");
+{chr(10).join(body)}
+  return IRC_OK;
+}}
+""")
+    return "\n".join(text)
+
+
+def _jit_entries(n_weights: int) -> str:
+    """The JIT's entry points: weights as pointers, rebound when they change."""
+    return f"""
+void irc_jit_bind(irc_model *m, char *const *w, int threads) {{
+  for (int i = 0; i < {n_weights}; i++) m->w[i] = w[i];
+  m->threads = threads > 0 ? threads : 1;
+  derive(m);
+}}
+irc_status irc_jit_new(char *const *w, int threads, irc_model **out) {{
+  irc_status st;
+  irc_model *m = calloc(1, sizeof *m);
+  if (!m) return fail(IRC_ERR_MEMORY, "out of memory");
+  if ((st = allocate(m)) != IRC_OK) return st;
+  irc_jit_bind(m, w, threads);
+  *out = m; return IRC_OK;
+}}
+void irc_jit_threads(irc_model *m, int threads) {{ m->threads = threads > 0 ? threads : 1; }}
+"""
+
+
+def _open_entry(weights_bytes: int, weights_sha256: str) -> str:
+    """``irc_model_open``: a package directory, its weights file mapped."""
+    return f"""
 irc_status irc_model_open(const char *dir, irc_model **out) {{
   char path[4096]; irc_status st;
   if (!dir || !out) return fail(IRC_ERR_ARGUMENT, "irc_model_open: null argument");
@@ -853,21 +904,9 @@ irc_status irc_model_open(const char *dir, irc_model **out) {{
     if (strcmp(hex, "{weights_sha256}") != 0) {{ irc_model_close(m);
       return fail(IRC_ERR_FORMAT, "%s: checksum mismatch (changed after export, or corrupt): "
                   "export the model again", path); }} }}
-  m->arena = aligned_alloc(64, {max(-(-int(schedule['arena_bytes']) // 64) * 64, 64)});
-  m->scratch = malloc(sizeof(float) * {max(w.scratch, 1)});
-  if (!m->arena || !m->scratch) {{ irc_model_close(m); return fail(IRC_ERR_MEMORY, "out of memory"); }}
-  for (int i = 0; i < {n_own}; i++) {{
-    m->own[i] = aligned_alloc(64, (own_bytes[i] + 63) / 64 * 64 + 64);
-    if (!m->own[i]) {{ irc_model_close(m); return fail(IRC_ERR_MEMORY, "out of memory"); }} }}
+  if ((st = allocate(m)) != IRC_OK) return st;
   m->threads = irc_threads();
   derive(m);
   *out = m; return IRC_OK;
 }}
-irc_status irc_model_run(irc_model *m, const void *const *in, void *const *out) {{
-  if (!m || (!in && {len(inputs)}) || (!out && {len(outputs)}))
-    return fail(IRC_ERR_ARGUMENT, "irc_model_run: null argument");
-{chr(10).join(body)}
-  return IRC_OK;
-}}
-""")
-    return "\n".join(text)
+"""
