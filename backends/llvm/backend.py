@@ -17,28 +17,24 @@ allocates: the arena of planned intermediates, ``peak_bytes`` per call, and
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 from types import MappingProxyType
 
 import torch
-from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 
 from irc.backends.base import Backend, BackendOptions, Level
 from irc.passes.pipeline import DEFAULT_STAGES
 from irc.backends.llvm.jit import JitModule, compile_llvm_ir, host_cpu_fingerprint
+from irc.backends.llvm.kernel_texts import jit_source_digest, kernel_module, kernel_texts
 from irc.backends.llvm.runtime import HostProgram
 from irc.backends.llvm.threads import LaunchStats
-from irc.backends.llvm.translate import kernel_signatures, translate_module
+from irc.backends.llvm.translate import kernel_signatures
 from irc.cache import CacheConfig
-from irc.errors import BackendError, IrcError
-from irc.ir.kernel import is_kernel
-from irc.backends.llvm.lowering.lower_to_loops import is_lowered
+from irc.errors import IrcError
 from irc.passes.memory_plan import MemoryPlan, plan_memory
 
 log = logging.getLogger("irc.backends.cpu")
@@ -109,26 +105,6 @@ class CPUExecutable:
         return self.program(*inputs)
 
 
-def kernel_module(module: ModuleOp) -> ModuleOp:
-    """A module holding clones of the lowered kernel funcs only (what LLVM gets)."""
-    kernels = []
-    for op in module.ops:
-        if is_kernel(op):
-            if not is_lowered(op):
-                raise BackendError(f"cpu backend: kernel @{op.sym_name.data} is not lowered to "
-                                   "loops (run the lower-to-loops pass first)")
-            kernels.append(op.clone())
-    return ModuleOp(kernels)
-
-
-@functools.lru_cache(maxsize=1)
-def _jit_source_digest() -> str:
-    import hashlib
-
-    from irc.backends.llvm import jit
-    return hashlib.sha256(Path(jit.__file__).read_bytes()).hexdigest()
-
-
 def jit_kernels(llvm_ir: str, cache: CacheConfig) -> JitModule:
     """Native code for ``llvm_ir``, through the compile cache when enabled."""
     try:
@@ -144,7 +120,7 @@ def jit_kernels(llvm_ir: str, cache: CacheConfig) -> JitModule:
     # Keyed on the LLVM IR itself (not the loops IR), so a change to the
     # translator can never reuse stale object code; jit.py's source stands
     # for the optimisation pipeline applied to it.
-    key = make_key(llvm_ir, "cpu", host_cpu_fingerprint(), __version__, _jit_source_digest())
+    key = make_key(llvm_ir, "cpu", host_cpu_fingerprint(), __version__, jit_source_digest())
     blob = store.get(key)
     if blob is not None:
         try:
@@ -163,21 +139,6 @@ def readable_llvm_ir(texts: dict[str, str]) -> str:
     return "\n".join(text.replace(CANONICAL_NAME, name) for name, text in texts.items())
 
 
-def kernel_texts(kernels: ModuleOp) -> dict[str, str]:
-    """LLVM IR of each kernel alone, translated under the canonical name (so
-    identical kernels have identical text; see :func:`jit.compile_kernels`)."""
-    from xdsl.dialects.builtin import StringAttr
-
-    from irc.backends.llvm.jit import CANONICAL_NAME
-    texts = {}
-    for fn in kernels.ops:
-        assert isinstance(fn, func.FuncOp)
-        alone = fn.clone()
-        alone.sym_name = StringAttr(CANONICAL_NAME)
-        texts[fn.sym_name.data] = translate_module(ModuleOp([alone]))
-    return texts
-
-
 def jit_kernel_texts(texts: dict[str, str], cache: CacheConfig, workers: int) -> JitModule:
     """Native code for the kernels, one cache entry per distinct kernel."""
     import os
@@ -190,7 +151,7 @@ def jit_kernel_texts(texts: dict[str, str], cache: CacheConfig, workers: int) ->
     except IrcError as err:  # the cache is an optimisation only
         log.warning("compile cache unavailable: %s", err)
         store = None
-    key_parts = ("cpu", host_cpu_fingerprint(), __version__, _jit_source_digest())
+    key_parts = ("cpu", host_cpu_fingerprint(), __version__, jit_source_digest())
     return compile_kernels(texts, store, key_parts, workers or os.cpu_count() or 1)
 
 
