@@ -83,6 +83,8 @@ def test_round_trip_in_a_fresh_process(tmp_path: Path, quantize: str) -> None:
     tol = 1e-5 if quantize == "none" else 5e-2
     torch.testing.assert_close(out, ref, atol=tol, rtol=tol)
     torch.testing.assert_close(out, compiled, atol=1e-5, rtol=1e-5)
+    (native,) = _run_c(pkg, fresh, tmp_path)  # the quantized matmul kernel from C too
+    np.testing.assert_allclose(native, compiled.numpy(), atol=1e-5, rtol=1e-5)
 
 
 def test_loaded_model_checks_inputs_like_the_jit(mlp_package) -> None:

@@ -372,7 +372,7 @@ class _Writer:
         for slot, offset in self.s["fixed"]:
             self.where[slot] = (f"(m->arena + {offset})", _contiguous(self.shape(slot)))
         for k, (name, slot) in enumerate(list(self.s["weights"]) + list(self.s["constants"])):
-            base = f"m->w[{k}]" if self.pointers else f"(m->map + {self.offsets[name][0]})"
+            base = f"m->w[{k}]" if self.offsets is None else f"(m->map + {self.offsets[name][0]})"
             self.where[slot] = (base, _contiguous(self.shape(slot)))
 
     def ptr(self, slot: int) -> str:
