@@ -132,6 +132,12 @@ def test_corrupt_packages_are_clear_errors(mlp_package, tmp_path: Path) -> None:
     (version / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(PackageError, match="format version 99.*export the model again"):
         irc.load(version)
+    renamed = _copy(pkg, tmp_path, "renamed.ircpkg")
+    manifest = json.loads((renamed / "manifest.json").read_text())
+    manifest["inputs"].reverse()  # would bind x to scale
+    (renamed / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(PackageError, match="inputs disagree with schedule.json"):
+        irc.load(renamed)
     cpu = _copy(pkg, tmp_path, "cpu.ircpkg")
     manifest = json.loads((cpu / "manifest.json").read_text())
     manifest["cpu"]["arch"] = "riscv64"
