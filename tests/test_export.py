@@ -348,3 +348,39 @@ def test_jit_native_host_schedule_checks_inputs_and_reuses_the_cache(tmp_path: P
         return torch.sort(x, dim=-1).values * 2
     with pytest.raises(IrcError, match=r"host_schedule='native'.*graph\.aten_call"):
         irc.compile(sorts, options=options)(torch.randn(3, 4))
+
+
+def _attention_cases() -> list[tuple[str, object, tuple]]:
+    F = torch.nn.functional
+    sdpa = F.scaled_dot_product_attention
+    g = torch.Generator().manual_seed(0)
+
+    def r(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=g)
+    q, k, v = r(2, 4, 5, 8), r(2, 4, 7, 8), r(2, 4, 7, 6)
+    return [
+        ("cross", lambda q, k, v: sdpa(q, k, v), (q, k, v)),
+        ("causal", lambda q, k, v: sdpa(q, k, v, is_causal=True), (r(2, 4, 6, 8), r(2, 4, 6, 8),
+                                                                    r(2, 4, 6, 8))),
+        ("bool-mask", lambda q, k, v, m: sdpa(q, k, v, attn_mask=m),
+         (q, k, v, torch.rand(5, 7, generator=g) > 0.3)),
+        ("float-mask", lambda q, k, v, m: sdpa(q, k, v, attn_mask=m, scale=0.3), (q, k, v, r(2, 1, 5, 7))),
+        ("gqa", lambda q, k, v: sdpa(q, k, v, enable_gqa=True), (q, r(2, 2, 7, 8), r(2, 2, 7, 6))),
+        ("3d", lambda q, k, v: sdpa(q, k, v), (q[0], k[0], v[0])),
+        ("strided", lambda q, k, v: sdpa(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)),
+         (r(2, 5, 4, 8), r(2, 7, 4, 8), r(2, 7, 4, 6))),
+        ("matmul-broadcast", lambda a, b: a @ b, (r(3, 5, 8), r(1, 8, 6))),
+        ("matmul-transposed", lambda a, b: a @ b.t(), (r(3, 5, 8), r(6, 8))),
+        ("wide-concat", lambda *xs: torch.cat([x.t() for x in xs], 0) * 2,
+         tuple(r(3, 4) for _ in range(6))),
+        ("gather", lambda x, i: torch.gather(x, 1, i) + 1,
+         (r(4, 5), torch.randint(0, 5, (4, 3), generator=g))),
+    ]
+
+
+@pytest.mark.parametrize("case", _attention_cases(), ids=lambda c: c[0])
+def test_native_library_calls_match_eager(case: tuple) -> None:
+    """irc's own C attention, matmul, concat and gather (host_schedule='native')."""
+    _, fn, args = case
+    compiled = irc.compile(fn, strict=True, options={"host_schedule": "native"})
+    torch.testing.assert_close(compiled(*args), fn(*args), atol=1e-5, rtol=1e-5)
