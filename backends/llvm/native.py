@@ -73,6 +73,8 @@ static irc_status fail(irc_status code, const char *fmt, ...) {
 }
 void irc_set_openmp(void *parallel, void *thread_num, void *num_threads);
 
+/* vectorise a dot product's sum (reassociated, as the kernels' reductions are) */
+#define IRC_SIMD _Pragma("omp simd reduction(+:acc)")
 /* C[m, n] = sum_k A[m, k] B[k, n], strided A and B, C dense [M, N]; one per dtype. */
 #define IRC_MM(NAME, T)                                                                    \
 static void NAME(const T *A, int64_t sam, int64_t sak, const T *B, int64_t sbk,           \
@@ -82,7 +84,7 @@ static void NAME(const T *A, int64_t sam, int64_t sak, const T *B, int64_t sbk, 
       for (int64_t n = 0; n < N; n++) {                                                    \
         const T *a = A + m * sam, *b = B + n * sbn;                                        \
         T acc = 0;                                                                         \
-        if (sak == 1) { for (int64_t k = 0; k < K; k++) acc += a[k] * b[k]; }              \
+        if (sak == 1) { IRC_SIMD for (int64_t k = 0; k < K; k++) acc += a[k] * b[k]; }     \
         else { for (int64_t k = 0; k < K; k++) acc += a[k * sak] * b[k]; }                 \
         C[m * N + n] = acc;                                                                \
       }                                                                                    \
@@ -137,7 +139,9 @@ static void irc_attention_row(const float *q, int64_t sqe, const float *k, int64
     if (keep && mask_kind == 1) keep = ((const uint8_t *)mask)[s * sms] != 0;
     if (keep) {
       acc = 0.f;
-      for (int64_t e = 0; e < E; e++) acc += q[e * sqe] * k[s * sks + e * ske];
+      const float *kr = k + s * sks;
+      if (sqe == 1 && ske == 1) { IRC_SIMD for (int64_t e = 0; e < E; e++) acc += q[e] * kr[e]; }
+      else { for (int64_t e = 0; e < E; e++) acc += q[e * sqe] * kr[e * ske]; }
       acc *= scale;
       if (mask_kind == 2) acc += ((const float *)mask)[s * sms];
     }
@@ -185,7 +189,7 @@ static void irc_conv2d(const float *x, const int64_t *xs, const float *w, const 
               if (wi < 0 || wi >= W) continue;
               const float *xp = x + n * xs[0] + hi * xs[1] + wi * xs[2] + g * cg * xs[3];
               const float *wp = w + ((o * KH + kh) * KW + kw) * cg;
-              if (xs[3] == 1) { for (int64_t c = 0; c < cg; c++) acc += xp[c] * wp[c]; }
+              if (xs[3] == 1) { IRC_SIMD for (int64_t c = 0; c < cg; c++) acc += xp[c] * wp[c]; }
               else { for (int64_t c = 0; c < cg; c++) acc += xp[c * xs[3]] * wp[c]; }
             }
           }

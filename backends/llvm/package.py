@@ -306,7 +306,7 @@ def link_shared_library(objects: Mapping[str, bytes], out: Path, extra_sources: 
             path = Path(tmp) / name
             path.write_text(text)
             files.append(str(path))
-        cmd = [cc, "-shared", "-fPIC", "-O3", "-march=native", "-o", str(out), *files, "-lm"]
+        cmd = [cc, "-shared", "-fPIC", "-O3", "-march=native", "-fopenmp-simd", "-o", str(out), *files, "-lm"]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise IrcError(f"irc export: linking the package's library failed ({' '.join(cmd[:4])} "
