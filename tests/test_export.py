@@ -26,7 +26,8 @@ model = irc.load(sys.argv[1])
 inputs = load_file(sys.argv[2])
 out = model(**inputs)
 out = out if isinstance(out, tuple) else (out,)
-save_file({str(i): t.contiguous() for i, t in enumerate(out)}, sys.argv[3])
+# outputs may share storage (a model returning one value twice): save copies
+save_file({str(i): t.clone() for i, t in enumerate(out)}, sys.argv[3])
 bad = sorted(k for k in sys.modules if k.split('.')[0] in %r or k.startswith('torch._dynamo'))
 assert not bad, bad
 """ % (FORBIDDEN,)
