@@ -5,8 +5,9 @@
 Per model: package size against the weights' bytes; ``irc.load`` time in a
 fresh process (import of irc + torch excluded, measured separately); the
 first call (fresh process too) and the steady-state median of the loaded model, of
-``irc.compile`` (the JIT path) and of the C runner (``examples/c_runner``,
-irc's own C library calls, no BLAS); eager for reference. Noisy on a
+``irc.compile`` (the JIT path), of ``irc.compile`` with
+``host_schedule="native"`` and of the C runner (``examples/c_runner``, irc's own
+C library calls, no BLAS); eager for reference. Noisy on a
 loaded machine: rerun on an idle one.
 """
 
@@ -76,6 +77,12 @@ def bench(name: str, repeat: int, tmp: Path) -> dict:
         compiled(**inputs)
         _, row["jit_ms"] = _median_ms(lambda: compiled(**inputs), repeat)
         _, row["eager_ms"] = _median_ms(lambda: model(**inputs), repeat)
+        try:
+            native = irc.compile(model, strict=True, options={"host_schedule": "native"})
+            native(**inputs)
+            _, row["jit_native_ms"] = _median_ms(lambda: native(**inputs), repeat)
+        except irc.IrcError:
+            row["jit_native_ms"] = None
     row["pkg_vs_jit"] = row["pkg_ms"] / row["jit_ms"]
     if manifest["c_abi"]["available"]:
         exe = tmp / "run_model"
@@ -103,12 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("IRC_CACHE_DIR", str(Path(tmp) / "cache"))
         rows = [bench(name, args.repeat, Path(tmp)) for name in args.models.split(",")]
     print(f"{'model':8} {'pkg KiB':>8} {'weights':>8} {'load ms':>8} {'1st ms':>7} {'pkg ms':>7} "
-          f"{'jit ms':>7} {'pkg/jit':>7} {'C ms':>7} {'eager':>7}")
+          f"{'jit ms':>7} {'pkg/jit':>7} {'C ms':>7} {'jit-nat':>7} {'eager':>7}")
     for r in rows:
         c = f"{r['c_ms']:7.3f}" if r["c_ms"] is not None else "      -"
+        nat = f"{r['jit_native_ms']:7.3f}" if r.get("jit_native_ms") is not None else "      -"
         print(f"{r['model']:8} {r['package_bytes'] / 1024:8.0f} {r['weights_bytes'] / 1024:8.0f} "
               f"{r['load_ms']:8.1f} {r['pkg_first_ms']:7.2f} {r['pkg_ms']:7.3f} {r['jit_ms']:7.3f} "
-              f"{r['pkg_vs_jit']:7.3f} {c} {r['eager_ms']:7.3f}")
+              f"{r['pkg_vs_jit']:7.3f} {c} {nat} {r['eager_ms']:7.3f}")
     print(json.dumps(rows))
     return 0
 

@@ -122,6 +122,7 @@ def load(path: str | Path, threads: int = 0) -> LoadedModel:
         schedule = json.loads((root / SCHEDULE).read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise PackageError(f"{root / SCHEDULE}: unreadable ({err}); export the model again") from None
+    _check_signature(root, manifest, schedule)
     tensors = map_safetensors(root / WEIGHTS)
     try:
         lib = ctypes.CDLL(str((root / LIBRARY).resolve()))
@@ -130,6 +131,22 @@ def load(path: str | Path, threads: int = 0) -> LoadedModel:
                            f"again on this machine") from None
     program = ScheduleProgram(schedule, lib, tensors, threads)
     return LoadedModel(root, manifest, program)
+
+
+def _check_signature(root: Path, manifest: Mapping, schedule: Mapping) -> None:
+    """The manifest (not checksummed: it holds the checksums) describes the inputs
+    and outputs the checksummed schedule has, name for name."""
+    values = schedule["values"]
+    sides = (("inputs", schedule["inputs"], schedule["input_names"]),
+             ("outputs", schedule["outputs"], None))
+    for side, slots, names in sides:
+        listed = manifest.get(side) or []
+        have = [(v["dtype"], list(v["shape"])) for v in (values[s] for s in slots)]
+        want = [(i.get("dtype"), list(i.get("shape", []))) for i in listed]
+        same_names = names is None or [i.get("name") for i in listed] == list(names)
+        if have != want or not same_names:
+            raise PackageError(f"{root / 'manifest.json'}: its {side} disagree with "
+                               f"{SCHEDULE} (the manifest was edited); export the model again")
 
 
 def describe(manifest: Mapping) -> str:

@@ -26,7 +26,8 @@ model = irc.load(sys.argv[1])
 inputs = load_file(sys.argv[2])
 out = model(**inputs)
 out = out if isinstance(out, tuple) else (out,)
-save_file({str(i): t.contiguous() for i, t in enumerate(out)}, sys.argv[3])
+# outputs may share storage (a model returning one value twice): save copies
+save_file({str(i): t.clone() for i, t in enumerate(out)}, sys.argv[3])
 bad = sorted(k for k in sys.modules if k.split('.')[0] in %r or k.startswith('torch._dynamo'))
 assert not bad, bad
 """ % (FORBIDDEN,)
@@ -83,6 +84,8 @@ def test_round_trip_in_a_fresh_process(tmp_path: Path, quantize: str) -> None:
     tol = 1e-5 if quantize == "none" else 5e-2
     torch.testing.assert_close(out, ref, atol=tol, rtol=tol)
     torch.testing.assert_close(out, compiled, atol=1e-5, rtol=1e-5)
+    (native,) = _run_c(pkg, fresh, tmp_path)  # the quantized matmul kernel from C too
+    np.testing.assert_allclose(native, compiled.numpy(), atol=1e-5, rtol=1e-5)
 
 
 def test_loaded_model_checks_inputs_like_the_jit(mlp_package) -> None:
@@ -130,6 +133,12 @@ def test_corrupt_packages_are_clear_errors(mlp_package, tmp_path: Path) -> None:
     (version / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(PackageError, match="format version 99.*export the model again"):
         irc.load(version)
+    renamed = _copy(pkg, tmp_path, "renamed.ircpkg")
+    manifest = json.loads((renamed / "manifest.json").read_text())
+    manifest["inputs"].reverse()  # would bind x to scale
+    (renamed / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(PackageError, match="inputs disagree with schedule.json"):
+        irc.load(renamed)
     cpu = _copy(pkg, tmp_path, "cpu.ircpkg")
     manifest = json.loads((cpu / "manifest.json").read_text())
     manifest["cpu"]["arch"] = "riscv64"
@@ -303,3 +312,76 @@ def test_zoo_round_trip(name: str, tmp_path: Path) -> None:
         torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
     for got, want in zip(_run_c(pkg, fresh, tmp_path), ref):
         np.testing.assert_allclose(got, want.numpy(), atol=1e-4, rtol=1e-4)
+
+
+# -- the same native schedule on the JIT path (option host_schedule="native") ----------
+
+@pytest.mark.parametrize("name", ["gpt2", "resnet"])
+def test_jit_native_host_schedule_matches_eager(name: str) -> None:
+    from zoo.models import ZOO, flat_tensors
+    model, inputs = ZOO[name].make()
+    compiled = irc.compile(model, strict=True, options={"host_schedule": "native"})
+    fresh = ZOO[name].fresh_inputs(model, seed=5)
+    with torch.no_grad():
+        got, want = flat_tensors(compiled(**inputs)), flat_tensors(model(**inputs))
+        for a, b in zip(got, want):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+        for a, b in zip(flat_tensors(compiled(**fresh)), flat_tensors(model(**fresh))):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    assert compiled.irc_stats.kernels > 0
+
+
+def test_jit_native_host_schedule_checks_inputs_and_reuses_the_cache(tmp_path: Path) -> None:
+    torch.manual_seed(2)
+    model = MLP().eval()
+    options = {"host_schedule": "native", "cache.dir": str(tmp_path / "c")}
+    compiled = irc.compile(model, strict=True, options=options)
+    x, scale = torch.randn(4, 8), torch.randn(5)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x, scale), model(x, scale), atol=1e-5, rtol=1e-5)
+        libs = list((tmp_path / "c" / "native").glob("*.so"))
+        assert len(libs) == 1 and (libs[0].stat().st_mode & 0o777) == 0o600
+        with torch.no_grad():  # a weight updated in place is seen (it is an argument)
+            model.a.weight.mul_(2)
+        torch.testing.assert_close(compiled(x, scale), model(x, scale), atol=1e-5, rtol=1e-5)
+
+    def sorts(x: torch.Tensor) -> torch.Tensor:
+        return torch.sort(x, dim=-1).values * 2
+    with pytest.raises(IrcError, match=r"host_schedule='native'.*graph\.aten_call"):
+        irc.compile(sorts, options=options)(torch.randn(3, 4))
+
+
+def _attention_cases() -> list[tuple[str, object, tuple]]:
+    F = torch.nn.functional
+    sdpa = F.scaled_dot_product_attention
+    g = torch.Generator().manual_seed(0)
+
+    def r(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=g)
+    q, k, v = r(2, 4, 5, 8), r(2, 4, 7, 8), r(2, 4, 7, 6)
+    return [
+        ("cross", lambda q, k, v: sdpa(q, k, v), (q, k, v)),
+        ("causal", lambda q, k, v: sdpa(q, k, v, is_causal=True), (r(2, 4, 6, 8), r(2, 4, 6, 8),
+                                                                    r(2, 4, 6, 8))),
+        ("bool-mask", lambda q, k, v, m: sdpa(q, k, v, attn_mask=m),
+         (q, k, v, torch.rand(5, 7, generator=g) > 0.3)),
+        ("float-mask", lambda q, k, v, m: sdpa(q, k, v, attn_mask=m, scale=0.3), (q, k, v, r(2, 1, 5, 7))),
+        ("gqa", lambda q, k, v: sdpa(q, k, v, enable_gqa=True), (q, r(2, 2, 7, 8), r(2, 2, 7, 6))),
+        ("3d", lambda q, k, v: sdpa(q, k, v), (q[0], k[0], v[0])),
+        ("strided", lambda q, k, v: sdpa(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)),
+         (r(2, 5, 4, 8), r(2, 7, 4, 8), r(2, 7, 4, 6))),
+        ("matmul-broadcast", lambda a, b: a @ b, (r(3, 5, 8), r(1, 8, 6))),
+        ("matmul-transposed", lambda a, b: a @ b.t(), (r(3, 5, 8), r(6, 8))),
+        ("wide-concat", lambda *xs: torch.cat([x.t() for x in xs], 0) * 2,
+         tuple(r(3, 4) for _ in range(6))),
+        ("gather", lambda x, i: torch.gather(x, 1, i) + 1,
+         (r(4, 5), torch.randint(0, 5, (4, 3), generator=g))),
+    ]
+
+
+@pytest.mark.parametrize("case", _attention_cases(), ids=lambda c: c[0])
+def test_native_library_calls_match_eager(case: tuple) -> None:
+    """irc's own C attention, matmul, concat and gather (host_schedule='native')."""
+    _, fn, args = case
+    compiled = irc.compile(fn, strict=True, options={"host_schedule": "native"})
+    torch.testing.assert_close(compiled(*args), fn(*args), atol=1e-5, rtol=1e-5)

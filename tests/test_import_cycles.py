@@ -84,7 +84,7 @@ def test_the_graph_sees_known_edges() -> None:
     graph = import_graph()
     assert graph.number_of_nodes() > 80
     assert graph.has_edge("irc.passes.fuse", "irc.ir.kernel")
-    assert graph.has_edge("irc.backends.llvm.backend", "irc.backends.llvm.lowering.lower_to_loops")
+    assert graph.has_edge("irc.backends.llvm.kernel_texts", "irc.backends.llvm.lowering.lower_to_loops")
     assert graph.has_edge("irc.backends.llvm.translate", "irc.backends.llvm.translate_arith")  # relative
     assert graph.has_edge("irc.driver", "irc.ir.kernel")  # inside a function
 

@@ -19,28 +19,29 @@ allocates: the arena of planned intermediates, ``peak_bytes`` per call, and
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 from types import MappingProxyType
 
 import torch
-from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 
 from irc.backends.base import Backend, BackendOptions, Level
 from irc.passes.pipeline import DEFAULT_STAGES
 from irc.backends.llvm.jit import JitModule, compile_llvm_ir, host_cpu_fingerprint
+from irc.backends.llvm.kernel_texts import (
+    jit_source_digest,
+    kernel_module,
+    kernel_texts,
+    lowered_kernels,
+)
 from irc.backends.llvm.runtime import HostProgram
 from irc.backends.llvm.threads import LaunchStats
-from irc.backends.llvm.translate import kernel_signatures, translate_function
+from irc.backends.llvm.translate import kernel_signatures
 from irc.cache import CacheConfig
-from irc.errors import BackendError, IrcError
-from irc.ir.kernel import is_kernel
-from irc.backends.llvm.lowering.lower_to_loops import is_lowered
+from irc.errors import IrcError
 from irc.passes.memory_plan import MemoryPlan, plan_memory
 
 log = logging.getLogger("irc.backends.cpu")
@@ -69,6 +70,10 @@ class LLVMOptions(BackendOptions):
     compile_workers: int = 0
     """Processes compiling LLVM code at once (this one included): 0 = one per
     CPU core, 1 = only this process. Used when at least 8 kernels miss the cache."""
+    host_schedule: Literal["python", "native"] = "python"
+    """Who runs ``@main``: ``"python"``, closures calling kernels and torch's library
+    calls; ``"native"``, the generated C schedule of exported packages, one call per
+    invocation, irc's own C library calls (needs ``cc``; see ``native_jit.py``)."""
 
     def __post_init__(self) -> None:
         if self.threads < 0:
@@ -77,6 +82,9 @@ class LLVMOptions(BackendOptions):
             raise ValueError(f"compile_workers must be >= 0, got {self.compile_workers}")
         if self.min_parallel_work < 0:
             raise ValueError(f"min_parallel_work must be >= 0, got {self.min_parallel_work}")
+        if self.host_schedule not in ("python", "native"):
+            raise ValueError(f"host_schedule must be 'python' or 'native', "
+                             f"got {self.host_schedule!r}")
         if self.parallel_runtime not in ("openmp", "pool"):
             raise ValueError(f"parallel_runtime must be 'openmp' or 'pool', "
                              f"got {self.parallel_runtime!r}")
@@ -111,31 +119,6 @@ class CPUExecutable:
         return self.program(*inputs)
 
 
-def lowered_kernels(module: ModuleOp) -> list[func.FuncOp]:
-    """The module's kernel funcs (what LLVM gets), each checked to be lowered to loops."""
-    kernels = []
-    for op in module.ops:
-        if is_kernel(op) and isinstance(op, func.FuncOp):
-            if not is_lowered(op):
-                raise BackendError(f"cpu backend: kernel @{op.sym_name.data} is not lowered to "
-                                   "loops (run the lower-to-loops pass first)")
-            kernels.append(op)
-    return kernels
-
-
-def kernel_module(module: ModuleOp) -> ModuleOp:
-    """A module holding clones of the lowered kernel funcs only."""
-    return ModuleOp([fn.clone() for fn in lowered_kernels(module)])
-
-
-@functools.lru_cache(maxsize=1)
-def _jit_source_digest() -> str:
-    import hashlib
-
-    from irc.backends.llvm import jit
-    return hashlib.sha256(Path(jit.__file__).read_bytes()).hexdigest()
-
-
 def jit_kernels(llvm_ir: str, cache: CacheConfig) -> JitModule:
     """Native code for ``llvm_ir``, through the compile cache when enabled."""
     try:
@@ -151,7 +134,7 @@ def jit_kernels(llvm_ir: str, cache: CacheConfig) -> JitModule:
     # Keyed on the LLVM IR itself (not the loops IR), so a change to the
     # translator can never reuse stale object code; jit.py's source stands
     # for the optimisation pipeline applied to it.
-    key = make_key(llvm_ir, "cpu", host_cpu_fingerprint(), __version__, _jit_source_digest())
+    key = make_key(llvm_ir, "cpu", host_cpu_fingerprint(), __version__, jit_source_digest())
     blob = store.get(key)
     if blob is not None:
         try:
@@ -170,17 +153,6 @@ def readable_llvm_ir(texts: dict[str, str]) -> str:
     return "\n".join(text.replace(CANONICAL_NAME, name) for name, text in texts.items())
 
 
-def kernel_texts(kernels: ModuleOp | list[func.FuncOp]) -> dict[str, str]:
-    """LLVM IR of each kernel alone, translated under the canonical name (so
-    identical kernels have identical text; see :func:`jit.compile_kernels`)."""
-    from irc.backends.llvm.jit import CANONICAL_NAME
-    texts = {}
-    for fn in (kernels.ops if isinstance(kernels, ModuleOp) else kernels):
-        assert isinstance(fn, func.FuncOp)
-        texts[fn.sym_name.data] = translate_function(fn, CANONICAL_NAME)
-    return texts
-
-
 def jit_kernel_texts(texts: dict[str, str], cache: CacheConfig, workers: int) -> JitModule:
     """Native code for the kernels, one cache entry per distinct kernel."""
     import os
@@ -193,7 +165,7 @@ def jit_kernel_texts(texts: dict[str, str], cache: CacheConfig, workers: int) ->
     except IrcError as err:  # the cache is an optimisation only
         log.warning("compile cache unavailable: %s", err)
         store = None
-    key_parts = ("cpu", host_cpu_fingerprint(), __version__, _jit_source_digest())
+    key_parts = ("cpu", host_cpu_fingerprint(), __version__, jit_source_digest())
     return compile_kernels(texts, store, key_parts, workers or os.cpu_count() or 1)
 
 
@@ -224,8 +196,13 @@ class LLVMBackend(Backend):
             plan: MemoryPlan | None = plan_memory(module)
         except IrcError:
             plan = None
-        program = HostProgram(module, jit, signatures, weights, plan, options.threads,
-                              options.min_parallel_work, options.parallel_runtime)
+        program: HostProgram
+        if options.host_schedule == "native":
+            from irc.backends.llvm.native_jit import NativeProgram
+            program = NativeProgram(module, weights, options.cache, options.threads)  # type: ignore[assignment]
+        else:
+            program = HostProgram(module, jit, signatures, weights, plan, options.threads,
+                                  options.min_parallel_work, options.parallel_runtime)
         return CPUExecutable(program, llvm_ir, functools.partial(_print_funcs, kernels), plan,
                              len(signatures))
 

@@ -73,6 +73,8 @@ static irc_status fail(irc_status code, const char *fmt, ...) {
 }
 void irc_set_openmp(void *parallel, void *thread_num, void *num_threads);
 
+/* vectorise a dot product's sum (reassociated, as the kernels' reductions are) */
+#define IRC_SIMD _Pragma("omp simd reduction(+:acc)")
 /* C[m, n] = sum_k A[m, k] B[k, n], strided A and B, C dense [M, N]; one per dtype. */
 #define IRC_MM(NAME, T)                                                                    \
 static void NAME(const T *A, int64_t sam, int64_t sak, const T *B, int64_t sbk,           \
@@ -82,7 +84,7 @@ static void NAME(const T *A, int64_t sam, int64_t sak, const T *B, int64_t sbk, 
       for (int64_t n = 0; n < N; n++) {                                                    \
         const T *a = A + m * sam, *b = B + n * sbn;                                        \
         T acc = 0;                                                                         \
-        if (sak == 1) { for (int64_t k = 0; k < K; k++) acc += a[k] * b[k]; }              \
+        if (sak == 1) { IRC_SIMD for (int64_t k = 0; k < K; k++) acc += a[k] * b[k]; }     \
         else { for (int64_t k = 0; k < K; k++) acc += a[k * sak] * b[k]; }                 \
         C[m * N + n] = acc;                                                                \
       }                                                                                    \
@@ -137,7 +139,9 @@ static void irc_attention_row(const float *q, int64_t sqe, const float *k, int64
     if (keep && mask_kind == 1) keep = ((const uint8_t *)mask)[s * sms] != 0;
     if (keep) {
       acc = 0.f;
-      for (int64_t e = 0; e < E; e++) acc += q[e * sqe] * k[s * sks + e * ske];
+      const float *kr = k + s * sks;
+      if (sqe == 1 && ske == 1) { IRC_SIMD for (int64_t e = 0; e < E; e++) acc += q[e] * kr[e]; }
+      else { for (int64_t e = 0; e < E; e++) acc += q[e * sqe] * kr[e * ske]; }
       acc *= scale;
       if (mask_kind == 2) acc += ((const float *)mask)[s * sms];
     }
@@ -185,7 +189,7 @@ static void irc_conv2d(const float *x, const int64_t *xs, const float *w, const 
               if (wi < 0 || wi >= W) continue;
               const float *xp = x + n * xs[0] + hi * xs[1] + wi * xs[2] + g * cg * xs[3];
               const float *wp = w + ((o * KH + kh) * KW + kw) * cg;
-              if (xs[3] == 1) { for (int64_t c = 0; c < cg; c++) acc += xp[c] * wp[c]; }
+              if (xs[3] == 1) { IRC_SIMD for (int64_t c = 0; c < cg; c++) acc += xp[c] * wp[c]; }
               else { for (int64_t c = 0; c < cg; c++) acc += xp[c * xs[3]] * wp[c]; }
             }
           }
@@ -331,9 +335,10 @@ def _fail(step: Mapping, why: str) -> NoNativeSchedule:
 class _Writer:
     """Places every value, then prints the C of each step."""
 
-    def __init__(self, schedule: Mapping, offsets: Mapping[str, tuple[int, int]],
+    def __init__(self, schedule: Mapping, offsets: Mapping[str, tuple[int, int]] | None,
                  inputs: Sequence[Mapping], outputs: Sequence[Mapping]) -> None:
         self.s = schedule
+        self.pointers = offsets is None  # weights by pointer (the JIT), not in a mapped file
         self.values = schedule["values"]
         self.offsets = offsets  # tensor name -> (byte offset in the weights file, bytes)
         self.inputs, self.outputs = inputs, outputs
@@ -370,8 +375,9 @@ class _Writer:
             self.where[slot] = (f"(char *)in[{i}]", _contiguous(self.shape(slot)))
         for slot, offset in self.s["fixed"]:
             self.where[slot] = (f"(m->arena + {offset})", _contiguous(self.shape(slot)))
-        for name, slot in list(self.s["weights"]) + list(self.s["constants"]):
-            self.where[slot] = (f"(m->map + {self.offsets[name][0]})", _contiguous(self.shape(slot)))
+        for k, (name, slot) in enumerate(list(self.s["weights"]) + list(self.s["constants"])):
+            base = f"m->w[{k}]" if self.offsets is None else f"(m->map + {self.offsets[name][0]})"
+            self.where[slot] = (base, _contiguous(self.shape(slot)))
 
     def ptr(self, slot: int) -> str:
         if slot not in self.where:  # a value the runtime allocates: a buffer of its own
@@ -674,7 +680,7 @@ def _viewable(t: torch.Tensor, shape: Sequence[int]) -> bool:
     try:
         t.view(shape)
         return True
-    except RuntimeError:
+    except (RuntimeError, ValueError):  # meta tensors raise ValueError
         return False
 
 
@@ -756,11 +762,16 @@ def _kernel_prototypes(schedule: Mapping) -> list[str]:
     return list(seen.values())
 
 
-def native_sources(schedule: Mapping, offsets: Mapping[str, tuple[int, int]], weights_bytes: int,
-                   weights_sha256: str, inputs: Sequence[Mapping], outputs: Sequence[Mapping]
-                   ) -> tuple[dict[str, str], dict]:
+def native_sources(schedule: Mapping, offsets: Mapping[str, tuple[int, int]] | None,
+                   weights_bytes: int, weights_sha256: str, inputs: Sequence[Mapping],
+                   outputs: Sequence[Mapping]) -> tuple[dict[str, str], dict]:
     """({"irc_native.c": C source}, the manifest's ``c_abi`` entry) for a schedule,
-    or ({}, an entry saying why not) when a step has no native version."""
+    or ({}, an entry saying why not) when a step has no native version.
+
+    ``offsets`` (tensor name -> offset in the weights file): a package, opened by
+    ``irc_model_open``. None: the JIT's form (:mod:`irc.backends.llvm.native_jit`),
+    whose weights and constants are pointers handed over by ``irc_jit_new`` /
+    ``irc_jit_bind`` in the order of ``schedule["weights"] + schedule["constants"]``."""
     w = _Writer(schedule, offsets, inputs, outputs)
     w.place()
     derived: list[str] = []
@@ -798,11 +809,12 @@ def _render(schedule: Mapping, w: _Writer, derived: list[str], body: list[str], 
         return "\n".join(rows)
     own_sizes = [w.nbytes(s) for s in w.own]
     n_own = len(own_sizes)
+    n_weights = len(schedule["weights"]) + len(schedule["constants"])
     text = [HEADER_TEXT, RUNTIME_C, *_kernel_prototypes(schedule), infos(inputs, "in"),
             infos(outputs, "out")]
     text.append(f"""
 struct irc_model {{ char *map; size_t map_size; char *arena; char *own[{max(n_own, 1)}];
-  float *scratch; int threads; }};
+  float *scratch; int threads; char *w[{max(n_weights, 1)}]; }};
 static const int64_t own_bytes[{max(n_own, 1)}] = {{{_list(own_sizes)}}};
 int32_t irc_model_num_inputs(const irc_model *m) {{ (void)m; return {len(inputs)}; }}
 int32_t irc_model_num_outputs(const irc_model *m) {{ (void)m; return {len(outputs)}; }}
@@ -822,6 +834,49 @@ static void derive(irc_model *m) {{
   const void *const *in = 0; void *const *out = 0; (void)in; (void)out;
 {chr(10).join(derived)}
 }}
+static irc_status allocate(irc_model *m) {{
+  m->arena = aligned_alloc(64, {max(-(-int(schedule['arena_bytes']) // 64) * 64, 64)});
+  m->scratch = malloc(sizeof(float) * {max(w.scratch, 1)});
+  if (!m->arena || !m->scratch) {{ irc_model_close(m); return fail(IRC_ERR_MEMORY, "out of memory"); }}
+  for (int i = 0; i < {n_own}; i++) {{
+    m->own[i] = aligned_alloc(64, (own_bytes[i] + 63) / 64 * 64 + 64);
+    if (!m->own[i]) {{ irc_model_close(m); return fail(IRC_ERR_MEMORY, "out of memory"); }} }}
+  return IRC_OK;
+}}
+{_jit_entries(n_weights) if w.pointers else _open_entry(weights_bytes, weights_sha256)}
+irc_status irc_model_run(irc_model *m, const void *const *in, void *const *out) {{
+  if (!m || (!in && {len(inputs)}) || (!out && {len(outputs)}))
+    return fail(IRC_ERR_ARGUMENT, "irc_model_run: null argument");
+{chr(10).join(body)}
+  return IRC_OK;
+}}
+""")
+    return "\n".join(text)
+
+
+def _jit_entries(n_weights: int) -> str:
+    """The JIT's entry points: weights as pointers, rebound when they change."""
+    return f"""
+void irc_jit_bind(irc_model *m, char *const *w, int threads) {{
+  for (int i = 0; i < {n_weights}; i++) m->w[i] = w[i];
+  m->threads = threads > 0 ? threads : 1;
+  derive(m);
+}}
+irc_status irc_jit_new(char *const *w, int threads, irc_model **out) {{
+  irc_status st;
+  irc_model *m = calloc(1, sizeof *m);
+  if (!m) return fail(IRC_ERR_MEMORY, "out of memory");
+  if ((st = allocate(m)) != IRC_OK) return st;
+  irc_jit_bind(m, w, threads);
+  *out = m; return IRC_OK;
+}}
+void irc_jit_threads(irc_model *m, int threads) {{ m->threads = threads > 0 ? threads : 1; }}
+"""
+
+
+def _open_entry(weights_bytes: int, weights_sha256: str) -> str:
+    """``irc_model_open``: a package directory, its weights file mapped."""
+    return f"""
 irc_status irc_model_open(const char *dir, irc_model **out) {{
   char path[4096]; irc_status st;
   if (!dir || !out) return fail(IRC_ERR_ARGUMENT, "irc_model_open: null argument");
@@ -853,21 +908,9 @@ irc_status irc_model_open(const char *dir, irc_model **out) {{
     if (strcmp(hex, "{weights_sha256}") != 0) {{ irc_model_close(m);
       return fail(IRC_ERR_FORMAT, "%s: checksum mismatch (changed after export, or corrupt): "
                   "export the model again", path); }} }}
-  m->arena = aligned_alloc(64, {max(-(-int(schedule['arena_bytes']) // 64) * 64, 64)});
-  m->scratch = malloc(sizeof(float) * {max(w.scratch, 1)});
-  if (!m->arena || !m->scratch) {{ irc_model_close(m); return fail(IRC_ERR_MEMORY, "out of memory"); }}
-  for (int i = 0; i < {n_own}; i++) {{
-    m->own[i] = aligned_alloc(64, (own_bytes[i] + 63) / 64 * 64 + 64);
-    if (!m->own[i]) {{ irc_model_close(m); return fail(IRC_ERR_MEMORY, "out of memory"); }} }}
+  if ((st = allocate(m)) != IRC_OK) return st;
   m->threads = irc_threads();
   derive(m);
   *out = m; return IRC_OK;
 }}
-irc_status irc_model_run(irc_model *m, const void *const *in, void *const *out) {{
-  if (!m || (!in && {len(inputs)}) || (!out && {len(outputs)}))
-    return fail(IRC_ERR_ARGUMENT, "irc_model_run: null argument");
-{chr(10).join(body)}
-  return IRC_OK;
-}}
-""")
-    return "\n".join(text)
+"""

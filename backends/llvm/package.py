@@ -122,7 +122,7 @@ class _ScheduleWriter:
     """One walk over ``@main`` producing the JSON schedule (see module docstring)."""
 
     def __init__(self, module: ModuleOp, weights: Mapping[str, torch.Tensor]) -> None:
-        from irc.backends.llvm.backend import kernel_module, kernel_texts
+        from irc.backends.llvm.kernel_texts import kernel_module, kernel_texts
         from irc.backends.llvm.jit import kernel_symbol
         from irc.backends.llvm.translate import kernel_signatures
         from irc.passes.memory_plan import functions_of, plan_memory, view_ops, weight_derived_values
@@ -233,12 +233,10 @@ class _ScheduleWriter:
                       "source": _source(op)}
         if isinstance(op, g.AtenCallOp):
             self.aten_calls.append(f"{op.callee.data} at {_source(op)}")
-        from irc.ir.kernel import is_extern
-        if not is_extern(op):
-            from irc.ir.interpreter import HANDLERS
-            if type(op) not in HANDLERS:
-                raise BackendError(f"export: cannot run {op.name} in the host schedule "
-                                   f"(at {_source(op)})")
+        from irc.loader_runtime import LIBRARY
+        if op.name not in LIBRARY and not isinstance(op, g.AtenCallOp):
+            raise BackendError(f"export: the package loader cannot run {op.name} in the host "
+                               f"schedule (at {_source(op)})")
         return step
 
 
@@ -256,7 +254,7 @@ def package_parts(module: ModuleOp, weights: Mapping[str, torch.Tensor],
     import os as _os
 
     from irc import __version__
-    from irc.backends.llvm.backend import _jit_source_digest
+    from irc.backends.llvm.kernel_texts import jit_source_digest
     from irc.backends.llvm.jit import emit_object, host_cpu_fingerprint, kernel_objects
     from irc.cache import CacheConfig, open_cache
     writer = _ScheduleWriter(module, weights)
@@ -265,7 +263,7 @@ def package_parts(module: ModuleOp, weights: Mapping[str, torch.Tensor],
         store = open_cache(cache if isinstance(cache, CacheConfig) else CacheConfig())
     except IrcError:
         store = None
-    key_parts = ("cpu", host_cpu_fingerprint(), __version__, _jit_source_digest())
+    key_parts = ("cpu", host_cpu_fingerprint(), __version__, jit_source_digest())
     _, objects = kernel_objects(writer.texts, store, key_parts, _os.cpu_count() or 1)
     for symbol, text in writer.extra_objects.items():
         objects[symbol] = emit_object(text)
@@ -308,7 +306,7 @@ def link_shared_library(objects: Mapping[str, bytes], out: Path, extra_sources: 
             path = Path(tmp) / name
             path.write_text(text)
             files.append(str(path))
-        cmd = [cc, "-shared", "-fPIC", "-O3", "-march=native", "-o", str(out), *files, "-lm"]
+        cmd = [cc, "-shared", "-fPIC", "-O3", "-march=native", "-fopenmp-simd", "-o", str(out), *files, "-lm"]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise IrcError(f"irc export: linking the package's library failed ({' '.join(cmd[:4])} "
