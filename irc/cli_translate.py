@@ -186,9 +186,10 @@ def translate(spec: str, stage: str, locations: bool = False, matmul: str | None
     if stage == "llvm":
         # LLVM gets the lowered kernels only, each translated alone as the CPU
         # backend compiles them; @main stays a host schedule over tensors.
-        kernel_module = _stage_attr("irc.backends.llvm.backend", "kernel_module",
+        kernel_module = _stage_attr("irc.backends.llvm.kernel_texts", "kernel_module",
                                     "the CPU backend")
-        kernel_texts = _stage_attr("irc.backends.llvm.backend", "kernel_texts", "the CPU backend")
+        kernel_texts = _stage_attr("irc.backends.llvm.kernel_texts", "kernel_texts",
+                                   "the CPU backend")
         readable = _stage_attr("irc.backends.llvm.backend", "readable_llvm_ir", "the CPU backend")
         return _emit(lambda m: readable(kernel_texts(kernel_module(m))), module, "LLVM IR")
     if stage == "triton":

@@ -66,7 +66,8 @@ def _pipeline(target: str) -> str:
 
 def artefacts(program: Any) -> dict[str, str]:
     """``{"ll": LLVM IR, "triton.py": Triton source}`` of one graph-level Program."""
-    from irc.backends.llvm.backend import kernel_module, kernel_texts, readable_llvm_ir
+    from irc.backends.llvm.backend import readable_llvm_ir
+    from irc.backends.llvm.kernel_texts import kernel_module, kernel_texts
     from irc.backends.triton.codegen import generate_source
     from irc.passes.pipeline import run_pipeline
     out: dict[str, str] = {}

@@ -19,6 +19,7 @@ allocates: the arena of planned intermediates, ``peak_bytes`` per call, and
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from typing import Literal
 from types import MappingProxyType
 
 import torch
+from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 
 from irc.backends.base import Backend, BackendOptions, Level
@@ -33,7 +35,6 @@ from irc.passes.pipeline import DEFAULT_STAGES
 from irc.backends.llvm.jit import JitModule, compile_llvm_ir, host_cpu_fingerprint
 from irc.backends.llvm.kernel_texts import (
     jit_source_digest,
-    kernel_module,
     kernel_texts,
     lowered_kernels,
 )
