@@ -202,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{mode}: failed\n{done.stderr[-3000:]}", file=sys.stderr)
             continue
         rows.append(Row(**json.loads(line[4:])))
+        print(f"{mode}: {line[4:]}", file=sys.stderr, flush=True)  # partial results survive
     eager = next((r for r in rows if r.mode == "eager"), None)
     for r in rows:
         if eager is not None and r.tokens is not None:

@@ -357,17 +357,21 @@ def graph_programs(draw: st.DrawFn, max_ops: int = 10,
 
 
 def all_ops_module(locations: bool = False, library_calls: bool = True,
-                   quantized: bool = True, epilogues: bool = True) -> ModuleOp:
+                   quantized: bool = True, epilogues: bool = True,
+                   in_place: bool = True) -> ModuleOp:
     """A verified module that uses every op of the graph dialect at least once
     (with ``locations``, op i carries ``loc("model.py":i:5)``; without
     ``library_calls``, no ``graph.aten_call``, without ``quantized``, no
     ``graph.quantized_matmul``, without ``epilogues``, no
-    ``graph.conv_epilogue``: for backends that refuse them)."""
+    ``graph.conv_epilogue``, without ``in_place``, no ``graph.cache_update``
+    (of its last argument, ``[4, 3]`` f32, rows ``idx`` set to ``x[idx]``):
+    for backends that refuse them)."""
     f32, i64, b1 = torch.float32, torch.int64, torch.bool
     arg_types = [tensor_type([2, 3], f32), tensor_type([2, 3], i64), tensor_type([2, 3], b1),
                  tensor_type([1, 2, 5, 5], f32), tensor_type([3], i64)]
+    arg_types += [tensor_type([4, 3], f32)] if in_place else []
     block = Block(arg_types=arg_types)
-    x, n, m, img, idx = block.args
+    x, n, m, img, idx = block.args[:5]
     ops: list[Operation] = []
 
     def emit(op: Operation) -> SSAValue:
@@ -427,8 +431,10 @@ def all_ops_module(locations: bool = False, library_calls: bool = True,
     gidx = emit(g.ConstantOp(dense([2, 3], i64, [0, 1, 0, 1, 0, 1])))
     emit(g.GatherOp.create(operands=[x, gidx], result_types=[tensor_type([2, 3], f32)],
                            properties={"dim": g.int_attr(0)}))
-    emit(g.IndexSelectOp.create(operands=[x, idx], result_types=[tensor_type([3, 3], f32)],
-                                properties={"dim": g.int_attr(0)}))
+    rows = emit(g.IndexSelectOp.create(operands=[x, idx], result_types=[tensor_type([3, 3], f32)],
+                                       properties={"dim": g.int_attr(0)}))
+    if in_place:
+        emit(g.CacheUpdateOp(block.args[5], idx, rows, 0))  # in place into the last argument
     table = emit(g.WeightOp("embed.weight", tensor_type([10, 4], f32)))
     emit(g.EmbeddingOp.create(operands=[table, idx], result_types=[tensor_type([3, 4], f32)]))
     if quantized:

@@ -38,10 +38,13 @@ def test_every_op_round_trips(generic: bool) -> None:
 def test_interpreter_runs_every_op() -> None:
     module = all_ops_module()
     inputs = [torch.randn(2, 3), torch.randint(1, 5, (2, 3)), torch.rand(2, 3) < 0.5,
-              torch.randn(1, 2, 5, 5), torch.tensor([0, 1, 1])]
+              torch.randn(1, 2, 5, 5), torch.tensor([0, 1, 1]), torch.zeros(4, 3)]
     weights = all_ops_weights()
     (out,) = interpret(module, inputs, weights)
     torch.testing.assert_close(out, torch.nn.functional.gelu(inputs[0], approximate="tanh"))
+    cache = torch.zeros(4, 3)
+    cache[:2] = inputs[0]  # graph.cache_update wrote rows 0 and 1 in place (2 and 3 untouched)
+    torch.testing.assert_close(inputs[5], cache)
 
 
 def _module(arg_types: list, make_ops) -> ModuleOp:
