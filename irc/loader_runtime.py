@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from irc.backends.llvm.int4_layout import permute_for_int4
 from irc.errors import InputMismatchError, PackageError
 
 Env = list
@@ -507,19 +508,21 @@ class ScheduleProgram:
         out = s["out"][0]
         m, k, n = int(s["m"]), int(s["k"]), int(s["n"])
         i64 = (ctypes.c_int64, ctypes.c_int64)
-        fn = self._kernel(s["kernel"], 4, i64)
+        fn = self._kernel(s["kernel"], 5, i64)  # x, x permuted for int4, q, scales, y
         min_channels = max(-(-(1 << 15) // max(m * k, 1)), 1)
         spec = Spec(torch.float32, self.specs[out].shape)
-        launch = self._parallel(s["kernel"], fn, n, 4, min_channels)
+        launch = self._parallel(s["kernel"], fn, n, 5, min_channels)
+        permute = bool(s.get("permute_int4"))
         dtype = self.specs[out].dtype
         f32 = torch.float32
 
         def step(env: Env) -> None:
             x = env[xi].to(f32).contiguous()
+            xv = permute_for_int4(x.view(m, k)) if permute else x
             q, scales = env[qi].contiguous(), env[si].contiguous()
             y = spec.empty()
             if n and m:
-                launch([x.data_ptr(), q.data_ptr(), scales.data_ptr(), y.data_ptr()])
+                launch([x.data_ptr(), xv.data_ptr(), q.data_ptr(), scales.data_ptr(), y.data_ptr()])
             env[out] = y if dtype == f32 else y.to(dtype)
         return step
 

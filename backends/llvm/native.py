@@ -671,9 +671,27 @@ class _Writer:
         r = st["out"][0]
         if self.dtype(x) != "float32" or self.dtype(r) != "float32" or not self.contiguous(x):
             raise _fail(st, "a quantized matmul on non-float32 or strided input")
-        n = int(st["n"])
+        n, m, k = int(st["n"]), int(st["m"]), int(st["k"])
         sym = _c_name(st["kernel"])
-        out.append(f"  {sym}({self.ptr(x)}, {self.ptr(q)}, {self.ptr(sc)}, {self.ptr(r)}, 0, {n});")
+        if not st.get("permute_int4"):
+            out.append(f"  {sym}({self.ptr(x)}, {self.ptr(x)}, {self.ptr(q)}, {self.ptr(sc)}, "
+                       f"{self.ptr(r)}, 0, {n});")
+            return
+        # the int4 vector path reads each whole 32-chunk of a row as its 16 even
+        # elements, then its 16 odd ones (int4_layout.permute_for_int4)
+        whole = k // 32 * 32
+        self.scratch = max(self.scratch, m * k)
+        out.append(f"  {{ const float *src = (const float *){self.ptr(x)};\n"
+                   f"    float *xv = m->scratch;\n"
+                   f"    for (int64_t i = 0; i < {m}; i++) {{\n"
+                   f"      const float *row = src + i * {k}; float *dst = xv + i * {k};\n"
+                   f"      for (int64_t c = 0; c < {whole}; c += 32)\n"
+                   f"        for (int64_t l = 0; l < 16; l++) {{ dst[c + l] = row[c + 2 * l]; "
+                   f"dst[c + 16 + l] = row[c + 2 * l + 1]; }}\n"
+                   f"      for (int64_t c = {whole}; c < {k}; c++) dst[c] = row[c];\n"
+                   f"    }}\n"
+                   f"    {sym}({self.ptr(x)}, xv, {self.ptr(q)}, {self.ptr(sc)}, {self.ptr(r)}, 0, {n});\n"
+                   f"  }}")
 
 
 def _viewable(t: torch.Tensor, shape: Sequence[int]) -> bool:
@@ -757,7 +775,7 @@ def _kernel_prototypes(schedule: Mapping) -> list[str]:
             else:
                 seen[st["kernel"]] = f"void {st['kernel']}({params});"
         elif st["op"] == "graph.quantized_matmul":
-            seen[st["kernel"]] = (f"void {st['kernel']}(void *, void *, void *, void *, "
+            seen[st["kernel"]] = (f"void {st['kernel']}(void *, void *, void *, void *, void *, "
                                   f"int64_t, int64_t);")
     return list(seen.values())
 

@@ -222,13 +222,15 @@ class _ScheduleWriter:
             return {"op": "launch", "kernel": self.symbols[name], "name": name, "in": ins,
                     "out": outs, "parallel": bool(sig.parallel), "trip": int(sig.trip_count or 0)}
         if isinstance(op, g.QuantizedMatmulOp):
-            from irc.backends.llvm.quantized_matmul import KERNEL, kernel_ir, shape_of_op
+            from irc.backends.llvm.quantized_matmul import KERNEL, kernel_ir, shape_of_op, vector_chunks
             shape = shape_of_op(op)
             text = kernel_ir(shape)
             symbol = "irc_qmm_" + hashlib.sha256(text.encode()).hexdigest()[:20]
             self.extra_objects[symbol] = _rename(text, KERNEL, symbol)
             return {"op": op.name, "kernel": symbol, "in": ins, "out": outs,
-                    "m": shape.m, "k": shape.k, "n": shape.n}
+                    "m": shape.m, "k": shape.k, "n": shape.n,
+                    # the int4 vector path reads the input even/odd-permuted
+                    "permute_int4": shape.bits == 4 and vector_chunks(shape, shape.group_size) > 0}
         step: dict = {"op": op.name, "in": ins, "out": outs, "props": op_properties(op),
                       "source": _source(op)}
         if isinstance(op, g.AtenCallOp):

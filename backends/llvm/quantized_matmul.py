@@ -48,6 +48,7 @@ from llvmlite import ir
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import SSAValue
 
+from irc.backends.llvm.int4_layout import LANES, permute_for_int4
 from irc.backends.llvm.jit import JitModule, compile_llvm_ir
 from irc.backends.llvm.threads import LaunchStats
 from irc.backends.llvm.translate import F32, I8, I32, I64, PTR, ModuleTranslator
@@ -155,9 +156,6 @@ def _group_dot(b: ir.IRBuilder, shape: QuantizedShape, x_rows: list[ir.Value], q
     return totals
 
 
-LANES = 16
-"""Floats per vector of the explicit vector path (one AVX-512 register; LLVM
-splits it in two on AVX2)."""
 VEC = ir.VectorType(F32, LANES)
 BYTES = ir.VectorType(I8, LANES)
 WORDS = ir.VectorType(I32, LANES)
@@ -230,18 +228,6 @@ def _reduce(b: ir.IRBuilder, vec: ir.Value) -> ir.Value:
         high = b.shuffle_vector(vec, vec, ir.Constant(typ, list(range(width, 2 * width))))
         vec = b.fadd(low, high, flags=REDUCTION)
     return b.extract_element(vec, ir.Constant(I32, 0))
-
-
-def permute_for_int4(x: torch.Tensor) -> torch.Tensor:
-    """``x`` ``[M, K]`` with each whole 32-element chunk of a row reordered to
-    its 16 even elements, then its 16 odd ones (the rest of a row stays
-    put): the layout the int4 vector path reads, matching the two nibbles of
-    16 bytes of packed weights."""
-    m, k = x.shape
-    whole = k // chunk_elements(4) * chunk_elements(4)
-    out = x.clone()
-    out[:, :whole] = x[:, :whole].reshape(m, -1, LANES, 2).transpose(2, 3).reshape(m, whole)
-    return out
 
 
 ROW_BLOCK = 4
