@@ -181,19 +181,6 @@ def _spec(t: torch.Tensor) -> dict:
     return {"dtype": str(t.dtype).removeprefix("torch."), "shape": list(t.shape)}
 
 
-def _without_conv_epilogues(options: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``options`` with the cpu kernel stage minus ``conv-epilogue`` (unless the
-    caller set ``pipeline.kernel``): neither package runtime (the loader's
-    library table, the C schedule) runs ``graph.conv_epilogue`` yet, so a
-    package computes the convolution and its epilogue as separate steps."""
-    chosen = dict(options or {})
-    if "pipeline.kernel" not in chosen:
-        from irc.backends.llvm.backend import LLVMBackend
-        passes = [p for p in LLVMBackend.pipeline["kernel"].split(",") if p != "conv-epilogue"]
-        chosen["pipeline.kernel"] = ",".join(passes)
-    return chosen
-
-
 def export(model: Callable[..., Any], example_inputs: Sequence[Any] | Mapping[str, Any] | Any,
            path: str | Path, target: str = "cpu", options: Mapping[str, Any] | None = None,
            c_abi: bool | None = None) -> Path:
@@ -214,7 +201,6 @@ def export(model: Callable[..., Any], example_inputs: Sequence[Any] | Mapping[st
                        "target='cpu'")
     if not callable(model):
         raise IrcError(f"irc.export needs an nn.Module or a function, got {type(model).__name__}")
-    options = _without_conv_epilogues(options)
     config = check_target("cpu", options)
     args, kwargs = split_inputs(example_inputs)
     started = time.perf_counter()

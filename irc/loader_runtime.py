@@ -171,6 +171,23 @@ def _conv(p: Mapping, a: list[torch.Tensor], out: Spec) -> torch.Tensor:
     return _to_cl(p, y)
 
 
+_EPILOGUE: dict[str, Callable[[torch.Tensor, Sequence[float]], torch.Tensor]] = {
+    "none": lambda y, s: y, "relu": lambda y, s: F.relu(y),
+    "hardtanh": lambda y, s: F.hardtanh(y, s[0], s[1]), "swish": lambda y, s: F.silu(y),
+    "sigmoid": lambda y, s: torch.sigmoid(y), "tanh": lambda y, s: torch.tanh(y)}
+"""``graph.conv_epilogue``'s activations (ir/graph.py CONV_EPILOGUE_UNARY)."""
+
+
+def _conv_epilogue(p: Mapping, a: list[torch.Tensor], out: Spec) -> torch.Tensor:
+    """``unary(conv(x, w, b) + other)``, channels-last in and out."""
+    bias = a[2] if p["has_bias"] else None
+    other = a[2 + int(p["has_bias"])] if p["has_other"] else None
+    y = _conv(p, [a[0], a[1], *([bias] if bias is not None else [])], out)
+    if other is not None:
+        y = y + other
+    return _EPILOGUE[p["unary"]](y, list(p.get("unary_scalars") or [])).contiguous()
+
+
 def _max_pool(p: Mapping, a: list[torch.Tensor], out: Spec) -> torch.Tensor:
     k = p["kernel"]
     fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[len(k)]
@@ -199,6 +216,7 @@ def _adaptive(p: Mapping, a: list[torch.Tensor], out: Spec) -> torch.Tensor:
 LIBRARY: dict[str, Callable[[Mapping, list[torch.Tensor], Spec], torch.Tensor]] = {
     "graph.attention": _attention,
     "graph.conv": _conv,
+    "graph.conv_epilogue": _conv_epilogue,
     "graph.max_pool": _max_pool,
     "graph.avg_pool": _avg_pool,
     "graph.adaptive_avg_pool": _adaptive,

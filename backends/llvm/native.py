@@ -44,7 +44,7 @@ C_TYPES = {"float32": "float", "float64": "double", "int64": "int64_t", "int32":
            "float16": "uint16_t", "bfloat16": "uint16_t"}
 NATIVE_OPS = ("launch", "view", "graph.matmul", "graph.attention", "graph.embedding",
               "graph.index_select", "graph.gather", "graph.concat", "graph.quantized_matmul",
-              "graph.conv", "graph.max_pool", "graph.avg_pool", "graph.adaptive_avg_pool")
+              "graph.conv", "graph.conv_epilogue", "graph.max_pool", "graph.avg_pool", "graph.adaptive_avg_pool")
 
 
 class NoNativeSchedule(IrcError):
@@ -488,6 +488,37 @@ class _Writer:
                    f"(const float *){bias}, (float *){self.ptr(r)}, ys, {n}, {h}, {w}, {c}, {o}, "
                    f"{kh}, {kw}, {stride[0]}, {stride[1]}, {pad[0]}, {pad[1]}, {dil[0]}, {dil[1]}, "
                    f"{groups}, {ho}, {wo}); }}")
+
+    def _conv_epilogue(self, st: Mapping, out: list[str]) -> None:
+        """The convolution into the result, then ``unary(. + other)`` in place."""
+        p, ins, r = st["props"], list(st["in"]), st["out"][0]
+        has_bias, has_other = bool(p["has_bias"]), bool(p["has_other"])
+        conv_in = ins[:3] if has_bias else ins[:2]
+        self._conv({**st, "in": conv_in, "props": {**p, "channels_last": True}}, out)
+        shape, rs = self._nhwc(r, True)
+        value = "v"
+        terms = [f"i{d} * {rs[d]}" for d in range(4)]
+        other = ""
+        if has_other:
+            o = ins[-1]
+            if self.dtype(o) != "float32":
+                raise _fail(st, "only float32 convolutions are native")
+            _, os_ = self._nhwc(o, True)
+            oterms = " + ".join(f"i{d} * {os_[d]}" for d in range(4))
+            other = f" v += ((const float *){self.ptr(o)})[{oterms}];"
+        scalars = list(p.get("unary_scalars") or [])
+        unary = {"none": "", "relu": " v = v > 0.0f ? v : 0.0f;",
+                 "hardtanh": (f" v = v < {scalars[0]!r}f ? {scalars[0]!r}f : v;"
+                              f" v = v > {scalars[1]!r}f ? {scalars[1]!r}f : v;"
+                              if len(scalars) == 2 else None),
+                 "swish": " v = v / (1.0f + expf(-v));", "sigmoid": " v = 1.0f / (1.0f + expf(-v));",
+                 "tanh": " v = tanhf(v);"}.get(p["unary"])
+        if unary is None:
+            raise _fail(st, f"the convolution epilogue {p['unary']!r}")
+        loops = "".join(f"for (int64_t i{d} = 0; i{d} < {shape[d]}; i{d}++) " for d in range(4))
+        out.append(f"  {{ float *y = (float *){self.ptr(r)};\n"
+                   f"    {loops}{{ float *at = y + {' + '.join(terms)}; float {value} = *at;"
+                   f"{other}{unary} *at = {value}; }} }}")
 
     def _pool(self, st: Mapping, out: list[str], kind: int) -> None:
         p, x, r = st["props"], st["in"][0], st["out"][0]

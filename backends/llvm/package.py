@@ -233,6 +233,9 @@ class _ScheduleWriter:
                     "permute_int4": shape.bits == 4 and vector_chunks(shape, shape.group_size) > 0}
         step: dict = {"op": op.name, "in": ins, "out": outs, "props": op_properties(op),
                       "source": _source(op)}
+        if isinstance(op, g.ConvEpilogueOp):  # which optional operands "in" holds
+            step["props"].update(channels_last=True, has_bias=op.bias is not None,
+                                 has_other=op.other is not None)
         if isinstance(op, g.AtenCallOp):
             self.aten_calls.append(f"{op.callee.data} at {_source(op)}")
         from irc.loader_runtime import LIBRARY
