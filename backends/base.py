@@ -50,6 +50,10 @@ class Backend(ABC):
     level: ClassVar[Level]
     Options: ClassVar[type[BackendOptions]] = BackendOptions
     description: ClassVar[str] = ""
+    symbolic_shapes: ClassVar[bool] = False
+    """Whether ``compile`` takes modules with symbolic sizes (``?`` dims). A
+    backend that does not gets them specialised per binding of the sizes
+    (:mod:`irc.symbolic_executable`)."""
     pipeline: ClassVar[Mapping[str, str]] = MappingProxyType(DEFAULT_STAGES)
     """The passes of each stage (``graph``, ``kernel``, ``loops``) as pipeline
     text; a compile runs the stages down to ``level``

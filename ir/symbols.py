@@ -1,0 +1,309 @@
+"""Symbolic sizes: the ``?`` dimensions of graph-level tensor types.
+
+A dynamic dimension is MLIR's ``?`` in the shape, tied to a named size
+expression carried in the tensor type's encoding, one string per ``?`` in
+order::
+
+    tensor<?x?x128xf32, ["s0", "2*s1"]>
+
+so the IR knows that two ``?`` are the same size (same expression, which is
+structural equality of the types) and how derived sizes relate to the inputs'
+(``2*s1`` after a concat, ``s0*128`` after a flatten). The expressions are
+sympy expressions over size symbols (positive integers, as dynamo's are: it
+specialises sizes 0 and 1); ``//`` is floor division, ``%`` modulo.
+
+What this module guarantees:
+
+* :func:`dim` / :func:`format_dim` turn a torch ``SymInt``, a sympy
+  expression or text into one canonical :data:`Dim` and back;
+* :func:`bind` reads the sizes of concrete input tensors against the symbolic
+  types of ``@main``'s arguments, binding each symbol once and checking every
+  other dimension (a derived expression, a repeated symbol, a static size)
+  against what the binding gives: a mismatch is an
+  :class:`irc.InputMismatchError` naming the input, the dimension and both
+  sizes, never a wrong result;
+* :func:`specialize` gives the static module of one binding (every ``?``
+  replaced by its value), which any backend compiles as usual.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+import sympy
+import torch
+from xdsl.dialects.builtin import DYNAMIC_INDEX, ArrayAttr, ModuleOp, StringAttr, TensorType
+from xdsl.ir import Attribute
+
+from irc.errors import InputMismatchError, IrcError
+
+Dim = int | sympy.Expr
+"""A tensor dimension: a static size or a sympy expression over size symbols."""
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class SymbolicShapeError(IrcError):
+    """Something that needs a static size met a symbolic one (names it)."""
+
+
+@lru_cache(maxsize=None)
+def symbol(name: str) -> sympy.Symbol:
+    """The size symbol ``name`` (a positive integer)."""
+    return sympy.Symbol(name, integer=True, positive=True)
+
+
+@lru_cache(maxsize=4096)
+def parse_dim(text: str) -> Dim:
+    """A size expression from its printed form (``s0``, ``2*s1``, ``(s0//4)``)."""
+    names = {n: symbol(n) for n in _NAME.findall(text) if n not in ("floor", "Mod", "Max", "Min")}
+    try:
+        expr = sympy.sympify(text, locals={**names, "floor": sympy.floor, "Mod": sympy.Mod,
+                                           "Max": sympy.Max, "Min": sympy.Min})
+    except (sympy.SympifyError, SyntaxError, TypeError) as err:
+        raise SymbolicShapeError(f"malformed size expression {text!r}: {err}") from None
+    return canonical(expr)
+
+
+def canonical(expr: Any) -> Dim:
+    """``expr`` as a :data:`Dim`: a python int when it is a number."""
+    if isinstance(expr, int):
+        return expr
+    expr = sympy.sympify(expr)
+    if expr.is_Integer:
+        return int(expr)
+    if not expr.free_symbols:
+        raise SymbolicShapeError(f"size expression {expr} is not an integer")
+    return expr
+
+
+def format_dim(d: Dim) -> str:
+    """The printed form of a dimension (parses back with :func:`parse_dim`)."""
+    return str(d).replace(" ", "")
+
+
+def from_torch(size: Any) -> Dim:
+    """A dimension from an int or a sympy expression (torch's ``FloorDiv`` /
+    ``Mod`` spelled as sympy's). A torch ``SymInt`` must go through the
+    frontend's :class:`irc.frontends.symbolic_sizes.SizeNormalizer` first (it
+    applies dynamo's guards), so it is refused here."""
+    if isinstance(size, bool):
+        raise SymbolicShapeError(f"size {size!r} is not an integer")
+    if isinstance(size, int):
+        return size
+    if isinstance(size, torch.SymInt):
+        raise SymbolicShapeError(f"a SymInt size ({size}) reached the IR without the frontend's "
+                                 "size normaliser (an irc bug)")
+    if isinstance(size, sympy.Expr):
+        return canonical(to_sympy(size))
+    raise SymbolicShapeError(f"size {size!r} ({type(size).__name__}) is not an integer")
+
+
+def to_sympy(expr: sympy.Expr) -> sympy.Expr:
+    """torch's sympy functions as plain sympy (so the text parses back), or an
+    error naming the function irc does not model."""
+    from torch.utils._sympy import functions as tf
+    if expr.is_Symbol:
+        return symbol(str(expr))
+    if expr.is_Atom:
+        return expr
+    args = [to_sympy(a) for a in expr.args]
+    if isinstance(expr, (tf.FloorDiv,)):
+        return sympy.floor(args[0] / args[1])
+    if isinstance(expr, (tf.CleanDiv,)):
+        return args[0] / args[1]
+    if isinstance(expr, (tf.PythonMod, tf.Mod)) or isinstance(expr, sympy.Mod):
+        return sympy.Mod(args[0], args[1])
+    if isinstance(expr, (sympy.Add, sympy.Mul, sympy.Pow, sympy.Max, sympy.Min, sympy.floor,
+                         sympy.core.relational.Relational)):
+        return expr.func(*args)
+    raise SymbolicShapeError(f"size expression {expr} uses {type(expr).__name__}, which irc "
+                             "does not model")
+
+
+def is_static(d: Dim) -> bool:
+    return isinstance(d, int)
+
+
+def symbols_of(dims: Iterable[Dim]) -> set[str]:
+    """Names of the symbols the dimensions mention."""
+    out: set[str] = set()
+    for d in dims:
+        if not isinstance(d, int):
+            out |= {str(s) for s in d.free_symbols}
+    return out
+
+
+def evaluate(d: Dim, binding: Mapping[str, int]) -> int:
+    """The value of ``d`` under ``binding`` (every symbol it mentions bound)."""
+    if isinstance(d, int):
+        return d
+    missing = symbols_of([d]) - set(binding)
+    if missing:
+        raise SymbolicShapeError(f"size {format_dim(d)}: no value for {', '.join(sorted(missing))}")
+    value = d.subs({symbol(n): v for n, v in binding.items() if n in symbols_of([d])})
+    if not value.is_Integer:
+        raise SymbolicShapeError(f"size {format_dim(d)} is not an integer at {dict(binding)}")
+    return int(value)
+
+
+# ----------------------------------------------------------------------------
+# types
+
+
+def make_tensor_type(element: Attribute, dims: Sequence[Any]) -> TensorType[Attribute]:
+    """``tensor<...>`` of ``dims`` (ints, sympy expressions or SymInts)."""
+    canon = [from_torch(d) for d in dims]
+    if all(isinstance(d, int) for d in canon):
+        return TensorType(element, canon)
+    shape = [d if isinstance(d, int) else DYNAMIC_INDEX for d in canon]
+    encoding = ArrayAttr([StringAttr(format_dim(d)) for d in canon if not isinstance(d, int)])
+    return TensorType(element, shape, encoding)
+
+
+def type_dims(t: Attribute) -> tuple[Dim, ...]:
+    """The dimensions of a tensor/memref type, ``?`` as their size expressions."""
+    shape = [int(d) for d in t.get_shape()]  # type: ignore[attr-defined]
+    if DYNAMIC_INDEX not in shape:
+        return tuple(shape)
+    encoding = getattr(t, "encoding", None)
+    exprs = [a.data for a in encoding.data] if isinstance(encoding, ArrayAttr) and all(
+        isinstance(a, StringAttr) for a in encoding.data) else []
+    if len(exprs) != shape.count(DYNAMIC_INDEX):
+        raise SymbolicShapeError(f"type {t}: each '?' needs one size expression in the encoding "
+                                 f"(got {len(exprs)} for {shape.count(DYNAMIC_INDEX)})")
+    it = iter(exprs)
+    return tuple(parse_dim(next(it)) if d == DYNAMIC_INDEX else d for d in shape)
+
+
+def is_symbolic_type(t: Attribute) -> bool:
+    shape = getattr(t, "get_shape", None)
+    return shape is not None and DYNAMIC_INDEX in tuple(int(d) for d in shape())
+
+
+def module_is_symbolic(module: ModuleOp) -> bool:
+    """Whether any value in ``module`` has a ``?`` dimension (or it reads a size: ``graph.size``)."""
+    for op in module.walk():
+        if op.name == "graph.size":
+            return True
+        for v in (*op.operands, *op.results):
+            if is_symbolic_type(v.type):
+                return True
+        for region in op.regions:
+            for block in region.blocks:
+                if any(is_symbolic_type(a.type) for a in block.args):
+                    return True
+    return False
+
+
+def module_symbols(module: ModuleOp) -> list[str]:
+    """The size symbols of ``@main``'s arguments, in order of first appearance."""
+    from irc.ir.kernel import find_main
+    seen: list[str] = []
+    for arg in find_main(module).args:
+        for d in type_dims(arg.type):
+            for name in sorted(symbols_of([d])):
+                if name not in seen:
+                    seen.append(name)
+    return seen
+
+
+# ----------------------------------------------------------------------------
+# binding concrete inputs
+
+
+def bind(arg_types: Sequence[Attribute], shapes: Sequence[Sequence[int]],
+         names: Sequence[str] = ()) -> dict[str, int]:
+    """Symbol values read from concrete input shapes; every dimension checked.
+
+    A symbol is bound from the first dimension that is exactly that symbol;
+    then every dimension of every input must equal its expression's value.
+    Raises :class:`InputMismatchError` naming the input, the dimension and
+    both sizes."""
+    binding: dict[str, int] = {}
+    all_dims = [type_dims(t) for t in arg_types]
+    for i, (dims, shape) in enumerate(zip(all_dims, shapes)):
+        if len(dims) != len(shape):
+            raise InputMismatchError(f"{_input_name(i, names)}: rank {len(shape)}, compiled for "
+                                     f"rank {len(dims)} ({_fmt(dims)})")
+        for d, n in zip(dims, shape):
+            if not isinstance(d, int) and d.is_Symbol and str(d) not in binding:
+                binding[str(d)] = int(n)
+    for i, (dims, shape) in enumerate(zip(all_dims, shapes)):
+        for j, (d, n) in enumerate(zip(dims, shape)):
+            if symbols_of([d]) - set(binding):
+                raise InputMismatchError(f"{_input_name(i, names)}: dimension {j} is "
+                                         f"{format_dim(d)}, which no input gives alone")
+            want = evaluate(d, binding)
+            if want != n:
+                why = f" ({format_dim(d)} = {want} from the other inputs)" if not isinstance(d, int) else ""
+                raise InputMismatchError(f"{_input_name(i, names)}: dimension {j} has size {n}, "
+                                         f"compiled for {want}{why}")
+    return binding
+
+
+def _input_name(i: int, names: Sequence[str]) -> str:
+    return f"input {i}" + (f" ({names[i]})" if i < len(names) and names[i] else "")
+
+
+def _fmt(dims: Sequence[Dim]) -> str:
+    return "[" + ", ".join(format_dim(d) for d in dims) + "]"
+
+
+# ----------------------------------------------------------------------------
+# specialisation
+
+
+def specialize_type(t: Attribute, binding: Mapping[str, int]) -> Attribute:
+    """``t`` with every ``?`` replaced by its value under ``binding``."""
+    if not isinstance(t, TensorType) or not is_symbolic_type(t):
+        return t
+    return TensorType(t.get_element_type(), [evaluate(d, binding) for d in type_dims(t)])
+
+
+def specialize(module: ModuleOp, binding: Mapping[str, int]) -> ModuleOp:
+    """A static copy of ``module`` for one binding of its size symbols.
+
+    Every value's and block argument's type is concretised, and so is every
+    type-valued attribute (a function's signature, a constant's type)."""
+    from xdsl.dialects import func
+    from xdsl.rewriter import Rewriter
+    new = module.clone()
+    for op in list(new.walk()):
+        for v in list(op.results):
+            if is_symbolic_type(v.type):
+                Rewriter.replace_value_with_new_type(v, specialize_type(v.type, binding))
+        for region in op.regions:
+            for block in region.blocks:
+                for a in list(block.args):
+                    if is_symbolic_type(a.type):
+                        Rewriter.replace_value_with_new_type(a, specialize_type(a.type, binding))
+        if op.name == "graph.size":
+            _size_to_constant(op, binding)
+            continue
+        if isinstance(op, func.FuncOp):
+            ft = op.function_type
+            op.function_type = func.FunctionType.from_lists(
+                [specialize_type(t, binding) for t in ft.inputs.data],
+                [specialize_type(t, binding) for t in ft.outputs.data])
+    return new
+
+
+def _size_to_constant(op: Any, binding: Mapping[str, int]) -> None:
+    """``graph.size "expr"`` -> ``graph.constant`` of its value under ``binding``."""
+    from xdsl.dialects.builtin import DenseIntOrFPElementsAttr
+    from xdsl.rewriter import Rewriter
+
+    from irc.ir.graph import ConstantOp
+    value = evaluate(parse_dim(op.expr.data), binding)
+    const = ConstantOp(DenseIntOrFPElementsAttr.from_list(op.result.type, [value]))
+    Rewriter.replace_op(op, const)
+
+
+__all__ = ["Dim", "SymbolicShapeError", "bind", "canonical", "evaluate", "format_dim",
+           "from_torch", "is_static", "is_symbolic_type", "make_tensor_type", "module_is_symbolic",
+           "module_symbols", "parse_dim", "specialize", "specialize_type", "symbol", "symbols_of",
+           "to_sympy", "type_dims"]
