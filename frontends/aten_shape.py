@@ -38,8 +38,10 @@ def slice_value(ctx: FxImporter, value: SSAValue, dim: int, start: int | None, e
     """``value[start:end:step]`` along ``dim`` with torch's normalisation of
     None, negative and out-of-range bounds."""
     size = dims_of(value.type)[dim]
-    start = 0 if start is None else start
-    end = size if end is None else end
+    start = 0 if start is None else ctx.size_arg(start)
+    end = size if end is None else ctx.size_arg(end)
+    if not all(isinstance(b, int) for b in (size, start, end)):
+        return _symbolic_slice(ctx, value, dim, start, end, step)
     if start < 0:
         start += size
     if end < 0:
@@ -50,6 +52,26 @@ def slice_value(ctx: FxImporter, value: SSAValue, dim: int, start: int | None, e
         raise ValueError(f"slice step must be positive, got {step}")
     if (start, end, step) == (0, size, 1):
         return value
+    return ctx.emit(g.SliceOp(value, dim, start, end, step))
+
+
+def _symbolic_slice(ctx: FxImporter, value: SSAValue, dim: int, start: Any, end: Any,
+                    step: int) -> SSAValue:
+    """A slice with symbolic size or bounds: the bounds are taken as given when
+    dynamo's result size confirms them (``end - start`` elements, in range),
+    else it is unsupported (never a guessed clamp)."""
+    size = dims_of(value.type)[dim]
+    want = ctx.out_shape()[dim] if len(ctx.out_shape()) > dim else None
+    if isinstance(end, int) and end >= 2**62:  # x[a:] spelled with a huge end
+        end = size
+    if step < 1:
+        raise ValueError(f"slice step must be positive, got {step}")
+    if (start, end, step) == (0, size, 1):
+        return value
+    got = g._slice_size(start, end, step)
+    if got != want:
+        raise ctx.unsupported(f"slice {start}:{end}:{step} of a dimension of size {size} (dynamo "
+                              f"gives {want} elements): symbolic bounds that need clamping")
     return ctx.emit(g.SliceOp(value, dim, start, end, step))
 
 

@@ -66,12 +66,14 @@ class CompiledGraph:
         self.strides = list(strides) or [None] * len(self.layout)
         self.sizes: dict[str, int] = {}  # size symbol -> flat input carrying it (size outputs)
         self.arg_types: list[Any] = []  # @main's argument types (symbolic sizes)
+        self.size_names: list[str | None] = []  # per @main argument: the size symbol it carries
 
     def _size(self, expr: Any, args: Sequence[Any]) -> int:
         """A size output (a SymInt of the graph) evaluated for this call's sizes."""
-        from irc.ir.symbols import bind, evaluate
+        from irc.ir.symbols import bind_inputs, evaluate
         binding = {name: int(args[i]) for name, i in self.sizes.items()}
-        binding.update(bind(self.arg_types, [tuple(args[i].shape) for i in self.arg_positions]))
+        binding.update(bind_inputs(self.arg_types, self.size_names,
+                                   [args[i] for i in self.arg_positions]))
         return evaluate(expr, binding)
 
     def __call__(self, *args: Any) -> list[Any]:
@@ -172,7 +174,9 @@ def _compile_whole(gm: torch.fx.GraphModule, target: str, options: Mapping[str, 
                    stats: CompileStats | None = None) -> CompiledGraph:
     program, layout, positions = _import(gm, target, weight_placeholders)
     from irc.ir.kernel import find_main
-    arg_types = [a.type for a in find_main(program.module).args]
+    from irc.ir.symbols import size_arg_names
+    main = find_main(program.module)
+    arg_types, size_names = [a.type for a in main.args], size_arg_names(main)
     executable = compile_program_once(program, target, options)
     if stats is not None:  # program.module is now at the backend's level
         stats.record_module(program.module)
@@ -180,7 +184,7 @@ def _compile_whole(gm: torch.fx.GraphModule, target: str, options: Mapping[str, 
     strides = eager_output_strides(gm) if weight_placeholders is None else []
     compiled = CompiledGraph(executable, layout, positions, program, strides)
     compiled.sizes = size_positions(gm)
-    compiled.arg_types = arg_types
+    compiled.arg_types, compiled.size_names = arg_types, size_names
     return compiled
 
 

@@ -41,15 +41,17 @@ import torch.fx
 from xdsl.builder import Builder
 from xdsl.rewriter import InsertPoint
 from xdsl.dialects import func
-from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, ModuleOp
-from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.dialects.builtin import (ArrayAttr, DenseIntOrFPElementsAttr, DictionaryAttr, IndexType,
+                                   ModuleOp, StringAttr)
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.utils.exceptions import VerifyException
 
 from irc.frontends.program import Program
 from irc.frontends.source_locations import describe, location
 from irc.frontends.symbolic_sizes import SizeNormalizer, normalizer_for
 from irc.ir import graph as g
-from irc.ir.symbols import Dim, SymbolicShapeError, canonical, format_dim, from_torch
+from irc.ir.symbols import (SIZE_ARG, Dim, SymbolicShapeError, canonical, format_dim, from_torch,
+                             symbols_of)
 from irc.ir.types import SUPPORTED_DTYPES, dims_of, dtype_of, tensor_type
 
 Handler = Callable[["FxImporter", torch.fx.Node], Any]
@@ -224,11 +226,20 @@ class FxImporter:
         for n in placeholders:
             if _is_size(n.meta.get("val")):
                 self.constants[n] = self.dim(n.meta["val"])
-        arg_nodes = [n for n in placeholders
-                     if n.name not in self.weight_placeholders and n not in self.constants]
+        # a size placeholder whose value no shape spells (not a symbol of its own
+        # after the guards) is an ``index`` argument of @main: MLIR's size operand
+        spelled = symbols_of(d for n in placeholders if isinstance(n.meta.get("val"), torch.Tensor)
+                             for d in self.dims(n.meta["val"].shape))
+        size_args = {n: str(d) for n in placeholders
+                     if isinstance(d := self.constants.get(n), sympy.Symbol) and str(d) not in spelled}
+        arg_nodes = [n for n in placeholders if n.name not in self.weight_placeholders
+                     and (n not in self.constants or n in size_args)]
         self.arg_positions = [placeholders.index(n) for n in arg_nodes]
-        arg_types = []
+        arg_types: list[Attribute] = []
         for n in arg_nodes:
+            if n in size_args:
+                arg_types.append(IndexType())
+                continue
             val = n.meta.get("val")
             if not isinstance(val, torch.Tensor):
                 raise NodeUnsupported(n, f"input {n.name} is not a tensor ({type(val).__name__})")
@@ -243,8 +254,9 @@ class FxImporter:
         block = Block(arg_types=arg_types)
         self.builder = Builder(InsertPoint.at_end(block))
         for n, arg in zip(arg_nodes, block.args):
-            arg.name_hint = _hint(n.name)
-            self.values[n] = arg
+            arg.name_hint = _hint(size_args[n] if n in size_args else n.name)
+            if n not in size_args:
+                self.values[n] = arg
         outputs: list[SSAValue] = []
         output_names: list[str] = []
         # per FX output: index into the module's results, or ("const", python value)
@@ -274,7 +286,10 @@ class FxImporter:
                 raise NodeUnsupported(node, f"FX node kind {node.op} is not supported")
         self.node = None
         self.builder.insert(func.ReturnOp(*outputs))
-        main = func.FuncOp("main", (arg_types, [v.type for v in outputs]), Region(block))
+        arg_attrs = ArrayAttr([DictionaryAttr({SIZE_ARG: StringAttr(size_args[n])} if n in size_args
+                                              else {}) for n in arg_nodes]) if size_args else None
+        main = func.FuncOp("main", (arg_types, [v.type for v in outputs]), Region(block),
+                           arg_attrs=arg_attrs)
         module = ModuleOp([main])
         return Program(module, self.weights, [n.name for n in arg_nodes], output_names)
 
@@ -391,6 +406,15 @@ class FxImporter:
             assert self.sizes is not None
             return self.sizes(size)
         return from_torch(size)
+
+    def size_arg(self, arg: Any) -> Any:
+        """An integer argument that may be a size node (a SymInt): its :data:`Dim`."""
+        if isinstance(arg, torch.fx.Node):
+            value = self.constants.get(arg)
+            if isinstance(value, (int, sympy.Expr)):
+                return value
+            raise NodeUnsupported(self.node or arg, f"{arg.name} is not a size")
+        return self.dim(arg) if isinstance(arg, torch.SymInt) else arg
 
     def dims(self, shape: Sequence[Any]) -> tuple[Dim, ...]:
         """A torch shape as graph-dialect dimensions (:meth:`dim` of each)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from abc import ABC
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from xdsl.dialects.builtin import (
@@ -554,40 +554,83 @@ class ExpandOp(_ShapeOp):
 
 @irdl_op_definition
 class SliceOp(_ShapeOp):
-    """``input[start:end:step]`` along ``dim``; 0 <= start <= end <= size, step >= 1."""
+    """``input[start:end:step]`` along ``dim``; 0 <= start <= end <= size, step >= 1.
+    ``start`` and ``end`` are integers, or size expressions (a string, e.g.
+    ``"s1"``, :mod:`irc.ir.symbols`) where they are symbolic; specialising a
+    module to one binding of its sizes makes them integers."""
 
     name = "graph.slice"
     dim = prop_def(IntegerAttr)
-    start = prop_def(IntegerAttr)
-    end = prop_def(IntegerAttr)
+    start = prop_def(IntegerAttr | StringAttr)
+    end = prop_def(IntegerAttr | StringAttr)
     step = prop_def(IntegerAttr)
 
-    def __init__(self, input: SSAValue | Operation, dim: int, start: int, end: int,
+    def __init__(self, input: SSAValue | Operation, dim: int, start: Any, end: Any,
                  step: int = 1) -> None:
         from irc.ir.types import tensor_type
         value = SSAValue.get(input)
         shape = list(dims_of(value.type))
-        shape[dim] = max(0, -(-(end - start) // step))
+        shape[dim] = _slice_size(start, end, step)
         super().__init__(operands=[value], result_types=[tensor_type(shape, dtype_of(value.type))],
-                         properties={"dim": int_attr(dim), "start": int_attr(start),
-                                     "end": int_attr(end), "step": int_attr(step)})
+                         properties={"dim": int_attr(dim), "start": _bound_attr(start),
+                                     "end": _bound_attr(end), "step": int_attr(step)})
 
     def params(self) -> tuple[int, int, int, int]:
-        return (self.dim.value.data, self.start.value.data, self.end.value.data,
-                self.step.value.data)
+        """``(dim, start, end, step)`` of a static slice (symbolic bounds raise)."""
+        dim, start, end, step = self.symbolic_params()
+        if not isinstance(start, int) or not isinstance(end, int):
+            from irc.ir.symbols import SymbolicShapeError
+            raise SymbolicShapeError(f"graph.slice bounds {start}:{end} are symbolic")
+        return dim, start, end, step
+
+    def symbolic_params(self) -> tuple[int, Any, Any, int]:
+        """``(dim, start, end, step)``, bounds as :data:`irc.ir.symbols.Dim`."""
+        return (self.dim.value.data, _bound(self.start), _bound(self.end), self.step.value.data)
 
     def verify_(self) -> None:
         self._same_dtype()
         shape = dims_of(self.input.type)
-        dim, start, end, step = self.params()
+        dim, start, end, step = self.symbolic_params()
         if not 0 <= dim < len(shape):
             _fail(self, f"dim {dim} out of range for rank {len(shape)}")
-        if not (0 <= start <= end <= shape[dim]) or step < 1:
+        if _provably_false(0 <= start) or _provably_false(start <= end) \
+                or _provably_false(end <= shape[dim]) or step < 1:
             _fail(self, f"slice {start}:{end}:{step} is not normalised for size {shape[dim]}")
         want = list(shape)
-        want[dim] = -(-(end - start) // step)
+        want[dim] = _slice_size(start, end, step)
         if list(dims_of(self.result.type)) != want:
             _fail(self, f"result shape {_fmt(dims_of(self.result.type))} should be {_fmt(want)}")
+
+
+def _bound_attr(value: Any) -> IntegerAttr | StringAttr:
+    if isinstance(value, int):
+        return int_attr(value)
+    from irc.ir.symbols import canonical, format_dim
+    d = canonical(value)
+    return int_attr(d) if isinstance(d, int) else StringAttr(format_dim(d))
+
+
+def _bound(attr: IntegerAttr | StringAttr) -> Any:
+    if isinstance(attr, StringAttr):
+        from irc.ir.symbols import parse_dim
+        return parse_dim(attr.data)
+    return attr.value.data
+
+
+def _slice_size(start: Any, end: Any, step: int) -> Any:
+    if isinstance(start, int) and isinstance(end, int):
+        return max(0, -(-(end - start) // step))
+    from irc.ir.symbols import canonical
+    return canonical(-((start - end) // step))
+
+
+def _provably_false(relation: Any) -> bool:
+    """A relation between sizes that is false (a symbolic one that sympy
+    cannot decide is taken as the guard dynamo checks, not as false)."""
+    if isinstance(relation, bool):
+        return not relation
+    import sympy
+    return relation is sympy.false
 
 
 @irdl_op_definition

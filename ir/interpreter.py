@@ -391,8 +391,10 @@ class Interpreter:
 
     def _run_symbolic(self, fn: func.FuncOp, inputs: list[torch.Tensor],
                       entry: str) -> list[torch.Tensor]:
-        from irc.ir.symbols import bind, specialize
-        binding = bind([a.type for a in fn.body.block.args], [tuple(x.shape) for x in inputs])
+        from irc.ir.symbols import bind_inputs, size_arg_names, specialize
+        names = size_arg_names(fn)
+        binding = bind_inputs([a.type for a in fn.body.block.args], names, inputs)
+        inputs = [x for x, name in zip(inputs, names) if name is None]
         key = tuple(sorted(binding.items()))
         static = self._specialized.get(key)
         if static is None:

@@ -35,7 +35,8 @@ from typing import Any
 
 import sympy
 import torch
-from xdsl.dialects.builtin import DYNAMIC_INDEX, ArrayAttr, ModuleOp, StringAttr, TensorType
+from xdsl.dialects.builtin import (DYNAMIC_INDEX, ArrayAttr, IntegerAttr, ModuleOp, StringAttr,
+                                   TensorType)
 from xdsl.ir import Attribute
 
 from irc.errors import InputMismatchError, IrcError
@@ -186,8 +187,12 @@ def is_symbolic_type(t: Attribute) -> bool:
 
 def module_is_symbolic(module: ModuleOp) -> bool:
     """Whether any value in ``module`` has a ``?`` dimension (or it reads a size: ``graph.size``)."""
+    from xdsl.dialects import func
     for op in module.walk():
-        if op.name == "graph.size":
+        if op.name == "graph.size" or (isinstance(op, func.FuncOp) and any(size_arg_names(op))):
+            return True
+        if op.name == "graph.slice" and any(isinstance(op.properties[k], StringAttr)
+                                            for k in ("start", "end")):
             return True
         for v in (*op.operands, *op.results):
             if is_symbolic_type(v.type):
@@ -215,15 +220,40 @@ def module_symbols(module: ModuleOp) -> list[str]:
 # binding concrete inputs
 
 
+SIZE_ARG = "irc.size"
+"""The argument attribute naming the size symbol an ``index`` argument of
+``@main`` carries (dynamo's SymInt inputs: ``%s1: index {irc.size = "s1"}``)."""
+
+
+def size_arg_names(main: Any) -> list[str | None]:
+    """Per argument of ``main``: the symbol it carries (an ``index`` size argument) or None."""
+    attrs = main.arg_attrs.data if main.arg_attrs is not None else ()
+    names: list[str | None] = []
+    for i in range(len(main.body.block.args)):
+        entry = attrs[i].data.get(SIZE_ARG) if i < len(attrs) else None
+        names.append(entry.data if isinstance(entry, StringAttr) else None)
+    return names
+
+
+def bind_inputs(arg_types: Sequence[Attribute], size_names: Sequence[str | None],
+                inputs: Sequence[Any]) -> dict[str, int]:
+    """:func:`bind` for a call of ``@main``: size arguments (ints) bind their
+    symbols first, then the tensors' shapes are read and checked."""
+    given = {name: int(v) for name, v in zip(size_names, inputs) if name is not None}
+    tensors = [(t, tuple(v.shape)) for t, name, v in zip(arg_types, size_names, inputs)
+               if name is None]
+    return bind([t for t, _ in tensors], [s for _, s in tensors], given=given)
+
+
 def bind(arg_types: Sequence[Attribute], shapes: Sequence[Sequence[int]],
-         names: Sequence[str] = ()) -> dict[str, int]:
+         names: Sequence[str] = (), given: Mapping[str, int] | None = None) -> dict[str, int]:
     """Symbol values read from concrete input shapes; every dimension checked.
 
-    A symbol is bound from the first dimension that is exactly that symbol;
-    then every dimension of every input must equal its expression's value.
-    Raises :class:`InputMismatchError` naming the input, the dimension and
-    both sizes."""
-    binding: dict[str, int] = {}
+    A symbol is bound from ``given`` or else the first dimension that is
+    exactly that symbol; then every dimension of every input must equal its
+    expression's value. Raises :class:`InputMismatchError` naming the input,
+    the dimension and both sizes."""
+    binding: dict[str, int] = dict(given or {})
     all_dims = [type_dims(t) for t in arg_types]
     for i, (dims, shape) in enumerate(zip(all_dims, shapes)):
         if len(dims) != len(shape):
@@ -284,12 +314,38 @@ def specialize(module: ModuleOp, binding: Mapping[str, int]) -> ModuleOp:
         if op.name == "graph.size":
             _size_to_constant(op, binding)
             continue
+        for key in ("start", "end") if op.name == "graph.slice" else ():
+            bound = op.properties[key]
+            if isinstance(bound, StringAttr):
+                op.properties[key] = IntegerAttr(evaluate(parse_dim(bound.data), binding), 64)
         if isinstance(op, func.FuncOp):
+            _drop_size_args(op)
             ft = op.function_type
             op.function_type = func.FunctionType.from_lists(
                 [specialize_type(t, binding) for t in ft.inputs.data],
                 [specialize_type(t, binding) for t in ft.outputs.data])
     return new
+
+
+def _drop_size_args(fn: Any) -> None:
+    """Remove ``fn``'s size arguments (their values are in the specialised types now)."""
+    from xdsl.dialects import func
+    names = size_arg_names(fn)
+    if not any(n is not None for n in names):
+        return
+    block = fn.body.block
+    for i in reversed(range(len(names))):
+        if names[i] is not None:
+            arg = block.args[i]
+            if arg.uses:
+                raise SymbolicShapeError(f"size argument {names[i]} is used by an op")
+            block.erase_arg(arg)
+    keep = [i for i, n in enumerate(names) if n is None]
+    attrs = fn.arg_attrs.data if fn.arg_attrs is not None else ()
+    fn.arg_attrs = ArrayAttr([attrs[i] for i in keep]) if attrs else None
+    ft = fn.function_type
+    fn.function_type = func.FunctionType.from_lists([ft.inputs.data[i] for i in keep],
+                                                    list(ft.outputs.data))
 
 
 def _size_to_constant(op: Any, binding: Mapping[str, int]) -> None:
@@ -303,7 +359,7 @@ def _size_to_constant(op: Any, binding: Mapping[str, int]) -> None:
     Rewriter.replace_op(op, const)
 
 
-__all__ = ["Dim", "SymbolicShapeError", "bind", "canonical", "evaluate", "format_dim",
+__all__ = ["Dim", "SIZE_ARG", "SymbolicShapeError", "bind", "bind_inputs", "canonical", "evaluate", "format_dim",
            "from_torch", "is_static", "is_symbolic_type", "make_tensor_type", "module_is_symbolic",
-           "module_symbols", "parse_dim", "specialize", "specialize_type", "symbol", "symbols_of",
+           "module_symbols", "parse_dim", "size_arg_names", "specialize", "specialize_type", "symbol", "symbols_of",
            "to_sympy", "type_dims"]

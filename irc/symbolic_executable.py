@@ -31,7 +31,7 @@ import torch
 from xdsl.dialects.builtin import ModuleOp
 
 from irc.ir.kernel import find_main
-from irc.ir.symbols import bind, specialize
+from irc.ir.symbols import bind_inputs, size_arg_names, specialize
 
 Compile = Callable[[ModuleOp], Any]
 
@@ -44,15 +44,19 @@ class SpecializingExecutable:
         self.module = module
         main = find_main(module)
         self.arg_types = [a.type for a in main.body.block.args]
+        self.size_names = size_arg_names(main)
         self._compile = compile_static
         self._limit = limit
         self._compiled: OrderedDict[tuple[tuple[str, int], ...], Any] = OrderedDict()
         self.specializations = 0
         """How many bindings have been compiled so far."""
 
-    def binding(self, inputs: tuple[torch.Tensor, ...]) -> dict[str, int]:
-        return bind(self.arg_types, [tuple(x.shape) if isinstance(x, torch.Tensor) else ()
-                                     for x in inputs])
+    def binding(self, inputs: tuple[Any, ...]) -> dict[str, int]:
+        for x, name in zip(inputs, self.size_names):
+            if name is None and not isinstance(x, torch.Tensor):
+                from irc.errors import InputMismatchError
+                raise InputMismatchError(f"expected a tensor, got {type(x).__name__}")
+        return bind_inputs(self.arg_types, self.size_names, inputs)
 
     def executable_for(self, binding: dict[str, int]) -> Any:
         key = tuple(sorted(binding.items()))
@@ -71,7 +75,8 @@ class SpecializingExecutable:
         from irc.errors import InputMismatchError
         if len(inputs) != len(self.arg_types):
             raise InputMismatchError(f"expected {len(self.arg_types)} input tensors, got {len(inputs)}")
-        return self.executable_for(self.binding(inputs))(*inputs)
+        tensors = [x for x, name in zip(inputs, self.size_names) if name is None]
+        return self.executable_for(self.binding(inputs))(*tensors)
 
     def eager_kernels(self) -> list[str]:
         """The eager kernels of the bindings compiled so far (irc stats)."""

@@ -232,7 +232,7 @@ class SliceEverything(RewritePattern):
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: g.SliceOp, rewriter: PatternRewriter) -> None:
-        dim, start, end, step = op.params()
+        dim, start, end, step = op.symbolic_params()
         if start == 0 and step == 1 and end == dims_of(op.input.type)[dim] \
                 and op.input.type == op.result.type:
             _replace(rewriter, op, op.input)
