@@ -9,6 +9,7 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
+import sympy
 import torch
 import torch.fx
 from xdsl.ir import SSAValue
@@ -212,8 +213,28 @@ def _identity(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     return ctx.tensor(node.args[0])
 
 
+@handles("arange")
+def _arange(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
+    """``arange`` of a symbolic length (a static one is folded at import):
+    ``start + step * iota(n)`` in the result dtype; integer bounds only."""
+    overload = node.target._overloadname  # type: ignore[union-attr]
+    args = [ctx.size_arg(a) for a in node.args]
+    start, end, step = (0, args[0], 1) if overload == "default" else (
+        args[0], args[1], args[2] if len(args) > 2 else node.kwargs.get("step", 1))
+    if not all(isinstance(b, (int, sympy.Expr)) for b in (start, end, step)):
+        raise ctx.unsupported("arange with symbolic length needs integer start and step")
+    out = ctx.out_meta()
+    value = ctx.emit(g.IotaOp(tensor_type(ctx.out_shape(), torch.int64)))
+    if step != 1:
+        value = ctx.emit(g.MulOp(value, ctx.scalar(step, torch.int64)))
+    if start != 0:
+        value = ctx.emit(g.AddOp(value, ctx.scalar(start, torch.int64)))
+    return ctx.cast(value, out.dtype)
+
+
 @handles("full_like", "zeros_like", "ones_like", "empty_like", "new_full",
-         "new_zeros", "new_ones", "new_empty", "fill", "scalar_tensor")
+         "new_zeros", "new_ones", "new_empty", "fill", "scalar_tensor", "full", "zeros", "ones",
+         "empty")
 def _shape_only(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     """Ops whose value depends only on their inputs' shapes: evaluate now."""
     packet = node.target.overloadpacket  # type: ignore[union-attr]
@@ -222,7 +243,8 @@ def _shape_only(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
         value = ctx.tensor(node.args[1], out.dtype)
         return ctx.emit(g.ExpandOp(value, tensor_type(ctx.dims(out.shape), out.dtype)))
     fill = {aten.zeros_like: 0, aten.new_zeros: 0, aten.empty_like: 0, aten.new_empty: 0,
-            aten.ones_like: 1, aten.new_ones: 1}.get(packet)
+            aten.ones_like: 1, aten.new_ones: 1, aten.zeros: 0, aten.ones: 1,
+            aten.empty: 0}.get(packet)
     if fill is None:
         fill = node.args[0] if packet is aten.scalar_tensor else node.args[1]
     shape = ctx.dims(out.shape)

@@ -300,7 +300,8 @@ class FxImporter:
             # is the expression dynamo derived; shapes that use it carry it
             self.constants[node] = self.dim(node.meta["val"])
             return
-        if _foldable_target(node) and all(i in self.constants for i in inputs):
+        if _foldable_target(node) and all(i in self.constants and not isinstance(
+                self.constants[i], sympy.Expr) for i in inputs):
             self.constants[node] = self._evaluate(node)
             return
         problem = static_problem(node)

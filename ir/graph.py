@@ -1143,6 +1143,26 @@ class SizeOp(IRDLOperation):
 
 
 @irdl_op_definition
+class IotaOp(IRDLOperation):
+    """``arange(n)`` as i64, ``n`` the result's (symbolic) size: how
+    ``torch.arange`` of a symbolic length is spelled (a static one is folded to
+    a constant at import). Specialising a module to one binding of its sizes
+    makes it a constant."""
+
+    name = "graph.iota"
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = "attr-dict `:` type($result)"
+
+    def __init__(self, result_type: Attribute) -> None:
+        super().__init__(result_types=[result_type])
+
+    def verify_(self) -> None:
+        if len(dims_of(self.result.type)) != 1 or dtype_of(self.result.type) != torch.int64:
+            _fail(self, f"result must be a 1-d i64 tensor, got {self.result.type}")
+
+
+@irdl_op_definition
 class WeightOp(IRDLOperation):
     """A named tensor held beside the module (a model's parameter or buffer,
     or a folded constant too large to print). Its value lives in the module's

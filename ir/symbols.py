@@ -189,7 +189,7 @@ def module_is_symbolic(module: ModuleOp) -> bool:
     """Whether any value in ``module`` has a ``?`` dimension (or it reads a size: ``graph.size``)."""
     from xdsl.dialects import func
     for op in module.walk():
-        if op.name == "graph.size" or (isinstance(op, func.FuncOp) and any(size_arg_names(op))):
+        if op.name in ("graph.size", "graph.iota") or (isinstance(op, func.FuncOp) and any(size_arg_names(op))):
             return True
         if op.name == "graph.slice" and any(isinstance(op.properties[k], StringAttr)
                                             for k in ("start", "end")):
@@ -311,7 +311,7 @@ def specialize(module: ModuleOp, binding: Mapping[str, int]) -> ModuleOp:
                 for a in list(block.args):
                     if is_symbolic_type(a.type):
                         Rewriter.replace_value_with_new_type(a, specialize_type(a.type, binding))
-        if op.name == "graph.size":
+        if op.name in ("graph.size", "graph.iota"):
             _size_to_constant(op, binding)
             continue
         for key in ("start", "end") if op.name == "graph.slice" else ():
@@ -349,13 +349,20 @@ def _drop_size_args(fn: Any) -> None:
 
 
 def _size_to_constant(op: Any, binding: Mapping[str, int]) -> None:
-    """``graph.size "expr"`` -> ``graph.constant`` of its value under ``binding``."""
+    """``graph.size "expr"`` / ``graph.iota`` -> ``graph.constant`` of its
+    value under ``binding``."""
     from xdsl.dialects.builtin import DenseIntOrFPElementsAttr
     from xdsl.rewriter import Rewriter
 
     from irc.ir.graph import ConstantOp
-    value = evaluate(parse_dim(op.expr.data), binding)
-    const = ConstantOp(DenseIntOrFPElementsAttr.from_list(op.result.type, [value]))
+    if op.name == "graph.iota":
+        n = evaluate(type_dims(op.result.type)[0], binding)
+        values = list(range(n))
+        result_type = TensorType(op.result.type.get_element_type(), [n])
+    else:
+        values = [evaluate(parse_dim(op.expr.data), binding)]
+        result_type = op.result.type
+    const = ConstantOp(DenseIntOrFPElementsAttr.from_list(result_type, values))
     Rewriter.replace_op(op, const)
 
 
