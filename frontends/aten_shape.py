@@ -69,7 +69,17 @@ def _symbolic_slice(ctx: FxImporter, value: SSAValue, dim: int, start: Any, end:
         raise ValueError(f"slice step must be positive, got {step}")
     if (start, end, step) == (0, size, 1):
         return value
+    # a negative or out-of-range bound: the normalisation dynamo's result
+    # size shows it took (a guard on the sizes makes that branch certain)
+    starts = [start] + ([start + size, 0] if isinstance(start, int) and start < 0 else [])
+    ends = [end] + ([end + size] if isinstance(end, int) and end < 0 else []) + [size]
     got = g._slice_size(start, end, step)
+    for s0 in starts:
+        for e0 in ends:
+            if got != want and g._slice_size(s0, e0, step) == want:
+                start, end, got = s0, e0, want
+    if (start, end, step) == (0, size, 1):
+        return value
     if got != want:
         raise ctx.unsupported(f"slice {start}:{end}:{step} of a dimension of size {size} (dynamo "
                               f"gives {want} elements): symbolic bounds that need clamping")

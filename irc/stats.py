@@ -61,6 +61,15 @@ class CompileStats:
     """Calls that ran no compiled graph at all."""
     nothing_compiled: str | None = None
     """Why the first such call ran nothing compiled, once one did."""
+    symbolic_programs: int = 0
+    """Programs compiled with symbolic sizes (``?`` dims): one serves every size."""
+    _specializing: list[Any] = field(default_factory=list, repr=False)
+
+    @property
+    def specializations(self) -> int:
+        """Sizes the symbolic programs' lower stages were compiled for so far
+        (:mod:`irc.symbolic_executable`: once per distinct binding of the sizes)."""
+        return sum(e.specializations for e in self._specializing)
 
     @property
     def externs(self) -> int:
@@ -92,6 +101,9 @@ class CompileStats:
 
     def record_executable(self, executable: Any) -> None:
         """Kernels a backend runs in eager torch instead (``eager_kernels()``, if it has one)."""
+        if isinstance(getattr(executable, "specializations", None), int):
+            self.symbolic_programs += 1
+            self._specializing.append(executable)
         eager = getattr(executable, "eager_kernels", None)
         if callable(eager):
             self.eager_ops.extend(f"kernel {name}" for name in eager())
