@@ -142,13 +142,33 @@ def evaluate(d: Dim, binding: Mapping[str, int]) -> int:
     """The value of ``d`` under ``binding`` (every symbol it mentions bound)."""
     if isinstance(d, int):
         return d
-    missing = symbols_of([d]) - set(binding)
-    if missing:
-        raise SymbolicShapeError(f"size {format_dim(d)}: no value for {', '.join(sorted(missing))}")
-    value = d.subs({symbol(n): v for n, v in binding.items() if n in symbols_of([d])})
-    if not value.is_Integer:
+    if d.is_Symbol:
+        value = binding.get(str(d))
+        if value is None:
+            raise SymbolicShapeError(f"size {format_dim(d)}: no value for {d}")
+        return value
+    names, fn = _compiled(d)
+    try:
+        result = fn(*(binding[n] for n in names))
+    except KeyError:
+        missing = sorted(set(names) - set(binding))
+        raise SymbolicShapeError(f"size {format_dim(d)}: no value for {', '.join(missing)}") from None
+    if int(result) != result:
         raise SymbolicShapeError(f"size {format_dim(d)} is not an integer at {dict(binding)}")
-    return int(value)
+    return int(result)
+
+
+@lru_cache(maxsize=4096)
+def _compiled(d: sympy.Expr) -> tuple[tuple[str, ...], Any]:
+    """``d`` as a python function of its symbols (sizes are evaluated on every
+    call of a compiled program: sympy's ``subs`` would cost ~100 us each)."""
+    names = tuple(sorted(str(s) for s in d.free_symbols))
+    return names, sympy.lambdify([symbol(n) for n in names], d, modules=[{"floor": _floor}, "math"])
+
+
+def _floor(x: Any) -> int:
+    import math
+    return math.floor(x)
 
 
 # ----------------------------------------------------------------------------

@@ -102,8 +102,9 @@ def block(x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, int]:
     return torch.cat([flat, flat * 2], dim=0).sum(-1), x.shape[0] * 3
 
 
-@pytest.mark.parametrize("target", ["cpu", "reference"])
+@pytest.mark.parametrize("target", ["cpu", "reference", "cuda"])
 def test_dynamic_true_compiles_once_for_all_sizes(target: str) -> None:
+    """(``cuda``: the Triton backend, under ``TRITON_INTERPRET=1`` without a GPU.)"""
     compiled = irc.compile(block, target=target, dynamic=True, strict=True)
     w = torch.randn(16, 8)
     for n in (5, 2, 9, 33, 7):
@@ -119,6 +120,8 @@ def test_dynamic_true_compiles_once_for_all_sizes(target: str) -> None:
         torch.testing.assert_close(got[0], want[0], rtol=1e-4, atol=1e-4)
         assert got[1] == want[1]
     assert compiled.irc_stats.graphs == 3
+    if target != "reference":  # the interpreter takes symbolic modules itself
+        assert compiled.irc_stats.specializations == 7  # one per distinct size
 
 
 def test_dynamic_none_recompiles_once_with_the_changed_dim_symbolic() -> None:
