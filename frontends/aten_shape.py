@@ -34,7 +34,7 @@ def reshape(ctx: FxImporter, value: SSAValue, shape: Sequence[int]) -> SSAValue:
     return ctx.emit(g.ReshapeOp(value, tensor_type(shape, dtype_of(value.type))))
 
 
-def slice_value(ctx: FxImporter, value: SSAValue, dim: int, start: int | None, end: int | None,
+def slice_value(ctx: FxImporter, value: SSAValue, dim: int, start: Any, end: Any,
                 step: int = 1) -> SSAValue:
     """``value[start:end:step]`` along ``dim`` with torch's normalisation of
     None, negative and out-of-range bounds."""

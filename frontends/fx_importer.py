@@ -220,37 +220,7 @@ class FxImporter:
 
     def run(self) -> Program:
         placeholders = [n for n in self.gm.graph.nodes if n.op == "placeholder"]
-        self.sizes = normalizer_for(n.meta.get("val") for n in self.gm.graph.nodes)
-        # a size placeholder (dynamo's SymInt inputs) is a symbol, not an argument:
-        # its value is read from the tensors' shapes at run time
-        for n in placeholders:
-            if _is_size(n.meta.get("val")):
-                self.constants[n] = self.dim(n.meta["val"])
-        # a size placeholder whose value no shape spells (not a symbol of its own
-        # after the guards) is an ``index`` argument of @main: MLIR's size operand
-        spelled = symbols_of(d for n in placeholders if isinstance(n.meta.get("val"), torch.Tensor)
-                             for d in self.dims(n.meta["val"].shape))
-        size_args = {n: str(d) for n in placeholders
-                     if isinstance(d := self.constants.get(n), sympy.Symbol) and str(d) not in spelled}
-        arg_nodes = [n for n in placeholders if n.name not in self.weight_placeholders
-                     and (n not in self.constants or n in size_args)]
-        self.arg_positions = [placeholders.index(n) for n in arg_nodes]
-        arg_types: list[Attribute] = []
-        for n in arg_nodes:
-            if n in size_args:
-                arg_types.append(IndexType())
-                continue
-            val = n.meta.get("val")
-            if not isinstance(val, torch.Tensor):
-                raise NodeUnsupported(n, f"input {n.name} is not a tensor ({type(val).__name__})")
-            if val.dtype not in SUPPORTED_DTYPES:
-                raise NodeUnsupported(n, f"input dtype {val.dtype} is not supported")
-            if val.layout != torch.strided:
-                raise NodeUnsupported(n, f"input layout {val.layout} is not supported")
-            try:
-                arg_types.append(tensor_type(self.dims(val.shape), val.dtype))
-            except SymbolicShapeError as err:
-                raise NodeUnsupported(n, str(err)) from None
+        arg_nodes, arg_types, size_args = self._arguments(placeholders)
         block = Block(arg_types=arg_types)
         self.builder = Builder(InsertPoint.at_end(block))
         for n, arg in zip(arg_nodes, block.args):
@@ -292,6 +262,42 @@ class FxImporter:
                            arg_attrs=arg_attrs)
         module = ModuleOp([main])
         return Program(module, self.weights, [n.name for n in arg_nodes], output_names)
+
+    def _arguments(self, placeholders: list[torch.fx.Node]
+                   ) -> tuple[list[torch.fx.Node], list[Attribute], dict[torch.fx.Node, str]]:
+        """@main's argument nodes and types, and the size arguments among them."""
+        self.sizes = normalizer_for(n.meta.get("val") for n in self.gm.graph.nodes)
+        # a size placeholder (dynamo's SymInt inputs) is a symbol, not a tensor:
+        # its value is read from the tensors' shapes at run time
+        for n in placeholders:
+            if _is_size(n.meta.get("val")):
+                self.constants[n] = self.dim(n.meta["val"])
+        # a size placeholder whose value no shape spells (not a symbol of its own
+        # after the guards) is an ``index`` argument of @main: MLIR's size operand
+        spelled = symbols_of(d for n in placeholders if isinstance(n.meta.get("val"), torch.Tensor)
+                             for d in self.dims(n.meta["val"].shape))
+        size_args = {n: str(d) for n in placeholders
+                     if isinstance(d := self.constants.get(n), sympy.Symbol) and str(d) not in spelled}
+        arg_nodes = [n for n in placeholders if n.name not in self.weight_placeholders
+                     and (n not in self.constants or n in size_args)]
+        self.arg_positions = [placeholders.index(n) for n in arg_nodes]
+        arg_types: list[Attribute] = []
+        for n in arg_nodes:
+            if n in size_args:
+                arg_types.append(IndexType())
+                continue
+            val = n.meta.get("val")
+            if not isinstance(val, torch.Tensor):
+                raise NodeUnsupported(n, f"input {n.name} is not a tensor ({type(val).__name__})")
+            if val.dtype not in SUPPORTED_DTYPES:
+                raise NodeUnsupported(n, f"input dtype {val.dtype} is not supported")
+            if val.layout != torch.strided:
+                raise NodeUnsupported(n, f"input layout {val.layout} is not supported")
+            try:
+                arg_types.append(tensor_type(self.dims(val.shape), val.dtype))
+            except SymbolicShapeError as err:
+                raise NodeUnsupported(n, str(err)) from None
+        return arg_nodes, arg_types, size_args
 
     def _import_call(self, node: torch.fx.Node) -> None:
         inputs = node.all_input_nodes

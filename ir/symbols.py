@@ -35,7 +35,7 @@ from typing import Any
 
 import sympy
 import torch
-from xdsl.dialects.builtin import (DYNAMIC_INDEX, ArrayAttr, IntegerAttr, ModuleOp, StringAttr,
+from xdsl.dialects.builtin import (DYNAMIC_INDEX, ArrayAttr, FunctionType, IntegerAttr, ModuleOp, StringAttr,
                                    TensorType)
 from xdsl.ir import Attribute
 
@@ -341,7 +341,7 @@ def specialize(module: ModuleOp, binding: Mapping[str, int]) -> ModuleOp:
         if isinstance(op, func.FuncOp):
             _drop_size_args(op)
             ft = op.function_type
-            op.function_type = func.FunctionType.from_lists(
+            op.function_type = FunctionType.from_lists(
                 [specialize_type(t, binding) for t in ft.inputs.data],
                 [specialize_type(t, binding) for t in ft.outputs.data])
     return new
@@ -349,7 +349,6 @@ def specialize(module: ModuleOp, binding: Mapping[str, int]) -> ModuleOp:
 
 def _drop_size_args(fn: Any) -> None:
     """Remove ``fn``'s size arguments (their values are in the specialised types now)."""
-    from xdsl.dialects import func
     names = size_arg_names(fn)
     if not any(n is not None for n in names):
         return
@@ -364,7 +363,7 @@ def _drop_size_args(fn: Any) -> None:
     attrs = fn.arg_attrs.data if fn.arg_attrs is not None else ()
     fn.arg_attrs = ArrayAttr([attrs[i] for i in keep]) if attrs else None
     ft = fn.function_type
-    fn.function_type = func.FunctionType.from_lists([ft.inputs.data[i] for i in keep],
+    fn.function_type = FunctionType.from_lists([ft.inputs.data[i] for i in keep],
                                                     list(ft.outputs.data))
 
 
