@@ -420,6 +420,9 @@ def _cumsum(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
         return value
     dim = _dims(node.args[1], len(shape))[0]
     n = shape[dim]
+    if not isinstance(n, int):
+        raise ctx.unsupported(f"cumsum over a symbolic length ({n}): its triangular-matmul form "
+                              "needs a static one")
     if n > CUMSUM_MAX_LENGTH:
         raise ctx.unsupported(f"cumsum over {n} > {CUMSUM_MAX_LENGTH} elements")
     if out.dtype == torch.bool or out.dtype not in (torch.float32, torch.float64, torch.float16,

@@ -329,8 +329,10 @@ class FxImporter:
                 raise
             result = self._library_call(node, err)
         except (ValueError, TypeError, IndexError, KeyError, AssertionError, VerifyException) as err:
-            result = self._library_call(
-                node, NodeUnsupported(node, f"cannot lower these arguments ({err})"))
+            why = f"cannot lower these arguments ({err})"
+            if "Relational" in str(err):  # sympy: a size comparison a handler cannot decide
+                why = f"its lowering needs a static size where this one is symbolic ({err})"
+            result = self._library_call(node, NodeUnsupported(node, why))
         self.values[node] = self._check(node, result)
 
     def _library_call(self, node: torch.fx.Node, why: NodeUnsupported) -> Any:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import types
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, overload
@@ -93,8 +94,23 @@ def _entry_frame(call_impl: Callable[..., Any]) -> Callable[..., Any]:
     # Dynamo keeps its compiled frames (and its recompile limit) per code
     # object: each compiled module gets a code object of its own, or the ninth
     # module compiled in a process would silently run in eager.
-    irc_entry.__code__ = irc_entry.__code__.replace()
+    irc_entry.__code__ = _unshared(irc_entry.__code__)
     return irc_entry
+
+
+_COMPILES = itertools.count()
+
+
+def _unshared(code: types.CodeType) -> types.CodeType:
+    """A copy of ``code`` that dynamo tells apart from every other compile's.
+
+    Dynamo keys its recompile limit by code object, and its memory of which
+    sizes changed (``automatic_dynamic_local_pgo``, what makes ``dynamic=None``
+    compile a changed size symbolic) by file, first line and *name*: with one
+    shared name, a model whose sizes varied made the next model compiled in
+    the process start symbolic. A name of its own per ``irc.compile`` keeps
+    "the first call compiles static" true for each."""
+    return code.replace(co_name=f"{code.co_name}__irc{next(_COMPILES)}")
 
 
 def _own_code(fn: Any) -> Any:
@@ -110,7 +126,7 @@ def _own_code(fn: Any) -> Any:
         return types.MethodType(_own_code(fn.__func__), fn.__self__)
     if not isinstance(fn, types.FunctionType):
         return fn
-    copy_fn = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__,
+    copy_fn = types.FunctionType(_unshared(fn.__code__), fn.__globals__, fn.__name__,
                                  fn.__defaults__, fn.__closure__)
     copy_fn.__kwdefaults__ = fn.__kwdefaults__
     functools.update_wrapper(copy_fn, fn)

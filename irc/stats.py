@@ -80,6 +80,9 @@ class CompileStats:
         """One line: graphs, programs, kernels, externs, eager nodes."""
         text = (f"{self.name} on {self.target}: {self.graphs} graph(s), {self.programs} "
                 f"program(s), {self.kernels} kernel(s), {self.externs} library call(s)")
+        if self.symbolic_programs:
+            text += (f", {self.symbolic_programs} with symbolic sizes "
+                     f"({self.specializations} size binding(s) compiled)")
         if self.eager_ops:
             text += f", {len(self.eager_ops)} node(s) in eager ({', '.join(sorted(set(self.eager_ops)))})"
         if self.nothing_compiled:
@@ -89,8 +92,11 @@ class CompileStats:
     # -- filled in by the capture path ----------------------------------------------
     def record_module(self, module: ModuleOp) -> None:
         """Count the kernels and library calls of a compiled program's module."""
-        from irc.ir.kernel import is_extern, is_kernel
         self.programs += 1
+        self._record_kernels(module)
+
+    def _record_kernels(self, module: ModuleOp) -> None:
+        from irc.ir.kernel import is_extern, is_kernel
         for op in module.ops:
             if not isinstance(op, func.FuncOp):
                 continue
@@ -104,6 +110,8 @@ class CompileStats:
         if isinstance(getattr(executable, "specializations", None), int):
             self.symbolic_programs += 1
             self._specializing.append(executable)
+            # kernels are generated per binding of the sizes, on its first call
+            executable.observers.append(self._record_kernels)
         eager = getattr(executable, "eager_kernels", None)
         if callable(eager):
             self.eager_ops.extend(f"kernel {name}" for name in eager())

@@ -50,6 +50,8 @@ class SpecializingExecutable:
         self._compiled: OrderedDict[tuple[tuple[str, int], ...], Any] = OrderedDict()
         self.specializations = 0
         """How many bindings have been compiled so far."""
+        self.observers: list[Callable[[ModuleOp], None]] = []
+        """Called with each binding's module after its lower stages ran (irc stats)."""
 
     def binding(self, inputs: tuple[Any, ...]) -> dict[str, int]:
         for x, name in zip(inputs, self.size_names):
@@ -62,8 +64,11 @@ class SpecializingExecutable:
         key = tuple(sorted(binding.items()))
         executable = self._compiled.get(key)
         if executable is None:
-            executable = self._compile(specialize(self.module, binding))
+            module = specialize(self.module, binding)
+            executable = self._compile(module)
             self.specializations += 1
+            for observe in self.observers:
+                observe(module)
             self._compiled[key] = executable
             if len(self._compiled) > self._limit:
                 self._compiled.popitem(last=False)
