@@ -284,6 +284,16 @@ def bind(arg_types: Sequence[Attribute], shapes: Sequence[Sequence[int]],
                 binding[str(d)] = int(n)
     for i, (dims, shape) in enumerate(zip(all_dims, shapes)):
         for j, (d, n) in enumerate(zip(dims, shape)):
+            # c*s (a size dynamo guarded divisible by c): s = n / c, when it divides
+            if isinstance(d, sympy.Mul) and len(d.args) == 2 and d.args[0].is_Integer \
+                    and d.args[1].is_Symbol and str(d.args[1]) not in binding:
+                c = int(d.args[0])
+                if int(n) % c:
+                    raise InputMismatchError(f"{_input_name(i, names)}: dimension {j} has size {n}, "
+                                             f"compiled for a multiple of {c} ({format_dim(d)})")
+                binding[str(d.args[1])] = int(n) // c
+    for i, (dims, shape) in enumerate(zip(all_dims, shapes)):
+        for j, (d, n) in enumerate(zip(dims, shape)):
             if symbols_of([d]) - set(binding):
                 raise InputMismatchError(f"{_input_name(i, names)}: dimension {j} is "
                                          f"{format_dim(d)}, which no input gives alone")

@@ -76,8 +76,25 @@ def test_bind_checks_every_relation_and_names_the_dimension() -> None:
     with pytest.raises(InputMismatchError, match="input 0: dimension 1 has size 3, compiled for 4"):
         bind(types, [(5, 3), (5, 4)])
     divisible = [tensor_type([4 * S0], torch.float32)]
-    with pytest.raises(InputMismatchError, match="dimension 0 is 4\\*s0, which no input gives alone"):
+    assert bind(divisible, [(12,)]) == {"s0": 3}
+    with pytest.raises(InputMismatchError, match=r"dimension 0 has size 10, compiled for a "
+                                                 r"multiple of 4 \(4\*s0\)"):
         bind(divisible, [(10,)])
+    derived = [tensor_type([S0 + S1], torch.float32)]
+    with pytest.raises(InputMismatchError, match="dimension 0 is s0\\+s1, which no input gives alone"):
+        bind(derived, [(10,)])
+
+
+@pytest.mark.parametrize("target", ["cpu", "reference"])
+def test_a_divisibility_guard_becomes_a_checked_multiple(target: str) -> None:
+    def f(x: torch.Tensor) -> torch.Tensor:
+        return x.view(x.shape[0], -1, 4).sum(-1)
+
+    compiled = irc.compile(f, target=target, dynamic=True, strict=True)
+    for n in (8, 12, 20):
+        x = torch.randn(3, n)
+        torch.testing.assert_close(compiled(x), f(x))
+    assert compiled.irc_stats.graphs == 1
 
 
 def test_interpreter_runs_a_symbolic_module_at_any_size() -> None:
