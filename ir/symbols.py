@@ -305,6 +305,47 @@ def bind(arg_types: Sequence[Attribute], shapes: Sequence[Sequence[int]],
     return binding
 
 
+class Binder:
+    """:func:`bind_inputs` planned once for a fixed list of argument types:
+    which dimension binds which symbol, and which dimensions are checked
+    (per call, a few list walks instead of re-reading the types)."""
+
+    def __init__(self, arg_types: Sequence[Attribute], size_names: Sequence[str | None]) -> None:
+        self.arg_types, self.size_names = list(arg_types), list(size_names)
+        self.sizes = [(i, n) for i, n in enumerate(size_names) if n is not None]
+        self.tensors = [i for i, n in enumerate(size_names) if n is None]
+        self.ranks = {i: len(type_dims(arg_types[i])) for i in self.tensors}
+        self.static: list[tuple[int, int, int]] = []
+        self.symbolic: list[tuple[int, int, Dim]] = []
+        for i in self.tensors:
+            for j, d in enumerate(type_dims(arg_types[i])):
+                (self.static if isinstance(d, int) else self.symbolic).append((i, j, d))  # type: ignore[arg-type]
+
+    def __call__(self, inputs: Sequence[Any]) -> dict[str, int]:
+        try:
+            shapes = {i: inputs[i].shape for i in self.tensors}
+            if any(len(shapes[i]) != r for i, r in self.ranks.items()):
+                raise ValueError
+            for i, j, d in self.static:
+                if shapes[i][j] != d:
+                    raise ValueError
+            binding = {n: int(inputs[i]) for i, n in self.sizes}
+            for i, j, d in self.symbolic:
+                name = str(d) if d.is_Symbol else None  # type: ignore[union-attr]
+                if name is None:
+                    continue
+                value = binding.setdefault(name, shapes[i][j])
+                if value != shapes[i][j]:
+                    raise ValueError
+            for i, j, d in self.symbolic:
+                if not d.is_Symbol and evaluate(d, binding) != shapes[i][j]:  # type: ignore[union-attr]
+                    raise ValueError
+            return binding
+        except (ValueError, SymbolicShapeError, AttributeError, IndexError):
+            # the slow path says exactly what is wrong (or binds what the fast one could not)
+            return bind_inputs(self.arg_types, self.size_names, inputs)
+
+
 def _input_name(i: int, names: Sequence[str]) -> str:
     return f"input {i}" + (f" ({names[i]})" if i < len(names) and names[i] else "")
 
@@ -395,7 +436,7 @@ def _size_to_constant(op: Any, binding: Mapping[str, int]) -> None:
     Rewriter.replace_op(op, const)
 
 
-__all__ = ["Dim", "SIZE_ARG", "SymbolicShapeError", "bind", "bind_inputs", "canonical", "evaluate", "format_dim",
+__all__ = ["Binder", "Dim", "SIZE_ARG", "SymbolicShapeError", "bind", "bind_inputs", "canonical", "evaluate", "format_dim",
            "from_torch", "is_static", "is_symbolic_type", "make_tensor_type", "module_is_symbolic",
            "module_symbols", "parse_dim", "size_arg_names", "specialize", "specialize_type", "symbol", "symbols_of",
            "to_sympy", "type_dims"]

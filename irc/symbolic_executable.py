@@ -31,7 +31,7 @@ import torch
 from xdsl.dialects.builtin import ModuleOp
 
 from irc.ir.kernel import find_main
-from irc.ir.symbols import bind_inputs, size_arg_names, specialize
+from irc.ir.symbols import Binder, size_arg_names, specialize
 
 Compile = Callable[[ModuleOp], Any]
 
@@ -45,6 +45,7 @@ class SpecializingExecutable:
         main = find_main(module)
         self.arg_types = [a.type for a in main.body.block.args]
         self.size_names = size_arg_names(main)
+        self._bind = Binder(self.arg_types, self.size_names)
         self._compile = compile_static
         self._limit = limit
         self._compiled: OrderedDict[tuple[tuple[str, int], ...], Any] = OrderedDict()
@@ -58,7 +59,7 @@ class SpecializingExecutable:
             if name is None and not isinstance(x, torch.Tensor):
                 from irc.errors import InputMismatchError
                 raise InputMismatchError(f"expected a tensor, got {type(x).__name__}")
-        return bind_inputs(self.arg_types, self.size_names, inputs)
+        return self._bind(inputs)
 
     def executable_for(self, binding: dict[str, int]) -> Any:
         key = tuple(sorted(binding.items()))
