@@ -55,6 +55,10 @@ class Backend(ABC):
     backend that does not gets them specialised per binding of the sizes
     (:mod:`irc.symbolic_executable`)."""
     pipeline: ClassVar[Mapping[str, str]] = MappingProxyType(DEFAULT_STAGES)
+    versions_weights: ClassVar[bool] = False
+    """Whether the executable recomputes what it derived from a weight when the
+    weight changes (identity, ``_version``, storage): then the frontend may hand
+    an inference graph's parameters over as ``graph.weight`` (batch norm folded)."""
     """The passes of each stage (``graph``, ``kernel``, ``loops``) as pipeline
     text; a compile runs the stages down to ``level``
     (:meth:`irc.config.Config.pipeline_for`). Override a stage for a pass that

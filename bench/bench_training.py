@@ -11,9 +11,11 @@ Parts (default: all):
 * ``ddp``: DDP training step on 2 gloo processes (127.0.0.1), eager DDP vs
   ``DistributedDataParallel(irc.compile(model))`` (ms per step, rank 0).
 * ``compile``: the cold compile of one training step of each zoo decoder in a
-  fresh process with empty caches, by phase: dynamo, AOTAutograd (its own
-  tracing/partitioning), irc import, irc passes, LLVM (translate + JIT), and
-  the rest of the first step (the first forward's and backward's run).
+  fresh process with empty caches (``python -m bench.train_compile_time``):
+  irc by phase (dynamo, AOTAutograd's joint graph and partition, per graph
+  irc import / passes / LLVM translate / LLVM object code / backend, the
+  first runs), once in CPU seconds (steady on a loaded machine) and once in
+  wall seconds; and inductor's first training step, wall seconds.
 
 The DDP ranks use one thread each (two ranks share the cores). Prints one
 JSON object per measurement line; the lead records idle-machine
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -36,24 +39,10 @@ from typing import Any
 import torch
 
 from bench.harness import ROOT, interleaved_medians
+from bench.train_compile_time import lm_batch as _lm_batch
+from bench.train_compile_time import lm_loss as _lm_loss
 
 DECODERS = ["gpt2", "llama", "qwen2", "bloom"]
-
-
-def _lm_batch(name: str) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
-    from tests.zoo.models import ZOO
-    model, inputs = ZOO[name].make(seed=0)
-    model.train()
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
-    return model, {"input_ids": inputs["input_ids"]}
-
-
-def _lm_loss(out: Any, ids: torch.Tensor) -> torch.Tensor:
-    logits = out.logits
-    return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
-                                             ids[:, 1:].reshape(-1))
 
 
 def _train_step(model: Callable[..., Any], params: list[torch.nn.Parameter],
@@ -74,7 +63,7 @@ def bench_steps(repeats: int) -> None:
         for compiler in ("eager", "inductor", "irc"):
             model, batch = _lm_batch(name)
             compiled = {"eager": model, "inductor": torch.compile(model),
-                        "irc": irc.compile(model)}[compiler]
+                        "irc": irc.compile(model, strict=True)}[compiler]
             fns[compiler] = _train_step(compiled, list(model.parameters()), batch)
         times = interleaved_medians(fns, repeats=repeats)
         print(json.dumps({"part": "steps", "model": name,
@@ -138,7 +127,7 @@ def _ddp_worker(rank: int, port: int, repeats: int) -> None:
         fns = {}
         for compiler in ("eager", "irc"):
             model, batch = _lm_batch("gpt2")
-            inner = model if compiler == "eager" else irc.compile(model)
+            inner = model if compiler == "eager" else irc.compile(model, strict=True)
             fns[compiler] = _train_step(DDP(inner), list(model.parameters()), batch)
         # both ranks must run the same sequence of collectives: time in lock step
         for fn in fns.values():
@@ -161,15 +150,18 @@ def bench_ddp(repeats: int) -> None:
     port = _free_port()
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     procs = [subprocess.Popen([sys.executable, "-m", "bench.bench_training", "--ddp-rank", str(rank),
-                               "--port", str(port), "--repeats", str(repeats)], cwd=ROOT, env=env)
+                               "--port", str(port), "--repeats", str(repeats)], cwd=ROOT, env=env,
+                              start_new_session=True)
              for rank in range(2)]
     try:
         for proc in procs:
             proc.wait(timeout=900)
     finally:
         for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
+            try:  # the rank and its LLVM worker processes
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             proc.wait()
     if any(p.returncode for p in procs):
         raise RuntimeError(f"DDP ranks failed: {[p.returncode for p in procs]}")
@@ -178,78 +170,18 @@ def bench_ddp(repeats: int) -> None:
 # ---------------------------------------------------------------------------- compile time
 
 
-class _PhaseTimer:
-    """Wall time spent inside chosen functions (outermost call only)."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self._depth: dict[str, int] = {}
-
-    def wrap(self, owner: Any, attr: str, phase: str) -> None:
-        original = getattr(owner, attr)
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            depth = self._depth.get(phase, 0)
-            self._depth[phase] = depth + 1
-            t0 = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                self._depth[phase] = depth
-                if depth == 0:
-                    self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - t0
-        setattr(owner, attr, timed)
-
-
-def _compile_profile(name: str) -> None:
-    """In this fresh process (empty caches): one cold training step by phase."""
-    import torch._dynamo.backends.common as common
-
-    import irc
-    import irc.backends.llvm.backend as llvm_backend
-    import irc.driver as driver
-    import irc.frontends.capture as capture
-    timer = _PhaseTimer()
-    timer.wrap(common.AotAutograd, "__call__", "aot_forward_total")
-    timer.wrap(capture, "compile_graph", "irc_total")
-    timer.wrap(capture, "_import", "irc_import")
-    timer.wrap(driver, "run_pipeline", "irc_passes")
-    timer.wrap(llvm_backend, "translate_module", "llvm_translate")
-    timer.wrap(llvm_backend, "jit_kernels", "llvm_jit")
-    model, batch = _lm_batch(name)
-    compiled = irc.compile(model)
-    t0 = time.perf_counter()
-    loss = _lm_loss(compiled(**batch), batch["input_ids"])
-    forward = time.perf_counter() - t0
-    irc_forward = timer.seconds.get("irc_total", 0.0)
-    t1 = time.perf_counter()
-    loss.backward()
-    backward = time.perf_counter() - t1
-    s = timer.seconds
-    aot_total = s.get("aot_forward_total", 0.0)
-    irc_total = s.get("irc_total", 0.0)
-    phases = {
-        "dynamo": forward - aot_total,
-        "aot_autograd": aot_total - irc_forward,
-        "irc_import": s.get("irc_import", 0.0),
-        "irc_passes": s.get("irc_passes", 0.0),
-        "llvm_translate": s.get("llvm_translate", 0.0),
-        "llvm_jit": s.get("llvm_jit", 0.0),
-        "irc_other": irc_total - sum(s.get(k, 0.0) for k in ("irc_import", "irc_passes", "llvm_translate",
-                                                             "llvm_jit")),
-        "backward_run_and_rest": backward - (irc_total - irc_forward),
-    }
-    print(json.dumps({"part": "compile", "model": name, "first_step_s": round(forward + backward, 2),
-                      **{k: round(v, 2) for k, v in phases.items()}}), flush=True)
-
-
-def bench_compile() -> None:
+def bench_compile(threads: int | None) -> None:
+    """Each decoder's cold training step in fresh processes with empty caches:
+    irc by phase (bench/train_compile_time.py, wall and CPU clocks), inductor's
+    first step for comparison."""
+    extra = ["--threads", str(threads)] if threads else []
     for name in DECODERS:
-        with tempfile.TemporaryDirectory() as cache:
-            env = dict(os.environ, IRC_CACHE_DIR=cache, PYTHONPATH=str(ROOT),
-                       TORCHINDUCTOR_CACHE_DIR=os.path.join(cache, "inductor"))
-            subprocess.run([sys.executable, "-m", "bench.bench_training", "--compile-profile", name],
-                           cwd=ROOT, env=env, check=True, timeout=900)
+        for args in (["--cpu"], [], ["--compiler", "inductor"]):
+            with tempfile.TemporaryDirectory() as cache:
+                env = dict(os.environ, IRC_CACHE_DIR=cache, PYTHONPATH=str(ROOT),
+                           TORCHINDUCTOR_CACHE_DIR=os.path.join(cache, "inductor"))
+                subprocess.run([sys.executable, "-m", "bench.train_compile_time", name, *args, *extra],
+                               cwd=ROOT, env=env, check=True, timeout=1800)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -261,7 +193,6 @@ def main(argv: list[str] | None = None) -> None:
                         "(on a loaded machine 2 OpenMP threads can be 100x slower than 1)")
     parser.add_argument("--ddp-rank", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--compile-profile", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     DECODERS[:] = args.models.split(",")
     if args.threads:
@@ -269,11 +200,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.ddp_rank is not None:
         _ddp_worker(args.ddp_rank, args.port, args.repeats)
         return
-    if args.compile_profile:
-        _compile_profile(args.compile_profile)
-        return
     parts = {"steps": lambda: bench_steps(args.repeats), "optim": lambda: bench_optim(args.repeats),
-             "ddp": lambda: bench_ddp(args.repeats), "compile": bench_compile}
+             "ddp": lambda: bench_ddp(args.repeats), "compile": lambda: bench_compile(args.threads)}
     for part in args.parts or list(parts):
         if part not in parts:
             parser.error(f"unknown part {part!r}; choose from {', '.join(parts)}")

@@ -86,7 +86,7 @@ def phases(name: str) -> dict[str, float]:
     patches: list[tuple[Any, str, str]] = [
         (aot, "aot_module_simplified", "irc_backend"), (capture, "compile_graph", "irc"),
         (capture.FxImporter, "run", "import"), (driver, "run_pipeline", "passes"),
-        (backend, "translate_module", "translate"), (backend, "jit_kernels", "llvm"),
+        (backend, "translate_function", "translate"), (backend, "jit_kernels", "llvm"),
         (backend, "jit_kernel_texts", "llvm"),
         (backend.LLVMBackend, "compile", "cpu_backend"),
     ]

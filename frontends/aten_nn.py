@@ -326,6 +326,47 @@ def _batch_norm_eval(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, No
     return ctx.cast(y, out.dtype), None, None
 
 
+_VIEWS = ("view", "_unsafe_view", "reshape", "clone", "alias")
+
+
+def _shape(node: Any) -> tuple[int, ...] | None:
+    val = node.meta.get("val") if isinstance(node, torch.fx.Node) else None
+    return tuple(val.shape) if isinstance(val, torch.Tensor) else None
+
+
+def _packet(node: Any) -> str | None:
+    target = getattr(node, "target", None)
+    return target.overloadpacket.__name__ if isinstance(target, torch._ops.OpOverload) else None
+
+
+def _repeated_kv(arg: Any) -> torch.fx.Node | None:
+    """The ``[B, Hkv, S, D]`` key/value a ``[B, Hkv * n, S, D]`` operand repeats
+    (``transformers``' ``repeat_kv``: unsqueeze at dim 2, expand, reshape), else
+    None. Attention takes the source itself (grouped-query attention), so a
+    decode step does not copy its KV cache ``n`` times over."""
+    shape = _shape(arg)
+    if shape is None or len(shape) != 4:
+        return None
+    node = arg
+    while _packet(node) in _VIEWS and _shape(node.args[0]) is not None \
+            and len(_shape(node.args[0]) or ()) == 5:  # the reshape (and clone) of the expand
+        node = node.args[0]
+    if _packet(node) not in ("expand", "expand_copy") or not isinstance(node.args[0], torch.fx.Node):
+        return None
+    expanded = _shape(node)
+    b, heads, s, d = shape
+    if expanded is None or expanded[0] != b or expanded[1] * expanded[2] != heads \
+            or expanded[3:] != (s, d) or _shape(node.args[0]) != (b, expanded[1], 1, s, d):
+        return None  # (a size-1 dim 2 expanded: each kv head repeated in place, not tiled)
+    source = node.args[0]
+    while _packet(source) in ("unsqueeze", "slice", "alias") and _shape(source) != (
+            b, expanded[1], s, d):
+        source = source.args[0]
+        if not isinstance(source, torch.fx.Node):
+            return None
+    return source if _shape(source) == (b, expanded[1], s, d) else None
+
+
 def _fused_attention(ctx: FxImporter, node: torch.fx.Node, is_causal: bool, mask: Any,
                      scale: float | None) -> SSAValue | None:
     """One ``graph.attention`` library call for an inference attention (its
@@ -338,7 +379,12 @@ def _fused_attention(ctx: FxImporter, node: torch.fx.Node, is_causal: bool, mask
                                           or not mask_meta.dtype.is_floating_point)):
         return None
     out_meta = node.meta["val"][0]
-    q, k, v = (ctx.tensor(a, out_meta.dtype) for a in node.args[:3])
+    args = list(node.args[:3])
+    grouped = [_repeated_kv(a) for a in args[1:]]
+    if all(src is not None for src in grouped) and _shape(grouped[0])[1] == _shape(  # type: ignore[index]
+            grouped[1])[1]:  # type: ignore[index]
+        args[1:] = grouped
+    q, k, v = (ctx.tensor(a, out_meta.dtype) for a in args)
     qs = dims_of(q.type)
     if len(qs) < 2 or not len(qs) == len(dims_of(k.type)) == len(dims_of(v.type)):
         return None
@@ -351,6 +397,34 @@ def _fused_attention(ctx: FxImporter, node: torch.fx.Node, is_causal: bool, mask
     operands: list[Any] = [q, k, v, [ctx.tensor(mask, out_meta.dtype)] if mask is not None else []]
     return ctx.emit(g.AttentionOp(operands=operands, properties=properties,
                                   result_types=[tensor_type(ctx.dims(out_meta.shape), out_meta.dtype)]))
+
+
+def _kv_heads_for(ctx: FxImporter, kv: SSAValue, q_heads: int) -> SSAValue:
+    """Grouped-query attention: ``kv`` (heads ``H_kv`` at dim -3) repeated to
+    ``q_heads`` heads, kv head ``j`` serving query heads ``j*G .. j*G+G-1``
+    (``repeat_interleave``, as torch's kernels group them)."""
+    shape = dims_of(kv.type)
+    if len(shape) < 3 or shape[-3] == q_heads:
+        return kv
+    heads = shape[-3]
+    if q_heads % heads:
+        raise ctx.unsupported(f"{q_heads} query heads are not a multiple of {heads} key/value heads")
+    lead, (s, d) = list(shape[:-3]), shape[-2:]
+    grouped = reshape(ctx, kv, [*lead, heads, 1, s, d])
+    wide = ctx.emit(g.ExpandOp(grouped, tensor_type([*lead, heads, q_heads // heads, s, d],
+                                                    dtype_of(kv.type))))
+    return reshape(ctx, wide, [*lead, q_heads, s, d])
+
+
+def _grad_for_kv_heads(ctx: FxImporter, grad: SSAValue, kv_heads: int) -> SSAValue:
+    """The gradient of :func:`_kv_heads_for`: each group of query heads summed
+    back onto its key/value head."""
+    shape = dims_of(grad.type)
+    if len(shape) < 3 or shape[-3] == kv_heads:
+        return grad
+    lead, (s, d) = list(shape[:-3]), shape[-2:]
+    grouped = reshape(ctx, grad, [*lead, kv_heads, shape[-3] // kv_heads, s, d])
+    return reshape(ctx, ctx.emit(g.SumOp(grouped, [len(lead) + 1], True)), [*lead, kv_heads, s, d])
 
 
 @handles("_scaled_dot_product_flash_attention_for_cpu")
@@ -371,6 +445,8 @@ def _sdpa_cpu(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, SSAValue]
     qs, ks = dims_of(qv.type), dims_of(kv.type)
     if len(qs) < 2 or len(ks) != len(qs):
         raise ctx.unsupported("attention operands must share a rank >= 2")
+    if len(qs) >= 3:  # grouped-query attention: fewer key/value heads than query heads
+        kv, vv = _kv_heads_for(ctx, kv, qs[-3]), _kv_heads_for(ctx, vv, qs[-3])
     rank = len(ks)
     if scale is None:
         scale = 1.0 / float(qs[-1]) ** 0.5
@@ -457,6 +533,9 @@ def _sdpa_cpu_backward(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, 
     rank = len(qs)
     if rank < 2 or len(ks) != rank:
         raise ctx.unsupported("attention operands must share a rank >= 2")
+    kv_heads = ks[-3] if rank >= 3 else 0
+    if rank >= 3:  # grouped-query attention (see _sdpa_cpu)
+        kv, vv = _kv_heads_for(ctx, kv, qs[-3]), _kv_heads_for(ctx, vv, qs[-3])
     if scale is None:
         scale = 1.0 / float(qs[-1]) ** 0.5
 
@@ -486,4 +565,6 @@ def _sdpa_cpu_backward(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, 
     grad_s = ctx.emit(g.MulOp(grad_s, ctx.scalar(scale, dtype)))
     grad_q = ctx.emit(g.MatmulOp(grad_s, kv))
     grad_k = ctx.emit(g.MatmulOp(transpose(grad_s), qv))
+    if rank >= 3:
+        grad_k, grad_v = _grad_for_kv_heads(ctx, grad_k, kv_heads), _grad_for_kv_heads(ctx, grad_v, kv_heads)
     return tuple(ctx.cast(value, m.dtype) for value, m in zip((grad_q, grad_k, grad_v), metas))  # type: ignore[return-value]

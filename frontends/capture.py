@@ -5,7 +5,10 @@
   decomposition table; parameters arrive as graph inputs, so they are arguments
   of ``@main`` and no weight is copied), imports the forward (and, when
   gradients are needed, the backward) graph and compiles each through
-  :func:`irc.driver.compile_program`.
+  :func:`irc.driver.compile_program`. An inference graph keeps its input
+  mutations (``copy_`` into a placeholder): a cache update becomes an in-place
+  ``graph.cache_update``, any other write is copied back after the call
+  (:mod:`irc.frontends.input_mutations`).
 * :func:`compile_graph` compiles one aten graph. Nodes the graph dialect cannot
   express run in eager PyTorch: the graph is split (``split_module``) into
   compiled and eager pieces, and ONE :class:`IrcWarning` names each such op and
@@ -19,9 +22,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import operator
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -29,6 +34,7 @@ import torch.fx
 
 from irc.errors import IrcError, UnsupportedOpError
 from irc.frontends.decompositions import decomposition_table
+from irc.frontends.input_mutations import lift_input_mutations, with_copies_back
 from irc.frontends.fx_importer import FxImporter, NodeUnsupported, _flat_outputs, op_name, static_problems
 from irc.frontends.program import Program
 from irc.frontends.source_locations import describe, source_line
@@ -55,11 +61,17 @@ class CompiledGraph:
 
     def __init__(self, executable: Runner, layout: Sequence[int | tuple[str, Any]],
                  arg_positions: Sequence[int], program: Program,
-                 strides: Sequence[tuple[tuple[int, ...], bool] | None] = ()) -> None:
+                 strides: Sequence[tuple[tuple[int, ...], bool] | None] = (),
+                 weight_args: Sequence[tuple[int, str]] = ()) -> None:
         self.executable = executable
         self.layout = list(layout)
         self.arg_positions = list(arg_positions)
         self.program = program
+        # (position, weight name) of placeholders imported as graph.weight: a
+        # call passing another tensor there (a replaced parameter) puts it in
+        # the program's weight store, so the runtime sees a new weight
+        self.weight_args = [(i, n) for i, n in weight_args if n in program.weights]
+        self._seen: list[Any] = [None] * len(self.weight_args)
         # per FX output: the strides eager gives it (the graph's example value)
         # and whether that layout is contiguous, where they are dense and not
         # the row-major strides; None: keep irc's own
@@ -77,6 +89,8 @@ class CompiledGraph:
         return evaluate(expr, binding)
 
     def __call__(self, *args: Any) -> list[Any]:
+        if self.weight_args:
+            self._track_weights(args)
         tensors = []
         for i in self.arg_positions:
             a = args[i]
@@ -93,6 +107,16 @@ class CompiledGraph:
                     outs[i] = torch.empty_strided(out.shape, want[0], dtype=out.dtype,
                                                   device=out.device).copy_(out)
         return outs
+
+    def _track_weights(self, args: Sequence[Any]) -> None:
+        """The weight store holds the tensors this call passed (identity check;
+        the runtime keys weight-derived values on identity and version)."""
+        seen, weights = self._seen, self.program.weights
+        for k, (pos, name) in enumerate(self.weight_args):
+            a = args[pos]
+            if a is not seen[k]:
+                seen[k] = a
+                weights[name] = a.detach()
 
 
 def size_positions(gm: torch.fx.GraphModule) -> dict[str, int]:
@@ -169,6 +193,15 @@ def _import(gm: torch.fx.GraphModule, target: str | None = None,
     return program, importer.output_layout, importer.arg_positions
 
 
+def _weight_args(gm: torch.fx.GraphModule,
+                 weight_placeholders: Mapping[str, tuple[str, torch.Tensor]] | None
+                 ) -> list[tuple[int, str]]:
+    """(placeholder position, weight name) of the placeholders imported as weights."""
+    given = weight_placeholders or {}
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    return [(i, given[n.name][0]) for i, n in enumerate(placeholders) if n.name in given]
+
+
 def _compile_whole(gm: torch.fx.GraphModule, target: str, options: Mapping[str, Any] | Any | None,
                    weight_placeholders: Mapping[str, tuple[str, torch.Tensor]] | None = None,
                    stats: CompileStats | None = None) -> CompiledGraph:
@@ -181,8 +214,9 @@ def _compile_whole(gm: torch.fx.GraphModule, target: str, options: Mapping[str, 
     if stats is not None:  # program.module is now at the backend's level
         stats.record_module(program.module)
         stats.record_executable(executable)
-    strides = eager_output_strides(gm) if weight_placeholders is None else []
-    compiled = CompiledGraph(executable, layout, positions, program, strides)
+    strides = eager_output_strides(gm)
+    compiled = CompiledGraph(executable, layout, positions, program, strides,
+                             _weight_args(gm, weight_placeholders))
     compiled.sizes = size_positions(gm)
     compiled.arg_types, compiled.size_names = arg_types, size_names
     return compiled
@@ -347,10 +381,14 @@ def make_dynamo_backend(target: str = "cpu", options: Mapping[str, Any] | Any | 
     warned: set[tuple[str, str]] = set()
 
     freeze = _quantizes(options, target)
+    fold = not freeze and _versions_weights(target)
 
     def compile_boxed(gm: torch.fx.GraphModule, example_inputs: list[Any],
                       weights: Mapping[str, tuple[str, torch.Tensor]] | None = None) -> Runner:
-        runner = compile_graph(gm, target, options, strict, warned, stats, weights)
+        mutations = lift_input_mutations(gm)  # cache updates in place, other writes copied back
+        with gc_paused():  # the backward's compile is called by autograd, not from backend()
+            runner = with_copies_back(compile_graph(gm, target, options, strict, warned, stats,
+                                                    weights), mutations)
         if on_compiled is not None:
             on_compiled(runner)
         if stats is not None:
@@ -363,16 +401,43 @@ def make_dynamo_backend(target: str = "cpu", options: Mapping[str, Any] | Any | 
         fw_compiler = compile_boxed
         if freeze:
             fw_compiler = _frozen_compiler(gm, example_inputs, compile_boxed)
+        elif fold and not _needs_grad(example_inputs):
+            fw_compiler = _frozen_compiler(gm, example_inputs, compile_boxed, convolutions=True)
         # dynamo's own AOTAutograd wrapper, not aot_module_simplified: it counts
         # the call, which dynamo's DDPOptimizer needs to replay the first call
         # with fake outputs (else the first real call returned FakeTensors), and
         # keeps dynamo out of the backward compile and the backward itself
+        # keep_inference_input_mutations: an inference graph that writes an
+        # input ends with copy_(input, new value), seen by lift_input_mutations
         aot = aot_autograd(fw_compiler=fw_compiler, bw_compiler=compile_boxed,
-                           decompositions=decomposition_table())
-        return aot(gm, example_inputs)
+                           decompositions=decomposition_table(),
+                           keep_inference_input_mutations=True)
+        with gc_paused():
+            return aot(gm, example_inputs)
 
     backend.__name__ = f"irc_{target}"  # type: ignore[attr-defined]
     return backend
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for the block (a compile).
+
+    Tracing and compiling a graph allocate millions of objects that live to
+    its end (FX nodes, fake tensors, IR ops), so the collector ran over a
+    thousand times during a training step's compile, each full collection
+    walking every object of the process (the model, torch, transformers):
+    about a tenth of a cold compile. Reference counting still frees what it
+    can; cycles made meanwhile are collected after the block, as usual.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _quantizes(options: Mapping[str, Any] | Any | None, target: str) -> bool:
@@ -383,27 +448,55 @@ def _quantizes(options: Mapping[str, Any] | Any | None, target: str) -> bool:
     return Config.from_options(options, target=target).quantize.weights != "none"
 
 
+def _versions_weights(target: str) -> bool:
+    """Whether ``target``'s runtime recomputes weight-derived values when a
+    weight changes (``Backend.versions_weights``)."""
+    from irc.backends.registry import get_backend
+    try:
+        return bool(getattr(get_backend(target), "versions_weights", False))
+    except IrcError:
+        return False
+
+
+def _needs_grad(example_inputs: Sequence[Any]) -> bool:
+    return torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad
+                                           for t in example_inputs)
+
+
 def _frozen_compiler(dynamo_gm: torch.fx.GraphModule, example_inputs: list[Any],
-                     compile_boxed: Callable[..., Runner]
+                     compile_boxed: Callable[..., Runner], convolutions: bool = False
                      ) -> Callable[[torch.fx.GraphModule, list[Any]], Runner]:
     """A forward compiler that imports the model's parameters as ``graph.weight``
     ops (not ``@main`` arguments), so ``quantize-weights`` can rewrite them.
-    In an inference graph the AOT placeholders are dynamo's inputs in order."""
-    if torch.is_grad_enabled() and any(isinstance(t, torch.Tensor) and t.requires_grad
-                                       for t in example_inputs):
+    In an inference graph the AOT placeholders are dynamo's inputs in order.
+
+    ``convolutions``: for a backend that versions weights, an inference graph
+    with a convolution imports its parameters and the buffers it does not
+    mutate as weights, so ``fold-batch-norm`` folds batch norm into the
+    convolution (the runtime refolds when a weight changes in place, and
+    :class:`CompiledGraph` puts a replaced parameter in the weight store);
+    other graphs compile as usual."""
+    if not convolutions and _needs_grad(example_inputs):
         raise IrcError("quantize.weights is for inference: call the compiled model under "
                        "torch.no_grad() or torch.inference_mode()")
     names = [n.name for n in dynamo_gm.graph.nodes if n.op == "placeholder"]
     from torch._subclasses.fake_tensor import unset_fake_temporarily
     with unset_fake_temporarily():
         params = {i: t.detach() for i, t in enumerate(example_inputs)
-                  if isinstance(t, torch.nn.Parameter)}
+                  if isinstance(t, torch.nn.Parameter) or (
+                      convolutions and isinstance(t, torch.Tensor)
+                      and getattr(t, "_dynamo_static_input_type", None) is not None)}
 
     def compile_fw(gm: torch.fx.GraphModule, fw_inputs: list[Any]) -> Runner:
         placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
         weights: dict[str, tuple[str, torch.Tensor]] = {}
+        if convolutions and not _has_convolution(gm):
+            params.clear()
+        mutated = _mutated_inputs() if convolutions else set()
         if len(placeholders) == len(example_inputs):
             for i, t in params.items():
+                if i in mutated:
+                    continue
                 val = placeholders[i].meta.get("val")
                 if val is not None and tuple(val.shape) == tuple(t.shape):
                     name = names[i].removeprefix("L_self_").removeprefix("L_")
@@ -412,6 +505,22 @@ def _frozen_compiler(dynamo_gm: torch.fx.GraphModule, example_inputs: list[Any],
         params.clear()  # the program holds what it needs; keep no other reference
         return runner
     return compile_fw
+
+
+def _has_convolution(gm: torch.fx.GraphModule) -> bool:
+    conv = torch.ops.aten.convolution.default
+    return any(n.op == "call_function" and n.target is conv for n in gm.graph.nodes)
+
+
+def _mutated_inputs() -> set[int]:
+    """Inputs the graph being compiled writes in place (AOTAutograd's metadata)."""
+    from torch._guards import TracingContext
+    context = TracingContext.try_get()
+    meta = getattr(context, "fw_metadata", None) if context is not None else None
+    if meta is None:
+        return set()
+    return {i for i, info in enumerate(meta.input_info)
+            if info.mutates_data or info.mutates_metadata}
 
 
 # ----------------------------------------------------------------------------

@@ -56,7 +56,8 @@ from irc.ir.types import SUPPORTED_DTYPES, dims_of, dtype_of, tensor_type
 
 Handler = Callable[["FxImporter", torch.fx.Node], Any]
 HANDLER_MODULES = ("irc.frontends.aten_elementwise", "irc.frontends.aten_shape",
-                   "irc.frontends.aten_nn", "irc.frontends.aten_strided")
+                   "irc.frontends.aten_nn", "irc.frontends.aten_strided",
+                   "irc.frontends.input_mutations")
 """The modules whose :func:`handles`-marked functions :func:`handlers` collects
 (in this order: a later module's handler for the same target wins)."""
 _TARGETS_ATTR = "_irc_handles"

@@ -13,6 +13,7 @@ import linecache
 import os
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 import torch.fx
@@ -57,13 +58,26 @@ class SourceLine:
 def source_line(node: torch.fx.Node) -> SourceLine | None:
     """The user's line that created ``node``: the last frame of its stack
     trace that is not inside torch or irc (None when unknown)."""
-    trace = node.meta.get("stack_trace") or ""
+    return _user_frame(node.meta.get("stack_trace") or "")
+
+
+@lru_cache(maxsize=4096)
+def _user_frame(trace: str) -> SourceLine | None:
+    """:func:`source_line` of a stack trace text (the nodes of one source
+    line, and a backward graph's nodes, share theirs: parsed once)."""
     frames = [(m["file"], int(m["line"])) for m in _FRAME.finditer(trace)]
-    user = [f for f in frames if not os.path.realpath(f[0]).startswith(_INTERNAL)]
+    user = [f for f in frames if not _is_internal(f[0])]
     chosen = (user or frames or [None])[-1]
     if chosen is None:
         return None
     return SourceLine(chosen[0], chosen[1])
+
+
+@lru_cache(maxsize=1024)
+def _is_internal(file: str) -> bool:
+    """Whether ``file`` lies in torch or irc (``realpath`` stats every path
+    component: once per file)."""
+    return os.path.realpath(file).startswith(_INTERNAL)
 
 
 def location(node: torch.fx.Node) -> Attribute:

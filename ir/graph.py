@@ -28,11 +28,13 @@ from xdsl.dialects.builtin import (
     StringAttr,
     TensorType,
     UnitAttr,
+    f64,
     i64,
 )
 from xdsl.ir import Attribute, Dialect, Operation, SSAValue
 from xdsl.irdl import (
     AnyAttr,
+    AttrSizedOperandSegments,
     IRDLOperation,
     ParamAttrConstraint,
     VarConstraint,
@@ -874,6 +876,76 @@ class ConvOp(IRDLOperation):
                   + (" (channels-first; the op is channels_last)" if self.channels_last is not None else ""))
 
 
+CONV_EPILOGUE_UNARY: dict[str, int] = {"none": 0, "relu": 0, "hardtanh": 2, "swish": 0,
+                                       "sigmoid": 0, "tanh": 0}
+"""The activations a ``graph.conv_epilogue`` applies, with their scalar count
+(``hardtanh``: min, max; ``swish`` is silu); the names are oneDNN's post-ops."""
+
+
+@irdl_op_definition
+class ConvEpilogueOp(IRDLOperation):
+    """A 2-d channels-last convolution and its epilogue, one library call:
+    ``unary(conv(input, weight, bias) + other)``. ``other`` (optional: the
+    residual) has the result's shape; ``unary`` is a key of
+    :data:`CONV_EPILOGUE_UNARY` with its ``unary_scalars``. Input, other and
+    result are ``[N, H, W, C]``; the weight is ``[O, C/groups, kH, kW]``.
+    Made by ``conv-epilogue`` (cpu), run as oneDNN's post-ops.
+    """
+
+    name = "graph.conv_epilogue"
+    input = operand_def(TensorType)
+    weight = operand_def(TensorType)
+    bias = opt_operand_def(TensorType)
+    other = opt_operand_def(TensorType)
+    stride = prop_def(DenseArrayBase)
+    padding = prop_def(DenseArrayBase)
+    dilation = prop_def(DenseArrayBase)
+    groups = prop_def(IntegerAttr)
+    unary = prop_def(StringAttr)
+    unary_scalars = prop_def(DenseArrayBase)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    irdl_options = (AttrSizedOperandSegments(as_property=True),)
+
+    def __init__(self, conv: ConvOp, other: SSAValue | None, unary: str,
+                 scalars: Sequence[float] = ()) -> None:
+        super().__init__(
+            operands=[conv.input, conv.weight, [conv.bias] if conv.bias is not None else [],
+                      [other] if other is not None else []],
+            result_types=[conv.result.type],
+            properties={"stride": conv.stride, "padding": conv.padding,
+                        "dilation": conv.dilation, "groups": conv.groups,
+                        "unary": StringAttr(unary),
+                        "unary_scalars": DenseArrayBase.from_list(f64, [float(v) for v in scalars])})
+
+    def scalars(self) -> list[float]:
+        return [float(v) for v in self.unary_scalars.get_values()]
+
+    def verify_(self) -> None:
+        x, w = dims_of(self.input.type), dims_of(self.weight.type)
+        result = dims_of(self.result.type)
+        stride, padding, dilation = ints(self.stride), ints(self.padding), ints(self.dilation)
+        groups = self.groups.value.data
+        if len(x) != 4 or len(w) != 4 or not (len(stride) == len(padding) == len(dilation) == 2):
+            _fail(self, f"needs a 2-d convolution, got input {_fmt(x)}, weight {_fmt(w)}")
+        if groups < 1 or x[3] % groups or w[0] % groups or w[1] * groups != x[3]:
+            _fail(self, f"channels: input has {x[3]}, weight {_fmt(w)}, groups {groups}")
+        if self.bias is not None and dims_of(self.bias.type) != (w[0],):
+            _fail(self, f"bias shape {_fmt(dims_of(self.bias.type))} should be {w[0]}")
+        want = (x[0], *(conv_output_size(x[1 + i], w[2 + i], stride[i], padding[i], dilation[i])
+                        for i in range(2)), w[0])
+        if result != want:
+            _fail(self, f"result shape {_fmt(result)} should be {_fmt(want)} (channels-last)")
+        if self.other is not None and self.other.type != self.result.type:
+            _fail(self, f"other {self.other.type} should be the result's type {self.result.type}")
+        unary = self.unary.data
+        if unary not in CONV_EPILOGUE_UNARY:
+            _fail(self, f"unary '{unary}' is not one of {', '.join(CONV_EPILOGUE_UNARY)}")
+        if len(self.scalars()) != CONV_EPILOGUE_UNARY[unary]:
+            _fail(self, f"unary '{unary}' takes {CONV_EPILOGUE_UNARY[unary]} scalars, "
+                        f"got {len(self.scalars())}")
+
+
 class _PoolOp(IRDLOperation, ABC):
     """Pooling windows over the trailing ``len(kernel)`` dims; with the unit
     property ``channels_last``, over dims ``1 .. len(kernel)`` of an
@@ -1247,6 +1319,79 @@ class QuantizedMatmulOp(IRDLOperation):
         want = (*x[:-1], n)
         if dims_of(self.result.type) != want or dtype_of(self.result.type) != dtype_of(self.input.type):
             _fail(self, f"result should be {_fmt(want)} of the input's dtype")
+
+
+# ----------------------------------------------------------------------------
+# in-place update of a cache buffer (a static KV cache)
+
+
+_WRITES = frozenset({EffectInstance(MemoryEffectKind.WRITE)})
+
+
+class _WritesCache(MemoryEffect):
+    """Writes its cache operand: never dropped, merged, folded or moved."""
+
+    @classmethod
+    def get_effects(cls, op: Operation) -> frozenset[EffectInstance]:
+        return _WRITES
+
+
+@irdl_op_definition
+class CacheUpdateOp(IRDLOperation):
+    """``cache.index_copy_(dim, index, values)``: writes ``values`` into the
+    caller's buffer ``cache`` at positions ``index`` (1-d, i64/i32) along
+    ``dim``, in place; only those positions are written. The result is the
+    same buffer after the write (it aliases ``cache``), for the ops that read
+    the updated cache.
+
+    The one op of the dialect with an effect on its operand, so it is
+    restricted: ``cache`` is an argument of the enclosing function (the
+    caller's tensor, e.g. a ``transformers`` static cache layer), and every
+    other use of that argument comes before the update (nothing reads the
+    old contents after they are overwritten). The reference interpreter
+    defines it as torch's ``index_copy_`` on the argument."""
+
+    name = "graph.cache_update"
+    cache = operand_def(TensorType)
+    index = operand_def(TensorType)
+    values = operand_def(TensorType)
+    dim = prop_def(IntegerAttr)
+    result = result_def(TensorType)
+    traits = traits_def(_WritesCache())
+    assembly_format = ("$cache `,` $index `,` $values attr-dict `:` `(` type($cache) `,` "
+                       "type($index) `,` type($values) `)` `->` type($result)")
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def __init__(self, cache: SSAValue | Operation, index: SSAValue | Operation,
+                 values: SSAValue | Operation, dim: int) -> None:
+        c = SSAValue.get(cache)
+        super().__init__(operands=[c, SSAValue.get(index), SSAValue.get(values)],
+                         properties={"dim": int_attr(dim)}, result_types=[c.type])
+
+    def verify_(self) -> None:
+        from xdsl.ir import BlockArgument
+        c, idx, v = dims_of(self.cache.type), dims_of(self.index.type), dims_of(self.values.type)
+        dim = self.dim.value.data
+        if not 0 <= dim < len(c) or len(idx) != 1:
+            _fail(self, f"dim {dim} out of range for cache {_fmt(c)}, or index {_fmt(idx)} not 1-d")
+        if dtype_of(self.index.type) not in (torch.int64, torch.int32):
+            _fail(self, "index must be i64 or i32")
+        want = tuple(idx[0] if d == dim else n for d, n in enumerate(c))
+        if v != want or dtype_of(self.values.type) != dtype_of(self.cache.type):
+            _fail(self, f"values {_fmt(v)} should be {_fmt(want)} of the cache's dtype")
+        if self.result.type != self.cache.type:
+            _fail(self, "result type must be the cache's type")
+        block = self.parent_block()
+        if block is None:
+            return
+        if not (isinstance(self.cache, BlockArgument) and self.cache.block is block):
+            _fail(self, "cache must be an argument of the enclosing function (the caller's buffer)")
+        for use in self.cache.uses:
+            other = use.operation
+            if other is not self and (other.parent_block() is not block
+                                      or block.get_operation_index(other)
+                                      > block.get_operation_index(self)):
+                _fail(self, f"{other.name} reads the cache after it is updated in place")
 
 
 # ----------------------------------------------------------------------------

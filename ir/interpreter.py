@@ -182,6 +182,13 @@ def _quantized_matmul(op: g.QuantizedMatmulOp, args: list[torch.Tensor]) -> torc
     return _out(op, torch.matmul(x.to(torch.float32), w.t()))
 
 
+@handles(g.CacheUpdateOp)
+def _cache_update(op: g.CacheUpdateOp, args: list[torch.Tensor]) -> torch.Tensor:
+    """In place: only the positions ``index`` of the caller's ``cache`` are written."""
+    cache, index, values = args
+    return cache.index_copy_(op.dim.value.data, index.to(torch.int64), values)
+
+
 def _from_channels_last(op: Operation, x: torch.Tensor) -> torch.Tensor:
     """A channels-last op's ``[N, *spatial, C]`` input as the ``[N, C, *spatial]``
     view torch's functional ops take, with channels-last strides (a runtime may
@@ -234,6 +241,23 @@ def _conv(op: g.ConvOp, args: list[torch.Tensor]) -> torch.Tensor:
     y = fn(x, w, bias, stride=g.ints(op.stride), padding=g.ints(op.padding),
            dilation=g.ints(op.dilation), groups=op.groups.value.data)
     return _out(op, _to_channels_last(op, y))
+
+
+_EPILOGUE_UNARY: dict[str, Callable[..., torch.Tensor]] = {
+    "none": lambda y: y, "relu": torch.relu, "hardtanh": lambda y, lo, hi: y.clamp(lo, hi),
+    "swish": F.silu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
+
+
+@handles(g.ConvEpilogueOp)
+def _conv_epilogue(op: g.ConvEpilogueOp, args: list[torch.Tensor]) -> torch.Tensor:
+    """``unary(conv + other)`` on ``[N, H, W, C]`` data (the op's definition)."""
+    x, w = args[0].permute(0, 3, 1, 2), args[1]
+    bias = args[2] if op.bias is not None else None
+    y = F.conv2d(x, w, bias, stride=g.ints(op.stride), padding=g.ints(op.padding),
+                 dilation=g.ints(op.dilation), groups=op.groups.value.data).permute(0, 2, 3, 1)
+    if op.other is not None:
+        y = y + args[-1]
+    return _out(op, _EPILOGUE_UNARY[op.unary.data](y, *op.scalars()).contiguous())
 
 
 @handles(g.MaxPoolOp)

@@ -59,8 +59,9 @@ MAIN = "main"
 """Name of the host schedule (the entry function)."""
 
 EXTERN_OPS: tuple[type[Operation], ...] = (
-    g.MatmulOp, g.ConvOp, g.MaxPoolOp, g.AvgPoolOp, g.AdaptiveAvgPoolOp,
+    g.MatmulOp, g.ConvOp, g.ConvEpilogueOp, g.MaxPoolOp, g.AvgPoolOp, g.AdaptiveAvgPoolOp,
     g.GatherOp, g.IndexSelectOp, g.EmbeddingOp, g.AttentionOp, g.QuantizedMatmulOp, g.AtenCallOp,
+    g.CacheUpdateOp,
 )
 """Ops that backends always run as library calls; they never enter a kernel."""
 

@@ -16,6 +16,7 @@ from irc.errors import (
     InternalCompilerError,
     IrcError,
     NothingCompiledError,
+    PackageError,
     PassError,
     UnsupportedOpError,
 )
@@ -23,13 +24,15 @@ from irc.errors import (
 if TYPE_CHECKING:  # imported lazily below; named here for type checkers
     from irc.api import compile
     from irc.backends.registry import register_backend
+    from irc.exporter import export
     from irc.frontends.capture import IrcWarning
+    from irc.loader import load
 
 __version__ = "0.1.0"
 __all__ = [
     "BackendError", "ConfigError", "InputMismatchError", "InternalCompilerError", "IrcError",
-    "IrcWarning", "NothingCompiledError", "PassError", "UnsupportedOpError", "compile",
-    "profile", "register_backend",
+    "IrcWarning", "NothingCompiledError", "PackageError", "PassError", "UnsupportedOpError", "compile",
+    "export", "load", "profile", "register_backend",
 ]
 
 
@@ -44,6 +47,12 @@ def __getattr__(name: str) -> Any:
     if name == "register_backend":
         from irc.backends.registry import register_backend
         return register_backend
+    if name == "export":
+        from irc.exporter import export
+        return export
+    if name == "load":  # the loader imports neither xdsl, llvmlite, triton nor dynamo
+        from irc.loader import load
+        return load
     if name == "profile":
         from irc.profile import profile
         return profile

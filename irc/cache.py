@@ -13,6 +13,11 @@ Guarantees:
   last writer's); a reader sees an old complete entry, a new one, or a miss.
 * Payloads are opaque bytes. Nothing is ever unpickled, evaluated or imported:
   what a backend stores (object code, kernel source) it parses itself.
+* Loading object code is running code: the directory is created 0700, and
+  :func:`open_cache` raises :class:`irc.errors.CacheError` naming it when it
+  belongs to another user or group/others may write it (the checksums catch
+  corruption, not a planted entry: whoever can write an entry can write its
+  header too). Backends then compile without the cache, with a warning.
 * The cache is an optimisation: I/O failures in ``get``/``put`` are logged on
   the ``irc.cache`` logger and treated as a miss / no-op, so a read-only or
   full disk never fails a compile. ``info``/``clear`` on an unusable directory
@@ -94,6 +99,27 @@ class CompileCache:
 
     def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
         self.dir = Path(directory).expanduser() if directory else default_cache_dir()
+        self._checked = False
+
+    def _checked_dir(self) -> Path:
+        """The cache directory, created 0700; refused (CacheError naming it) when it
+        belongs to another user or group/others may write it: object code loaded
+        from it runs in this process. A checksum cannot stand in for this check."""
+        if self._checked:
+            return self.dir
+        if not self.dir.exists():
+            self.dir.mkdir(parents=True, mode=0o700)
+            os.chmod(self.dir, 0o700)  # mkdir's mode is masked by the umask
+        from irc.errors import PackageError
+        from irc.package_format import check_private
+        try:
+            check_private(self.dir, "compile cache directory")
+        except PackageError as err:
+            raise CacheError(str(err).replace("Copy the package and check where it came from.",
+                                              "Use a cache directory of your own (cache.dir).")) \
+                from None
+        self._checked = True
+        return self.dir
 
     def _path(self, key: str) -> Path:
         if not isinstance(key, str) or not _KEY_RE.match(key):
@@ -130,7 +156,7 @@ class CompileCache:
                   "sha256": hashlib.sha256(payload).hexdigest()}
         tmp: str | None = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=_SUFFIX)
             with os.fdopen(fd, "wb") as f:
                 f.write(json.dumps(header, sort_keys=True).encode() + b"\n")
@@ -230,4 +256,9 @@ def open_cache(config: CacheConfig | None = None) -> CompileCache | None:
     config = config or CacheConfig()
     if not config.enabled:
         return None
-    return CompileCache(config.dir or None)
+    cache = CompileCache(config.dir or None)
+    try:
+        cache._checked_dir()
+    except OSError as err:
+        raise CacheError(f"compile cache directory {cache.dir}: {err.strerror}") from None
+    return cache

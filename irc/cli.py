@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "test-carved": ("irc.cli_test_carved", "run carved tests against a backend"),
     "bisect": ("irc.cli_bisect", "find the first kernel that breaks on a backend"),
     "profile": ("irc.cli_profile", "time a compiled model kernel by kernel (Chrome trace too)"),
+    "export": ("irc.cli_export", "write a deployable package (irc.load, or C through irc_model.h)"),
 }
 
 

@@ -125,7 +125,8 @@ def _with_weight_store(passes: list[ModulePass], weights: dict) -> list[ModulePa
 
 
 def _outputs_aliasing_inputs(module: ModuleOp) -> list[int]:
-    """Positions of @main's results that are its arguments or weights.
+    """Positions of @main's results that are its arguments or weights (or an
+    argument updated in place by ``graph.cache_update``).
 
     Value semantics let ``clone`` (or ``x * 1``) fold away, so @main may
     return its input; a backend would then hand the caller the input tensor
@@ -135,13 +136,13 @@ def _outputs_aliasing_inputs(module: ModuleOp) -> list[int]:
     from xdsl.dialects import func
     from xdsl.ir import BlockArgument
 
-    from irc.ir.graph import WeightOp
+    from irc.ir.graph import CacheUpdateOp, WeightOp
     from irc.ir.kernel import find_main
     ret = find_main(module).body.block.last_op
     if not isinstance(ret, func.ReturnOp):
         return []
     return [i for i, v in enumerate(ret.operands)
-            if isinstance(v, BlockArgument) or isinstance(v.owner, WeightOp)]
+            if isinstance(v, BlockArgument) or isinstance(v.owner, (WeightOp, CacheUpdateOp))]
 
 
 class _CopyAliasedOutputs:

@@ -80,6 +80,11 @@ class CacheError(IrcError):
     """A compile-cache entry is unusable (it is then rebuilt, not trusted)."""
 
 
+class PackageError(IrcError):
+    """An exported package cannot be loaded: wrong format version, a checksum
+    mismatch, a missing CPU feature, or a file another user could have written."""
+
+
 class NothingCompiledError(IrcError):
     """``strict=True``: a compiled callable's call ran nothing compiled (no graph
     reached irc, or dynamo stopped compiling at its recompile limit)."""

@@ -103,7 +103,7 @@ def library_flops(op: Operation) -> int:
     if isinstance(op, g.MatmulOp):
         k = shape_of(op.lhs.type)[-1]
         return 2 * math.prod(out) * k
-    if isinstance(op, g.ConvOp):
+    if isinstance(op, (g.ConvOp, g.ConvEpilogueOp)):
         w = shape_of(op.weight.type)
         return 2 * math.prod(out) * math.prod(w[1:])
     if isinstance(op, g.AttentionOp):  # q @ k^T and p @ v

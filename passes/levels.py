@@ -51,9 +51,11 @@ BUILTIN_LEVELS: dict[str, PassLevels] = {
     "fold-batch-norm": _TENSOR,
     "channels-last": _TENSOR,
     "swap-skinny-matmul": _TENSOR,
+    "conv-epilogue": _TENSOR,
     "quantize-weights": PassLevels((GRAPH,), approximates=True),
     "fuse": PassLevels((GRAPH, KERNEL), KERNEL),
     "memory-plan": PassLevels((KERNEL, LOOPS)),
+    "matmul-epilogues": PassLevels((GRAPH, KERNEL)),
     "split-full-reductions": PassLevels((KERNEL,)),
     "lower-to-loops": PassLevels((KERNEL,), LOOPS),
 }

@@ -10,6 +10,8 @@ allocates, per call and once, and when. Values of ``@main`` fall in classes:
   weight-derived values (a transposed+scaled weight, rotary tables, masks).
   Runtimes compute them once and recompute only when a source weight changes;
   they are persistent (:attr:`MemoryPlan.weights_derived_bytes`), not per call;
+* *in-place updates* (``graph.cache_update``): the result is the cache
+  argument itself, written at the new positions only; no memory of its own;
 * *views* (:func:`view_only_kernel`): a kernel that only permutes / reshapes /
   expands / slices its one input and feeds only library calls runs as a torch
   view: no buffer; its source stays live until the view's last use;
@@ -233,6 +235,9 @@ def plan_memory(module: ModuleOp) -> MemoryPlan:  # noqa: C901 - one walk over @
     plan.derived = weight_derived_values(ops)
     for op in view_ops(ops, functions_of(module)):
         plan.views[op.results[0]] = op.operands[0]
+    for op in ops:  # written in place: the updated cache is the caller's buffer
+        if isinstance(op, g.CacheUpdateOp):
+            plan.views[op.result] = op.cache
 
     def root(value: SSAValue) -> SSAValue:
         while value in plan.views:

@@ -51,7 +51,8 @@ def test_each_backend_owns_its_pipeline() -> None:
     # the CPU BLAS heuristic runs for cpu only; splitting reductions is its own pass
     assert "swap-skinny-matmul" in cpu and "swap-skinny-matmul" not in cuda
     assert cpu[-2:] == ["split-full-reductions", "lower-to-loops"]
-    assert cuda[-1] == "memory-plan" and config.pipeline_for("reference") == LEVEL_PIPELINES["graph"]
+    assert cuda[-2:] == ["memory-plan", "matmul-epilogues"]
+    assert config.pipeline_for("reference") == LEVEL_PIPELINES["graph"]
     assert config.pipeline_for("cpu", to="kernel") == ",".join(cpu[:cpu.index("memory-plan") + 1])
     assert config.pipeline_for("cpu", start="kernel") == "split-full-reductions,lower-to-loops"
     # a configured stage replaces that stage for every backend

@@ -2,14 +2,16 @@
 
 Each test starts two ranks of tests/distributed_workers.py, which train eager
 DDP / FSDP2 and the irc-compiled forms from the same weights on the same
-per-rank batches; the test asserts on what they report. Every process is
-killed in ``finally`` (timeout, failure or not), so none is left behind.
+per-rank batches; the test asserts on what they report. Each rank runs in
+a process group of its own, killed with everything in it in ``finally``
+(timeout, failure or not), so no process is left behind.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -41,7 +43,7 @@ def run_ranks(case: str, tmp_path: Path) -> list[dict[str, Any]]:
         for rank in range(WORLD):
             procs.append(subprocess.Popen(
                 [sys.executable, str(WORKER), case, str(rank), str(WORLD), str(port), str(prefix)],
-                stdout=logs[rank], stderr=subprocess.STDOUT, env=env))
+                stdout=logs[rank], stderr=subprocess.STDOUT, env=env, start_new_session=True))
         deadline = time.monotonic() + TIMEOUT_S
         for proc in procs:
             proc.wait(timeout=max(1.0, deadline - time.monotonic()))
@@ -49,8 +51,10 @@ def run_ranks(case: str, tmp_path: Path) -> list[dict[str, Any]]:
         pytest.fail(f"{case}: ranks did not finish in {TIMEOUT_S} s\n" + _tails(tmp_path, case))
     finally:
         for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
+            try:  # the rank and whatever it started (irc's LLVM worker processes)
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             proc.wait()
         for log in logs:
             log.close()

@@ -18,7 +18,7 @@ from irc.errors import BackendError
 from irc.ir import graph as g
 from irc.ir.interpreter import interpret
 from irc.ir.text import parse_module, print_module, verify_module
-from irc.backends.llvm.lowering import loops_index as ix
+from irc.ir import index as ix
 from irc.passes.pipeline import run_pipeline
 
 sys.path.insert(0, str(Path(__file__).parent))

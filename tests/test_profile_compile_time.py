@@ -113,3 +113,48 @@ def _has_workload(name: str) -> bool:
 def _any_workload() -> str:
     from bench.workloads import WORKLOADS
     return next(n for n, w in WORKLOADS.items() if w.kind != "model")
+
+
+def test_training_step_phases_add_up():
+    """bench/train_compile_time.py: the cold training step of the zoo's GPT-2
+    by phase; a forward and a backward graph, each phase non-negative, the
+    parts no more than the whole."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bench.train_compile_time import profile
+    result = profile("gpt2", {"cache": {"enabled": False}}, cpu=True)
+    assert [g["graph"] for g in result["graphs"]] == ["fw", "bw"]
+    phases = ["dynamo", "aot_joint", "aot_partition", "aot_other", "import", "passes", "translate",
+              "llvm", "backend", "irc_other", "fw_run", "bw_run"]
+    assert all(result[k] >= -0.01 for k in phases), result
+    assert sum(result[k] for k in phases) == pytest.approx(result["first_step_s"], abs=0.05)
+    assert result["llvm"] > 0 and result["passes"] > 0 and result["import"] > 0
+    assert {"lower-to-loops", "fuse"} <= set(result["per_pass"])
+
+
+def test_compiling_leaves_the_garbage_collector_as_it_was():
+    """The collector is off while a graph compiles (frontends.capture.gc_paused)
+    and on again after, also when the compile fails; off stays off."""
+    import gc
+
+    import irc
+    from irc.frontends.capture import gc_paused
+    states = []
+    with gc_paused():
+        states.append(gc.isenabled())
+    assert states == [False] and gc.isenabled()
+    with pytest.raises(RuntimeError):
+        with gc_paused():
+            raise RuntimeError
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    fn = irc.compile(lambda x: (x * 2).sin(), strict=True)
+    x = torch.randn(5, requires_grad=True)
+    fn(x).sum().backward()
+    assert gc.isenabled()
+    torch.testing.assert_close(x.grad, 2 * (2 * x.detach()).cos())

@@ -178,6 +178,7 @@ def test_cpu_kernel_is_fused_and_vectorised() -> None:
     for bits, group in ((8, 256), (4, 64)):
         text = optimized_ir(kernel_ir(QuantizedShape(1, 256, 64, bits, group)))
         assert "sitofp <" in text  # vectorised int -> float conversion
+        assert "<16 x i8>" in text  # 16 bytes of integers per vector step (int4: 32 values)
         assert "alloca" not in text.split("define void @irc_quantized_matmul(")[1].split("}")[0]
 
 
@@ -247,8 +248,8 @@ def test_quantized_zoo_decoder_stays_within_the_reported_error(bits: str, bound:
 
 def test_static_cache_generation_with_quantized_weights(monkeypatch: pytest.MonkeyPatch) -> None:
     """``model.forward = irc.compile(...)`` + ``generate(cache_implementation="static")``:
-    float32 gives eager's tokens; int8 quantizes the compiled pieces too (the
-    cache update, ``index_copy_``, runs in eager between them for now)."""
+    float32 gives eager's tokens; int8 quantizes the prefill and decode graphs
+    too (the cache update is ``graph.cache_update``, see tests/test_kv_cache.py)."""
     import warnings
 
     from irc.passes import quantize_weights

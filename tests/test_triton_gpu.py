@@ -33,7 +33,7 @@ func.func @main(%x: tensor<512x1000xf16>) -> tensor<512x1000xf16> {
 
 def _exe(text: str, **options: object) -> TritonExecutable:
     module = parse_module(text)[0]
-    run_pipeline(module, "fuse")
+    run_pipeline(module, "fuse,matmul-epilogues")
     return TritonExecutable(module, {}, **options)
 
 

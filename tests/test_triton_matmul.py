@@ -56,7 +56,7 @@ def run_ir(text: str, inputs: Sequence[torch.Tensor], matmul: str = "triton"
     """Fuse ``text``, run it with the template, compare with the reference interpreter."""
     module = parse_module(text)[0]
     want = interpret(module, list(inputs))
-    run_pipeline(module, "fuse")
+    run_pipeline(module, "fuse,matmul-epilogues")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numpy warns about masked-off lanes (interpreter)
         exe = TritonExecutable(module, {}, interpret=not ON_GPU, matmul=matmul)
@@ -104,7 +104,7 @@ def _launches(source: str) -> list[str]:
 
 def _kernel_module(text: str):  # type: ignore[no-untyped-def]
     module = parse_module(text)[0]
-    run_pipeline(module, "fuse")
+    run_pipeline(module, "fuse,matmul-epilogues")
     return module
 
 

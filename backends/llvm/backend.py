@@ -1,13 +1,15 @@
 """The ``cpu`` backend (alias ``llvm``): loops-level modules -> native code + host runtime.
 
-``LLVMBackend.compile`` takes a module after ``lower-to-loops``: the kernel
-funcs (``irc.kernel``, over memrefs) are translated together into one LLVM
-module (:func:`irc.backends.llvm.translate.translate_module`), optimised for
-the host CPU and JIT-compiled once (:mod:`irc.backends.llvm.jit`); ``@main``
-becomes a :class:`~irc.backends.llvm.runtime.HostProgram`. With the compile
-cache enabled, the object code is stored under a key made of the LLVM IR
+``LLVMBackend.compile`` takes a module after ``lower-to-loops``: each kernel
+func (``irc.kernel``, over memrefs) is translated alone, in place, under one
+canonical name (:func:`irc.backends.llvm.translate.translate_function`), so
+identical kernels have identical LLVM IR; each distinct kernel is optimised
+for the host CPU and compiled once, in worker processes when there are many
+(:func:`irc.backends.llvm.jit.compile_kernels`); ``@main`` becomes a
+:class:`~irc.backends.llvm.runtime.HostProgram`. With the compile cache
+enabled, each kernel's object code is stored under a key made of its LLVM IR
 text, the host CPU fingerprint, the irc version and the JIT's source, and
-reused next time.
+reused next time (by any model with that kernel).
 
 The executable checks every input and weight before native code runs (see
 :mod:`irc.backends.llvm.runtime`) and reports ``memory_plan`` (what the runtime
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -34,7 +36,7 @@ from irc.passes.pipeline import DEFAULT_STAGES
 from irc.backends.llvm.jit import JitModule, compile_llvm_ir, host_cpu_fingerprint
 from irc.backends.llvm.runtime import HostProgram
 from irc.backends.llvm.threads import LaunchStats
-from irc.backends.llvm.translate import kernel_signatures, translate_module
+from irc.backends.llvm.translate import kernel_signatures, translate_function
 from irc.cache import CacheConfig
 from irc.errors import BackendError, IrcError
 from irc.ir.kernel import is_kernel
@@ -85,13 +87,20 @@ class LLVMOptions(BackendOptions):
 class CPUExecutable:
     """A compiled program: call with @main's inputs, get its outputs."""
 
-    def __init__(self, program: HostProgram, llvm_ir: str, loops_ir: str,
+    def __init__(self, program: HostProgram, llvm_ir: str, loops_ir: str | Callable[[], str],
                  memory_plan: MemoryPlan | None, kernel_count: int) -> None:
         self.program = program
         self.llvm_ir = llvm_ir
-        self.loops_ir = loops_ir
+        self._loops_ir = loops_ir
         self.memory_plan = memory_plan
         self.kernel_count = kernel_count
+
+    @property
+    def loops_ir(self) -> str:
+        """The kernels at the loops level, as MLIR text (printed when first asked for)."""
+        if callable(self._loops_ir):
+            self._loops_ir = self._loops_ir()
+        return self._loops_ir
 
     @property
     def stats(self) -> LaunchStats:
@@ -102,16 +111,21 @@ class CPUExecutable:
         return self.program(*inputs)
 
 
-def kernel_module(module: ModuleOp) -> ModuleOp:
-    """A module holding clones of the lowered kernel funcs only (what LLVM gets)."""
+def lowered_kernels(module: ModuleOp) -> list[func.FuncOp]:
+    """The module's kernel funcs (what LLVM gets), each checked to be lowered to loops."""
     kernels = []
     for op in module.ops:
-        if is_kernel(op):
+        if is_kernel(op) and isinstance(op, func.FuncOp):
             if not is_lowered(op):
                 raise BackendError(f"cpu backend: kernel @{op.sym_name.data} is not lowered to "
                                    "loops (run the lower-to-loops pass first)")
-            kernels.append(op.clone())
-    return ModuleOp(kernels)
+            kernels.append(op)
+    return kernels
+
+
+def kernel_module(module: ModuleOp) -> ModuleOp:
+    """A module holding clones of the lowered kernel funcs only."""
+    return ModuleOp([fn.clone() for fn in lowered_kernels(module)])
 
 
 @functools.lru_cache(maxsize=1)
@@ -156,18 +170,14 @@ def readable_llvm_ir(texts: dict[str, str]) -> str:
     return "\n".join(text.replace(CANONICAL_NAME, name) for name, text in texts.items())
 
 
-def kernel_texts(kernels: ModuleOp) -> dict[str, str]:
+def kernel_texts(kernels: ModuleOp | list[func.FuncOp]) -> dict[str, str]:
     """LLVM IR of each kernel alone, translated under the canonical name (so
     identical kernels have identical text; see :func:`jit.compile_kernels`)."""
-    from xdsl.dialects.builtin import StringAttr
-
     from irc.backends.llvm.jit import CANONICAL_NAME
     texts = {}
-    for fn in kernels.ops:
+    for fn in (kernels.ops if isinstance(kernels, ModuleOp) else kernels):
         assert isinstance(fn, func.FuncOp)
-        alone = fn.clone()
-        alone.sym_name = StringAttr(CANONICAL_NAME)
-        texts[fn.sym_name.data] = translate_module(ModuleOp([alone]))
+        texts[fn.sym_name.data] = translate_function(fn, CANONICAL_NAME)
     return texts
 
 
@@ -197,15 +207,15 @@ class LLVMBackend(Backend):
     # swap-skinny-matmul: small-batch linear layers as (W @ x^T)^T, measured
     # faster on MKL's AVX2 sgemm; a CPU BLAS heuristic, so only here.
     pipeline = MappingProxyType({**DEFAULT_STAGES,
-                                 "kernel": "channels-last,swap-skinny-matmul,fuse,memory-plan"})
+                                 "kernel": "channels-last,conv-epilogue,swap-skinny-matmul,fuse,"
+                                           "memory-plan"})
+    versions_weights = True  # HostProgram keys weight-derived values on each weight's version
 
     def compile(self, module: ModuleOp, weights: Mapping[str, torch.Tensor],
                 options: BackendOptions) -> CPUExecutable:
         if not isinstance(options, LLVMOptions):
             options = LLVMOptions()
-        from irc.ir.text import print_module
-        kernels = kernel_module(module)
-        loops_ir = print_module(kernels, locations=False)
+        kernels = lowered_kernels(module)  # translated in place: no copy of the IR
         texts = kernel_texts(kernels)
         llvm_ir = readable_llvm_ir(texts)
         signatures = kernel_signatures(kernels)
@@ -216,4 +226,10 @@ class LLVMBackend(Backend):
             plan = None
         program = HostProgram(module, jit, signatures, weights, plan, options.threads,
                               options.min_parallel_work, options.parallel_runtime)
-        return CPUExecutable(program, llvm_ir, loops_ir, plan, len(signatures))
+        return CPUExecutable(program, llvm_ir, functools.partial(_print_funcs, kernels), plan,
+                             len(signatures))
+
+
+def _print_funcs(funcs: list[func.FuncOp]) -> str:
+    from irc.ir.text import print_module
+    return print_module(ModuleOp([fn.clone() for fn in funcs]), locations=False)

@@ -4,7 +4,9 @@
 for the small convolutions of the zoo that reorder is a large part of the call.
 :func:`conv_step` makes the host-schedule step of a 2-d, float32,
 channels-last ``graph.conv`` call ``torch.ops.mkldnn._convolution_pointwise``
-(what inductor's CPU backend calls) with a weight packed by
+(what inductor's CPU backend calls; for a ``graph.conv_epilogue`` with its
+activation as a oneDNN post-op, and a residual add through the ``.binary``
+overload) with a weight packed by
 ``torch.ops.mkldnn._reorder_convolution_weight`` for the convolution's fixed
 input size. The packed weight is kept with the tensor it came from, its
 ``_version`` and data pointer, and packed again when any of them changes (an
@@ -27,9 +29,10 @@ from irc.ir.types import dtype_of, shape_of
 Step = Callable[[list], None]
 
 
-def supported(op: g.ConvOp) -> bool:
+def supported(op: g.ConvOp | g.ConvEpilogueOp) -> bool:
     """A 2-d float32 channels-last convolution, and oneDNN in this torch."""
-    return (g.is_channels_last(op) and len(shape_of(op.input.type)) == 4
+    return ((isinstance(op, g.ConvEpilogueOp) or g.is_channels_last(op))
+            and len(shape_of(op.input.type)) == 4
             and dtype_of(op.result.type) == torch.float32
             and dtype_of(op.weight.type) == torch.float32
             and torch.backends.mkldnn.is_available()
@@ -61,20 +64,45 @@ class PackedWeight:
         return self.packed
 
 
-def conv_step(op: g.ConvOp, x: int, w: int, b: int | None, out: int) -> Step | None:
-    """The step computing ``op`` (env indices of input, weight, bias, result), or None."""
+def conv_step(op: g.ConvOp | g.ConvEpilogueOp, x: int, w: int, b: int | None, out: int,
+              other: int | None = None) -> Step | None:
+    """The step computing ``op`` (env indices of input, weight, bias, result, and
+    of a ``graph.conv_epilogue``'s residual), or None. A ``graph.conv_epilogue``
+    is one oneDNN call with post-ops: its activation as the ``attr`` of
+    ``_convolution_pointwise``, a residual add through the ``.binary`` overload."""
     if not supported(op):
         return None
     padding, stride, dilation = g.ints(op.padding), g.ints(op.stride), g.ints(op.dilation)
     groups = op.groups.value.data
     n, h, wd, c = shape_of(op.input.type)
     weight = PackedWeight(padding, stride, dilation, groups, [n, c, h, wd])
+    unary, scalars = "none", []
+    if isinstance(op, g.ConvEpilogueOp):
+        unary, scalars = op.unary.data, op.scalars()
+    if other is not None:
+        from irc.passes.conv_epilogue import BINARY_UNARY
+        if unary not in BINARY_UNARY:
+            return None  # oneDNN refuses it: the reference handler computes it
+        binary = torch.ops.mkldnn._convolution_pointwise.binary
+        attr = None if unary == "none" else unary
+
+        def step_binary(env: list) -> None:
+            bias = env[b] if b is not None else None
+            r = env[other]
+            if not r.is_contiguous():
+                r = r.contiguous()
+            y = binary(env[x].permute(0, 3, 1, 2), r.permute(0, 3, 1, 2), weight.get(env[w]),
+                       bias, padding, stride, dilation, groups, "add", None, attr, scalars, "")
+            y = y.permute(0, 2, 3, 1)
+            env[out] = y if y.is_contiguous() else y.contiguous()
+        step_binary.packed_weight = weight  # type: ignore[attr-defined]
+        return step_binary
     pointwise = torch.ops.mkldnn._convolution_pointwise
 
     def step(env: list) -> None:
         bias = env[b] if b is not None else None
         y = pointwise(env[x].permute(0, 3, 1, 2), weight.get(env[w]), bias, padding, stride,
-                      dilation, groups, "none", [], "")
+                      dilation, groups, unary, scalars, "")
         y = y.permute(0, 2, 3, 1)
         env[out] = y if y.is_contiguous() else y.contiguous()
     step.packed_weight = weight  # type: ignore[attr-defined]

@@ -11,7 +11,10 @@
   before any code is finalised, freshly compiled or loaded from object code.
 * :func:`emit_object` / :func:`load_object` let a compile cache store object
   code; :func:`host_cpu_fingerprint` is the key part that makes a cached object
-  valid only on an identical CPU/LLVM.
+  valid only on an identical CPU/LLVM. Objects are position-independent
+  (small code model), so the one artefact format serves the JIT, the compile
+  cache and an exported package's shared library (``cc -shared`` links the
+  very objects the cache holds, see :func:`kernel_objects`).
 
 The target machine used for optimisation and object emission is the only
 module-level state (created on first use).
@@ -49,7 +52,7 @@ def _new_target_machine() -> llvm.TargetMachine:
     target = llvm.Target.from_default_triple()
     return target.create_target_machine(
         cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
-        opt=3, reloc="default", codemodel="jitdefault", jit=True)
+        opt=3, reloc="pic", codemodel="default", jit=True)
 
 
 @lru_cache(maxsize=1)
@@ -248,6 +251,15 @@ def compile_kernels(texts: dict[str, str], store: object | None = None,
     ``workers`` processes when there are at least ``min_parallel`` of them.
     All objects are loaded into one engine.
     """
+    symbols, objects = kernel_objects(texts, store, key_parts, workers, min_parallel)
+    return load_objects(list(objects.values()), symbols)
+
+
+def kernel_objects(texts: dict[str, str], store: object | None = None,
+                   key_parts: tuple[str, ...] = (), workers: int = 1,
+                   min_parallel: int = 8) -> tuple[dict[str, str], dict[str, bytes]]:
+    """(kernel name -> symbol, symbol -> object code) for :func:`compile_kernels`'
+    ``texts``, through ``store``: what the JIT loads and a package links."""
     from irc.cache import make_key
     symbols: dict[str, str] = {}
     unique: dict[str, str] = {}  # symbol -> renamed text
@@ -270,7 +282,7 @@ def compile_kernels(texts: dict[str, str], store: object | None = None,
         objects[symbol] = blob
         if store is not None:
             store.put(keys[symbol], blob)  # type: ignore[attr-defined]
-    return load_objects(list(objects.values()), symbols)
+    return symbols, objects
 
 
 def load_objects(blobs: list[bytes], aliases: dict[str, str]) -> JitModule:

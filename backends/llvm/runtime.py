@@ -24,8 +24,9 @@ What it allocates is what :func:`irc.passes.memory_plan.plan_memory` says:
   :func:`irc.backends.llvm.threads.parallel_launcher`, counted in ``stats``;
 * extern ops: torch's own kernels (``torch.matmul`` with ``out=`` into the
   arena; others, ``graph.aten_call`` included, return fresh tensors, made
-  contiguous, dropped after their last use); ``@main``'s results are fresh
-  tensors on every call.
+  contiguous, dropped after their last use); ``graph.cache_update`` writes
+  the new positions into the input tensor itself (``index_copy_``: no copy
+  of the cache); ``@main``'s results are fresh tensors on every call.
 
 Safety: before anything native runs, every input's dtype, shape, strides
 (contiguity) and device are checked against what was compiled, and every
@@ -261,7 +262,7 @@ class HostProgram:
             step = self._launch(op)
         elif isinstance(op, g.MatmulOp):
             step = self._matmul(op)
-        elif isinstance(op, g.ConvOp) and (step := self._conv(op)) is not None:
+        elif isinstance(op, (g.ConvOp, g.ConvEpilogueOp)) and (step := self._conv(op)) is not None:
             pass
         elif isinstance(op, g.QuantizedMatmulOp):  # fused dequantize-matmul kernel
             from irc.backends.llvm.quantized_matmul import host_step
@@ -269,6 +270,8 @@ class HostProgram:
                              self.parallel_runtime == "openmp", self.stats)
         elif isinstance(op, g.AtenCallOp):
             step = self._aten_call(op)
+        elif isinstance(op, g.CacheUpdateOp):
+            step = self._cache_update(op)
         elif type(op) in HANDLERS:
             step = self._extern(op)
         else:
@@ -414,12 +417,13 @@ class HostProgram:
             torch.matmul(env[a], env[b], out=result)
         return step
 
-    def _conv(self, op: g.ConvOp) -> Step | None:
+    def _conv(self, op: g.ConvOp | g.ConvEpilogueOp) -> Step | None:
         """oneDNN with the weight packed once per version (None: the generic extern)."""
         from irc.backends.llvm.conv import conv_step
         bias = self.index[op.bias] if op.bias is not None else None
+        other = getattr(op, "other", None)
         return conv_step(op, self.index[op.input], self.index[op.weight], bias,
-                         self._slot(op.result))
+                         self._slot(op.result), self.index[other] if other is not None else None)
 
     def _aten_call(self, op: g.AtenCallOp) -> Step:
         """torch's op on the operands; its (fresh, contiguous) results."""
@@ -432,6 +436,16 @@ class HostProgram:
             results = run_aten_call(callee, args, dtypes, [env[i] for i in ins])
             for i, t in zip(outs, results):
                 env[i] = t
+        return step
+
+    def _cache_update(self, op: g.CacheUpdateOp) -> Step:
+        """Write the new positions into the caller's cache tensor (an input of
+        the call, checked contiguous); the result is that tensor."""
+        cache, index, values = (self.index[v] for v in op.operands)
+        out, dim, long = self._slot(op.result), op.dim.value.data, torch.int64
+
+        def step(env: Env) -> None:
+            env[out] = env[cache].index_copy_(dim, env[index].to(long), env[values])
         return step
 
     def _extern(self, op: Operation) -> Step:

@@ -58,6 +58,7 @@ libm.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from typing import Callable
 
 from llvmlite import ir
@@ -131,10 +132,11 @@ def static_trip_count(loop: scf.ForOp) -> int | None:
     return max(0, -(-(ub - lb) // step))
 
 
-def kernel_signatures(module: ModuleOp) -> dict[str, KernelSignature]:
-    """Per func: argument count, whether it is parallel and its trip count."""
+def kernel_signatures(module: ModuleOp | Iterable[Operation]) -> dict[str, KernelSignature]:
+    """Per func (of a module, or of a list of funcs): argument count, whether
+    it is parallel and its trip count."""
     sigs: dict[str, KernelSignature] = {}
-    for fn in module.ops:
+    for fn in (module.ops if isinstance(module, ModuleOp) else module):
         if not isinstance(fn, func.FuncOp):
             continue
         loop = find_parallel_loop(fn)
@@ -402,8 +404,10 @@ class FuncEmitter:
 class ModuleTranslator:
     """Declares every func, then emits their bodies."""
 
-    def __init__(self, module: ModuleOp) -> None:
-        self.module = module
+    def __init__(self, module: ModuleOp | Iterable[Operation],
+                 names: Mapping[str, str] | None = None) -> None:
+        self.ops = list(module.ops if isinstance(module, ModuleOp) else module)
+        self.names = dict(names or {})  # func name -> the name its LLVM function gets
         self.llmod = ir.Module(name="irc_kernels")
         self.functions: dict[str, ir.Function] = {}
         self.parallel: dict[str, bool] = {}
@@ -425,12 +429,12 @@ class ModuleTranslator:
 
     def translate(self) -> str:
         funcs = []
-        for op in self.module.ops:
+        for op in self.ops:
             if not isinstance(op, func.FuncOp):
                 raise unsupported(op, "only func.func may appear at module level")
             if op.body.blocks and len(op.body.blocks) != 1:
                 raise unsupported(op, "funcs must have a single block")
-            name = op.sym_name.data
+            name = self.names.get(op.sym_name.data, op.sym_name.data)
             parallel = bool(op.body.blocks) and find_parallel_loop(op) is not None
             llfn = ir.Function(self.llmod, self.function_type(op, parallel), name=name)
             llfn.attributes.add("nounwind")
@@ -446,7 +450,7 @@ class ModuleTranslator:
             if op.body.blocks:
                 FuncEmitter(self, op, llfn).emit()
         for op, llfn in funcs:
-            if op.body.blocks and self.parallel[op.sym_name.data]:
+            if op.body.blocks and self.parallel[llfn.name]:
                 self.emit_omp_entry(llfn)
         return str(self.llmod)
 
@@ -507,3 +511,9 @@ class ModuleTranslator:
 def translate_module(module: ModuleOp) -> str:
     """LLVM IR text for a loops-level module (see the module docstring)."""
     return ModuleTranslator(module).translate()
+
+
+def translate_function(fn: func.FuncOp, name: str) -> str:
+    """LLVM IR text of the module :func:`translate_module` makes of ``fn``
+    alone, renamed ``name`` (``fn`` stays where it is, unchanged)."""
+    return ModuleTranslator([fn], {fn.sym_name.data: name}).translate()

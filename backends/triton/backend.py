@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Literal
 
 import torch
 from xdsl.dialects.builtin import ModuleOp
 
 from irc.backends.base import Backend, BackendOptions, Executable, Level
+from irc.passes.pipeline import DEFAULT_STAGES
 
 NO_DEVICE = ("no CUDA device; use target=\"cpu\", or options={\"interpret\": True} "
              "(or TRITON_INTERPRET=1) to run the Triton kernels on the CPU")
@@ -51,6 +53,10 @@ class TritonBackend(Backend):
     level = Level.KERNEL
     Options = TritonOptions
     description = "Triton kernels on a CUDA GPU (or Triton's CPU interpreter)"
+    # matmul-epilogues: which matmuls the Triton template may run and which
+    # consumer kernel becomes each one's epilogue (a decision, as an attribute).
+    pipeline = MappingProxyType({**DEFAULT_STAGES,
+                                 "kernel": f"{DEFAULT_STAGES['kernel']},matmul-epilogues"})
 
     def compile(self, module: ModuleOp, weights: Mapping[str, torch.Tensor],
                 options: BackendOptions) -> Executable:

@@ -9,7 +9,9 @@ Python wrapper (allocate outputs, launch kernels, call torch for extern ops).
 :func:`generate_source` is what ``irc translate --to triton`` prints.
 
 Matmul sites of the Triton template (and the consumer kernels fused into
-them) are planned by :mod:`codegen_matmul` (the ``matmul`` argument).
+them) are decided by the ``matmul-epilogues`` pass (attributes on each
+``graph.matmul``, :mod:`matmul_epilogues`) and emitted by
+:mod:`codegen_matmul` (the ``matmul`` argument chooses the schedule).
 
 Graph ops left directly in ``@main`` (an unfused, graph-level module) are
 compiled as one-op kernels, so the backend accepts both levels.
@@ -176,14 +178,8 @@ def plan_module(module: ModuleOp, interpret: bool = False, matmul: str = "cublas
             if callee is None or not is_kernel(callee):
                 raise BackendError(f"@main calls @{op.callee.string_value()}, which is not an "
                                    f"irc.kernel function of the module")
-            body = list(callee.body.block.ops)
-            ret = body[-1]
-            assert isinstance(ret, func.ReturnOp)
-            known = {i: v for i, arg in enumerate(op.operands)
-                     if (v := _known_scalar(arg)) is not None}
             name = _unique(callee.sym_name.data, plan.kernels)
-            spec = KernelSpec(name, list(callee.body.block.args), body[:-1], list(ret.operands),
-                              known)
+            spec = call_spec(name, op, callee)
             kplan = _view_plan(spec, op, callee) or plan_kernel(spec, interpret, plan.helpers)
             kplan.function = callee
             plan.kernels[name] = kplan
@@ -200,17 +196,35 @@ def plan_module(module: ModuleOp, interpret: bool = False, matmul: str = "cublas
     return plan
 
 
+def call_spec(name: str, call: func.CallOp, callee: func.FuncOp) -> KernelSpec:
+    """What the call of ``callee`` computes (splat constant operands known)."""
+    body = list(callee.body.block.ops)
+    ret = body[-1]
+    assert isinstance(ret, func.ReturnOp)
+    known = {i: v for i, arg in enumerate(call.operands)
+             if (v := _known_scalar(arg)) is not None}
+    return KernelSpec(name, list(callee.body.block.args), body[:-1], list(ret.operands), known)
+
+
+def epilogue_candidate(call: func.CallOp, callee: func.FuncOp) -> KernelSpec | None:
+    """The spec of a kernel call that may become a matmul template's epilogue:
+    Triton kernels of its own, all pointwise (not a view, not eager); else None.
+    Used by the ``matmul-epilogues`` pass."""
+    spec = call_spec(callee.sym_name.data, call, callee)
+    kplan = _view_plan(spec, call, callee) or plan_kernel(spec, False, set())
+    if kplan.view is not None or kplan.eager_reason is not None \
+            or not all(k.tiling.kind == "pointwise" for k in kplan.kernels):
+        return None
+    return spec
+
+
 def _plan_matmuls(plan: ModulePlan, mode: str, interpret: bool) -> None:
-    """Template sites for the matmuls; a consumer fused into the template in
-    "triton" mode is no longer a kernel of its own ("auto" keeps it for the
-    library schedule)."""
-    def consumer(call: func.CallOp) -> tuple[str, KernelSpec] | None:
-        name = plan.call_names.get(id(call))
-        kplan = plan.kernels.get(name) if name is not None else None
-        if kplan is None or kplan.view is not None or kplan.eager_reason is not None \
-                or not all(k.tiling.kind == "pointwise" for k in kplan.kernels):
-            return None
-        return name, kplan.spec
+    """Template sites for the matmuls the ``matmul-epilogues`` pass marked; a
+    consumer fused into the template in "triton" mode is no longer a kernel of
+    its own ("auto" keeps it for the library schedule)."""
+    def consumer(call: func.CallOp) -> tuple[str, KernelSpec]:
+        name = plan.call_names[id(call)]
+        return name, plan.kernels[name].spec
 
     plan.matmuls = plan_matmul_sites(plan.main, consumer, mode, interpret, plan.helpers)
     for site in plan.matmuls:

@@ -87,6 +87,8 @@ def _channels_first_call(op: Operation, args: Sequence[str]) -> str:
         out = shape_of(op.result.type)
         n = 2 if len(shape_of(op.input.type)) >= 4 else 1
         return f"F.adaptive_avg_pool{n}d({args[0]}, {_tuple(out[-n:])}).contiguous()"
+    if isinstance(op, g.CacheUpdateOp):  # in place: only the new positions are written
+        return f"{args[0]}.index_copy_({op.dim.value.data}, {args[1]}.to(torch.int64), {args[2]})"
     if isinstance(op, g.GatherOp):
         return f"torch.gather({args[0]}, {op.dim.value.data}, {args[1]}.to(torch.int64))"
     if isinstance(op, g.IndexSelectOp):

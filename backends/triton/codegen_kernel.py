@@ -31,16 +31,13 @@ from xdsl.ir import Operation, SSAValue
 from irc.backends.triton.autotune import Tiling
 from irc.backends.triton.codegen_index import (
     AXES_NONE,
-    ZERO,
     Coords,
+    IndexPrinter,
     Ix,
     broadcast_coords,
-    delinearize,
     permute_coords,
     reshape_coords,
     slice_coords,
-    squeeze_coords,
-    unsqueeze_coords,
 )
 from irc.backends.triton.codegen_ops import (
     HALF_DTYPES,
@@ -54,6 +51,7 @@ from irc.backends.triton.codegen_ops import (
 )
 from irc.backends.triton.codegen_reduce import ReductionAccumulator
 from irc.ir import graph as g
+from irc.ir import index as ix
 from irc.ir.types import dtype_of, numel, shape_of
 
 
@@ -183,9 +181,11 @@ class KernelWriter:
         self.defs: dict[SSAValue, Operation] = {r: op for op in spec.ops for r in op.results}
         self.inputs: dict[SSAValue, int] = {v: i for i, v in enumerate(spec.inputs)}
         self.ops = OpEmitter(lambda e: self.bind(e, AXES_NONE).text, self.helpers.add)
-        self.r_stack: list[tuple[Ix, str]] = []  # current (r, mask_r) of the reduction space
-        self.o: Ix | None = None
-        self.kept: list[Ix] = []
+        self.index = IndexPrinter(self.bind_index)
+        # current (r, its name, mask_r) of the reduction space
+        self.r_stack: list[tuple[ix.Lin, Ix, str]] = []
+        self.o: ix.Lin | None = None
+        self.kept: ix.Index = ()
         self.unmoved: dict[tuple[object, ...], Coords] = {}  # see forward_coords
         self.wide_index = any(numel(shape_of(v.type)) >= 2**31
                               for v in [*spec.inputs, *spec.outputs])
@@ -234,7 +234,7 @@ class KernelWriter:
         if 0 in axes:
             parts.append("mask_o")
         if 1 in axes:
-            parts.append(self.r_stack[-1][1])
+            parts.append(self.r_stack[-1][2])
         return " & ".join(parts)
 
     # -- the kernel -----------------------------------------------------------
@@ -276,7 +276,7 @@ class KernelWriter:
         n = self.tiling.extent
         self.emit("offs = pid * XBLOCK + tl.arange(0, XBLOCK)")
         self.emit(f"mask = offs < {n}")
-        offs = Ix("offs", frozenset({0}))
+        offs = self.index.var("offs", n, frozenset({0}))
         for j, out in enumerate(self.spec.outputs):
             shape = shape_of(out.type)
             if numel(shape) != n:
@@ -290,7 +290,7 @@ class KernelWriter:
         n = self.tiling.extent
         self.emit("o = pid * XBLOCK + tl.arange(0, XBLOCK)[:, None]")
         self.emit(f"mask_o = o < {n}")
-        self.o = Ix("o", frozenset({0}))
+        self.o = self.index.var("o", n, frozenset({0}))
         if self.tiling.persistent:
             self.open_r("tl.arange(0, RBLOCK)[None, :]")
         for j, out in enumerate(self.spec.outputs):
@@ -303,8 +303,8 @@ class KernelWriter:
         t = self.tiling
         self.emit("o = pid * XBLOCK + tl.arange(0, XBLOCK)[:, None]")
         self.emit(f"mask_o = o < {layout.rows}")
-        self.o = Ix("o", frozenset({0}))
-        self.kept = delinearize(self.o, layout.kept_shape, self.bind_index)
+        self.o = self.index.var("o", layout.rows, frozenset({0}))
+        self.kept = ix.unravel(self.o, layout.kept_shape)
         full, outer = [], []
         for j, out in enumerate(self.spec.outputs):
             shape = shape_of(out.type)
@@ -327,7 +327,7 @@ class KernelWriter:
             return
         if not t.persistent:
             self.open_loop()
-        r, mask_r = self.r_stack[-1]
+        mask_r = self.r_stack[-1][2]
         coords = self.full_coords()
         for j in full:
             out = self.spec.outputs[j]
@@ -337,8 +337,7 @@ class KernelWriter:
             if chain is not None:  # computed per element of the row, stored where it moves
                 self.store(j, out, self.forward_coords(coords, chain), mask, block)
                 continue
-            c = coords if shape == layout.shape else \
-                Coords(shape, flat=coords.flat(self.bind_index))
+            c = coords if shape == layout.shape else Coords(shape, flat=coords.flat())
             self.store(j, out, c, mask, block)
 
     def permuted_chain(self, out: SSAValue) -> list[Operation] | None:
@@ -379,11 +378,9 @@ class KernelWriter:
         for op in chain:
             shape = shape_of(op.results[0].type)
             if isinstance(op, g.PermuteOp):
-                dims = c.dims(self.bind_index)
-                perm = g.ints(op.dims)  # type: ignore[attr-defined]
-                moved = Coords(shape, [dims[p] for p in perm])
+                moved = Coords(shape, ix.permute_forward(c.dims(), g.ints(op.dims)))
             else:  # reshape, squeeze, unsqueeze keep the flat index
-                moved = Coords(shape, flat=c.flat(self.bind_index))
+                moved = Coords(shape, flat=c.flat())
             for k in moved.keys():
                 self.unmoved[(id(op), k)] = c
             c = moved
@@ -405,11 +402,12 @@ class KernelWriter:
 
     def open_r(self, expr: str) -> None:
         assert self.layout is not None
-        r = Ix(self.fresh("r"), frozenset({1}))
-        self.emit(f"{r.text} = {expr}")
+        name = self.fresh("r")
+        self.emit(f"{name} = {expr}")
         mask = self.fresh("mask_r")
-        self.emit(f"{mask} = {r.text} < {self.layout.reduced}")
-        self.r_stack.append((r, mask))
+        self.emit(f"{mask} = {name} < {self.layout.reduced}")
+        r = self.index.var(name, self.layout.reduced, frozenset({1}))
+        self.r_stack.append((r, Ix(name, frozenset({1})), mask))
 
     def outer_coords(self, shape: tuple[int, ...]) -> Coords:
         """A row (``o``) in ``shape`` (the kept shape, keepdim shape, or any of that size)."""
@@ -417,30 +415,16 @@ class KernelWriter:
         kept_shape, keep_shape = self.layout.outer_shapes()
         if shape == keep_shape:
             it = iter(self.kept)
-            dims = [ZERO if i in self.layout.dims else next(it) for i in range(len(shape))]
+            dims = [ix.ZERO if i in self.layout.dims else next(it) for i in range(len(shape))]
             return Coords(shape, dims, flat=self.o)
         if shape == kept_shape:
-            return Coords(shape, list(self.kept), flat=self.o)
+            return Coords(shape, self.kept, flat=self.o)
         return Coords(shape, flat=self.o)
 
     def full_coords(self) -> Coords:
-        assert self.layout is not None and self.o is not None
-        layout = self.layout
-        r = self.r_stack[-1][0]
-        rdims = iter(delinearize(r, layout.reduced_shape, self.bind_index))
-        kdims = iter(self.kept)
-        dims = [next(rdims) if i in layout.dims else next(kdims) for i in range(len(layout.shape))]
-        flat = None
-        if layout.suffix:
-            flat = self.split_index(self.o, r)
-        return Coords(layout.shape, dims, flat=flat)
-
-    def split_index(self, row: Ix, r: Ix) -> Ix:
-        """``row * R + r``, remembering the split (see :class:`Ix`)."""
-        assert self.layout is not None
-        n = self.layout.reduced
-        ix = self.bind_index(f"{row.paren()} * {n} + {r.text}", row.axes | frozenset({1}))
-        return Ix(ix.text, ix.axes, None, (row, n, r))
+        """The element ``(o, r)`` of the layout's shape."""
+        assert self.o is not None
+        return self.reduction_input(self.kept)
 
     def store(self, j: int, out: SSAValue, coords: Coords, mask: str, block: str) -> None:
         """Store output ``j`` at ``coords``; ``block`` is the store's block shape
@@ -450,7 +434,7 @@ class KernelWriter:
     def store_val(self, j: int, val: Val, coords: Coords, mask: str, block: str) -> None:
         """Store ``val`` as output ``j`` at ``coords``."""
         dtype = dtype_of(self.spec.outputs[j].type)
-        flat = coords.flat(self.bind_index)
+        flat = self.index.print(coords.flat())
         ptr = f"out{j}" if flat.const == 0 else f"out{j} + {flat.paren()}"
         full = frozenset({0, 1}) if "RBLOCK" in block else frozenset({0})
         if flat.axes != full:
@@ -477,7 +461,6 @@ class KernelWriter:
         return val
 
     def _eval(self, value: SSAValue, c: Coords) -> Val:  # noqa: C901 - a flat dispatch over op kinds
-        b = self.bind_index
         dtype = dtype_of(value.type)
         if value in self.inputs:
             i = self.inputs[value]
@@ -505,8 +488,8 @@ class KernelWriter:
             return self.value(convert(text, ct, dtype) if ct != dtype else text, dtype, x.axes,
                               rounded=True)
         if isinstance(op, g.ElementwiseBinaryOp):
-            x = self.eval(op.lhs, broadcast_coords(c, shape_of(op.lhs.type), b))
-            y = self.eval(op.rhs, broadcast_coords(c, shape_of(op.rhs.type), b))
+            x = self.eval(op.lhs, broadcast_coords(c, shape_of(op.lhs.type)))
+            y = self.eval(op.rhs, broadcast_coords(c, shape_of(op.rhs.type)))
             ct = dtype if type(op).DTYPE_RULE != "bool" else torch.promote_types(x.dtype, y.dtype)
             if isinstance(op, g.DivOp):
                 ct = dtype
@@ -514,9 +497,9 @@ class KernelWriter:
                                    ct, self.scalar_of(op.rhs))
             return self.value(text, dtype, x.axes | y.axes, rounded=True)
         if isinstance(op, g.WhereOp):
-            cond = self.eval(op.cond, broadcast_coords(c, shape_of(op.cond.type), b))
-            x = self.eval(op.lhs, broadcast_coords(c, shape_of(op.lhs.type), b))
-            y = self.eval(op.rhs, broadcast_coords(c, shape_of(op.rhs.type), b))
+            cond = self.eval(op.cond, broadcast_coords(c, shape_of(op.cond.type)))
+            x = self.eval(op.lhs, broadcast_coords(c, shape_of(op.lhs.type)))
+            y = self.eval(op.rhs, broadcast_coords(c, shape_of(op.rhs.type)))
             text = (f"tl.where({cond.text}, {convert(x.text, x.dtype, dtype)}, "
                     f"{convert(y.text, y.dtype, dtype)})")
             return self.value(text, dtype, cond.axes | x.axes | y.axes)
@@ -529,19 +512,15 @@ class KernelWriter:
         for k in c.keys():  # an op that forward_coords moved the row through
             if (id(op), k) in self.unmoved:
                 return self.eval(op.operands[0], self.unmoved[(id(op), k)])
-        if isinstance(op, g.ReshapeOp):
-            return self.eval(op.input, reshape_coords(c, in_shape, b))
+        if isinstance(op, (g.ReshapeOp, g.SqueezeOp, g.UnsqueezeOp)):
+            return self.eval(op.input, reshape_coords(c, in_shape))
         if isinstance(op, g.ExpandOp):
-            return self.eval(op.input, broadcast_coords(c, in_shape, b))
+            return self.eval(op.input, broadcast_coords(c, in_shape))
         if isinstance(op, g.PermuteOp):
-            return self.eval(op.input, permute_coords(c, g.ints(op.dims), in_shape, b))
+            return self.eval(op.input, permute_coords(c, g.ints(op.dims), in_shape))
         if isinstance(op, g.SliceOp):
             dim, start, _end, step = op.params()
-            return self.eval(op.input, slice_coords(c, dim, start, step, in_shape, b))
-        if isinstance(op, g.SqueezeOp):
-            return self.eval(op.input, squeeze_coords(c, g.ints(op.dims), in_shape, b))
-        if isinstance(op, g.UnsqueezeOp):
-            return self.eval(op.input, unsqueeze_coords(c, op.dim.value.data, in_shape, b))
+            return self.eval(op.input, slice_coords(c, dim, start, step, in_shape))
         if isinstance(op, g.ConcatOp):
             return self.concat(op, c)
         raise KernelUnsupported(f"{op.name} has no Triton lowering")
@@ -551,34 +530,27 @@ class KernelWriter:
         read at that index clamped into its own range, so every load is in bounds
         (the same scheme as the CPU lowering, :meth:`KernelValues.concat`)."""
         dim, dtype = op.dim.value.data, dtype_of(op.result.type)
-        dims = c.dims(self.bind_index)
+        operands = list(op.inputs)
+        sizes = [shape_of(v.type)[dim] for v in operands]
+        dims = c.dims()
         pos = dims[dim]
-        pieces: list[tuple[int, Val]] = []
-        offset = 0
-        for v in op.inputs:
-            size = shape_of(v.type)[dim]
-            if size == 0:
-                continue  # never selected, and nothing to read
-            sub = list(dims)
-            if pos.const is not None:  # a fixed index: read the one operand holding it
-                if offset <= pos.const < offset + size:
-                    sub[dim] = Ix.of(pos.const - offset)
-                    val = self.eval(v, Coords(shape_of(v.type), sub))
-                    return self.value(convert(val.text, val.dtype, dtype), dtype, val.axes)
-                offset += size
-                continue
-            sub[dim] = self.bind_index(
-                f"tl.minimum(tl.maximum({pos.paren()} - {offset}, 0), {size - 1})",
-                pos.axes)
-            pieces.append((offset, self.eval(v, Coords(shape_of(v.type), sub))))
-            offset += size
+        if pos.is_const:  # a fixed index: read the one operand holding it
+            found = ix.concat_operand_at(pos.const, dims, dim, sizes)
+            if found is None:  # an empty result: no program reads this
+                return Val(literal(0, dtype), dtype, AXES_NONE)
+            k, sub = found
+            val = self.eval(operands[k], Coords(shape_of(operands[k].type), sub))
+            return self.value(convert(val.text, val.dtype, dtype), dtype, val.axes)
+        pieces = [(offset, self.eval(operands[k], Coords(shape_of(operands[k].type), sub)))
+                  for k, offset, sub in ix.concat_pieces(dims, dim, sizes)]
         if not pieces:  # an empty result: no program reads this
             return Val(literal(0, dtype), dtype, AXES_NONE)
+        at = self.index.print(pos)
         last = pieces[-1][1]
-        text, axes = convert(last.text, last.dtype, dtype), last.axes | pos.axes
+        text, axes = convert(last.text, last.dtype, dtype), last.axes | at.axes
         for k in range(len(pieces) - 2, -1, -1):
             val = pieces[k][1]
-            text = (f"tl.where({pos.paren()} < {pieces[k + 1][0]}, "
+            text = (f"tl.where({at.paren()} < {pieces[k + 1][0]}, "
                     f"{convert(val.text, val.dtype, dtype)}, {text})")
             axes |= val.axes
         return self.value(text, dtype, axes)
@@ -590,7 +562,7 @@ class KernelWriter:
         return splat_value(op) if op is not None else None
 
     def load(self, ptr: str, dtype: torch.dtype, c: Coords) -> Val:
-        flat = c.flat(self.bind_index)
+        flat = self.index.print(c.flat())
         mask = self.mask_for(flat.axes)
         address = ptr if flat.const == 0 else f"{ptr} + {flat.paren()}"
         text = f"tl.load({address}{', mask=' + mask if mask else ''})"
@@ -608,22 +580,22 @@ class KernelWriter:
         layout = self.layout
         if layout is None or self.o is None:
             raise KernelUnsupported(f"{op.name} outside the kernel's reduction space")
-        if 1 in c.axes(self.bind_index):
+        if 1 in self.index.axes(c.flat()):
             raise KernelUnsupported(f"{op.name} result is needed per reduced element")
         if layout_of(op) != layout:
             raise KernelUnsupported(f"{op.name} reduces another layout than the kernel")
-        dims = c.dims(self.bind_index)
+        dims = c.dims()
         if not op.keeps_dims:  # back to the input's rank: reduced dims at 0
             it = iter(dims)
-            dims = [ZERO if i in op.reduced_dims else next(it) for i in range(len(in_shape))]
+            dims = [ix.ZERO if i in op.reduced_dims else next(it) for i in range(len(in_shape))]
         kept = [d for i, d in enumerate(dims) if i not in layout.dims]
         persistent = self.tiling.persistent
         if not persistent:
             acc = ReductionAccumulator(self, op)
             acc.init()
             self.open_loop()
-        x = self.eval(op.input, self.reduction_input(kept, c))
-        r, mask_r = self.r_stack[-1]
+        x = self.eval(op.input, self.reduction_input(tuple(kept)))
+        _, r, mask_r = self.r_stack[-1]
         if persistent:
             text = ReductionAccumulator(self, op).persistent(x, r, mask_r)
         else:
@@ -640,27 +612,22 @@ class KernelWriter:
             return Val(literal(0, dtype), dtype, AXES_NONE)
         in_shape = shape_of(op.input.type)
         if not in_shape or op.keeps_dims:
-            inner = c if not in_shape else Coords(in_shape, c.dims(self.bind_index))
+            inner = c if not in_shape else Coords(in_shape, c.dims())
         else:
-            it = iter(c.dims(self.bind_index))
-            inner = Coords(in_shape, [ZERO if i in op.reduced_dims else next(it)
+            it = iter(c.dims())
+            inner = Coords(in_shape, [ix.ZERO if i in op.reduced_dims else next(it)
                                       for i in range(len(in_shape))])
         x = self.eval(op.input, inner)
         if kind in ("any", "all"):
             return self.value(f"({x.text} != 0)", dtype, x.axes)
         return self.value(convert(x.text, x.dtype, dtype), dtype, x.axes, rounded=True)
 
-    def reduction_input(self, kept: list[Ix], c: Coords) -> Coords:
+    def reduction_input(self, kept: ix.Index) -> Coords:
+        """The element of the layout's shape at the row ``kept`` and the current ``r``."""
         assert self.layout is not None
         layout = self.layout
         r = self.r_stack[-1][0]
-        rdims = iter(delinearize(r, layout.reduced_shape, self.bind_index))
+        rdims = iter(ix.unravel(r, layout.reduced_shape))
         kdims = iter(kept)
         dims = [next(rdims) if i in layout.dims else next(kdims) for i in range(len(layout.shape))]
-        flat = None
-        if layout.suffix and not self.gathered and \
-                [k.text for k in kept] == [k.text for k in self.kept]:
-            flat = self.split_index(self.o, r)  # the canonical row: share loads with outputs
-        elif layout.suffix and c.has_flat() and numel(c.shape) == layout.rows:
-            flat = self.split_index(c.flat(self.bind_index), r)
-        return Coords(layout.shape, dims, flat=flat)
+        return Coords(layout.shape, dims)

@@ -40,10 +40,11 @@ from dataclasses import dataclass, field, replace
 
 import torch
 from xdsl.dialects import func
+from xdsl.dialects.builtin import SymbolRefAttr
 from xdsl.ir import Operation, SSAValue
 
 from irc.backends.triton.autotune import Tiling, next_pow2
-from irc.backends.triton.codegen_index import Coords, Ix, delinearize
+from irc.backends.triton.codegen_index import AXES_NONE, Coords
 from irc.backends.triton.codegen_kernel import KernelSpec, KernelWriter, live_ops
 from irc.backends.triton.codegen_ops import (
     HALF_DTYPES,
@@ -52,11 +53,17 @@ from irc.backends.triton.codegen_ops import (
     round_half,
     tl_type,
 )
+from irc.errors import BackendError
 from irc.ir import graph as g
+from irc.ir import index as ix
 from irc.ir.types import dtype_of, numel, shape_of
 
 MATMUL_MODES = ("auto", "cublas", "triton")
 TEMPLATE_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+TEMPLATE = "irc.template"
+"""Unit attribute of a ``graph.matmul`` the template can run (``matmul-epilogues``)."""
+EPILOGUE = "irc.epilogue"
+"""Symbol of the kernel whose call the template runs as ``graph.matmul``'s epilogue."""
 MAX_BATCH = 65535  # grid axis 1
 AXES_TILE = frozenset({0, 1})
 
@@ -176,29 +183,14 @@ class EpilogueWriter(KernelWriter):
         return super()._eval(value, c)
 
     def tile_coords(self) -> Coords:
-        """The matmul result's coordinates of the tile: ``(*batch, rm, rn)``,
-        with a flat index that remembers its parts (see :class:`Ix`)."""
+        """The matmul result's coordinates of the tile: ``(*batch, rm, rn)``."""
         batch_shape = self.mm_shape[:-2]
         m, n = self.mm_shape[-2:]
-        rm, rn = Ix("rm", frozenset({0})), Ix("rn", frozenset({1}))
-        batch = delinearize(Ix("pid_b"), batch_shape, self.bind_index) if batch_shape else []
-        flat = self._split(rm, n, rn)
-        if numel(batch_shape) > 1:
-            flat = self._split(Ix("pid_b"), m * n, flat)
-        return Coords(self.mm_shape, [*batch, rm, rn], flat=flat)
-
-    def _split(self, hi: Ix, n: int, lo: Ix) -> Ix:
-        ix = self.bind_index(f"{hi.paren()} * {n} + {lo.paren()}", hi.axes | lo.axes)
-        return Ix(ix.text, ix.axes, None, (hi, n, lo))
-
-    def _with_flat(self, c: Coords) -> Coords:
-        """``c`` plus a flat index built from its dims as nested splits, so a
-        reshape after a permute delinearizes back to the same dims."""
-        dims = c.dims(self.bind_index)
-        flat = dims[0] if dims else Ix.of(0)
-        for d, size in zip(dims[1:], c.shape[1:]):
-            flat = d if flat.const == 0 else self._split(flat, size, d)
-        return Coords(c.shape, dims, flat=flat)
+        rm = self.index.var("rm", m, frozenset({0}))
+        rn = self.index.var("rn", n, frozenset({1}))
+        pid_b = self.index.var("pid_b", numel(batch_shape), AXES_NONE)
+        batch = ix.unravel(pid_b, batch_shape) if batch_shape else ()
+        return Coords(self.mm_shape, [*batch, rm, rn])
 
     def _remember(self, value: SSAValue, c: Coords) -> None:
         """Memoise ``value``'s evaluation under every form ``c`` now has."""
@@ -217,10 +209,9 @@ class EpilogueWriter(KernelWriter):
                 raise KernelUnsupported(f"{op.name} broadcasts the matmul result")
             return c
         if isinstance(op, (g.ReshapeOp, g.SqueezeOp, g.UnsqueezeOp)):
-            return Coords(out_shape, flat=c.flat(self.bind_index))
+            return Coords(out_shape, flat=c.flat())
         if isinstance(op, g.PermuteOp):
-            dims = c.dims(self.bind_index)
-            return Coords(out_shape, [dims[p] for p in g.ints(op.dims)])
+            return Coords(out_shape, ix.permute_forward(c.dims(), g.ints(op.dims)))
         raise KernelUnsupported(f"{op.name} of the matmul result is not elementwise")
 
     def write_epilogue(self) -> list[str]:
@@ -241,9 +232,6 @@ class EpilogueWriter(KernelWriter):
             moved = [v for v in op.operands if v in coords]
             if not moved:
                 continue
-            if isinstance(op, (g.ReshapeOp, g.SqueezeOp, g.UnsqueezeOp)) and \
-                    not coords[moved[0]].has_flat():
-                coords[moved[0]] = self._with_flat(coords[moved[0]])
             here = self.forward(op, moved[0], coords[moved[0]])
             self._remember(moved[0], coords[moved[0]])  # the forward step may add a form
             coords[op.results[0]] = here
@@ -259,7 +247,7 @@ class EpilogueWriter(KernelWriter):
     def store_tile(self, j: int, out: SSAValue, coords: Coords) -> None:
         val = self.eval(out, coords)
         dtype = dtype_of(out.type)
-        flat = coords.flat(self.bind_index)
+        flat = self.index.print(coords.flat())
         ptr = f"out{j}" if flat.const == 0 else f"out{j} + {flat.paren()}"
         if flat.axes != AXES_TILE:
             ptr += " + tl.zeros([BLOCK_M, BLOCK_N], tl.int32)"
@@ -344,10 +332,23 @@ def template_legal(op: g.MatmulOp) -> bool:
             and numel(shape[:-2]) <= MAX_BATCH)
 
 
-def _only_use(value: SSAValue) -> Operation | None:
+def only_use(value: SSAValue) -> Operation | None:
+    """The one op using ``value`` (None: no use, or several ops)."""
     uses = list(value.uses)
     owners = {id(u.operation) for u in uses}
     return uses[0].operation if len(owners) == 1 else None
+
+
+def epilogue_fits(op: g.MatmulOp, call: func.CallOp, spec: KernelSpec) -> bool:
+    """Whether the template can run the kernel ``spec`` called by ``call`` as
+    ``op``'s epilogue: it reads the product only at the element it stores."""
+    positions = {i for i, v in enumerate(call.operands) if v is op.result}
+    try:
+        write_epilogue(spec, positions, tuple(shape_of(op.result.type)),
+                       dtype_of(op.result.type), set())
+    except KernelUnsupported:
+        return False
+    return True
 
 
 def plan_site(name: str, op: g.MatmulOp, consumer: tuple[str, KernelSpec, func.CallOp] | None,
@@ -363,8 +364,10 @@ def plan_site(name: str, op: g.MatmulOp, consumer: tuple[str, KernelSpec, func.C
         positions = {i for i, v in enumerate(call.operands) if v is op.result}
         try:
             lines, writer = write_epilogue(spec, positions, mm_shape, mm_dtype, helpers)
-        except KernelUnsupported:
-            consumer = None
+        except KernelUnsupported as err:
+            raise BackendError(f"{op.name}'s {EPILOGUE} = @{kname} cannot be emitted: {err}; "
+                               f"run matmul-epilogues after the last pass that changes the "
+                               f"kernels") from err
         else:
             passed = [i for i in range(len(spec.inputs)) if i not in positions]
             params = ([f"in{i}" for i in passed] + [f"h{i}" for i in range(len(writer.hidden))]
@@ -380,26 +383,38 @@ def plan_site(name: str, op: g.MatmulOp, consumer: tuple[str, KernelSpec, func.C
 
 
 def plan_matmul_sites(main: func.FuncOp, consumers: Callable[[func.CallOp],
-                                                             tuple[str, KernelSpec] | None],
+                                                             tuple[str, KernelSpec]],
                       mode: str, interpret: bool, helpers: set[str]) -> list[MatmulSite]:
-    """A :class:`MatmulSite` per legal ``graph.matmul`` of ``@main`` (none for
-    ``"cublas"``). ``consumers(call)`` gives the kernel plan name and spec of
-    a call whose Triton kernels could be fused (None: not a candidate)."""
+    """A :class:`MatmulSite` per ``graph.matmul`` of ``@main`` that the
+    ``matmul-epilogues`` pass marked :data:`TEMPLATE` (none for ``"cublas"``),
+    fusing the consumer call its :data:`EPILOGUE` names. ``consumers(call)``
+    gives the kernel plan name and spec of that call."""
     if mode == "cublas":
         return []
     sites: list[MatmulSite] = []
     for op in main.body.block.ops:
-        if not isinstance(op, g.MatmulOp) or not template_legal(op):
+        if not isinstance(op, g.MatmulOp) or TEMPLATE not in op.attributes:
             continue
         consumer = None
-        user = _only_use(op.result)
-        claimed = {id(s.call) for s in sites if s.call is not None}
-        if isinstance(user, func.CallOp) and id(user) not in claimed:  # one epilogue, one matmul
-            found = consumers(user)
-            if found is not None:
-                consumer = (found[0], found[1], user)
+        call = epilogue_call(op)
+        if call is not None:
+            consumer = (*consumers(call), call)
         sites.append(plan_site(f"matmul_{len(sites)}", op, consumer, mode, interpret, helpers))
     return sites
+
+
+def epilogue_call(op: g.MatmulOp) -> func.CallOp | None:
+    """The call :data:`EPILOGUE` names as ``op``'s fused consumer (None: none)."""
+    target = op.attributes.get(EPILOGUE)
+    if target is None:
+        return None
+    user = only_use(op.result)
+    if not isinstance(target, SymbolRefAttr) or not isinstance(user, func.CallOp) \
+            or user.callee != target:
+        raise BackendError(f"{op.name}'s {EPILOGUE} = {target} is not the call of its "
+                           f"product's only user; run matmul-epilogues after the last pass "
+                           f"that changes the kernels")
+    return user
 
 
 # ----------------------------------------------------------------------------

@@ -21,7 +21,9 @@ Guarantees:
   library schedule and nothing is timed. With ``autotune``, a large
   template's tiling is also timed among a few candidates on first launch.
 * With ``cuda_graphs`` on a real GPU, the schedule is captured into a CUDA
-  graph after one warm-up call and replayed on static input buffers.
+  graph after one warm-up call and replayed on static input buffers (not
+  when ``@main`` updates a cache in place: the write must reach the caller's
+  tensor).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from irc.backends.triton.autotune import AUTOTUNER, Tiling, worth_tuning
 from irc.backends.triton.codegen import ModulePlan, emit_module, plan_module
 from irc.backends.triton.codegen_matmul import MatmulTiling, matmul_candidates
 from irc.errors import BackendError, InputMismatchError
+from irc.ir import graph as g
 from irc.ir.interpreter import Interpreter
 from irc.ir.types import dtype_of, shape_of
 
@@ -108,7 +111,10 @@ class TritonExecutable:
         self.source = emit_module(self.plan)
         self.module = load_source(self.source, self.interpret)
         self.autotune = autotune and not self.interpret
-        self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
+        # a graph replays on copies of the inputs: an in-place cache update
+        # (graph.cache_update) must reach the caller's tensor, so no replay then
+        self.cuda_graphs = cuda_graphs and self.device.type == "cuda" and not any(
+            isinstance(op, g.CacheUpdateOp) for op in self.plan.main.body.block.ops)
         self._graph: tuple[Any, list[torch.Tensor], list[torch.Tensor]] | None = None
         self._signature = [(shape_of(a.type), dtype_of(a.type))
                            for a in self.plan.main.body.block.args]

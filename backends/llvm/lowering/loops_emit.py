@@ -31,7 +31,7 @@ from xdsl.dialects.builtin import (
 )
 from xdsl.ir import Attribute, Block, Operation, SSAValue
 
-from irc.backends.llvm.lowering import loops_index as ix
+from irc.ir import index as ix
 
 INDEX = IndexType()
 I64 = IntegerType(64)

@@ -1,7 +1,8 @@
 """Graph values inside a kernel as *index functions*: (output index) -> scalar node.
 
 ``KernelValues.at(value, index)`` returns the node computing ``value[index]``
-(index: one :class:`~irc.backends.llvm.lowering.loops_index.Lin` per dim of the value).
+(index: one :class:`~irc.ir.index.Lin` per dim of the value; the movement ops'
+index maps are the shared ones of :mod:`irc.ir.index`).
 Elementwise ops compose scalar nodes; expand/permute/reshape/slice/squeeze/
 unsqueeze only rewrite the index (no memory traffic); concat selects between
 clamped reads; gather/index_select/embedding read an index from memory;
@@ -19,11 +20,11 @@ from xdsl.ir import Operation, SSAValue
 from irc.errors import BackendError
 from irc.ir import graph as g
 from irc.ir.types import default_float, dtype_of, numel, promote, shape_of
-from irc.backends.llvm.lowering import loops_index as ix
+from irc.ir import index as ix
 from irc.backends.llvm.lowering.loops_emit import Node, NodeTable
 from irc.backends.llvm.lowering.loops_scalar import HALF_TYPES, Scalars, compute_type, int_bounds
 
-Index = tuple[ix.Lin, ...]
+Index = ix.Index
 
 
 def where(op: Operation) -> str:
@@ -44,12 +45,6 @@ def _same_scalar(a: float | int, b: float | int) -> bool:
 def _is_splat(values: Sequence[float | int]) -> bool:
     first = values[0]
     return all(_same_scalar(v, first) for v in values)
-
-
-def broadcast_index(index: Index, shape: tuple[int, ...]) -> Index:
-    """Index into an operand of ``shape`` broadcast to the result's rank."""
-    skip = len(index) - len(shape)
-    return tuple(ix.Lin(0) if d == 1 else index[skip + i] for i, d in enumerate(shape))
 
 
 class KernelValues:
@@ -124,8 +119,10 @@ class KernelValues:
         dtype = promote(da, db)
         if type(op).DTYPE_RULE == "float" or (isinstance(op, g.DivOp) and mode == "none"):
             dtype = default_float(dtype)
-        a = self.s.cast(self.at(op.lhs, broadcast_index(index, shape_of(op.lhs.type))), da, dtype)
-        b = self.s.cast(self.at(op.rhs, broadcast_index(index, shape_of(op.rhs.type))), db, dtype)
+        a = self.s.cast(self.at(op.lhs, ix.broadcast_index(index, shape_of(op.lhs.type))),
+                        da, dtype)
+        b = self.s.cast(self.at(op.rhs, ix.broadcast_index(index, shape_of(op.rhs.type))),
+                        db, dtype)
         name = op.name.removeprefix("graph.")
         result = self.s.binary(name, a, b, dtype, mode)
         res_dtype = torch.bool if self.s.is_bool(result) and out == torch.bool else dtype
@@ -133,10 +130,10 @@ class KernelValues:
 
     def where_(self, op: g.WhereOp, index: Index) -> Node:
         out = dtype_of(op.result.type)
-        c = self.at(op.cond, broadcast_index(index, shape_of(op.cond.type)))
-        a = self.s.cast(self.at(op.lhs, broadcast_index(index, shape_of(op.lhs.type))),
+        c = self.at(op.cond, ix.broadcast_index(index, shape_of(op.cond.type)))
+        a = self.s.cast(self.at(op.lhs, ix.broadcast_index(index, shape_of(op.lhs.type))),
                         dtype_of(op.lhs.type), out)
-        b = self.s.cast(self.at(op.rhs, broadcast_index(index, shape_of(op.rhs.type))),
+        b = self.s.cast(self.at(op.rhs, ix.broadcast_index(index, shape_of(op.rhs.type))),
                         dtype_of(op.rhs.type), out)
         return self.s.select(c, a, b)
 
@@ -162,38 +159,25 @@ class KernelValues:
 
     # -- movement ---------------------------------------------------------------
     def expand(self, op: g.ExpandOp, index: Index) -> Node:
-        return self.at(op.input, broadcast_index(index, shape_of(op.input.type)))
+        return self.at(op.input, ix.broadcast_index(index, shape_of(op.input.type)))
 
     def permute(self, op: g.PermuteOp, index: Index) -> Node:
-        dims = g.ints(op.dims)
-        src = [ix.Lin(0)] * len(dims)
-        for out_pos, in_dim in enumerate(dims):
-            src[in_dim] = index[out_pos]
-        return self.at(op.input, tuple(src))
+        return self.at(op.input, ix.permute_index(index, g.ints(op.dims)))
 
     def reshape(self, op: Operation, index: Index) -> Node:
-        linear = ix.linearise(index, shape_of(op.results[0].type))
-        return self.at(op.operands[0], ix.unravel(linear, shape_of(op.operands[0].type)))
+        return self.at(op.operands[0], ix.reshape_index(index, shape_of(op.results[0].type),
+                                                        shape_of(op.operands[0].type)))
 
     def slice(self, op: g.SliceOp, index: Index) -> Node:
         dim, start, _end, step = op.params()
-        src = list(index)
-        src[dim] = ix.add(ix.const(start), ix.scale(index[dim], step))
-        return self.at(op.input, tuple(src))
+        return self.at(op.input, ix.slice_index(index, dim, start, step))
 
     def concat(self, op: g.ConcatOp, index: Index) -> Node:
         dim = op.dim.value.data
         pos = self.table.index(index[dim])
-        offset = 0
-        pieces: list[tuple[int, Node]] = []
-        for v in op.inputs:
-            size = shape_of(v.type)[dim]
-            if size == 0:
-                continue  # never selected, and nothing to read
-            src = list(index)
-            src[dim] = ix.atom(ix.Clamp(ix.sub(index[dim], ix.const(offset)), 0, size - 1))
-            pieces.append((offset, self.at(v, tuple(src))))
-            offset += size
+        operands = list(op.inputs)
+        pieces = [(offset, self.at(operands[k], src)) for k, offset, src in
+                  ix.concat_pieces(index, dim, [shape_of(v.type)[dim] for v in operands])]
         if not pieces:  # an empty result: the loops never run this
             dtype = dtype_of(op.result.type)
             return self.table.const(0.0 if dtype.is_floating_point else 0, compute_type(dtype))

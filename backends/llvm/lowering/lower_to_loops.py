@@ -60,7 +60,7 @@ from irc.ir.host import LaunchOp
 from irc.ir.types import dtype_of, element_type, numel, shape_of
 from irc.errors import BackendError
 from irc.ir.kernel import KERNEL_ATTR, is_kernel
-from irc.backends.llvm.lowering import loops_index as ix
+from irc.ir import index as ix
 from irc.backends.llvm.lowering.loops_emit import Emitter, Node, NodeTable, combine_ops
 from irc.backends.llvm.lowering.loops_stash import find_stash
 from irc.backends.llvm.lowering.loops_scalar import HALF_TYPES, compute_type

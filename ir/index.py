@@ -1,18 +1,31 @@
-"""Index expressions of the loop lowering: integer linear forms over loop variables.
+"""Index expressions, shared by every backend: integer linear forms over index variables.
 
 Every index a kernel computes (an element's position in a buffer) is a
-:class:`Lin`: ``const + sum(coeff * atom)``. Atoms are loop variables
-(:class:`Var`, range ``[0, size)``), floor divisions that did not simplify
+:class:`Lin`: ``const + sum(coeff * atom)``. Atoms are index variables
+(:class:`Var`, range ``[0, size)``: a CPU loop variable, or a Triton program's
+row / lane / reduced-lane block index), floor divisions that did not simplify
 (:class:`Div`), clamps (:class:`Clamp`, used by concat) and data-dependent
 indices (:class:`Data`, gather/embedding; clamped into range so generated code
 never reads outside a buffer).
 
+This module is the algebra only. Each backend keeps its own emitter: the CPU
+lowering builds ``arith`` ops from a :class:`Lin`
+(``backends/llvm/lowering/loops_emit.py``), the Triton code generator prints it
+as Python source (``backends/triton/codegen_index.py``). The index maps of the
+movement ops (:func:`broadcast_index`, :func:`permute_index`,
+:func:`reshape_index`, :func:`slice_index`, :func:`concat_pieces`) are defined
+here once, so both backends read a view's input at the same element.
+
+Sizes are :data:`Size` values (today plain ``int``): every function that takes
+a shape or a size takes it through that alias, so symbolic sizes can replace
+it without touching the callers' algebra.
+
 Why hand-written rather than sympy: we need only linear forms with
-floor-division/modulo by positive constants and ranges of loop variables, and
+floor-division/modulo by positive constants and ranges of index variables, and
 the simplifications are those that make reshapes free (inductor's
 ``FloorDiv``/``ModularIndexing`` rules): ``(a*m + r) // m == a`` when
 ``0 <= r < m``, ``(a*k*g + r) // (m*g) == (a*k) // m`` when ``0 <= r < g``,
-and ``x % m == x - m*(x // m)``. With them, the row-major re-linearisation of a
+``(x // a) // m == x // (a*m)``, and ``x % m == x - m*(x // m)``. With them, the row-major re-linearisation of a
 reshape's unravelled index collapses back to the plain linear index, so the
 innermost loop has no div/mod.
 """
@@ -23,13 +36,18 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+Size = int
+"""A dimension's size or a stride (an ``int`` today; the one place symbolic sizes enter)."""
+
+Shape = tuple[Size, ...]
+
 
 @dataclass(frozen=True)
 class Var:
     """A loop variable ranging over ``[0, size)``."""
 
     id: int
-    size: int
+    size: Size
 
     def key(self) -> tuple:
         return (0, self.id)
@@ -87,6 +105,12 @@ class Lin:
     @property
     def is_const(self) -> bool:
         return not self.terms
+
+
+Index = tuple[Lin, ...]
+"""A point of a shape: one :class:`Lin` per dim."""
+
+ZERO = Lin(0)
 
 
 def const(c: int) -> Lin:
@@ -155,6 +179,11 @@ def floordiv(x: Lin, m: int) -> Lin:
     lo, hi = lin_range(x)
     if lo // m == hi // m:
         return Lin(lo // m)
+    # floor(floor(y / a) / m) == floor(y / (a*m))
+    if x.const == 0 and len(x.terms) == 1 and x.terms[0][1] == 1 \
+            and isinstance(x.terms[0][0], Div):
+        inner = x.terms[0][0]
+        return floordiv(inner.lin, inner.m * m)
     # pull out exact multiples of m: floor((m*A + r) / m) == A + floor(r / m)
     big = {a: k // m for a, k in x.terms if k % m == 0}
     rest = Lin(x.const % m, tuple((a, k) for a, k in x.terms if k % m != 0))
@@ -186,7 +215,7 @@ def mod(x: Lin, m: int) -> Lin:
     return sub(x, scale(floordiv(x, m), m))
 
 
-def row_major_strides(shape: tuple[int, ...]) -> list[int]:
+def row_major_strides(shape: Shape) -> list[Size]:
     strides, s = [], 1
     for d in reversed(shape):
         strides.append(s)
@@ -194,12 +223,12 @@ def row_major_strides(shape: tuple[int, ...]) -> list[int]:
     return strides[::-1]
 
 
-def linearise(index: tuple[Lin, ...], shape: tuple[int, ...]) -> Lin:
+def linearise(index: Index, shape: Shape) -> Lin:
     """Row-major element offset of ``index`` in a buffer of ``shape``."""
     return add(*(scale(i, s) for i, s, d in zip(index, row_major_strides(shape), shape) if d != 1))
 
 
-def unravel(offset: Lin, shape: tuple[int, ...]) -> tuple[Lin, ...]:
+def unravel(offset: Lin, shape: Shape) -> Index:
     """The row-major index of ``offset`` in ``shape`` (inverse of :func:`linearise`)."""
     out = []
     for i, (s, d) in enumerate(zip(row_major_strides(shape), shape)):
@@ -225,3 +254,69 @@ def atom_deps(a: Atom) -> frozenset[int]:
     if isinstance(a, (Div, Clamp)):
         return deps(a.lin)
     return a.node.deps
+
+
+
+# -- index maps of the movement ops: the input element a view's result element reads --
+
+
+def broadcast_index(index: Index, shape: Shape) -> Index:
+    """Index into an operand of ``shape`` broadcast (numpy rules) to ``index``'s rank."""
+    skip = len(index) - len(shape)
+    return tuple(ZERO if d == 1 else index[skip + i] for i, d in enumerate(shape))
+
+
+def permute_index(index: Index, perm: tuple[int, ...] | list[int]) -> Index:
+    """Index into a permute's input (``result dim i`` is ``input dim perm[i]``)."""
+    src = [ZERO] * len(perm)
+    for out_pos, in_dim in enumerate(perm):
+        src[in_dim] = index[out_pos]
+    return tuple(src)
+
+
+def permute_forward(index: Index, perm: tuple[int, ...] | list[int]) -> Index:
+    """Index into a permute's result of the input element at ``index``."""
+    return tuple(index[p] for p in perm)
+
+
+def reshape_index(index: Index, shape: Shape, input_shape: Shape) -> Index:
+    """Index into a reshape's (squeeze's, unsqueeze's) input: the same flat element."""
+    return unravel(linearise(index, shape), input_shape)
+
+
+def slice_index(index: Index, dim: int, start: int, step: int) -> Index:
+    """Index into a slice's input (``start + step * i`` along ``dim``)."""
+    src = list(index)
+    src[dim] = add(const(start), scale(index[dim], step))
+    return tuple(src)
+
+
+def concat_pieces(index: Index, dim: int, sizes: list[Size]) -> list[tuple[int, int, Index]]:
+    """``(operand, offset, index)`` for each non-empty operand of a concat along
+    ``dim``: the operand is read at the position clamped into its own range, so
+    every read is in bounds whichever operand the position selects (the result
+    then selects by ``index[dim] < next offset``)."""
+    out: list[tuple[int, int, Index]] = []
+    offset = 0
+    for k, size in enumerate(sizes):
+        if size == 0:
+            continue  # never selected, and nothing to read
+        src = list(index)
+        src[dim] = atom(Clamp(sub(index[dim], const(offset)), 0, size - 1))
+        out.append((k, offset, tuple(src)))
+        offset += size
+    return out
+
+
+def concat_operand_at(position: int, index: Index, dim: int,
+                      sizes: list[Size]) -> tuple[int, Index] | None:
+    """The one operand (and its index) holding a concat's element at a constant
+    ``position`` along ``dim``; None when no operand does (an empty result)."""
+    offset = 0
+    for k, size in enumerate(sizes):
+        if offset <= position < offset + size:
+            src = list(index)
+            src[dim] = const(position - offset)
+            return k, tuple(src)
+        offset += size
+    return None
