@@ -50,6 +50,10 @@ class Backend(ABC):
     level: ClassVar[Level]
     Options: ClassVar[type[BackendOptions]] = BackendOptions
     description: ClassVar[str] = ""
+    symbolic_shapes: ClassVar[bool] = False
+    """Whether ``compile`` takes modules with symbolic sizes (``?`` dims). A
+    backend that does not gets them specialised per binding of the sizes
+    (:mod:`irc.symbolic_executable`)."""
     pipeline: ClassVar[Mapping[str, str]] = MappingProxyType(DEFAULT_STAGES)
     versions_weights: ClassVar[bool] = False
     """Whether the executable recomputes what it derived from a weight when the

@@ -17,6 +17,7 @@ class ReferenceBackend(Backend):
     name = "reference"
     level = Level.GRAPH
     description = "the reference interpreter (eager torch op by op)"
+    symbolic_shapes = True  # the interpreter binds the sizes per call
 
     def compile(self, module: ModuleOp, weights: Mapping[str, torch.Tensor],
                 options: BackendOptions) -> Executable:

@@ -18,7 +18,7 @@ from xdsl.ir import SSAValue
 
 from irc.frontends.fx_importer import FxImporter, handles
 from irc.ir import graph as g
-from irc.ir.types import dtype_of, shape_of, tensor_type
+from irc.ir.types import dims_of, dtype_of, tensor_type
 
 aten = torch.ops.aten
 
@@ -143,7 +143,7 @@ def _divide(ctx: FxImporter, a: Any, b: Any, mode: str) -> SSAValue:
     dt = compute_dtype(ctx, a, b)
     lhs, rhs = ctx.tensor(a, dt), ctx.tensor(b, dt)
     out_dtype = g.DivOp.result_dtype(dt, dt) if mode == "none" else dt
-    shape = g.broadcast_shapes(shape_of(lhs.type), shape_of(rhs.type))
+    shape = g.broadcast_shapes(dims_of(lhs.type), dims_of(rhs.type))
     if shape is None:
         raise ValueError("operand shapes do not broadcast")
     return ctx.emit(g.DivOp(lhs, rhs, tensor_type(shape, out_dtype),
@@ -191,7 +191,7 @@ def _clamp(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     return value
 
 
-@handles("_to_copy", "_to_dim_order_copy")
+@handles("_to_copy", "_to_dim_order_copy", torch.ops.prims.convert_element_type)
 def _to_copy(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     return ctx.cast(ctx.tensor(node.args[0]), ctx.out_meta().dtype)
 
@@ -201,6 +201,6 @@ def _copy(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     """Functional ``copy(dst, src)``: src broadcast to dst's shape, in dst's dtype."""
     out = ctx.out_meta()
     src = ctx.tensor(node.args[1], out.dtype)
-    if shape_of(src.type) != tuple(out.shape):
-        src = ctx.emit(g.ExpandOp(src, tensor_type(tuple(out.shape), dtype_of(src.type))))
+    if dims_of(src.type) != ctx.dims(out.shape):
+        src = ctx.emit(g.ExpandOp(src, tensor_type(ctx.dims(out.shape), dtype_of(src.type))))
     return src

@@ -48,6 +48,18 @@ def callee_name(target: torch._ops.OpOverload) -> str:
     return f"{target._schema.name}.{target._overloadname}"
 
 
+def node_sizes(node: Any) -> list[Any]:
+    """The sizes of the example values of ``node``'s tensor inputs."""
+    out: list[Any] = []
+    for arg in getattr(node, "all_input_nodes", ()):
+        val = arg.meta.get("val")
+        if isinstance(val, torch.Tensor):
+            out.extend(val.shape)
+        elif isinstance(val, torch.SymInt):
+            out.append(val)
+    return out
+
+
 def _outputs(node: torch.fx.Node) -> list[torch.Tensor] | str:
     val = node.meta.get("val")
     target = node.target
@@ -61,6 +73,8 @@ def _outputs(node: torch.fx.Node) -> list[torch.Tensor] | str:
             return f"a result is a {type(v).__name__}, not a tensor"
         if v.dtype not in SUPPORTED_DTYPES:
             return f"dtype {v.dtype} is not supported"
+        if any(isinstance(d, torch.SymInt) for d in (*v.shape, *node_sizes(node))):
+            return "graph.aten_call needs static sizes, and this call has symbolic ones"
         if not all(isinstance(d, int) for d in v.shape):
             return f"its result shape {tuple(v.shape)} depends on the data"
         if v.layout != torch.strided:

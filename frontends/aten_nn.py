@@ -13,6 +13,7 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
+import sympy
 import torch
 import torch.fx
 from xdsl.ir import SSAValue
@@ -20,7 +21,7 @@ from xdsl.ir import SSAValue
 from irc.frontends.aten_shape import reshape
 from irc.frontends.fx_importer import FxImporter, handles
 from irc.ir import graph as g
-from irc.ir.types import dtype_of, shape_of, tensor_type
+from irc.ir.types import dims_of, dtype_of, tensor_type
 
 aten = torch.ops.aten
 
@@ -44,7 +45,7 @@ def _dims(dim: Any, rank: int) -> list[int]:
 
 def reduce(ctx: FxImporter, op: type[g.ReduceOp], value: SSAValue, dims: Sequence[int],
            keepdim: bool) -> SSAValue:
-    if not shape_of(value.type):  # 0-d: nothing to reduce; _check casts the dtype
+    if not dims_of(value.type):  # 0-d: nothing to reduce; _check casts the dtype
         return value
     return ctx.emit(op(value, list(dims), keepdim))
 
@@ -59,7 +60,7 @@ _REDUCTIONS: dict[object, type[g.ReduceOp]] = {
 def _reduction(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     packet = node.target.overloadpacket  # type: ignore[union-attr]
     value = ctx.tensor(node.args[0])
-    rank = len(shape_of(value.type))
+    rank = len(dims_of(value.type))
     overload = node.target._overloadname  # type: ignore[union-attr]
     if overload == "default" and packet not in (aten.amax, aten.amin):
         dim, keepdim = None, False
@@ -76,13 +77,13 @@ def _arg_reduction(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     value = ctx.tensor(node.args[0])
     dim, keepdim = ctx.arg(1, "dim", None), bool(ctx.arg(2, "keepdim", False))
     op = g.ArgmaxOp if node.target.overloadpacket is aten.argmax else g.ArgminOp  # type: ignore[union-attr]
-    shape = shape_of(value.type)
+    shape = dims_of(value.type)
     if not shape:
         return ctx.scalar(0, torch.int64)
     if dim is None:
         flat = reshape(ctx, value, [int(torch.tensor(shape).prod())])
         result = ctx.emit(op(flat, [0], False))
-        return reshape(ctx, result, tuple(ctx.out_meta().shape))
+        return reshape(ctx, result, ctx.out_shape())
     return ctx.emit(op(value, _dims(dim, len(shape)), keepdim))
 
 
@@ -90,7 +91,7 @@ def _arg_reduction(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
 def _max_min(ctx: FxImporter, node: torch.fx.Node) -> Any:
     is_max = node.target.overloadpacket is aten.max  # type: ignore[union-attr]
     value = ctx.tensor(node.args[0])
-    shape = shape_of(value.type)
+    shape = dims_of(value.type)
     overload = node.target._overloadname  # type: ignore[union-attr]
     if overload == "other":  # elementwise max(a, b)
         from irc.frontends.aten_elementwise import binary
@@ -109,7 +110,7 @@ def _variance(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, SSAValue,
     value = ctx.tensor(node.args[0])
     if not dtype_of(value.type).is_floating_point:
         raise ctx.unsupported("variance of an integer tensor")
-    shape = shape_of(value.type)
+    shape = dims_of(value.type)
     dims = _dims(ctx.arg(1, "dim", None), len(shape))
     correction = node.kwargs.get("correction", 1 if ctx.arg(2, "unbiased", True) is True else 0)
     if correction is None:
@@ -123,7 +124,8 @@ def _variance(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, SSAValue,
         count *= shape[d] if shape else 1
     denom = max(count - correction, 0)
     dtype = dtype_of(value.type)
-    var = ctx.emit(g.DivOp(total, ctx.scalar(float(denom), dtype)))
+    var = ctx.emit(g.DivOp(total, ctx.scalar(denom if isinstance(denom, sympy.Expr)
+                                              else float(denom), dtype)))
     if not keepdim and shape:
         mean = reshape(ctx, mean, [s for i, s in enumerate(shape) if i not in dims])
     return var, mean, dims, keepdim
@@ -151,7 +153,7 @@ def _std(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
 
 def matmul(ctx: FxImporter, a: SSAValue, b: SSAValue, out_shape: Sequence[int]) -> SSAValue:
     """torch.matmul semantics: 1-d operands are made 2-d and the extra dim dropped."""
-    sa, sb = shape_of(a.type), shape_of(b.type)
+    sa, sb = dims_of(a.type), dims_of(b.type)
     if not sa or not sb:
         raise ValueError("matmul needs operands of rank >= 1")
     if len(sa) == 1:
@@ -165,7 +167,7 @@ def matmul(ctx: FxImporter, a: SSAValue, b: SSAValue, out_shape: Sequence[int]) 
 def _mm(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     out = ctx.out_meta()
     a, b = ctx.tensor(node.args[0], out.dtype), ctx.tensor(node.args[1], out.dtype)
-    return matmul(ctx, a, b, tuple(out.shape))
+    return matmul(ctx, a, b, ctx.dims(out.shape))
 
 
 @handles("addmm", "baddbmm", "addmv")
@@ -174,7 +176,7 @@ def _addmm(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     bias = ctx.tensor(node.args[0], out.dtype)
     a, b = ctx.tensor(node.args[1], out.dtype), ctx.tensor(node.args[2], out.dtype)
     beta, alpha = node.kwargs.get("beta", 1), node.kwargs.get("alpha", 1)
-    product = matmul(ctx, a, b, tuple(out.shape))
+    product = matmul(ctx, a, b, ctx.dims(out.shape))
     if alpha != 1:
         product = ctx.emit(g.MulOp(product, ctx.scalar(alpha, out.dtype)))
     if beta == 0:  # torch ignores the input entirely (NaN included) when beta is 0
@@ -188,9 +190,9 @@ def _addmm(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
 def _linear(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     out = ctx.out_meta()
     x, w = ctx.tensor(node.args[0], out.dtype), ctx.tensor(node.args[1], out.dtype)
-    ws = shape_of(w.type)
+    ws = dims_of(w.type)
     wt = ctx.emit(g.PermuteOp(w, [1, 0])) if len(ws) == 2 else w
-    y = matmul(ctx, x, wt, tuple(out.shape))
+    y = matmul(ctx, x, wt, ctx.dims(out.shape))
     bias = ctx.arg(2, "bias", None)
     return ctx.emit(g.AddOp(y, ctx.tensor(bias, out.dtype))) if bias is not None else y
 
@@ -213,11 +215,11 @@ def _convolution(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
         raise ctx.unsupported("transposed convolution")
     out = ctx.out_meta()
     xv, wv = ctx.tensor(x, out.dtype), ctx.tensor(w, out.dtype)
-    nsp = len(shape_of(xv.type)) - 2
+    nsp = len(dims_of(xv.type)) - 2
     if nsp < 1:
         raise ctx.unsupported("convolution input without a batch dimension")
     operands: list[Any] = [xv, wv, [ctx.tensor(b, out.dtype)] if b is not None else []]
-    return ctx.emit(g.ConvOp(operands=operands, result_types=[tensor_type(tuple(out.shape), out.dtype)],
+    return ctx.emit(g.ConvOp(operands=operands, result_types=[tensor_type(ctx.dims(out.shape), out.dtype)],
                              properties={"stride": g.i64_array(_tuple(stride, nsp)),
                                          "padding": g.i64_array(_tuple(padding, nsp)),
                                          "dilation": g.i64_array(_tuple(dilation, nsp)),
@@ -247,7 +249,7 @@ def _max_pool(ctx: FxImporter, node: torch.fx.Node) -> Any:
              "ceil_mode": _bool(ctx.arg(5, "ceil_mode", False))}
     out = ctx.out_meta() if not with_indices else node.meta["val"][0]
     value = ctx.emit(g.MaxPoolOp(operands=[x], properties=props,
-                                 result_types=[tensor_type(tuple(out.shape), out.dtype)]))
+                                 result_types=[tensor_type(ctx.dims(out.shape), out.dtype)]))
     return (value, None) if with_indices else value
 
 
@@ -265,7 +267,7 @@ def _avg_pool(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
              "divisor": g.int_attr(divisor)}
     out = ctx.out_meta()
     return ctx.emit(g.AvgPoolOp(operands=[x], properties=props,
-                                result_types=[tensor_type(tuple(out.shape), out.dtype)]))
+                                result_types=[tensor_type(ctx.dims(out.shape), out.dtype)]))
 
 
 @handles("_adaptive_avg_pool2d", "adaptive_avg_pool2d", "adaptive_avg_pool1d")
@@ -273,25 +275,25 @@ def _adaptive_avg_pool(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     x = ctx.tensor(node.args[0])
     out = ctx.out_meta()
     spatial = 1 if "1d" in str(node.target) else 2
-    shape = list(shape_of(x.type))
+    shape = list(dims_of(x.type))
     # an unbatched input gets a leading batch dim so the op's spatial dims are unambiguous
     lead = len(shape) - spatial
     if lead < 2:
         x = reshape(ctx, x, [1] * (2 - lead) + shape)
-    result_shape = list(shape_of(x.type)[:-spatial]) + list(out.shape[-spatial:])
+    result_shape = list(dims_of(x.type)[:-spatial]) + list(out.shape[-spatial:])
     pooled = ctx.emit(g.AdaptiveAvgPoolOp(operands=[x],
                                           result_types=[tensor_type(result_shape, out.dtype)]))
-    return reshape(ctx, pooled, tuple(out.shape))
+    return reshape(ctx, pooled, ctx.dims(out.shape))
 
 
 @handles("embedding")
 def _embedding(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     w, idx = ctx.tensor(node.args[0]), ctx.tensor(node.args[1])
-    if len(shape_of(w.type)) != 2:
+    if len(dims_of(w.type)) != 2:
         raise ctx.unsupported("embedding weight must be 2-d")
     out = ctx.out_meta()
     return ctx.emit(g.EmbeddingOp(operands=[w, idx],
-                                  result_types=[tensor_type(tuple(out.shape), out.dtype)]))
+                                  result_types=[tensor_type(ctx.dims(out.shape), out.dtype)]))
 
 
 @handles("_native_batch_norm_legit_no_training", "native_batch_norm")
@@ -308,10 +310,10 @@ def _batch_norm_eval(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, No
     out = node.meta["val"][0]
     dtype = torch.float32 if out.dtype in (torch.float16, torch.bfloat16) else out.dtype
     xv = ctx.tensor(x, dtype)
-    rank = len(shape_of(xv.type))
+    rank = len(dims_of(xv.type))
     if rank < 2:
         raise ctx.unsupported("batch norm input needs a channel dimension")
-    channels = shape_of(xv.type)[1]
+    channels = dims_of(xv.type)[1]
 
     def per_channel(arg: Any) -> SSAValue:
         return reshape(ctx, ctx.tensor(arg, dtype), [channels] + [1] * (rank - 2))
@@ -387,8 +389,8 @@ def _fused_attention(ctx: FxImporter, node: torch.fx.Node, is_causal: bool, mask
             grouped[1])[1]:  # type: ignore[index]
         args[1:] = grouped
     q, k, v = (ctx.tensor(a, out_meta.dtype) for a in args)
-    qs = shape_of(q.type)
-    if len(qs) < 2 or not len(qs) == len(shape_of(k.type)) == len(shape_of(v.type)):
+    qs = dims_of(q.type)
+    if len(qs) < 2 or not len(qs) == len(dims_of(k.type)) == len(dims_of(v.type)):
         return None
     if scale is None:
         scale = 1.0 / float(qs[-1]) ** 0.5
@@ -398,14 +400,14 @@ def _fused_attention(ctx: FxImporter, node: torch.fx.Node, is_causal: bool, mask
         properties["is_causal"] = UnitAttr()
     operands: list[Any] = [q, k, v, [ctx.tensor(mask, out_meta.dtype)] if mask is not None else []]
     return ctx.emit(g.AttentionOp(operands=operands, properties=properties,
-                                  result_types=[tensor_type(tuple(out_meta.shape), out_meta.dtype)]))
+                                  result_types=[tensor_type(ctx.dims(out_meta.shape), out_meta.dtype)]))
 
 
 def _kv_heads_for(ctx: FxImporter, kv: SSAValue, q_heads: int) -> SSAValue:
     """Grouped-query attention: ``kv`` (heads ``H_kv`` at dim -3) repeated to
     ``q_heads`` heads, kv head ``j`` serving query heads ``j*G .. j*G+G-1``
     (``repeat_interleave``, as torch's kernels group them)."""
-    shape = shape_of(kv.type)
+    shape = dims_of(kv.type)
     if len(shape) < 3 or shape[-3] == q_heads:
         return kv
     heads = shape[-3]
@@ -421,7 +423,7 @@ def _kv_heads_for(ctx: FxImporter, kv: SSAValue, q_heads: int) -> SSAValue:
 def _grad_for_kv_heads(ctx: FxImporter, grad: SSAValue, kv_heads: int) -> SSAValue:
     """The gradient of :func:`_kv_heads_for`: each group of query heads summed
     back onto its key/value head."""
-    shape = shape_of(grad.type)
+    shape = dims_of(grad.type)
     if len(shape) < 3 or shape[-3] == kv_heads:
         return grad
     lead, (s, d) = list(shape[:-3]), shape[-2:]
@@ -444,7 +446,7 @@ def _sdpa_cpu(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, SSAValue]
         return fused, None  # type: ignore[return-value]  (the logsumexp is unused)
     dtype = torch.float32 if out_meta.dtype in (torch.float16, torch.bfloat16) else out_meta.dtype
     qv, kv, vv = ctx.tensor(q, dtype), ctx.tensor(k, dtype), ctx.tensor(v, dtype)
-    qs, ks = shape_of(qv.type), shape_of(kv.type)
+    qs, ks = dims_of(qv.type), dims_of(kv.type)
     if len(qs) < 2 or len(ks) != len(qs):
         raise ctx.unsupported("attention operands must share a rank >= 2")
     if len(qs) >= 3:  # grouped-query attention: fewer key/value heads than query heads
@@ -465,7 +467,7 @@ def _sdpa_cpu(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, SSAValue]
             scores = ctx.emit(g.WhereOp(ctx.tensor(mask), scores, ctx.scalar(float("-inf"), dtype)))
         else:
             scores = ctx.emit(g.AddOp(scores, ctx.tensor(mask, dtype)))
-    last = len(shape_of(scores.type)) - 1
+    last = len(dims_of(scores.type)) - 1
     # fully masked rows (max = -inf) give zeros, as torch's kernels do
     row_max = ctx.emit(g.AmaxOp(scores, [last], True))
     neg_inf = ctx.scalar(float("-inf"), dtype)
@@ -477,9 +479,9 @@ def _sdpa_cpu(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, SSAValue]
     safe_total = ctx.emit(g.WhereOp(ctx.emit(g.EqOp(total, zero)), ctx.scalar(1.0, dtype), total))
     probs = ctx.emit(g.DivOp(exps, safe_total))
     out = ctx.cast(ctx.emit(g.MatmulOp(probs, vv)), out_meta.dtype)
-    lse_flat = reshape(ctx, lse, list(shape_of(lse.type))[:-1])
-    if tuple(lse_meta.shape) != shape_of(lse_flat.type):
-        lse_flat = reshape(ctx, lse_flat, tuple(lse_meta.shape))
+    lse_flat = reshape(ctx, lse, list(dims_of(lse.type))[:-1])
+    if ctx.dims(lse_meta.shape) != dims_of(lse_flat.type):
+        lse_flat = reshape(ctx, lse_flat, ctx.dims(lse_meta.shape))
     return out, ctx.cast(lse_flat, lse_meta.dtype)
 
 
@@ -493,11 +495,14 @@ def _cumsum(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     matrix of ones (the dialect has no scan op; exact for integers)."""
     out = ctx.out_meta()
     value = ctx.tensor(node.args[0], out.dtype)
-    shape = shape_of(value.type)
+    shape = dims_of(value.type)
     if not shape:
         return value
     dim = _dims(node.args[1], len(shape))[0]
     n = shape[dim]
+    if not isinstance(n, int):
+        raise ctx.unsupported(f"cumsum over a symbolic length ({n}): its triangular-matmul form "
+                              "needs a static one")
     if n > CUMSUM_MAX_LENGTH:
         raise ctx.unsupported(f"cumsum over {n} > {CUMSUM_MAX_LENGTH} elements")
     if out.dtype == torch.bool or out.dtype not in (torch.float32, torch.float64, torch.float16,
@@ -507,7 +512,7 @@ def _cumsum(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     perm = list(range(len(shape)))
     perm[dim], perm[last] = perm[last], perm[dim]
     moved = ctx.emit(g.PermuteOp(value, perm)) if dim != last else value
-    moved_shape = shape_of(moved.type)
+    moved_shape = dims_of(moved.type)
     rows = reshape(ctx, moved, [int(torch.tensor(moved_shape[:-1]).prod()) if moved_shape[:-1] else 1, n])
     tri = ctx.constant(torch.ones(n, n, dtype=out.dtype).triu())
     summed = reshape(ctx, ctx.emit(g.MatmulOp(rows, tri)), moved_shape)
@@ -528,7 +533,7 @@ def _sdpa_cpu_backward(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, 
     dtype = torch.float32 if metas[0].dtype in (torch.float16, torch.bfloat16) else metas[0].dtype
     qv, kv, vv = ctx.tensor(q, dtype), ctx.tensor(k, dtype), ctx.tensor(v, dtype)
     do, o = ctx.tensor(grad_out, dtype), ctx.tensor(out, dtype)
-    qs, ks = shape_of(qv.type), shape_of(kv.type)
+    qs, ks = dims_of(qv.type), dims_of(kv.type)
     rank = len(qs)
     if rank < 2 or len(ks) != rank:
         raise ctx.unsupported("attention operands must share a rank >= 2")

@@ -38,7 +38,7 @@ from xdsl.ir import SSAValue
 from irc.frontends.aten_shape import _emit_index_select, reshape, slice_value
 from irc.frontends.fx_importer import FxImporter, handles
 from irc.ir import graph as g
-from irc.ir.types import dtype_of, shape_of, tensor_type
+from irc.ir.types import dims_of, dtype_of, tensor_type
 
 
 def flat_index(size: Sequence[int], stride: Sequence[int], offset: int) -> torch.Tensor:
@@ -55,7 +55,7 @@ def _view_chain(ctx: FxImporter, value: SSAValue, size: Sequence[int], stride: S
                 offset: int) -> SSAValue | None:
     """``as_strided`` as reshape/slice/permute/expand of ``value``, or None where
     the map is not a nested strided block inside it (see the module docs)."""
-    numel = math.prod(shape_of(value.type))
+    numel = math.prod(dims_of(value.type))
     dims = sorted((d for d in range(len(size)) if size[d] > 1 and stride[d] > 0),
                   key=lambda d: (-stride[d], d))
     if not dims:  # every element reads the same input element
@@ -84,7 +84,7 @@ def _view_chain(ctx: FxImporter, value: SSAValue, size: Sequence[int], stride: S
 
 
 def _expanded(ctx: FxImporter, value: SSAValue, size: Sequence[int]) -> SSAValue:
-    if shape_of(value.type) == tuple(size):
+    if dims_of(value.type) == tuple(size):
         return value
     return ctx.emit(g.ExpandOp(value, tensor_type(tuple(size), dtype_of(value.type))))
 
@@ -103,7 +103,7 @@ def _as_strided(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     if any(n < 0 for n in size) or any(s < 0 for s in stride):
         raise ValueError("as_strided: negative size or stride")
     start = (meta.storage_offset() if offset is None else int(offset)) - meta.storage_offset()
-    numel = math.prod(shape_of(value.type))
+    numel = math.prod(dims_of(value.type))
     dtype = dtype_of(value.type)
     if math.prod(size) == 0:
         return ctx.constant(torch.zeros(size, dtype=dtype))

@@ -80,6 +80,17 @@ class CompiledGraph:
         # and whether that layout is contiguous, where they are dense and not
         # the row-major strides; None: keep irc's own
         self.strides = list(strides) or [None] * len(self.layout)
+        self.sizes: dict[str, int] = {}  # size symbol -> flat input carrying it (size outputs)
+        self.arg_types: list[Any] = []  # @main's argument types (symbolic sizes)
+        self.size_names: list[str | None] = []  # per @main argument: the size symbol it carries
+
+    def _size(self, expr: Any, args: Sequence[Any]) -> int:
+        """A size output (a SymInt of the graph) evaluated for this call's sizes."""
+        from irc.ir.symbols import bind_inputs, evaluate
+        binding = {name: int(args[i]) for name, i in self.sizes.items()}
+        binding.update(bind_inputs(self.arg_types, self.size_names,
+                                   [args[i] for i in self.arg_positions]))
+        return evaluate(expr, binding)
 
     def __call__(self, *args: Any) -> list[Any]:
         if self.weight_args:
@@ -89,7 +100,8 @@ class CompiledGraph:
             a = args[i]
             tensors.append(a.contiguous() if isinstance(a, torch.Tensor) else a)
         results = self.executable(*tensors)
-        outs = [results[item] if isinstance(item, int) else item[1] for item in self.layout]
+        outs = [results[item] if isinstance(item, int) else
+                self._size(item[1], args) if item[0] == "size" else item[1] for item in self.layout]
         for i, want in enumerate(self.strides):
             out = outs[i]
             if want is not None and isinstance(out, torch.Tensor) and out.stride() != want[0]:
@@ -111,6 +123,21 @@ class CompiledGraph:
                 weights[name] = a.detach()
 
 
+def size_positions(gm: torch.fx.GraphModule) -> dict[str, int]:
+    """Size symbol -> the index of the placeholder (dynamo's SymInt input) that carries it."""
+    from irc.frontends.symbolic_sizes import normalizer_for
+    out: dict[str, int] = {}
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    sizes = normalizer_for(n.meta.get("val") for n in placeholders)
+    for i, n in enumerate(placeholders):
+        val = n.meta.get("val")
+        if isinstance(val, torch.SymInt) and sizes is not None:
+            d = sizes(val)
+            if not isinstance(d, int) and d.is_Symbol:
+                out.setdefault(str(d), i)
+    return out
+
+
 def eager_output_strides(gm: torch.fx.GraphModule) -> list[tuple[tuple[int, ...], bool] | None]:
     """Per FX output, the strides of its example value (and whether they are
     contiguous up to size-1 dims) when they are dense, non-overlapping and
@@ -126,7 +153,10 @@ def eager_output_strides(gm: torch.fx.GraphModule) -> list[tuple[tuple[int, ...]
     strides: list[tuple[tuple[int, ...], bool] | None] = []
     for item in _flat_outputs(out_node.args[0]):
         val = item.meta.get("val") if isinstance(item, torch.fx.Node) else None
-        if not isinstance(val, torch.Tensor) or not is_non_overlapping_and_dense_or_false(val):
+        if not isinstance(val, torch.Tensor) or any(isinstance(s, torch.SymInt) for s in val.stride()) \
+                or not is_non_overlapping_and_dense_or_false(val):
+            # (symbolic strides: irc's contiguous result is kept; reading them
+            # as ints would specialise the sizes they depend on)
             strides.append(None)
             continue
         stride = tuple(int(s) for s in val.stride())
@@ -164,9 +194,7 @@ def _import(gm: torch.fx.GraphModule, target: str | None = None,
             node = importer.op_nodes.get(op)
             if node is not None and not backend.supports(op):
                 raise NodeUnsupported(node, f"target '{target}' does not support {op.name}")
-    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
-    positions = [i for i, n in enumerate(placeholders) if n.name not in (weight_placeholders or {})]
-    return program, importer.output_layout, positions
+    return program, importer.output_layout, importer.arg_positions
 
 
 def _weight_args(gm: torch.fx.GraphModule,
@@ -182,13 +210,20 @@ def _compile_whole(gm: torch.fx.GraphModule, target: str, options: Mapping[str, 
                    weight_placeholders: Mapping[str, tuple[str, torch.Tensor]] | None = None,
                    stats: CompileStats | None = None) -> CompiledGraph:
     program, layout, positions = _import(gm, target, weight_placeholders)
+    from irc.ir.kernel import find_main
+    from irc.ir.symbols import size_arg_names
+    main = find_main(program.module)
+    arg_types, size_names = [a.type for a in main.args], size_arg_names(main)
     executable = compile_program_once(program, target, options)
     if stats is not None:  # program.module is now at the backend's level
         stats.record_module(program.module)
         stats.record_executable(executable)
     strides = eager_output_strides(gm)
-    return CompiledGraph(executable, layout, positions, program, strides,
-                         _weight_args(gm, weight_placeholders))
+    compiled = CompiledGraph(executable, layout, positions, program, strides,
+                             _weight_args(gm, weight_placeholders))
+    compiled.sizes = size_positions(gm)
+    compiled.arg_types, compiled.size_names = arg_types, size_names
+    return compiled
 
 
 def _partition_ids(gm: torch.fx.GraphModule, unsupported: set[str]) -> dict[str, tuple[int, bool]]:

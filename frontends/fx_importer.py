@@ -35,19 +35,24 @@ from typing import Any
 
 import operator
 
+import sympy
 import torch
 import torch.fx
 from xdsl.builder import Builder
 from xdsl.rewriter import InsertPoint
 from xdsl.dialects import func
-from xdsl.dialects.builtin import ModuleOp
-from xdsl.ir import Block, Operation, Region, SSAValue
+from xdsl.dialects.builtin import (ArrayAttr, DictionaryAttr, IndexType,
+                                   ModuleOp, StringAttr)
+from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.utils.exceptions import VerifyException
 
 from irc.frontends.program import Program
 from irc.frontends.source_locations import describe, location
+from irc.frontends.symbolic_sizes import SizeNormalizer, normalizer_for
 from irc.ir import graph as g
-from irc.ir.types import SUPPORTED_DTYPES, dtype_of, shape_of, tensor_type
+from irc.ir.symbols import (SIZE_ARG, Dim, SymbolicShapeError, canonical, format_dim, from_torch,
+                             symbols_of)
+from irc.ir.types import SUPPORTED_DTYPES, dims_of, dtype_of, tensor_type
 
 Handler = Callable[["FxImporter", torch.fx.Node], Any]
 HANDLER_MODULES = ("irc.frontends.aten_elementwise", "irc.frontends.aten_shape",
@@ -128,7 +133,7 @@ def _vals(node: torch.fx.Node) -> list[torch.Tensor]:
 
 def static_problem(node: torch.fx.Node) -> str | None:
     """Why ``node`` cannot be imported, judged without importing (None: maybe it can)."""
-    if node.op != "call_function":
+    if node.op != "call_function" or _is_size_node(node):
         return None
     if handler_for(node) is None and not _foldable_target(node):
         from irc.frontends.aten_extern import problem as extern_problem
@@ -166,7 +171,7 @@ def static_problems(gm: torch.fx.GraphModule) -> dict[str, str]:
             constant.add(node)
             continue  # evaluated by torch at import; only its materialised value matters
         problem = static_problem(node)
-        if problem is None and handler_for(node) is None:
+        if problem is None and handler_for(node) is None and not _is_size_node(node):
             from irc.frontends.aten_extern import problem as extern_problem
             if extern_problem(node) is not None:
                 problem = "no lowering to the graph dialect"
@@ -209,27 +214,20 @@ class FxImporter:
         self.node: torch.fx.Node | None = None
         self._weight_values: dict[str, SSAValue] = {}
         self.op_nodes: dict[Operation, torch.fx.Node] = {}  # emitted op -> the node it came from
+        self.arg_positions: list[int] = []  # placeholder index of each @main argument
+        self.sizes: SizeNormalizer | None = None  # dynamo's sizes under its guards
 
     # ------------------------------------------------------------------ driver
 
     def run(self) -> Program:
         placeholders = [n for n in self.gm.graph.nodes if n.op == "placeholder"]
-        arg_nodes = [n for n in placeholders if n.name not in self.weight_placeholders]
-        arg_types = []
-        for n in arg_nodes:
-            val = n.meta.get("val")
-            if not isinstance(val, torch.Tensor):
-                raise NodeUnsupported(n, f"input {n.name} is not a tensor ({type(val).__name__})")
-            if val.dtype not in SUPPORTED_DTYPES:
-                raise NodeUnsupported(n, f"input dtype {val.dtype} is not supported")
-            if val.layout != torch.strided:
-                raise NodeUnsupported(n, f"input layout {val.layout} is not supported")
-            arg_types.append(tensor_type(tuple(val.shape), val.dtype))
+        arg_nodes, arg_types, size_args = self._arguments(placeholders)
         block = Block(arg_types=arg_types)
         self.builder = Builder(InsertPoint.at_end(block))
         for n, arg in zip(arg_nodes, block.args):
-            arg.name_hint = _hint(n.name)
-            self.values[n] = arg
+            arg.name_hint = _hint(size_args[n] if n in size_args else n.name)
+            if n not in size_args:
+                self.values[n] = arg
         outputs: list[SSAValue] = []
         output_names: list[str] = []
         # per FX output: index into the module's results, or ("const", python value)
@@ -252,19 +250,65 @@ class FxImporter:
                         outputs.append(self.tensor(out))
                         output_names.append(out.name)
                     else:
-                        self.output_layout.append(("const", self.constants.get(out, out)
-                                                   if isinstance(out, torch.fx.Node) else out))
+                        value = self.constants.get(out, out) if isinstance(out, torch.fx.Node) else out
+                        kind = "size" if isinstance(value, sympy.Expr) else "const"
+                        self.output_layout.append((kind, value))
             else:
                 raise NodeUnsupported(node, f"FX node kind {node.op} is not supported")
         self.node = None
         self.builder.insert(func.ReturnOp(*outputs))
-        main = func.FuncOp("main", (arg_types, [v.type for v in outputs]), Region(block))
+        arg_attrs = ArrayAttr([DictionaryAttr({SIZE_ARG: StringAttr(size_args[n])} if n in size_args
+                                              else {}) for n in arg_nodes]) if size_args else None
+        main = func.FuncOp("main", (arg_types, [v.type for v in outputs]), Region(block),
+                           arg_attrs=arg_attrs)
         module = ModuleOp([main])
         return Program(module, self.weights, [n.name for n in arg_nodes], output_names)
 
+    def _arguments(self, placeholders: list[torch.fx.Node]
+                   ) -> tuple[list[torch.fx.Node], list[Attribute], dict[torch.fx.Node, str]]:
+        """@main's argument nodes and types, and the size arguments among them."""
+        self.sizes = normalizer_for(n.meta.get("val") for n in self.gm.graph.nodes)
+        # a size placeholder (dynamo's SymInt inputs) is a symbol, not a tensor:
+        # its value is read from the tensors' shapes at run time
+        for n in placeholders:
+            if _is_size(n.meta.get("val")):
+                self.constants[n] = self.dim(n.meta["val"])
+        # a size placeholder whose value no shape spells (not a symbol of its own
+        # after the guards) is an ``index`` argument of @main: MLIR's size operand
+        spelled = symbols_of(d for n in placeholders if isinstance(n.meta.get("val"), torch.Tensor)
+                             for d in self.dims(n.meta["val"].shape))
+        size_args = {n: str(d) for n in placeholders
+                     if isinstance(d := self.constants.get(n), sympy.Symbol) and str(d) not in spelled}
+        arg_nodes = [n for n in placeholders if n.name not in self.weight_placeholders
+                     and (n not in self.constants or n in size_args)]
+        self.arg_positions = [placeholders.index(n) for n in arg_nodes]
+        arg_types: list[Attribute] = []
+        for n in arg_nodes:
+            if n in size_args:
+                arg_types.append(IndexType())
+                continue
+            val = n.meta.get("val")
+            if not isinstance(val, torch.Tensor):
+                raise NodeUnsupported(n, f"input {n.name} is not a tensor ({type(val).__name__})")
+            if val.dtype not in SUPPORTED_DTYPES:
+                raise NodeUnsupported(n, f"input dtype {val.dtype} is not supported")
+            if val.layout != torch.strided:
+                raise NodeUnsupported(n, f"input layout {val.layout} is not supported")
+            try:
+                arg_types.append(tensor_type(self.dims(val.shape), val.dtype))
+            except SymbolicShapeError as err:
+                raise NodeUnsupported(n, str(err)) from None
+        return arg_nodes, arg_types, size_args
+
     def _import_call(self, node: torch.fx.Node) -> None:
         inputs = node.all_input_nodes
-        if _foldable_target(node) and all(i in self.constants for i in inputs):
+        if _is_size_node(node):
+            # size arithmetic (sym_size, operator.mul on SymInts...): its value
+            # is the expression dynamo derived; shapes that use it carry it
+            self.constants[node] = self.dim(node.meta["val"])
+            return
+        if _foldable_target(node) and all(i in self.constants and not isinstance(
+                self.constants[i], sympy.Expr) for i in inputs):
             self.constants[node] = self._evaluate(node)
             return
         problem = static_problem(node)
@@ -286,8 +330,10 @@ class FxImporter:
                 raise
             result = self._library_call(node, err)
         except (ValueError, TypeError, IndexError, KeyError, AssertionError, VerifyException) as err:
-            result = self._library_call(
-                node, NodeUnsupported(node, f"cannot lower these arguments ({err})"))
+            why = f"cannot lower these arguments ({err})"
+            if "Relational" in str(err):  # sympy: a size comparison a handler cannot decide
+                why = f"its lowering needs a static size where this one is symbolic ({err})"
+            result = self._library_call(node, NodeUnsupported(node, why))
         self.values[node] = self._check(node, result)
 
     def _library_call(self, node: torch.fx.Node, why: NodeUnsupported) -> Any:
@@ -310,9 +356,10 @@ class FxImporter:
         """Make the value's dtype torch's; a shape disagreement is a lowering bug."""
         val = node.meta.get("val")
         if isinstance(result, SSAValue) and isinstance(val, torch.Tensor):
-            if shape_of(result.type) != tuple(val.shape):
-                raise NodeUnsupported(node, f"lowered to shape {shape_of(result.type)}, torch gives "
-                                            f"{tuple(val.shape)}")
+            want = self.dims(val.shape)
+            if dims_of(result.type) != want:
+                raise NodeUnsupported(node, f"lowered to shape {_fmt_dims(dims_of(result.type))}, "
+                                            f"torch gives {_fmt_dims(want)}")
             if dtype_of(result.type) != val.dtype:
                 result = self.cast(result, val.dtype)
             if result.name_hint is None:
@@ -362,6 +409,32 @@ class FxImporter:
             return val if isinstance(val, torch.Tensor) else None
         return None
 
+    def dim(self, size: Any) -> Dim:
+        """A torch size (int or dynamo's ``SymInt``) as a graph-dialect dimension."""
+        if isinstance(size, torch.SymInt):
+            if self.sizes is None:
+                self.sizes = normalizer_for([size])
+            assert self.sizes is not None
+            return self.sizes(size)
+        return from_torch(size)
+
+    def size_arg(self, arg: Any) -> Any:
+        """An integer argument that may be a size node (a SymInt): its :data:`Dim`."""
+        if isinstance(arg, torch.fx.Node):
+            value = self.constants.get(arg)
+            if isinstance(value, (int, sympy.Expr)):
+                return value
+            raise NodeUnsupported(self.node or arg, f"{arg.name} is not a size")
+        return self.dim(arg) if isinstance(arg, torch.SymInt) else arg
+
+    def dims(self, shape: Sequence[Any]) -> tuple[Dim, ...]:
+        """A torch shape as graph-dialect dimensions (:meth:`dim` of each)."""
+        return tuple(self.dim(d) for d in shape)
+
+    def out_shape(self) -> tuple[Dim, ...]:
+        """The current node's result shape (symbolic sizes as size expressions)."""
+        return self.dims(self.out_meta().shape)
+
     def out_meta(self) -> torch.Tensor:
         assert self.node is not None
         val = self.node.meta.get("val")
@@ -372,10 +445,13 @@ class FxImporter:
     def cast(self, value: SSAValue, dtype: torch.dtype) -> SSAValue:
         if dtype_of(value.type) == dtype:
             return value
-        return self.emit(g.CastOp(value, tensor_type(shape_of(value.type), dtype)))
+        return self.emit(g.CastOp(value, tensor_type(dims_of(value.type), dtype)))
 
-    def scalar(self, value: bool | int | float, dtype: torch.dtype) -> SSAValue:
-        """A 0-d ``graph.constant`` holding a python number in ``dtype``."""
+    def scalar(self, value: bool | int | float | sympy.Expr, dtype: torch.dtype) -> SSAValue:
+        """A 0-d ``graph.constant`` holding a python number in ``dtype``; a
+        symbolic size is a ``graph.size`` (cast to ``dtype``)."""
+        if isinstance(value, sympy.Expr):
+            return self.cast(self.emit(g.SizeOp(format_dim(canonical(value)))), dtype)
         return self.constant(torch.tensor(value, dtype=dtype))
 
     def constant(self, t: torch.Tensor, node: torch.fx.Node | None = None) -> SSAValue:
@@ -424,6 +500,25 @@ class FxImporter:
         return NodeUnsupported(self.node, reason)
 
 
+_SIZE_OPS = (torch.ops.aten.sym_size.int, torch.ops.aten.sym_numel.default,
+             torch.ops.aten.sym_stride.int)
+
+
+def _is_size(val: Any) -> bool:
+    """Whether an example value is a size (a ``SymInt``), not a tensor."""
+    return isinstance(val, torch.SymInt)
+
+
+def _is_size_node(node: torch.fx.Node) -> bool:
+    """Size arithmetic: ``sym_size`` or a python operator on ``SymInt``\ s."""
+    return _is_size(node.meta.get("val")) and (
+        not isinstance(node.target, torch._ops.OpOverload) or node.target in _SIZE_OPS)
+
+
+def _fmt_dims(dims: Sequence[Dim]) -> str:
+    return "[" + ", ".join(format_dim(d) for d in dims) + "]"
+
+
 def _python_values(values: Sequence[Any], dtype: torch.dtype) -> list[Any]:
     if dtype.is_floating_point:
         return [float(v) for v in values]
@@ -433,7 +528,7 @@ def _python_values(values: Sequence[Any], dtype: torch.dtype) -> list[Any]:
 def _scalar_dtype(value: Any) -> torch.dtype:
     if isinstance(value, bool):
         return torch.bool
-    if isinstance(value, int):
+    if isinstance(value, (int, sympy.Expr)):
         return torch.int64
     return torch.get_default_dtype()
 

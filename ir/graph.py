@@ -52,7 +52,7 @@ from xdsl.irdl import (
 from xdsl.traits import Commutative, ConstantLike, EffectInstance, MemoryEffect, MemoryEffectKind, Pure
 from xdsl.utils.exceptions import VerifyException
 
-from irc.ir.types import broadcast_shapes, default_float, dtype_of, numel, promote, shape_of
+from irc.ir.types import broadcast_shapes, default_float, dims_of, dtype_of, numel, promote
 
 # ----------------------------------------------------------------------------
 # helpers
@@ -125,10 +125,10 @@ class ElementwiseUnaryOp(IRDLOperation, ABC):
     @classmethod
     def infer_type(cls, input_type: Attribute) -> Attribute:
         from irc.ir.types import tensor_type
-        return tensor_type(shape_of(input_type), cls.result_dtype(dtype_of(input_type)))
+        return tensor_type(dims_of(input_type), cls.result_dtype(dtype_of(input_type)))
 
     def verify_(self) -> None:
-        in_shape, out_shape = shape_of(self.input.type), shape_of(self.result.type)
+        in_shape, out_shape = dims_of(self.input.type), dims_of(self.result.type)
         if in_shape != out_shape:
             _fail(self, f"result shape {_fmt(out_shape)} differs from input shape {_fmt(in_shape)}")
         want = self.result_dtype(dtype_of(self.input.type))
@@ -226,18 +226,18 @@ class ElementwiseBinaryOp(IRDLOperation, ABC):
     @classmethod
     def infer_type(cls, a: Attribute, b: Attribute) -> Attribute:
         from irc.ir.types import tensor_type
-        shape = broadcast_shapes(shape_of(a), shape_of(b))
+        shape = broadcast_shapes(dims_of(a), dims_of(b))
         if shape is None:
-            raise VerifyException(f"'{cls.name}' op operand shapes {_fmt(shape_of(a))} and "
-                                  f"{_fmt(shape_of(b))} do not broadcast")
+            raise VerifyException(f"'{cls.name}' op operand shapes {_fmt(dims_of(a))} and "
+                                  f"{_fmt(dims_of(b))} do not broadcast")
         return tensor_type(shape, cls.result_dtype(dtype_of(a), dtype_of(b)))
 
     def verify_(self) -> None:
-        a, b = shape_of(self.lhs.type), shape_of(self.rhs.type)
+        a, b = dims_of(self.lhs.type), dims_of(self.rhs.type)
         shape = broadcast_shapes(a, b)
         if shape is None:
             _fail(self, f"operand shapes {_fmt(a)} and {_fmt(b)} do not broadcast")
-        out = shape_of(self.result.type)
+        out = dims_of(self.result.type)
         if out != shape:
             _fail(self, f"result shape {_fmt(out)} should be the broadcast shape {_fmt(shape or ())}")
         want = self.result_dtype(dtype_of(self.lhs.type), dtype_of(self.rhs.type))
@@ -299,10 +299,10 @@ class DivOp(ElementwiseBinaryOp):
         got = dtype_of(self.result.type)
         if got != want:
             _fail(self, f"result dtype {got} should be {want} for operand dtypes {a} and {b}")
-        shape = broadcast_shapes(shape_of(self.lhs.type), shape_of(self.rhs.type))
-        if shape is None or shape != shape_of(self.result.type):
-            _fail(self, f"result shape {_fmt(shape_of(self.result.type))} should be the broadcast of "
-                        f"{_fmt(shape_of(self.lhs.type))} and {_fmt(shape_of(self.rhs.type))}")
+        shape = broadcast_shapes(dims_of(self.lhs.type), dims_of(self.rhs.type))
+        if shape is None or shape != dims_of(self.result.type):
+            _fail(self, f"result shape {_fmt(dims_of(self.result.type))} should be the broadcast of "
+                        f"{_fmt(dims_of(self.lhs.type))} and {_fmt(dims_of(self.rhs.type))}")
 
     @classmethod
     def result_dtype(cls, a: torch.dtype, b: torch.dtype) -> torch.dtype:
@@ -330,7 +330,7 @@ class WhereOp(IRDLOperation):
         from irc.ir.types import tensor_type
         c, a, b = SSAValue.get(cond), SSAValue.get(lhs), SSAValue.get(rhs)
         if result_type is None:
-            shape = broadcast_shapes(shape_of(c.type), shape_of(a.type), shape_of(b.type))
+            shape = broadcast_shapes(dims_of(c.type), dims_of(a.type), dims_of(b.type))
             if shape is None:
                 raise VerifyException("'graph.where' op operand shapes do not broadcast")
             result_type = tensor_type(shape, promote(dtype_of(a.type), dtype_of(b.type)))
@@ -339,12 +339,12 @@ class WhereOp(IRDLOperation):
     def verify_(self) -> None:
         if dtype_of(self.cond.type) != torch.bool:
             _fail(self, f"condition must be bool (i1), got {dtype_of(self.cond.type)}")
-        shapes = [shape_of(v.type) for v in self.operands]
+        shapes = [dims_of(v.type) for v in self.operands]
         shape = broadcast_shapes(*shapes)
         if shape is None:
             _fail(self, f"operand shapes {', '.join(_fmt(s) for s in shapes)} do not broadcast")
-        if shape_of(self.result.type) != shape:
-            _fail(self, f"result shape {_fmt(shape_of(self.result.type))} should be {_fmt(shape or ())}")
+        if dims_of(self.result.type) != shape:
+            _fail(self, f"result shape {_fmt(dims_of(self.result.type))} should be {_fmt(shape or ())}")
         want = promote(dtype_of(self.lhs.type), dtype_of(self.rhs.type))
         if dtype_of(self.result.type) != want:
             _fail(self, f"result dtype {dtype_of(self.result.type)} should be {want}")
@@ -365,9 +365,9 @@ class CastOp(IRDLOperation):
         super().__init__(operands=[SSAValue.get(input)], result_types=[result_type])
 
     def verify_(self) -> None:
-        if shape_of(self.input.type) != shape_of(self.result.type):
-            _fail(self, f"cannot change shape {_fmt(shape_of(self.input.type))} to "
-                        f"{_fmt(shape_of(self.result.type))}")
+        if dims_of(self.input.type) != dims_of(self.result.type):
+            _fail(self, f"cannot change shape {_fmt(dims_of(self.input.type))} to "
+                        f"{_fmt(dims_of(self.result.type))}")
 
 
 # ----------------------------------------------------------------------------
@@ -392,7 +392,7 @@ class ReduceOp(IRDLOperation, ABC):
                  result_type: Attribute | None = None) -> None:
         from irc.ir.types import tensor_type
         value = SSAValue.get(input)
-        shape = shape_of(value.type)
+        shape = dims_of(value.type)
         dims = sorted(d % len(shape) if shape else d for d in dims)
         if result_type is None:
             out = [1 if i in dims else s for i, s in enumerate(shape)] if keepdim else \
@@ -422,7 +422,7 @@ class ReduceOp(IRDLOperation, ABC):
         return bool(self.keepdim.value.data)
 
     def verify_(self) -> None:
-        shape = shape_of(self.input.type)
+        shape = dims_of(self.input.type)
         dims = self.reduced_dims
         if not dims and shape:
             _fail(self, "needs at least one dim to reduce")
@@ -432,7 +432,7 @@ class ReduceOp(IRDLOperation, ABC):
             want = tuple(1 if i in dims else s for i, s in enumerate(shape))
         else:
             want = tuple(s for i, s in enumerate(shape) if i not in dims)
-        got = shape_of(self.result.type)
+        got = dims_of(self.result.type)
         if got != want:
             _fail(self, f"result shape {_fmt(got)} should be {_fmt(want)} "
                         f"(input {_fmt(shape)}, dims {list(dims)}, keepdim={self.keeps_dims})")
@@ -512,7 +512,7 @@ class ReshapeOp(_ShapeOp):
 
     def verify_(self) -> None:
         self._same_dtype()
-        a, b = shape_of(self.input.type), shape_of(self.result.type)
+        a, b = dims_of(self.input.type), dims_of(self.result.type)
         if numel(a) != numel(b):
             _fail(self, f"cannot reshape {_fmt(a)} ({numel(a)} elements) to {_fmt(b)} "
                         f"({numel(b)} elements)")
@@ -528,18 +528,18 @@ class PermuteOp(_ShapeOp):
     def __init__(self, input: SSAValue | Operation, dims: Sequence[int]) -> None:
         from irc.ir.types import tensor_type
         value = SSAValue.get(input)
-        shape = shape_of(value.type)
+        shape = dims_of(value.type)
         out = tensor_type([shape[d] for d in dims], dtype_of(value.type))
         super().__init__(operands=[value], result_types=[out], properties={"dims": i64_array(dims)})
 
     def verify_(self) -> None:
         self._same_dtype()
-        shape, dims = shape_of(self.input.type), ints(self.dims)
+        shape, dims = dims_of(self.input.type), ints(self.dims)
         if sorted(dims) != list(range(len(shape))):
             _fail(self, f"dims {list(dims)} is not a permutation of 0..{len(shape) - 1}")
         want = tuple(shape[d] for d in dims)
-        if shape_of(self.result.type) != want:
-            _fail(self, f"result shape {_fmt(shape_of(self.result.type))} should be {_fmt(want)}")
+        if dims_of(self.result.type) != want:
+            _fail(self, f"result shape {_fmt(dims_of(self.result.type))} should be {_fmt(want)}")
 
 
 @irdl_op_definition
@@ -554,7 +554,7 @@ class ExpandOp(_ShapeOp):
 
     def verify_(self) -> None:
         self._same_dtype()
-        a, b = shape_of(self.input.type), shape_of(self.result.type)
+        a, b = dims_of(self.input.type), dims_of(self.result.type)
         ok = len(b) >= len(a) and all(x in (1, y) for x, y in zip(reversed(a), reversed(b)))
         if not ok:
             _fail(self, f"cannot expand {_fmt(a)} to {_fmt(b)}")
@@ -562,40 +562,83 @@ class ExpandOp(_ShapeOp):
 
 @irdl_op_definition
 class SliceOp(_ShapeOp):
-    """``input[start:end:step]`` along ``dim``; 0 <= start <= end <= size, step >= 1."""
+    """``input[start:end:step]`` along ``dim``; 0 <= start <= end <= size, step >= 1.
+    ``start`` and ``end`` are integers, or size expressions (a string, e.g.
+    ``"s1"``, :mod:`irc.ir.symbols`) where they are symbolic; specialising a
+    module to one binding of its sizes makes them integers."""
 
     name = "graph.slice"
     dim = prop_def(IntegerAttr)
-    start = prop_def(IntegerAttr)
-    end = prop_def(IntegerAttr)
+    start = prop_def(IntegerAttr | StringAttr)
+    end = prop_def(IntegerAttr | StringAttr)
     step = prop_def(IntegerAttr)
 
-    def __init__(self, input: SSAValue | Operation, dim: int, start: int, end: int,
+    def __init__(self, input: SSAValue | Operation, dim: int, start: Any, end: Any,
                  step: int = 1) -> None:
         from irc.ir.types import tensor_type
         value = SSAValue.get(input)
-        shape = list(shape_of(value.type))
-        shape[dim] = max(0, -(-(end - start) // step))
+        shape = list(dims_of(value.type))
+        shape[dim] = _slice_size(start, end, step)
         super().__init__(operands=[value], result_types=[tensor_type(shape, dtype_of(value.type))],
-                         properties={"dim": int_attr(dim), "start": int_attr(start),
-                                     "end": int_attr(end), "step": int_attr(step)})
+                         properties={"dim": int_attr(dim), "start": _bound_attr(start),
+                                     "end": _bound_attr(end), "step": int_attr(step)})
 
     def params(self) -> tuple[int, int, int, int]:
-        return (self.dim.value.data, self.start.value.data, self.end.value.data,
-                self.step.value.data)
+        """``(dim, start, end, step)`` of a static slice (symbolic bounds raise)."""
+        dim, start, end, step = self.symbolic_params()
+        if not isinstance(start, int) or not isinstance(end, int):
+            from irc.ir.symbols import SymbolicShapeError
+            raise SymbolicShapeError(f"graph.slice bounds {start}:{end} are symbolic")
+        return dim, start, end, step
+
+    def symbolic_params(self) -> tuple[int, Any, Any, int]:
+        """``(dim, start, end, step)``, bounds as :data:`irc.ir.symbols.Dim`."""
+        return (self.dim.value.data, _bound(self.start), _bound(self.end), self.step.value.data)
 
     def verify_(self) -> None:
         self._same_dtype()
-        shape = shape_of(self.input.type)
-        dim, start, end, step = self.params()
+        shape = dims_of(self.input.type)
+        dim, start, end, step = self.symbolic_params()
         if not 0 <= dim < len(shape):
             _fail(self, f"dim {dim} out of range for rank {len(shape)}")
-        if not (0 <= start <= end <= shape[dim]) or step < 1:
+        if _provably_false(0 <= start) or _provably_false(start <= end) \
+                or _provably_false(end <= shape[dim]) or step < 1:
             _fail(self, f"slice {start}:{end}:{step} is not normalised for size {shape[dim]}")
         want = list(shape)
-        want[dim] = -(-(end - start) // step)
-        if list(shape_of(self.result.type)) != want:
-            _fail(self, f"result shape {_fmt(shape_of(self.result.type))} should be {_fmt(want)}")
+        want[dim] = _slice_size(start, end, step)
+        if list(dims_of(self.result.type)) != want:
+            _fail(self, f"result shape {_fmt(dims_of(self.result.type))} should be {_fmt(want)}")
+
+
+def _bound_attr(value: Any) -> IntegerAttr | StringAttr:
+    if isinstance(value, int):
+        return int_attr(value)
+    from irc.ir.symbols import canonical, format_dim
+    d = canonical(value)
+    return int_attr(d) if isinstance(d, int) else StringAttr(format_dim(d))
+
+
+def _bound(attr: IntegerAttr | StringAttr) -> Any:
+    if isinstance(attr, StringAttr):
+        from irc.ir.symbols import parse_dim
+        return parse_dim(attr.data)
+    return attr.value.data
+
+
+def _slice_size(start: Any, end: Any, step: int) -> Any:
+    if isinstance(start, int) and isinstance(end, int):
+        return max(0, -(-(end - start) // step))
+    from irc.ir.symbols import canonical
+    return canonical(-((start - end) // step))
+
+
+def _provably_false(relation: Any) -> bool:
+    """A relation between sizes that is false (a symbolic one that sympy
+    cannot decide is taken as the guard dynamo checks, not as false)."""
+    if isinstance(relation, bool):
+        return not relation
+    import sympy
+    return relation is sympy.false
 
 
 @irdl_op_definition
@@ -613,8 +656,8 @@ class ConcatOp(IRDLOperation):
     def __init__(self, inputs: Sequence[SSAValue | Operation], dim: int) -> None:
         from irc.ir.types import tensor_type
         values = [SSAValue.get(v) for v in inputs]
-        shape = list(shape_of(values[0].type))
-        shape[dim] = sum(shape_of(v.type)[dim] for v in values)
+        shape = list(dims_of(values[0].type))
+        shape[dim] = sum(dims_of(v.type)[dim] for v in values)
         super().__init__(operands=[values], result_types=[tensor_type(shape, dtype_of(values[0].type))],
                          properties={"dim": int_attr(dim)})
 
@@ -622,7 +665,7 @@ class ConcatOp(IRDLOperation):
         if not self.inputs:
             _fail(self, "needs at least one input")
         dim = self.dim.value.data
-        shapes = [shape_of(v.type) for v in self.inputs]
+        shapes = [dims_of(v.type) for v in self.inputs]
         rank = len(shapes[0])
         if not 0 <= dim < rank:
             _fail(self, f"dim {dim} out of range for rank {rank}")
@@ -633,8 +676,8 @@ class ConcatOp(IRDLOperation):
                 _fail(self, "inputs and result must have the same dtype")
         want = list(shapes[0])
         want[dim] = sum(s[dim] for s in shapes)
-        if list(shape_of(self.result.type)) != want:
-            _fail(self, f"result shape {_fmt(shape_of(self.result.type))} should be {_fmt(want)}")
+        if list(dims_of(self.result.type)) != want:
+            _fail(self, f"result shape {_fmt(dims_of(self.result.type))} should be {_fmt(want)}")
 
 
 @irdl_op_definition
@@ -646,12 +689,12 @@ class SqueezeOp(_ShapeOp):
 
     def verify_(self) -> None:
         self._same_dtype()
-        shape, dims = shape_of(self.input.type), ints(self.dims)
+        shape, dims = dims_of(self.input.type), ints(self.dims)
         if any(not 0 <= d < len(shape) or shape[d] != 1 for d in dims):
             _fail(self, f"dims {list(dims)} must be size-1 dims of {_fmt(shape)}")
         want = tuple(s for i, s in enumerate(shape) if i not in dims)
-        if shape_of(self.result.type) != want:
-            _fail(self, f"result shape {_fmt(shape_of(self.result.type))} should be {_fmt(want)}")
+        if dims_of(self.result.type) != want:
+            _fail(self, f"result shape {_fmt(dims_of(self.result.type))} should be {_fmt(want)}")
 
 
 @irdl_op_definition
@@ -663,12 +706,12 @@ class UnsqueezeOp(_ShapeOp):
 
     def verify_(self) -> None:
         self._same_dtype()
-        shape, dim = list(shape_of(self.input.type)), self.dim.value.data
+        shape, dim = list(dims_of(self.input.type)), self.dim.value.data
         if not 0 <= dim <= len(shape):
             _fail(self, f"dim {dim} out of range for rank {len(shape)}")
         want = shape[:dim] + [1] + shape[dim:]
-        if list(shape_of(self.result.type)) != want:
-            _fail(self, f"result shape {_fmt(shape_of(self.result.type))} should be {_fmt(want)}")
+        if list(dims_of(self.result.type)) != want:
+            _fail(self, f"result shape {_fmt(dims_of(self.result.type))} should be {_fmt(want)}")
 
 
 # ----------------------------------------------------------------------------
@@ -690,13 +733,13 @@ class MatmulOp(IRDLOperation):
     def __init__(self, lhs: SSAValue | Operation, rhs: SSAValue | Operation) -> None:
         from irc.ir.types import tensor_type
         a, b = SSAValue.get(lhs), SSAValue.get(rhs)
-        sa, sb = shape_of(a.type), shape_of(b.type)
+        sa, sb = dims_of(a.type), dims_of(b.type)
         batch = broadcast_shapes(sa[:-2], sb[:-2]) or ()
         super().__init__(operands=[a, b],
                          result_types=[tensor_type([*batch, sa[-2], sb[-1]], dtype_of(a.type))])
 
     def verify_(self) -> None:
-        a, b = shape_of(self.lhs.type), shape_of(self.rhs.type)
+        a, b = dims_of(self.lhs.type), dims_of(self.rhs.type)
         if len(a) < 2 or len(b) < 2:
             _fail(self, f"operands must have rank >= 2, got {_fmt(a)} and {_fmt(b)}")
         if a[-1] != b[-2]:
@@ -705,8 +748,8 @@ class MatmulOp(IRDLOperation):
         if batch is None:
             _fail(self, f"batch dims of {_fmt(a)} and {_fmt(b)} do not broadcast")
         want = (*(batch or ()), a[-2], b[-1])
-        if shape_of(self.result.type) != want:
-            _fail(self, f"result shape {_fmt(shape_of(self.result.type))} should be {_fmt(want)}")
+        if dims_of(self.result.type) != want:
+            _fail(self, f"result shape {_fmt(dims_of(self.result.type))} should be {_fmt(want)}")
         dt = {dtype_of(self.lhs.type), dtype_of(self.rhs.type), dtype_of(self.result.type)}
         if len(dt) != 1:
             _fail(self, f"operands and result must share one dtype, got {sorted(map(str, dt))}")
@@ -743,8 +786,8 @@ class AttentionOp(IRDLOperation):
 
     def verify_(self) -> None:
         # lists: the rank checks below are data, not tuple shapes to narrow
-        q, k, v = (list(shape_of(x.type)) for x in (self.query, self.key, self.value))
-        out = shape_of(self.result.type)
+        q, k, v = (list(dims_of(x.type)) for x in (self.query, self.key, self.value))
+        out = dims_of(self.result.type)
         grouped = len(q) >= 3 and len(k) == len(q) and k[-3] > 0 and q[-3] % k[-3] == 0 \
             and q[:-3] == k[:-3]  # grouped-query attention: fewer kv heads
         same_batch = q[:-2] == k[:-2] or grouped
@@ -761,8 +804,8 @@ class AttentionOp(IRDLOperation):
             _fail(self, "query, key, value and result must share one floating-point dtype")
         if self.mask is not None:
             scores = (*q[:-1], k[-2])
-            if broadcast_shapes(shape_of(self.mask.type), scores) != scores:
-                _fail(self, f"mask {_fmt(shape_of(self.mask.type))} does not broadcast to the "
+            if broadcast_shapes(dims_of(self.mask.type), scores) != scores:
+                _fail(self, f"mask {_fmt(dims_of(self.mask.type))} does not broadcast to the "
                             f"scores {_fmt(scores)}")
 
 
@@ -819,8 +862,8 @@ class ConvOp(IRDLOperation):
     irdl_options = (ParsePropInAttrDict(),)
 
     def verify_(self) -> None:
-        x, w = shape_of(self.input.type), shape_of(self.weight.type)
-        result = shape_of(self.result.type)
+        x, w = dims_of(self.input.type), dims_of(self.weight.type)
+        result = dims_of(self.result.type)
         if self.channels_last is not None:
             x, result = channels_first(x), channels_first(result)
         nsp = len(x) - 2
@@ -831,8 +874,8 @@ class ConvOp(IRDLOperation):
                         f"lengths {len(stride)}/{len(padding)}/{len(dilation)} disagree")
         if groups < 1 or x[1] % groups or w[0] % groups or w[1] * groups != x[1]:
             _fail(self, f"channels: input has {x[1]}, weight {_fmt(w)}, groups {groups}")
-        if self.bias is not None and shape_of(self.bias.type) != (w[0],):
-            _fail(self, f"bias shape {_fmt(shape_of(self.bias.type))} should be {w[0]}")
+        if self.bias is not None and dims_of(self.bias.type) != (w[0],):
+            _fail(self, f"bias shape {_fmt(dims_of(self.bias.type))} should be {w[0]}")
         want = (x[0], w[0], *(conv_output_size(x[2 + i], w[2 + i], stride[i], padding[i],
                                                dilation[i]) for i in range(nsp)))
         if result != want:
@@ -894,16 +937,16 @@ class ConvEpilogueOp(IRDLOperation):
         return [float(v) for v in self.unary_scalars.get_values()]
 
     def verify_(self) -> None:
-        x, w = shape_of(self.input.type), shape_of(self.weight.type)
-        result = shape_of(self.result.type)
+        x, w = dims_of(self.input.type), dims_of(self.weight.type)
+        result = dims_of(self.result.type)
         stride, padding, dilation = ints(self.stride), ints(self.padding), ints(self.dilation)
         groups = self.groups.value.data
         if len(x) != 4 or len(w) != 4 or not (len(stride) == len(padding) == len(dilation) == 2):
             _fail(self, f"needs a 2-d convolution, got input {_fmt(x)}, weight {_fmt(w)}")
         if groups < 1 or x[3] % groups or w[0] % groups or w[1] * groups != x[3]:
             _fail(self, f"channels: input has {x[3]}, weight {_fmt(w)}, groups {groups}")
-        if self.bias is not None and shape_of(self.bias.type) != (w[0],):
-            _fail(self, f"bias shape {_fmt(shape_of(self.bias.type))} should be {w[0]}")
+        if self.bias is not None and dims_of(self.bias.type) != (w[0],):
+            _fail(self, f"bias shape {_fmt(dims_of(self.bias.type))} should be {w[0]}")
         want = (x[0], *(conv_output_size(x[1 + i], w[2 + i], stride[i], padding[i], dilation[i])
                         for i in range(2)), w[0])
         if result != want:
@@ -938,7 +981,7 @@ class _PoolOp(IRDLOperation, ABC):
         return (1,) * len(ints(self.kernel))
 
     def verify_(self) -> None:
-        x, result = shape_of(self.input.type), shape_of(self.result.type)
+        x, result = dims_of(self.input.type), dims_of(self.result.type)
         if self.channels_last is not None:
             if len(x) != len(ints(self.kernel)) + 2:
                 _fail(self, f"a channels_last input must be [N, *spatial, C], got {_fmt(x)}")
@@ -987,7 +1030,7 @@ class AdaptiveAvgPoolOp(IRDLOperation):
     assembly_format = _UNARY_FORMAT
 
     def verify_(self) -> None:
-        a, b = shape_of(self.input.type), shape_of(self.result.type)
+        a, b = dims_of(self.input.type), dims_of(self.result.type)
         if len(a) != len(b) or len(a) < 3 or a[:2] != b[:2] and len(a) == 4:
             _fail(self, f"cannot adaptively pool {_fmt(a)} to {_fmt(b)}")
 
@@ -1010,12 +1053,12 @@ class GatherOp(IRDLOperation):
     irdl_options = (ParsePropInAttrDict(),)
 
     def verify_(self) -> None:
-        x, idx = shape_of(self.input.type), shape_of(self.index.type)
+        x, idx = dims_of(self.input.type), dims_of(self.index.type)
         if len(x) != len(idx) or not 0 <= self.dim.value.data < max(len(x), 1):
             _fail(self, f"input {_fmt(x)} and index {_fmt(idx)} ranks differ or dim out of range")
         if dtype_of(self.index.type) not in (torch.int64, torch.int32):
             _fail(self, "index must be i64 or i32")
-        if shape_of(self.result.type) != idx or dtype_of(self.result.type) != dtype_of(self.input.type):
+        if dims_of(self.result.type) != idx or dtype_of(self.result.type) != dtype_of(self.input.type):
             _fail(self, "result must have the index's shape and the input's dtype")
 
 
@@ -1033,13 +1076,13 @@ class IndexSelectOp(IRDLOperation):
     irdl_options = (ParsePropInAttrDict(),)
 
     def verify_(self) -> None:
-        x, idx, dim = shape_of(self.input.type), shape_of(self.index.type), self.dim.value.data
+        x, idx, dim = dims_of(self.input.type), dims_of(self.index.type), self.dim.value.data
         if len(idx) != 1 or not 0 <= dim < len(x):
             _fail(self, f"index must be 1-d and dim in range (input {_fmt(x)}, index {_fmt(idx)})")
         want = list(x)
         want[dim] = idx[0]
-        if list(shape_of(self.result.type)) != want:
-            _fail(self, f"result shape {_fmt(shape_of(self.result.type))} should be {_fmt(want)}")
+        if list(dims_of(self.result.type)) != want:
+            _fail(self, f"result shape {_fmt(dims_of(self.result.type))} should be {_fmt(want)}")
 
 
 @irdl_op_definition
@@ -1054,13 +1097,13 @@ class EmbeddingOp(IRDLOperation):
     assembly_format = _BINARY_FORMAT.replace("$lhs", "$weight").replace("$rhs", "$indices")
 
     def verify_(self) -> None:
-        w, idx = shape_of(self.weight.type), shape_of(self.indices.type)
+        w, idx = dims_of(self.weight.type), dims_of(self.indices.type)
         if len(w) != 2:
             _fail(self, f"weight must be 2-d, got {_fmt(w)}")
         if dtype_of(self.indices.type) not in (torch.int64, torch.int32):
             _fail(self, "indices must be i64 or i32")
-        if shape_of(self.result.type) != (*idx, w[1]):
-            _fail(self, f"result shape {_fmt(shape_of(self.result.type))} should be {_fmt((*idx, w[1]))}")
+        if dims_of(self.result.type) != (*idx, w[1]):
+            _fail(self, f"result shape {_fmt(dims_of(self.result.type))} should be {_fmt((*idx, w[1]))}")
 
 
 # ----------------------------------------------------------------------------
@@ -1158,6 +1201,55 @@ class ConstantOp(IRDLOperation):
 
 
 @irdl_op_definition
+class SizeOp(IRDLOperation):
+    """A 0-d i64 tensor holding a size expression's value (``"s0"``,
+    ``"4*s1 - 1"``: :mod:`irc.ir.symbols`), like MLIR's ``tensor.dim``: how a
+    symbolic size reaches arithmetic (a variance's ``n - 1``, ``x / x.size(0)``).
+    Specialising a module to one binding of its sizes makes it a constant."""
+
+    name = "graph.size"
+    expr = prop_def(StringAttr)
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = "$expr attr-dict `:` type($result)"
+    irdl_options = (ParsePropInAttrDict(),)
+
+    def __init__(self, expr: str) -> None:
+        from irc.ir.types import tensor_type
+        super().__init__(properties={"expr": StringAttr(expr)},
+                         result_types=[tensor_type((), torch.int64)])
+
+    def verify_(self) -> None:
+        from irc.ir.symbols import SymbolicShapeError, parse_dim
+        if dims_of(self.result.type) != () or dtype_of(self.result.type) != torch.int64:
+            _fail(self, f"result must be tensor<i64>, got {self.result.type}")
+        try:
+            parse_dim(self.expr.data)
+        except SymbolicShapeError as err:
+            _fail(self, str(err))
+
+
+@irdl_op_definition
+class IotaOp(IRDLOperation):
+    """``arange(n)`` as i64, ``n`` the result's (symbolic) size: how
+    ``torch.arange`` of a symbolic length is spelled (a static one is folded to
+    a constant at import). Specialising a module to one binding of its sizes
+    makes it a constant."""
+
+    name = "graph.iota"
+    result = result_def(TensorType)
+    traits = traits_def(Pure())
+    assembly_format = "attr-dict `:` type($result)"
+
+    def __init__(self, result_type: Attribute) -> None:
+        super().__init__(result_types=[result_type])
+
+    def verify_(self) -> None:
+        if len(dims_of(self.result.type)) != 1 or dtype_of(self.result.type) != torch.int64:
+            _fail(self, f"result must be a 1-d i64 tensor, got {self.result.type}")
+
+
+@irdl_op_definition
 class WeightOp(IRDLOperation):
     """A named tensor held beside the module (a model's parameter or buffer,
     or a folded constant too large to print). Its value lives in the module's
@@ -1214,13 +1306,13 @@ class QuantizedMatmulOp(IRDLOperation):
                  scales: SSAValue | Operation, bits: int, group_size: int) -> None:
         from irc.ir.types import tensor_type
         x, q, s = SSAValue.get(input), SSAValue.get(qweight), SSAValue.get(scales)
-        sx = shape_of(x.type)
+        sx = dims_of(x.type)
         super().__init__(operands=[x, q, s], properties={
             "bits": int_attr(bits), "group_size": int_attr(group_size)},
-            result_types=[tensor_type([*sx[:-1], shape_of(q.type)[0]], dtype_of(x.type))])
+            result_types=[tensor_type([*sx[:-1], dims_of(q.type)[0]], dtype_of(x.type))])
 
     def verify_(self) -> None:
-        x, q, s = shape_of(self.input.type), shape_of(self.qweight.type), shape_of(self.scales.type)
+        x, q, s = dims_of(self.input.type), dims_of(self.qweight.type), dims_of(self.scales.type)
         bits, group = self.bits.value.data, self.group_size.value.data
         if bits not in (4, 8):
             _fail(self, f"bits must be 8 or 4, got {bits}")
@@ -1240,7 +1332,7 @@ class QuantizedMatmulOp(IRDLOperation):
         if not dtype_of(self.input.type).is_floating_point:
             _fail(self, f"input must be a float tensor, got {dtype_of(self.input.type)}")
         want = (*x[:-1], n)
-        if shape_of(self.result.type) != want or dtype_of(self.result.type) != dtype_of(self.input.type):
+        if dims_of(self.result.type) != want or dtype_of(self.result.type) != dtype_of(self.input.type):
             _fail(self, f"result should be {_fmt(want)} of the input's dtype")
 
 
@@ -1293,7 +1385,7 @@ class CacheUpdateOp(IRDLOperation):
 
     def verify_(self) -> None:
         from xdsl.ir import BlockArgument
-        c, idx, v = shape_of(self.cache.type), shape_of(self.index.type), shape_of(self.values.type)
+        c, idx, v = dims_of(self.cache.type), dims_of(self.index.type), dims_of(self.values.type)
         dim = self.dim.value.data
         if not 0 <= dim < len(c) or len(idx) != 1:
             _fail(self, f"dim {dim} out of range for cache {_fmt(c)}, or index {_fmt(idx)} not 1-d")

@@ -395,19 +395,44 @@ def dense_to_tensor(attr: DenseIntOrFPElementsAttr) -> torch.Tensor:
 
 
 class Interpreter:
-    """Runs one module. ``weights`` supplies the values of ``graph.weight`` ops."""
+    """Runs one module. ``weights`` supplies the values of ``graph.weight`` ops.
+
+    A module with symbolic sizes (``?`` dimensions) runs too: each call binds
+    the size symbols from the inputs (checking every relation the types state,
+    :func:`irc.ir.symbols.bind`) and runs the module specialised to that
+    binding (kept per binding)."""
 
     def __init__(self, module: ModuleOp, weights: Mapping[str, torch.Tensor] | None = None) -> None:
+        from irc.ir.symbols import module_is_symbolic
         self.module = module
         self.weights = dict(weights or {})
         self.functions = {f.sym_name.data: f for f in module.ops if isinstance(f, func.FuncOp)}
+        self.symbolic = module_is_symbolic(module)
+        self._specialized: dict[tuple[tuple[str, int], ...], Interpreter] = {}
 
     def run(self, inputs: Sequence[torch.Tensor], entry: str = "main") -> list[torch.Tensor]:
         fn = self.functions.get(entry)
         if fn is None:
             raise IrcError(f"no function @{entry} in the module (have: "
                            f"{', '.join('@' + n for n in self.functions) or 'none'})")
+        if self.symbolic:
+            return self._run_symbolic(fn, list(inputs), entry)
         return self.call(fn, list(inputs))
+
+    def _run_symbolic(self, fn: func.FuncOp, inputs: list[torch.Tensor],
+                      entry: str) -> list[torch.Tensor]:
+        from irc.ir.symbols import bind_inputs, size_arg_names, specialize
+        names = size_arg_names(fn)
+        binding = bind_inputs([a.type for a in fn.body.block.args], names, inputs)
+        inputs = [x for x, name in zip(inputs, names) if name is None]
+        key = tuple(sorted(binding.items()))
+        static = self._specialized.get(key)
+        if static is None:
+            if len(self._specialized) >= 64:
+                self._specialized.clear()
+            static = self._specialized[key] = Interpreter(specialize(self.module, binding),
+                                                          self.weights)
+        return static.run(inputs, entry)
 
     def call(self, fn: func.FuncOp, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
         block = fn.body.block

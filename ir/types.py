@@ -8,6 +8,7 @@ but always mean torch's *signed* integers here (i1 is bool).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from xdsl.dialects.builtin import (
@@ -18,7 +19,10 @@ from xdsl.dialects.builtin import (
     IntegerType,
     TensorType,
 )
+from xdsl.dialects.builtin import DYNAMIC_INDEX
 from xdsl.ir import Attribute
+
+from irc.ir.symbols import Dim, SymbolicShapeError, make_tensor_type, type_dims
 
 TORCH_TO_ELEMENT: dict[torch.dtype, Attribute] = {
     torch.float64: Float64Type(),
@@ -53,14 +57,28 @@ def torch_dtype(element: Attribute) -> torch.dtype:
         raise KeyError(f"element type {element} has no torch dtype") from None
 
 
-def tensor_type(shape: Sequence[int], dtype: torch.dtype) -> TensorType[Attribute]:
-    """``tensor<shape x dtype>``; a 0-d shape gives a scalar tensor type."""
-    return TensorType(element_type(dtype), list(shape))
+def tensor_type(shape: Sequence[Any], dtype: torch.dtype) -> TensorType[Attribute]:
+    """``tensor<shape x dtype>``; a 0-d shape gives a scalar tensor type. A
+    symbolic size (sympy expression or torch ``SymInt``) becomes a ``?`` tied
+    to its expression (:mod:`irc.ir.symbols`)."""
+    if all(type(d) is int for d in shape):
+        return TensorType(element_type(dtype), list(shape))
+    return make_tensor_type(element_type(dtype), shape)
 
 
 def shape_of(t: Attribute) -> tuple[int, ...]:
-    """Static shape of a tensor or memref type."""
-    return tuple(int(d) for d in t.get_shape())  # type: ignore[attr-defined]
+    """Static shape of a tensor or memref type; a ``?`` dimension raises
+    :class:`irc.ir.symbols.SymbolicShapeError` (code that handles symbolic
+    sizes uses :func:`dims_of`)."""
+    shape = tuple(int(d) for d in t.get_shape())  # type: ignore[attr-defined]
+    if DYNAMIC_INDEX in shape:
+        raise SymbolicShapeError(f"a static shape is needed here, got {t}")
+    return shape
+
+
+def dims_of(t: Attribute) -> tuple[Dim, ...]:
+    """Dimensions of a tensor or memref type: ints, and each ``?`` as its size expression."""
+    return type_dims(t)
 
 
 def dtype_of(t: Attribute) -> torch.dtype:
@@ -72,12 +90,14 @@ def is_float(dtype: torch.dtype) -> bool:
     return dtype.is_floating_point
 
 
-def broadcast_shapes(*shapes: Sequence[int]) -> tuple[int, ...] | None:
-    """torch's broadcasting of shapes, or None when they do not broadcast."""
+def broadcast_shapes(*shapes: Sequence[Dim]) -> tuple[Dim, ...] | None:
+    """torch's broadcasting of shapes, or None when they do not broadcast.
+    Symbolic sizes broadcast only against 1 or the same expression (a size
+    that would have to be 1 at run time is never assumed)."""
     rank = max((len(s) for s in shapes), default=0)
-    out: list[int] = []
+    out: list[Dim] = []
     for i in range(rank):
-        size = 1
+        size: Dim = 1
         for s in shapes:
             j = len(s) - rank + i
             if j < 0:
@@ -105,8 +125,8 @@ def default_float(dtype: torch.dtype) -> torch.dtype:
     return dtype if dtype.is_floating_point else torch.get_default_dtype()
 
 
-def numel(shape: Sequence[int]) -> int:
-    n = 1
+def numel(shape: Sequence[Any]) -> Any:
+    n: Any = 1
     for d in shape:
         n *= d
     return n

@@ -4,8 +4,10 @@
     @irc.compile                                  # decorator, with or without arguments
     @irc.compile(target="reference", strict=True)
 
-Compilation goes through ``torch.compile`` (dynamo, ``dynamic=False``) with
-irc's backend, so Python control flow, graph breaks, guards and recompilation
+Compilation goes through ``torch.compile`` (dynamo; ``dynamic=`` as there:
+``None`` compiles the first shape static and a changed size once more with that
+dimension symbolic, ``True`` symbolic from the start, ``False`` a compile per
+shape; ``torch._dynamo.mark_dynamic`` is honoured) with irc's backend, so Python control flow, graph breaks, guards and recompilation
 on new shapes/dtypes behave as torch users know. A compiled ``nn.Module`` is the
 same kind of module sharing the original's parameters, buffers and submodules
 (``parameters()``, ``state_dict()``, ``train()/eval()`` and in-place weight
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import types
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, overload
@@ -91,8 +94,23 @@ def _entry_frame(call_impl: Callable[..., Any]) -> Callable[..., Any]:
     # Dynamo keeps its compiled frames (and its recompile limit) per code
     # object: each compiled module gets a code object of its own, or the ninth
     # module compiled in a process would silently run in eager.
-    irc_entry.__code__ = irc_entry.__code__.replace()
+    irc_entry.__code__ = _unshared(irc_entry.__code__)
     return irc_entry
+
+
+_COMPILES = itertools.count()
+
+
+def _unshared(code: types.CodeType) -> types.CodeType:
+    """A copy of ``code`` that dynamo tells apart from every other compile's.
+
+    Dynamo keys its recompile limit by code object, and its memory of which
+    sizes changed (``automatic_dynamic_local_pgo``, what makes ``dynamic=None``
+    compile a changed size symbolic) by file, first line and *name*: with one
+    shared name, a model whose sizes varied made the next model compiled in
+    the process start symbolic. A name of its own per ``irc.compile`` keeps
+    "the first call compiles static" true for each."""
+    return code.replace(co_name=f"{code.co_name}__irc{next(_COMPILES)}")
 
 
 def _own_code(fn: Any) -> Any:
@@ -108,7 +126,7 @@ def _own_code(fn: Any) -> Any:
         return types.MethodType(_own_code(fn.__func__), fn.__self__)
     if not isinstance(fn, types.FunctionType):
         return fn
-    copy_fn = types.FunctionType(fn.__code__.replace(), fn.__globals__, fn.__name__,
+    copy_fn = types.FunctionType(_unshared(fn.__code__), fn.__globals__, fn.__name__,
                                  fn.__defaults__, fn.__closure__)
     copy_fn.__kwdefaults__ = fn.__kwdefaults__
     functools.update_wrapper(copy_fn, fn)
@@ -116,14 +134,15 @@ def _own_code(fn: Any) -> Any:
     return copy_fn
 
 
-def _compile(obj: Any, target: str, strict: bool, options: Mapping[str, Any] | None) -> Any:
+def _compile(obj: Any, target: str, strict: bool, options: Mapping[str, Any] | None,
+             dynamic: bool | None = None) -> Any:
     from irc.optim import compile_step, is_optimizer_step
     if is_optimizer_step(obj):  # fused multi-tensor kernels (irc.optim)
         return compile_step(obj.__self__, target)
     config = check_target(target, options)
     from irc.distributed import compile_ddp, is_ddp
     if is_ddp(obj):  # compile the wrapped module (docs/distributed.md)
-        return compile_ddp(obj, lambda inner: _compile(inner, target, strict, options))
+        return compile_ddp(obj, lambda inner: _compile(inner, target, strict, options, dynamic))
     if not callable(obj):
         raise IrcError(f"irc.compile needs an nn.Module or a function, got {type(obj).__name__}")
     stats = CompileStats(_display_name(obj), target)
@@ -134,13 +153,13 @@ def _compile(obj: Any, target: str, strict: bool, options: Mapping[str, Any] | N
         compiled = copy.copy(obj)
         entry = _entry_frame(compiled._call_impl)
         compiled.__dict__["_compiled_call_impl"] = _calling(
-            torch.compile(entry, backend=backend, dynamic=False), stats, strict, entry.__code__)
+            torch.compile(entry, backend=backend, dynamic=dynamic), stats, strict, entry.__code__)
         compiled.__dict__["_irc_target"] = target
         compiled.__dict__["irc_stats"] = stats
         return compiled
     fn = _own_code(obj)
     code = getattr(getattr(fn, "__func__", fn), "__code__", None)
-    compiled_fn = _calling(torch.compile(fn, backend=backend, dynamic=False), stats, strict,
+    compiled_fn = _calling(torch.compile(fn, backend=backend, dynamic=dynamic), stats, strict,
                            code if isinstance(code, types.CodeType) else None)
     compiled_fn._irc_target = target  # type: ignore[attr-defined]
     compiled_fn.irc_stats = stats  # type: ignore[attr-defined]
@@ -158,16 +177,19 @@ def _offloaded(obj: Any, target: str, offload: Any, options: Mapping[str, Any] |
 
 @overload
 def compile(model_or_fn: F, target: str = ..., strict: bool = ...,
-            options: Mapping[str, Any] | None = ..., offload: Any = ...) -> F: ...
+            options: Mapping[str, Any] | None = ..., offload: Any = ...,
+            dynamic: bool | None = ...) -> F: ...
 
 
 @overload
 def compile(model_or_fn: None = ..., target: str = ..., strict: bool = ...,
-            options: Mapping[str, Any] | None = ..., offload: Any = ...) -> Callable[[F], F]: ...
+            options: Mapping[str, Any] | None = ..., offload: Any = ...,
+            dynamic: bool | None = ...) -> Callable[[F], F]: ...
 
 
 def compile(model_or_fn: Any = None, target: str = "cpu", strict: bool = False,
-            options: Mapping[str, Any] | None = None, offload: Any = None) -> Any:
+            options: Mapping[str, Any] | None = None, offload: Any = None,
+            dynamic: bool | None = None) -> Any:
     """Compile an ``nn.Module`` or a function for ``target``.
 
     The result is called exactly like the original. ``strict=True`` raises
@@ -179,6 +201,11 @@ def compile(model_or_fn: Any = None, target: str = "cpu", strict: bool = False,
     Without ``model_or_fn`` this returns a decorator. ``offload`` (a set of
     kernel names, or a predicate on a kernel's name) migrates only those kernels
     to ``target`` and runs the rest in eager PyTorch (:mod:`irc.debug.offload`).
+    ``dynamic`` means what it means for ``torch.compile``: ``None`` (default)
+    compiles the first call's shapes static and, when a size changes, once more
+    with that dimension symbolic (``tensor<?x...>``; no compile per size after
+    that); ``True`` makes every size symbolic from the first call (dynamo still
+    specialises sizes 0 and 1); ``False`` compiles every new shape.
     """
     if offload is not None:
         check_target(target, options)
@@ -187,5 +214,5 @@ def compile(model_or_fn: Any = None, target: str = "cpu", strict: bool = False,
         return _offloaded(model_or_fn, target, offload, options)
     if model_or_fn is None:
         check_target(target, options)
-        return lambda obj: _compile(obj, target, strict, options)
-    return _compile(model_or_fn, target, strict, options)
+        return lambda obj: _compile(obj, target, strict, options, dynamic)
+    return _compile(model_or_fn, target, strict, options, dynamic)

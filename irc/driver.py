@@ -66,18 +66,50 @@ def compile_program(program: Program, target: str = "cpu",
     # an in-place weight update would no longer be seen; the backends compute
     # such weight-derived values at run time, once per weight version
     # (tests/test_cpu_backend.py::test_weight_derived_kernels_run_once_per_weight_version).
+    from irc.ir.symbols import module_is_symbolic
+    if (pipeline is None and module_is_symbolic(program.module)
+            and not getattr(backend, "symbolic_shapes", False)):
+        return _compile_symbolic(program, target, backend, config, backend_options,
+                                 verify_each, after)
     passes = _with_weight_store(parse_pipeline(pipeline or config.pipeline_for(backend)),
                                 program.weights)
     run_pipeline(program.module, passes, verify_each=verify_each, after_pass=after,
                  reproducer_dir=config.logging.reproducer_dir)
-    aliased = _outputs_aliasing_inputs(program.module)
+    return _backend_compile(program.module, program.weights, target, backend, backend_options,
+                            config)
+
+
+def _compile_symbolic(program: Program, target: str, backend: Any, config: Config,
+                      backend_options: BackendOptions, verify_each: bool, after: Any) -> Executable:
+    """Symbolic sizes on a backend that compiles static shapes: the graph
+    stage runs once, symbolically; the rest once per binding of the sizes
+    (:mod:`irc.symbolic_executable`)."""
+    from irc.symbolic_executable import SpecializingExecutable
+    graph = _with_weight_store(parse_pipeline(config.pipeline_for(backend, to="graph")),
+                               program.weights)
+    run_pipeline(program.module, graph, verify_each=verify_each, after_pass=after,
+                 reproducer_dir=config.logging.reproducer_dir)
+    rest = config.pipeline_for(backend, start="graph")
+
+    def compile_static(module: ModuleOp) -> Executable:
+        passes = _with_weight_store(parse_pipeline(rest), program.weights) if rest else []
+        run_pipeline(module, passes, verify_each=verify_each, after_pass=after,
+                     reproducer_dir=config.logging.reproducer_dir)
+        return _backend_compile(module, program.weights, target, backend, backend_options, config)
+
+    return SpecializingExecutable(program.module, compile_static)
+
+
+def _backend_compile(module: ModuleOp, weights: Mapping[str, Any], target: str, backend: Any,
+                     backend_options: BackendOptions, config: Config) -> Executable:
+    aliased = _outputs_aliasing_inputs(module)
     try:
-        executable = backend.compile(program.module, program.weights, backend_options)
+        executable = backend.compile(module, weights, backend_options)
     except IrcError:
         raise
     except Exception as err:  # a crash in the backend is an irc bug, with a reproducer
         from irc.reproducer import backend_crash
-        raise backend_crash(target, err, program.module, config.logging.reproducer_dir) from err
+        raise backend_crash(target, err, module, config.logging.reproducer_dir) from err
     return _CopyAliasedOutputs(executable, aliased) if aliased else executable
 
 

@@ -61,6 +61,15 @@ class CompileStats:
     """Calls that ran no compiled graph at all."""
     nothing_compiled: str | None = None
     """Why the first such call ran nothing compiled, once one did."""
+    symbolic_programs: int = 0
+    """Programs compiled with symbolic sizes (``?`` dims): one serves every size."""
+    _specializing: list[Any] = field(default_factory=list, repr=False)
+
+    @property
+    def specializations(self) -> int:
+        """Sizes the symbolic programs' lower stages were compiled for so far
+        (:mod:`irc.symbolic_executable`: once per distinct binding of the sizes)."""
+        return sum(e.specializations for e in self._specializing)
 
     @property
     def externs(self) -> int:
@@ -71,6 +80,9 @@ class CompileStats:
         """One line: graphs, programs, kernels, externs, eager nodes."""
         text = (f"{self.name} on {self.target}: {self.graphs} graph(s), {self.programs} "
                 f"program(s), {self.kernels} kernel(s), {self.externs} library call(s)")
+        if self.symbolic_programs:
+            text += (f", {self.symbolic_programs} with symbolic sizes "
+                     f"({self.specializations} size binding(s) compiled)")
         if self.eager_ops:
             text += f", {len(self.eager_ops)} node(s) in eager ({', '.join(sorted(set(self.eager_ops)))})"
         if self.nothing_compiled:
@@ -80,8 +92,11 @@ class CompileStats:
     # -- filled in by the capture path ----------------------------------------------
     def record_module(self, module: ModuleOp) -> None:
         """Count the kernels and library calls of a compiled program's module."""
-        from irc.ir.kernel import is_extern, is_kernel
         self.programs += 1
+        self._record_kernels(module)
+
+    def _record_kernels(self, module: ModuleOp) -> None:
+        from irc.ir.kernel import is_extern, is_kernel
         for op in module.ops:
             if not isinstance(op, func.FuncOp):
                 continue
@@ -92,6 +107,11 @@ class CompileStats:
 
     def record_executable(self, executable: Any) -> None:
         """Kernels a backend runs in eager torch instead (``eager_kernels()``, if it has one)."""
+        if isinstance(getattr(executable, "specializations", None), int):
+            self.symbolic_programs += 1
+            self._specializing.append(executable)
+            # kernels are generated per binding of the sizes, on its first call
+            executable.observers.append(self._record_kernels)
         eager = getattr(executable, "eager_kernels", None)
         if callable(eager):
             names = cast(Iterable[str], eager())  # the protocol: kernel names

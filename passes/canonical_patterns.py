@@ -23,7 +23,7 @@ from xdsl.pattern_rewriter import (
 )
 
 from irc.ir import graph as g
-from irc.ir.types import dtype_of, shape_of
+from irc.ir.types import dims_of, dtype_of
 
 
 # ----------------------------------------------------------------------------
@@ -237,8 +237,8 @@ class SliceEverything(RewritePattern):
 
     @op_type_rewrite_pattern
     def match_and_rewrite(self, op: g.SliceOp, rewriter: PatternRewriter) -> None:
-        dim, start, end, step = op.params()
-        if start == 0 and step == 1 and end == shape_of(op.input.type)[dim] \
+        dim, start, end, step = op.symbolic_params()
+        if start == 0 and step == 1 and end == dims_of(op.input.type)[dim] \
                 and op.input.type == op.result.type:
             _replace(rewriter, op, op.input)
 

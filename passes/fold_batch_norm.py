@@ -35,6 +35,7 @@ are left alone (run this pass before ``channels-last``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from xdsl.context import Context
@@ -44,7 +45,7 @@ from xdsl.passes import ModulePass
 from xdsl.traits import Pure
 
 from irc.ir import graph as g
-from irc.ir.types import dtype_of, shape_of, tensor_type
+from irc.ir.types import dims_of, dtype_of, shape_of, tensor_type
 from irc.passes.constant_fold import tensor_to_dense
 
 _CHAIN_OPS = (g.AddOp, g.SubOp, g.MulOp, g.DivOp)
@@ -68,9 +69,9 @@ def _weight_derived(value: SSAValue, memo: dict[SSAValue, bool]) -> bool:
     return ok
 
 
-def _channels_of(operand: SSAValue, result_shape: tuple[int, ...]) -> int | None:
+def _channels_of(operand: SSAValue, result_shape: tuple[Any, ...]) -> int | None:
     """1 or O when ``operand`` broadcasts per channel of an ``[N, O, *sp]`` result."""
-    shape = shape_of(operand.type)
+    shape = dims_of(operand.type)
     if len(shape) > len(result_shape):
         return None
     padded = (1,) * (len(result_shape) - len(shape)) + tuple(shape)
@@ -130,8 +131,8 @@ def _step(em: _Emitter, user: Operation, cur: SSAValue, vec: SSAValue,
 def _fold(conv: g.ConvOp, memo: dict[SSAValue, bool]) -> bool:
     """Fold the affine chain after ``conv``; False when there is none."""
     result_type = conv.result.type
-    shape, dtype = shape_of(result_type), dtype_of(result_type)
-    if not dtype.is_floating_point or not _weight_derived(conv.weight, memo) or (
+    shape, dtype = dims_of(result_type), dtype_of(result_type)
+    if not isinstance(shape[1], int) or not dtype.is_floating_point or not _weight_derived(conv.weight, memo) or (
             conv.bias is not None and not _weight_derived(conv.bias, memo)):
         return False
     em = _Emitter(shape[1], dtype)

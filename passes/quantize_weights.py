@@ -32,7 +32,7 @@ from xdsl.passes import ModulePass
 
 from irc.errors import PassError
 from irc.ir import graph as g
-from irc.ir.types import dtype_of, shape_of, tensor_type
+from irc.ir.types import dims_of, dtype_of, shape_of, tensor_type
 
 DEFAULT_INT4_GROUP = 64
 
@@ -66,7 +66,7 @@ def quantize(w: torch.Tensor, bits: int, group_size: int) -> tuple[torch.Tensor,
 def _linear_weight(op: g.MatmulOp) -> tuple[g.WeightOp, bool] | None:
     """The weight of a linear layer (and whether it is stored ``[K, N]``), or None."""
     rhs = op.rhs.owner
-    if len(shape_of(op.rhs.type)) != 2 or dtype_of(op.result.type) != torch.float32:
+    if len(dims_of(op.rhs.type)) != 2 or dtype_of(op.result.type) != torch.float32:
         return None
     if isinstance(rhs, g.WeightOp):
         return rhs, True

@@ -92,7 +92,7 @@ def _double(x: torch.Tensor) -> torch.Tensor:
 def test_recompile_limit_is_reported(strict: bool) -> None:
     """New shapes recompile (dynamic=False) until dynamo's limit; the first call
     past it runs in eager, and says so."""
-    compiled = irc.compile(_double, target="reference", strict=strict)
+    compiled = irc.compile(_double, target="reference", strict=strict, dynamic=False)
     with torch._dynamo.config.patch(recompile_limit=2), warnings.catch_warnings():
         warnings.simplefilter("error", IrcWarning)
         for n in (1, 2):
