@@ -1,3 +1,7 @@
+# pyright: reportArgumentType=warning, reportAttributeAccessIssue=warning, reportReturnType=warning, reportCallIssue=warning, reportIndexIssue=warning, reportOptionalMemberAccess=warning, reportAssignmentType=warning, reportGeneralTypeIssues=warning, reportOptionalIterable=warning
+# (merged 2026-12-04 before its typing was narrowed: symbolic sizes `Dim` =
+# int | sympy.Expr through int-typed helpers, JSON schedule values as `object`;
+# to be made clean like the rest, see pyproject.toml)
 """The ``graph`` dialect: tensor-level ops close to core aten.
 
 Value semantics, static shapes, builtin ``tensor<...>`` types. Elementwise ops
@@ -52,6 +56,7 @@ from xdsl.irdl import (
 from xdsl.traits import Commutative, ConstantLike, EffectInstance, MemoryEffect, MemoryEffectKind, Pure
 from xdsl.utils.exceptions import VerifyException
 
+from irc.ir.symbols import Dim
 from irc.ir.types import broadcast_shapes, default_float, dims_of, dtype_of, numel, promote
 
 # ----------------------------------------------------------------------------
@@ -81,7 +86,7 @@ def _fail(op: Operation, message: str) -> NoReturn:
     raise VerifyException(f"'{op.name}' op {message}")
 
 
-def _fmt(shape: Sequence[int]) -> str:
+def _fmt(shape: Sequence[Dim]) -> str:
     return "x".join(str(d) for d in shape) if shape else "scalar"
 
 
@@ -809,7 +814,7 @@ class AttentionOp(IRDLOperation):
                             f"scores {_fmt(scores)}")
 
 
-def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int,
+def conv_output_size(size: Dim, kernel: int, stride: int, padding: int, dilation: int,
                      ceil_mode: bool = False) -> int:
     """Output length of a convolution/pooling window along one dim (torch's formula)."""
     span = size + 2 * padding - dilation * (kernel - 1) - 1
@@ -819,7 +824,7 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int, dilation
     return out
 
 
-def channels_first(shape: tuple[int, ...]) -> tuple[int, ...]:
+def channels_first(shape: tuple[Dim, ...]) -> tuple[Dim, ...]:
     """``[N, *spatial, C]`` -> ``[N, C, *spatial]`` (the shape a channels-last tensor stands for)."""
     return (shape[0], shape[-1], *shape[1:-1]) if len(shape) >= 3 else shape
 
