@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from abc import ABC
 from collections.abc import Sequence
-from typing import Any, ClassVar, NoReturn, cast
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, cast
 
 import torch
 from xdsl.dialects.builtin import (
@@ -56,7 +56,8 @@ from xdsl.irdl import (
 from xdsl.traits import Commutative, ConstantLike, EffectInstance, MemoryEffect, MemoryEffectKind, Pure
 from xdsl.utils.exceptions import VerifyException
 
-from irc.ir.symbols import Dim
+if TYPE_CHECKING:
+    from irc.ir.symbols import Dim
 from irc.ir.types import broadcast_shapes, default_float, dims_of, dtype_of, numel, promote
 
 # ----------------------------------------------------------------------------

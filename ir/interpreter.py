@@ -421,7 +421,8 @@ class Interpreter:
 
     def _run_symbolic(self, fn: func.FuncOp, inputs: list[torch.Tensor],
                       entry: str) -> list[torch.Tensor]:
-        from irc.ir.symbols import bind_inputs, size_arg_names, specialize
+        from irc.ir.specialize import specialize
+        from irc.ir.symbols import bind_inputs, size_arg_names
         names = size_arg_names(fn)
         binding = bind_inputs([a.type for a in fn.body.block.args], names, inputs)
         inputs = [x for x, name in zip(inputs, names) if name is None]

@@ -14,7 +14,7 @@ symbols, on the first call that has it, and keeps each result:
   relation the types state (:func:`irc.ir.symbols.bind`): a tensor whose
   sizes break them is an :class:`irc.InputMismatchError` naming the input,
   the dimension and both sizes;
-* the module of one binding is :func:`irc.ir.symbols.specialize` of the
+* the module of one binding is :func:`irc.ir.specialize.specialize` of the
   symbolic one, so every binding runs exactly the code a static compile of
   that shape runs (same passes, same kernels; the JIT's kernel cache serves
   kernels whose text repeats across bindings);
@@ -35,7 +35,8 @@ import torch
 from xdsl.dialects.builtin import ModuleOp
 
 from irc.ir.kernel import find_main
-from irc.ir.symbols import Binder, size_arg_names, specialize
+from irc.ir.specialize import specialize
+from irc.ir.symbols import Binder, size_arg_names
 
 Compile = Callable[[ModuleOp], Any]
 

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 import irc
 from irc.errors import InputMismatchError, VerificationError
 from irc.ir.interpreter import interpret
-from irc.ir.symbols import bind, format_dim, parse_dim, specialize, symbol
+from irc.ir.specialize import specialize
+from irc.ir.symbols import bind, format_dim, parse_dim, symbol
 from irc.ir.text import parse_module, print_module, verify_module
 from irc.ir.types import dims_of, tensor_type
 
