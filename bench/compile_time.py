@@ -78,6 +78,7 @@ def phases(name: str) -> dict[str, float]:
     """Seconds per phase of the first irc call of ``name`` (see the module docstring)."""
     import irc
     import irc.backends.llvm.backend as backend
+    import irc.backends.llvm.kernel_texts as kernel_texts
     import irc.driver as driver
     import irc.frontends.capture as capture
     import torch._dynamo.backends.common as aot  # irc's backend goes through dynamo's aot_autograd
@@ -86,7 +87,7 @@ def phases(name: str) -> dict[str, float]:
     patches: list[tuple[Any, str, str]] = [
         (aot, "aot_module_simplified", "irc_backend"), (capture, "compile_graph", "irc"),
         (capture.FxImporter, "run", "import"), (driver, "run_pipeline", "passes"),
-        (backend, "translate_function", "translate"), (backend, "jit_kernels", "llvm"),
+        (kernel_texts, "translate_function", "translate"), (backend, "jit_kernels", "llvm"),
         (backend, "jit_kernel_texts", "llvm"),
         (backend.LLVMBackend, "compile", "cpu_backend"),
     ]

@@ -154,6 +154,7 @@ def profile(name: str, options: dict[str, Any] | None = None, cpu: bool = False)
 
     import irc
     import irc.backends.llvm.backend as backend
+    import irc.backends.llvm.kernel_texts as kernel_texts
     import irc.driver as driver
     import irc.frontends.capture as capture
     clock = time.process_time if cpu else time.perf_counter
@@ -172,8 +173,7 @@ def profile(name: str, options: dict[str, Any] | None = None, cpu: bool = False)
         (capture, "compile_graph", "irc", new_graph),
         (capture.FxImporter, "run", "import", None),
         (driver, "run_pipeline", "passes", None),
-        (backend, "translate_function", "translate", None),
-        (backend, "translate_module", "translate", None),  # before kernels were translated in place
+        (kernel_texts, "translate_function", "translate", None),
         (backend, "jit_kernel_texts", "llvm", None),
         (backend.LLVMBackend, "compile", "cpu_backend", None),
         (capture.CompiledGraph, "__call__", "run", None),
