@@ -291,6 +291,38 @@ def test_c_runner_runs_convolutions(tmp_path: Path) -> None:
         np.testing.assert_allclose(got, want.numpy(), atol=1e-5, rtol=1e-5)
 
 
+class Epilogues(torch.nn.Module):
+    """Convolutions whose activation (relu6, silu, sigmoid, tanh) or residual add
+    + relu the cpu pipeline fuses into graph.conv_epilogue."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.convs = torch.nn.ModuleList(torch.nn.Conv2d(4, 4, 3, padding=1) for _ in range(5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b, c, d, e = self.convs
+        y = torch.nn.functional.relu6(a(x))
+        y = torch.nn.functional.silu(b(y))
+        y = torch.sigmoid(c(y)) + torch.tanh(d(y))
+        return torch.relu(e(y) + y)
+
+
+def test_packages_run_conv_epilogues(tmp_path: Path) -> None:
+    torch.manual_seed(4)
+    model = Epilogues().eval()
+    pkg = irc.export(model, (torch.randn(1, 4, 6, 5),), tmp_path / "e.ircpkg", c_abi=True)
+    schedule = json.loads((pkg / "schedule.json").read_text())
+    ops = json.dumps(schedule)
+    assert ops.count('"graph.conv_epilogue"') >= 4, "the epilogues were not fused: nothing to test"
+    fresh = {"x": torch.randn(1, 4, 6, 5) * 3}
+    with torch.no_grad():
+        ref = model(**fresh)
+    (out,) = _fresh_process_outputs(pkg, fresh, tmp_path)
+    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    (native,) = _run_c(pkg, fresh, tmp_path)
+    np.testing.assert_allclose(native, ref.numpy(), atol=1e-5, rtol=1e-5)
+
+
 ZOO_DEFAULT = ["gpt2", "bert", "resnet"]
 ZOO_SLOW = ["llama", "mistral", "qwen2", "phi", "gpt_neox", "opt", "bloom", "falcon", "roberta",
             "distilbert", "deberta_v2", "albert", "t5", "bart", "whisper", "vit", "deit", "swin",

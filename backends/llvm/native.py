@@ -506,7 +506,7 @@ class _Writer:
             _, os_ = self._nhwc(o, True)
             oterms = " + ".join(f"i{d} * {os_[d]}" for d in range(4))
             other = f" v += ((const float *){self.ptr(o)})[{oterms}];"
-        scalars = list(p.get("unary_scalars") or [])
+        scalars = [float(v) for v in p.get("unary_scalars") or []]  # JSON may hold ints
         unary = {"none": "", "relu": " v = v > 0.0f ? v : 0.0f;",
                  "hardtanh": (f" v = v < {scalars[0]!r}f ? {scalars[0]!r}f : v;"
                               f" v = v > {scalars[1]!r}f ? {scalars[1]!r}f : v;"
