@@ -296,10 +296,10 @@ def link_shared_library(objects: Mapping[str, bytes], out: Path, extra_sources: 
     """``cc -shared`` the objects (+ the OpenMP shim and ``extra_sources``, C
     files by name) into ``out``. A missing or failing ``cc`` is an IrcError."""
     import shutil
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if cc is None:
         raise IrcError("irc export needs a C compiler to link the package's library: "
-                       "install gcc or clang (or set CC)")
+                       "install gcc or clang (cc, gcc or clang on PATH)")
     with tempfile.TemporaryDirectory(prefix="irc-link-") as tmp:
         files = []
         for i, (symbol, blob) in enumerate(sorted(objects.items())):
