@@ -202,6 +202,7 @@ def with_copies_back(runner: Runner, mutations: Mutations) -> Runner:
             result.insert(pos, args[arg])
         return result
     run.__dict__.update(getattr(runner, "__dict__", {}))  # pieces, irc_eager
+    run.irc_inner = runner  # type: ignore[attr-defined]  # what irc.profile instruments
     return run
 
 

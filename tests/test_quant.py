@@ -179,7 +179,12 @@ def test_cpu_kernel_is_fused_and_vectorised() -> None:
         text = optimized_ir(kernel_ir(QuantizedShape(1, 256, 64, bits, group)))
         assert "sitofp <" in text  # vectorised int -> float conversion
         assert "<16 x i8>" in text  # 16 bytes of integers per vector step (int4: 32 values)
-        assert "alloca" not in text.split("define void @irc_quantized_matmul(")[1].split("}")[0]
+        body = text.split("define void @irc_quantized_matmul(")[1].split("\n}")[0]
+        assert "alloca" not in body
+        assert "@llvm.prefetch" in body  # weight rows further on are prefetched
+        # a GEMV (one input row) keeps one accumulator chain per channel of a
+        # block of channels: that many independent vector sums in the loop
+        assert body.count("phi <16 x float>") >= 4, body.count("phi <16 x float>")
 
 
 def test_cpu_threads_split_output_channels() -> None:
