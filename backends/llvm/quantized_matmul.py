@@ -294,6 +294,97 @@ def channel_block(m: int) -> int:
     return max(1, CHANNEL_ACCUMULATORS // max(1, min(m, ROW_BLOCK)))
 
 
+@dataclass(frozen=True)
+class _Channels:
+    """The output channels one piece of the kernel computes, and its pointers."""
+
+    shape: QuantizedShape
+    x: ir.Value
+    xv: ir.Value
+    y: ir.Value
+    ns: list[ir.Value]
+    q_rows: list[ir.Value]
+    s_rows: list[ir.Value]
+
+
+def _scaled(b: ir.IRBuilder, acc: list[ir.Value], parts: list[list[ir.Value]],
+            scales: list[ir.Value], count: int, vector: bool) -> list[ir.Value]:
+    """acc[c * count + r] + parts[c][r] * scales[c], for every channel c and row r."""
+    out: list[ir.Value] = []
+    for c, scale in enumerate(scales):
+        factor = _splat(b, scale, VEC) if vector else scale
+        out += [b.fadd(a, b.fmul(p, factor, flags=REDUCTION), flags=REDUCTION)
+                for a, p in zip(acc[c * count:(c + 1) * count], parts[c])]
+    return out
+
+
+def _group(b: ir.IRBuilder, ch: _Channels, x_rows: list[ir.Value], xv_rows: list[ir.Value],
+           gi: ir.Value, acc: list[ir.Value], length: int) -> list[ir.Value]:
+    """One group of K: acc holds per (channel, row) a vector and a scalar
+    accumulator; each gets its partial sums over the group times the group's
+    scale of its channel."""
+    shape, count = ch.shape, len(x_rows)
+    pairs = len(ch.ns) * count
+    k0 = b.mul(gi, _i64(shape.group_size))
+    scales = [b.load(b.gep(s_row, [gi], source_etype=F32, inbounds=True), typ=F32)
+              for s_row in ch.s_rows]
+    chunks = vector_chunks(shape, length)
+    done = chunks * chunk_elements(shape.bits)
+    vecs, scalars = acc[:pairs], acc[pairs:]
+    if chunks:
+        parts = _vector_group_dot(b, shape, xv_rows, ch.q_rows, k0, chunks)
+        vecs = _scaled(b, vecs, parts, scales, count, vector=True)
+    if length > done:  # the scalar rest of the group
+        parts = _group_dot(b, shape, x_rows, ch.q_rows, b.add(k0, _i64(done)), length - done)
+        scalars = _scaled(b, scalars, parts, scales, count, vector=False)
+    return vecs + scalars
+
+
+def _rows(b: ir.IRBuilder, ch: _Channels, m0: ir.Value, count: int) -> None:
+    """Output rows m0 .. m0 + count - 1 of the channels ``ch``."""
+    shape = ch.shape
+    ms = [b.add(m0, _i64(r)) for r in range(count)]
+    x_rows = [b.gep(ch.x, [b.mul(m, _i64(shape.k))], source_etype=F32, inbounds=True)
+              for m in ms]
+    xv_rows = [b.gep(ch.xv, [b.mul(m, _i64(shape.k))], source_etype=F32, inbounds=True)
+               for m in ms]
+    pairs = len(ch.ns) * count  # accumulators, channel-major: [c * count + r]
+    full, tail = divmod(shape.k, shape.group_size)
+    init = [ir.Constant(VEC, [0.0] * LANES)] * pairs + [ir.Constant(F32, 0.0)] * pairs
+    acc = _loop(b, _i64(0), _i64(full), init,
+                lambda b, gi, acc: _group(b, ch, x_rows, xv_rows, gi, acc, shape.group_size), "g")
+    if tail:  # the shorter last group of a ragged K
+        acc = _group(b, ch, x_rows, xv_rows, _i64(full), acc, tail)
+    totals = [b.fadd(_reduce(b, v), t, flags=REDUCTION) for v, t in zip(acc[:pairs], acc[pairs:])]
+    for c, n in enumerate(ch.ns):
+        for m, value in zip(ms, totals[c * count:(c + 1) * count]):
+            out = b.gep(ch.y, [b.add(b.mul(m, _i64(shape.n)), n)], source_etype=F32,
+                        inbounds=True)
+            b.store(value, out)
+
+
+def _channels(b: ir.IRBuilder, shape: QuantizedShape, args: list[ir.Value], n0: ir.Value,
+              width: int) -> None:
+    """Output channels n0 .. n0 + width - 1, all input rows."""
+    x, xv, q, scales, y = args
+    ns = [b.add(n0, _i64(c)) for c in range(width)]
+    ch = _Channels(shape, x, xv, y, ns,
+                   [b.gep(q, [b.mul(n, _i64(shape.row_bytes))], source_etype=I8, inbounds=True)
+                    for n in ns],
+                   [b.gep(scales, [b.mul(n, _i64(shape.groups))], source_etype=F32,
+                          inbounds=True) for n in ns])
+    blocks, rest = divmod(shape.m, ROW_BLOCK)
+
+    def block(b: ir.IRBuilder, i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+        _rows(b, ch, b.mul(i, _i64(ROW_BLOCK)), ROW_BLOCK)
+        return []
+
+    if blocks:
+        _loop(b, _i64(0), _i64(blocks), [], block, "mb")
+    if rest:
+        _rows(b, ch, _i64(blocks * ROW_BLOCK), rest)
+
+
 def kernel_ir(shape: QuantizedShape) -> str:
     """LLVM IR text of the kernel for ``shape`` and its OpenMP entry."""
     translator = ModuleTranslator(ModuleOp([]))
@@ -306,96 +397,21 @@ def kernel_ir(shape: QuantizedShape) -> str:
     fn.attributes.add("nounwind")
     translator.functions[KERNEL] = fn
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    x, xv, q, scales, y, lo, hi = fn.args
-    size = shape.group_size
-
-    def channels(b: ir.IRBuilder, n0: ir.Value, width: int) -> None:
-        """Output channels n0 .. n0 + width - 1, all input rows."""
-        ns = [b.add(n0, _i64(c)) for c in range(width)]
-        q_rows = [b.gep(q, [b.mul(n, _i64(shape.row_bytes))], source_etype=I8, inbounds=True)
-                  for n in ns]
-        s_rows = [b.gep(scales, [b.mul(n, _i64(shape.groups))], source_etype=F32, inbounds=True)
-                  for n in ns]
-
-        def rows(b: ir.IRBuilder, m0: ir.Value, count: int) -> None:
-            """Output rows m0 .. m0 + count - 1 of those channels."""
-            ms = [b.add(m0, _i64(r)) for r in range(count)]
-            x_rows = [b.gep(x, [b.mul(m, _i64(shape.k))], source_etype=F32, inbounds=True)
-                      for m in ms]
-            xv_rows = [b.gep(xv, [b.mul(m, _i64(shape.k))], source_etype=F32, inbounds=True)
-                       for m in ms]
-            pairs = width * count  # accumulators, channel-major: [c * count + r]
-
-            def group(b: ir.IRBuilder, gi: ir.Value, acc: list[ir.Value], length: int = size
-                      ) -> list[ir.Value]:
-                """acc: per (channel, row) a vector and a scalar accumulator;
-                each gets its partial sums over the group times the group's
-                scale of its channel."""
-                k0 = b.mul(gi, _i64(size))
-                group_scales = [b.load(b.gep(s_row, [gi], source_etype=F32, inbounds=True),
-                                       typ=F32) for s_row in s_rows]
-                chunks = vector_chunks(shape, length)
-                done = chunks * chunk_elements(shape.bits)
-                vecs, scalars = acc[:pairs], acc[pairs:]
-                if chunks:
-                    parts = _vector_group_dot(b, shape, xv_rows, q_rows, k0, chunks)
-                    new_vecs = []
-                    for c, scale in enumerate(group_scales):
-                        splat = _splat(b, scale, VEC)
-                        new_vecs += [b.fadd(a, b.fmul(p, splat, flags=REDUCTION), flags=REDUCTION)
-                                     for a, p in zip(vecs[c * count:(c + 1) * count], parts[c])]
-                    vecs = new_vecs
-                if length > done:  # the scalar rest of the group
-                    parts = _group_dot(b, shape, x_rows, q_rows, b.add(k0, _i64(done)),
-                                       length - done)
-                    new_scalars = []
-                    for c, scale in enumerate(group_scales):
-                        new_scalars += [b.fadd(a, b.fmul(p, scale, flags=REDUCTION),
-                                               flags=REDUCTION)
-                                        for a, p in zip(scalars[c * count:(c + 1) * count],
-                                                        parts[c])]
-                    scalars = new_scalars
-                return vecs + scalars
-
-            full, tail = divmod(shape.k, size)
-            init = [ir.Constant(VEC, [0.0] * LANES)] * pairs + [ir.Constant(F32, 0.0)] * pairs
-            acc = _loop(b, _i64(0), _i64(full), init, group, "g")
-            if tail:  # the shorter last group of a ragged K
-                acc = group(b, _i64(full), acc, tail)
-            totals = [b.fadd(_reduce(b, v), t, flags=REDUCTION)
-                      for v, t in zip(acc[:pairs], acc[pairs:])]
-            for c, n in enumerate(ns):
-                for m, value in zip(ms, totals[c * count:(c + 1) * count]):
-                    out = b.gep(y, [b.add(b.mul(m, _i64(shape.n)), n)], source_etype=F32,
-                                inbounds=True)
-                    b.store(value, out)
-
-        blocks, rest = divmod(shape.m, ROW_BLOCK)
-
-        def block(b: ir.IRBuilder, i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
-            rows(b, b.mul(i, _i64(ROW_BLOCK)), ROW_BLOCK)
-            return []
-
-        if blocks:
-            _loop(b, _i64(0), _i64(blocks), [], block, "mb")
-        if rest:
-            rows(b, _i64(blocks * ROW_BLOCK), rest)
-
+    *pointers, lo, hi = fn.args
     width = channel_block(shape.m)
+    start = lo
     if width > 1:  # [lo, hi) in blocks of `width` channels, then one at a time
         nblocks = b.sdiv(b.sub(hi, lo), _i64(width))
 
         def channel_block_body(b: ir.IRBuilder, i: ir.Value, _: list[ir.Value]
                                ) -> list[ir.Value]:
-            channels(b, b.add(lo, b.mul(i, _i64(width))), width)
+            _channels(b, shape, pointers, b.add(lo, b.mul(i, _i64(width))), width)
             return []
         _loop(b, _i64(0), nblocks, [], channel_block_body, "nb")
         start = b.add(lo, b.mul(nblocks, _i64(width)))
-    else:
-        start = lo
 
     def one_channel(b: ir.IRBuilder, n: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
-        channels(b, n, 1)
+        _channels(b, shape, pointers, n, 1)
         return []
     _loop(b, start, hi, [], one_channel, "n")
     b.ret_void()
