@@ -137,9 +137,13 @@ def test_config_inserts_the_pass_after_the_graph_stage() -> None:
     text = Config.from_options({"quantize.weights": "int4", "quantize.group_size": 32},
                                target="cpu").pipeline_for("loops")
     names = [p.split("{")[0] for p in text.split(",")]
-    assert names.index("quantize-weights") == names.index("channels-last") - 1
+    assert names.index("quantize-weights") == names.index("channels-last") - 2
+    assert names.index("merge-quantized-matmuls") == names.index("channels-last") - 1
     assert "quantize-weights{bits=4 group-size=32}" in text
     assert "quantize-weights" not in Config.from_options({}).pipeline_for("loops")
+    unmerged = Config.from_options({"quantize.weights": "int8", "quantize.merge": False},
+                                   target="cpu").pipeline_for("loops")
+    assert "quantize-weights" in unmerged and "merge-quantized-matmuls" not in unmerged
 
 
 # -- kernels against the oracle -----------------------------------------------------
