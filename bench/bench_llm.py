@@ -14,7 +14,8 @@ memory (``ru_maxrss``) is its own. Per mode:
   and decode graphs; irc's compile cache is off);
 * weight bandwidth: bytes of weights one decode step reads (every linear
   layer's weight at its stored width, plus scales) x tokens/s, as a fraction
-  of the copy bandwidth measured here (``clone`` of 256 MiB: read + write);
+  of the copy bandwidth measured here (256 MiB copied into a touched buffer:
+  read + write);
 * agreement: whether the greedy tokens equal eager's (quantized modes differ
   by design; ``python -m irc.quant_report`` measures by how much).
 
@@ -92,13 +93,16 @@ def weight_bytes_per_token(model: torch.nn.Module, mode: str) -> int:
 
 
 def copy_bandwidth() -> float:
-    """Bytes per second of ``clone`` on 256 MiB (read + write counted)."""
+    """Bytes per second of copying 256 MiB into a buffer allocated and touched
+    beforehand (``dst.copy_(src)``, read + write counted; a fresh ``clone``
+    would also time the page faults of its new allocation)."""
     x = torch.ones(64 << 20)
-    x.clone()
+    dst = torch.empty_like(x)
+    dst.copy_(x)
     samples = []
     for _ in range(5):
         t = time.perf_counter()
-        x.clone()
+        dst.copy_(x)
         samples.append(time.perf_counter() - t)
     return 2 * x.numel() * 4 / min(samples)
 

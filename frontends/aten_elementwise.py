@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import sympy
 import torch
 import torch.fx
 from xdsl.ir import SSAValue
@@ -50,6 +51,8 @@ def _proxy(ctx: FxImporter, arg: Any) -> Any:
         return torch.empty(() if m.dim() == 0 else (1,), dtype=m.dtype)
     if isinstance(arg, (bool, int, float)):
         return arg
+    if isinstance(arg, torch.fx.Node) and isinstance(ctx.constants.get(arg), (int, sympy.Expr)):
+        return 1  # a size (dynamo's SymInt input or size arithmetic): a python int
     raise ctx.unsupported(f"operand {arg!r} is neither a tensor nor a number")
 
 

@@ -11,8 +11,9 @@ tensors...), becomes one ``graph.aten_call`` when it is *eligible*
   the call's results are copies, value semantics);
 * every argument is a tensor value, a python scalar/string/None, a dtype,
   device, layout or memory format, or a list of those; no generator object;
-* every output is a strided tensor (or a tuple/list of them) of static shape
-  and of a dtype irc supports; or the op returns nothing (a check such as
+* every output is a strided tensor (or a tuple/list of them) of a dtype irc
+  supports, its shape static or symbolic (dynamo's sizes, not data-dependent
+  ones); or the op returns nothing (a check such as
   ``_linalg_check_errors``: the call is kept for the error it may raise).
 
 Results are typed from the node's example values (``meta["val"]``). Ops
@@ -31,7 +32,10 @@ import torch.fx
 from xdsl.dialects.builtin import StringAttr, UnitAttr
 from xdsl.ir import Operation, SSAValue
 
+from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
+
 from irc.frontends.fx_importer import NodeUnsupported
+from irc.ir.symbols import Dim
 from irc.ir import graph as g
 from irc.ir.types import SUPPORTED_DTYPES, tensor_type
 
@@ -73,9 +77,8 @@ def _outputs(node: torch.fx.Node) -> list[torch.Tensor] | str:
             return f"a result is a {type(v).__name__}, not a tensor"
         if v.dtype not in SUPPORTED_DTYPES:
             return f"dtype {v.dtype} is not supported"
-        if any(isinstance(d, torch.SymInt) for d in (*v.shape, *node_sizes(node))):
-            return "graph.aten_call needs static sizes, and this call has symbolic ones"
-        if not all(isinstance(d, int) for d in v.shape):
+        if any(free_unbacked_symbols(d) for d in (*v.shape, *node_sizes(node))
+               if isinstance(d, torch.SymInt)):
             return f"its result shape {tuple(v.shape)} depends on the data"
         if v.layout != torch.strided:
             return f"layout {v.layout} is not supported"
@@ -120,6 +123,7 @@ class Importer(Protocol):
     def constants(self) -> dict[torch.fx.Node, Any]: ...
     def tensor(self, arg: Any, dtype: torch.dtype | None = None) -> SSAValue: ...
     def emit(self, op: Operation) -> SSAValue: ...
+    def dims(self, shape: Any) -> tuple[Dim, ...]: ...
 
 
 class _Encoder:
@@ -168,7 +172,7 @@ def import_aten_call(ctx: Importer, node: torch.fx.Node) -> SSAValue | tuple[SSA
                                   "args": StringAttr(json.dumps(encoded))}
     if torch.Tag.nondeterministic_seeded in target.tags:
         properties["seeded"] = UnitAttr()
-    result_types = [tensor_type(tuple(int(d) for d in v.shape), v.dtype) for v in outs]
+    result_types = [tensor_type(ctx.dims(v.shape), v.dtype) for v in outs]
     op = g.AtenCallOp(operands=[encoder.operands], result_types=[result_types],
                       properties=properties)
     ctx.emit(op)

@@ -82,12 +82,23 @@ def _update_of(node: torch.fx.Node, cache: torch.fx.Node
     return None
 
 
+_SIZE_READS = (aten.sym_size.int, aten.sym_stride.int, aten.sym_numel.default,
+               aten.sym_storage_offset.default)
+
+
+def _size_reads(node: torch.fx.Node) -> list[torch.fx.Node]:
+    """The users of ``node`` that read only its sizes (``sym_size`` of a
+    dynamic dimension): they do not see the values a write changes."""
+    return [u for u in node.users if u.op == "call_function" and u.target in _SIZE_READS]
+
+
 def _is_cache_update(node: torch.fx.Node, cache: torch.fx.Node, copy: torch.fx.Node,
                      update: tuple[int, Any, torch.fx.Node]) -> bool:
     """Whether ``node`` can write into ``cache`` in place: ``cache`` is
-    contiguous, read by nothing but ``node`` and ``copy``, and ``values`` fill
+    contiguous, read by nothing but ``node`` and ``copy`` (and reads of its
+    sizes, which the write does not change), and ``values`` fill
     exactly the written positions."""
-    if set(cache.users) != {node, copy}:
+    if set(cache.users) - {node, copy} - set(_size_reads(cache)):
         return False
     dim, index, values = update
     val, vals = cache.meta.get("val"), values.meta.get("val") if isinstance(values, torch.fx.Node) \
@@ -191,6 +202,7 @@ def with_copies_back(runner: Runner, mutations: Mutations) -> Runner:
             result.insert(pos, args[arg])
         return result
     run.__dict__.update(getattr(runner, "__dict__", {}))  # pieces, irc_eager
+    run.irc_inner = runner  # type: ignore[attr-defined]  # what irc.profile instruments
     return run
 
 

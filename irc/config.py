@@ -12,7 +12,7 @@ Sections (every key is ``section.field`` or ``section.name.field``):
 * ``backend.<backend>.<option>``: the fields of the backend's ``Options``
   dataclass (loaded only when a key names that backend, or by ``irc config show``).
 * ``cache.enabled|dir`` (:class:`irc.cache.CacheConfig`),
-  ``logging.level|print_ir_after_all`` and ``quantize.weights|group_size``
+  ``logging.level|print_ir_after_all`` and ``quantize.weights|group_size|merge``
   (weight-only int8/int4, :class:`QuantizeConfig`).
 
 Short keys: ``fuse.max_ops`` means ``passes.fuse.max_ops``, ``cpu.threads``
@@ -73,19 +73,24 @@ class LoggingConfig:
 @dataclass(frozen=True)
 class QuantizeConfig:
     """Weight-only quantization of linear layers (the ``quantize-weights`` pass,
-    added at the end of the graph stage when ``weights`` is not "none")."""
+    then ``merge-quantized-matmuls``, added at the end of the graph stage when
+    ``weights`` is not "none")."""
 
     weights: Literal["none", "int8", "int4"] = "none"
     """"int8": per output channel; "int4": two per byte, per group of input channels."""
     group_size: int = 0
     """Input channels per scale (0: per channel at int8, 64 at int4)."""
+    merge: bool = True
+    """Also run ``merge-quantized-matmuls`` (one call for the quantized layers
+    that share an input, e.g. q/k/v; bit-identical results)."""
 
     def pass_spec(self) -> str | None:
-        """The pass to add to the graph stage, or None."""
+        """The passes to add to the graph stage, or None."""
         if self.weights == "none":
             return None
         bits = 8 if self.weights == "int8" else 4
-        return f"quantize-weights{{bits={bits} group-size={self.group_size}}}"
+        spec = f"quantize-weights{{bits={bits} group-size={self.group_size}}}"
+        return f"{spec},merge-quantized-matmuls" if self.merge else spec
 
 
 _SECTION_TYPES: dict[str, type] = {"pipeline": PipelineConfig, "cache": CacheConfig,

@@ -60,8 +60,8 @@ def compile_program(program: Program, target: str = "cpu",
         raise BackendError(problem)
     config.apply_logging()
     after = _print_after if config.logging.print_ir_after_all else None
-    # Only quantize-weights gets the weight store (it replaces float weights by
-    # quantized ones). constant-fold gets none on purpose: it would fold
+    # Only quantize-weights and merge-quantized-matmuls get the weight store
+    # (they replace float weights by quantized ones). constant-fold gets none on purpose: it would fold
     # weight-only subgraphs into new weights computed from today's values, and
     # an in-place weight update would no longer be seen; the backends compute
     # such weight-derived values at run time, once per weight version
@@ -114,14 +114,17 @@ def _backend_compile(module: ModuleOp, weights: Mapping[str, Any], target: str, 
 
 
 def _with_weight_store(passes: list[ModulePass], weights: dict) -> list[ModulePass]:
-    """``quantize-weights`` gets the program's weight store (it replaces float
-    weights by quantized ones); other passes do not, so weights stay live
-    tensors that in-place updates reach."""
+    """``quantize-weights`` and ``merge-quantized-matmuls`` get the program's
+    weight store (they replace float weights by quantized ones, and those by
+    stacked ones: a compile-time snapshot either way); other passes do not,
+    so weights stay live tensors that in-place updates reach."""
     import dataclasses
 
+    from irc.passes.merge_quantized_matmuls import MergeQuantizedMatmuls
     from irc.passes.quantize_weights import QuantizeWeights
     return [dataclasses.replace(p, weights=weights)
-            if isinstance(p, QuantizeWeights) and p.weights is None else p for p in passes]
+            if isinstance(p, (QuantizeWeights, MergeQuantizedMatmuls)) and p.weights is None
+            else p for p in passes]
 
 
 def _outputs_aliasing_inputs(module: ModuleOp) -> list[int]:

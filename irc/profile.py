@@ -185,6 +185,7 @@ def _attach(runner: Any, recorders: list[_Recorder]) -> None:
     """Wrap the HostProgram of each compiled graph behind ``runner``."""
     from irc.backends.llvm.runtime import HostProgram
     from irc.frontends.capture import CompiledGraph
+    runner = getattr(runner, "irc_inner", runner)  # behind a graph's input-mutation copies
     graphs = [runner] if isinstance(runner, CompiledGraph) else list(getattr(runner, "pieces", []))
     for graph in graphs:
         executable = graph.executable

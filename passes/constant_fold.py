@@ -14,7 +14,8 @@ weight values were given). The result becomes
   (e.g. the transpose of a weight, computed once at compile time);
 * otherwise it is left alone.
 
-Ops with side effects, ops with regions and calls are never folded. Without a
+Ops with side effects, ops with regions, calls and ops whose result has a
+symbolic (``?``) shape are never folded (the value depends on the call). Without a
 weight store, ops reading a ``graph.weight`` are not folded. Constants and
 weights left unused by folding are erased.
 """
@@ -32,6 +33,7 @@ from xdsl.traits import Pure
 
 from irc.ir import graph as g
 from irc.ir.interpreter import HANDLERS, dense_to_tensor
+from irc.ir.symbols import is_symbolic_type
 from irc.ir.types import tensor_type
 
 _BITS_VIEW = {torch.float64: torch.int64, torch.float32: torch.int32,
@@ -98,7 +100,7 @@ class ConstantFold(ModulePass):
     def _foldable(self, op: Operation) -> bool:
         return (type(op) in HANDLERS and not isinstance(op, (g.ConstantOp, g.WeightOp))
                 and not op.regions and len(op.results) == 1 and op.has_trait(Pure)
-                and bool(op.operands))
+                and bool(op.operands) and not is_symbolic_type(op.results[0].type))
 
     def _fold_block(self, ops: list[Operation]) -> None:
         cache: dict[SSAValue, torch.Tensor] = {}

@@ -53,6 +53,7 @@ BUILTIN_LEVELS: dict[str, PassLevels] = {
     "swap-skinny-matmul": _TENSOR,
     "conv-epilogue": _TENSOR,
     "quantize-weights": PassLevels((GRAPH,), approximates=True),
+    "merge-quantized-matmuls": PassLevels((GRAPH,), approximates=True),
     "fuse": PassLevels((GRAPH, KERNEL), KERNEL),
     "memory-plan": PassLevels((KERNEL, LOOPS)),
     "matmul-epilogues": PassLevels((GRAPH, KERNEL)),

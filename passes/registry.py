@@ -27,6 +27,7 @@ _BUILTIN: dict[str, str] = {
     "lower-to-loops": "irc.backends.llvm.lowering.lower_to_loops:LowerToLoops",
     "matmul-epilogues": "irc.backends.triton.matmul_epilogues:MatmulEpilogues",
     "memory-plan": "irc.passes.memory_plan:MemoryPlanPass",
+    "merge-quantized-matmuls": "irc.passes.merge_quantized_matmuls:MergeQuantizedMatmuls",
     "quantize-weights": "irc.passes.quantize_weights:QuantizeWeights",
     "split-full-reductions": "irc.backends.llvm.lowering.split_full_reductions:SplitFullReductions",
 }

@@ -62,6 +62,29 @@ def test_greedy_generation_with_static_cache_equals_eager(name: str) -> None:
     assert stats.extern_ops["graph.cache_update"] == 2 * _layers(model)  # K and V per layer
 
 
+def test_generation_with_a_new_cache_length_stays_compiled_and_equal() -> None:
+    """A second ``generate`` with a longer static cache: dynamo recompiles
+    with the cache length symbolic (``dynamic=None``). That graph creates the
+    cache inside the call (the cache's lazy ``torch.full`` + ``index_copy_``
+    into it, symbolic sizes) and adds a symbolic ``kv_length`` to a tensor;
+    every graph must compile (strict) and give eager's tokens."""
+    from transformers import StaticCache
+    from zoo.models import ZOO
+    model, _ = ZOO["llama"].make(batch=1)
+    ids = ZOO["llama"].fresh_inputs(model, seed=5, batch=1, seq=7)["input_ids"]
+    lengths = (16, 24)
+    expected = [_generate(model, ids, 6, StaticCache(config=model.config, max_cache_len=n))
+                for n in lengths]
+    compiled = irc.compile(model.forward, strict=True, options=NO_CACHE)
+    model.forward = compiled  # type: ignore[method-assign]
+    for want, n in zip(expected, lengths):
+        got = _generate(model, ids, 6, StaticCache(config=model.config, max_cache_len=n))
+        assert torch.equal(got, want), (n, got, want)
+    stats = compiled.irc_stats
+    assert stats.symbolic_programs >= 1, stats  # the recompiled graphs are symbolic
+    assert stats.eager_calls == 0 and not stats.eager_ops, stats
+
+
 def _kernel_level_modules(monkeypatch: pytest.MonkeyPatch) -> list[ModuleOp]:
     """Every compiled program's module as the kernel stage leaves it (after
     ``memory-plan``), recorded through the driver's print-after hook."""

@@ -137,9 +137,13 @@ def test_config_inserts_the_pass_after_the_graph_stage() -> None:
     text = Config.from_options({"quantize.weights": "int4", "quantize.group_size": 32},
                                target="cpu").pipeline_for("loops")
     names = [p.split("{")[0] for p in text.split(",")]
-    assert names.index("quantize-weights") == names.index("channels-last") - 1
+    assert names.index("quantize-weights") == names.index("channels-last") - 2
+    assert names.index("merge-quantized-matmuls") == names.index("channels-last") - 1
     assert "quantize-weights{bits=4 group-size=32}" in text
     assert "quantize-weights" not in Config.from_options({}).pipeline_for("loops")
+    unmerged = Config.from_options({"quantize.weights": "int8", "quantize.merge": False},
+                                   target="cpu").pipeline_for("loops")
+    assert "quantize-weights" in unmerged and "merge-quantized-matmuls" not in unmerged
 
 
 # -- kernels against the oracle -----------------------------------------------------
@@ -179,7 +183,12 @@ def test_cpu_kernel_is_fused_and_vectorised() -> None:
         text = optimized_ir(kernel_ir(QuantizedShape(1, 256, 64, bits, group)))
         assert "sitofp <" in text  # vectorised int -> float conversion
         assert "<16 x i8>" in text  # 16 bytes of integers per vector step (int4: 32 values)
-        assert "alloca" not in text.split("define void @irc_quantized_matmul(")[1].split("}")[0]
+        body = text.split("define void @irc_quantized_matmul(")[1].split("\n}")[0]
+        assert "alloca" not in body
+        assert "@llvm.prefetch" in body  # weight rows further on are prefetched
+        # a GEMV (one input row) keeps one accumulator chain per channel of a
+        # block of channels: that many independent vector sums in the loop
+        assert body.count("phi <16 x float>") >= 4, body.count("phi <16 x float>")
 
 
 def test_cpu_threads_split_output_channels() -> None:

@@ -6,9 +6,11 @@ size; all constants, so LLVM unrolls and vectorises with exact trip counts):
     @qmm(float* x [M, K], float* xv [M, K], i8* q, float* scales [N, G], float* y [M, N],
          i64 lo, i64 hi)
 
-It computes output channels ``n`` in ``[lo, hi)``, ``ROW_BLOCK`` input rows at a time (the runtime splits that
-range over threads, through the OpenMP entry ``@qmm.omp`` like a parallel
-loop kernel). Per channel and input row it walks the groups of K. The inner
+It computes output channels ``n`` in ``[lo, hi)``, ``ROW_BLOCK`` input rows at a
+time, and with fewer input rows (a decode step's GEMV) several channels at a
+time, each with an accumulator chain of its own (:func:`channel_block`); the
+runtime splits that range over threads, through the OpenMP entry
+``@qmm.omp`` like a parallel loop kernel. Per channel and input row it walks the groups of K. The inner
 loop is explicit vector code: each step loads 16 bytes of integers once for
 all rows (16 int8 values, or 32 int4 ones), widens, unpacks (``& 15``,
 ``>> 4``) and converts them in registers and multiplies them with 16-float
@@ -112,27 +114,35 @@ def _loop(b: ir.IRBuilder, start: ir.Value, end: ir.Value, init: list[ir.Value],
     return carried
 
 
-def _group_dot(b: ir.IRBuilder, shape: QuantizedShape, x_rows: list[ir.Value], q_row: ir.Value,
-               k0: ir.Value, length: int) -> list[ir.Value]:
-    """Per input row r: sum over k in [k0, k0 + length) of x_r[k] * q[k], each
-    q converted in registers once for all rows (``k0`` is a multiple of the
-    group size, so even at 4 bits)."""
-    zeros = [ir.Constant(F32, 0.0)] * len(x_rows)
+def _group_dot(b: ir.IRBuilder, shape: QuantizedShape, x_rows: list[ir.Value],
+               q_rows: list[ir.Value], k0: ir.Value, length: int) -> list[list[ir.Value]]:
+    """Per weight row c and input row r: sum over k in [k0, k0 + length) of
+    x_r[k] * q_c[k], each q converted in registers once for all rows (``k0``
+    is a multiple of the group size, so even at 4 bits). Indexed [c][r]."""
+    nr = len(x_rows)
+    zeros = [ir.Constant(F32, 0.0)] * (nr * len(q_rows))
 
     def load_x(row: ir.Value, k: ir.Value) -> ir.Value:
         return b.load(b.gep(row, [k], source_etype=F32, inbounds=True), typ=F32)
 
-    def load_q(i: ir.Value) -> ir.Value:
+    def load_q(q_row: ir.Value, i: ir.Value) -> ir.Value:
         return b.load(b.gep(q_row, [i], source_etype=I8, inbounds=True), typ=I8)
 
     def fma(acc: ir.Value, x: ir.Value, w: ir.Value) -> ir.Value:
         return b.fadd(acc, b.fmul(x, w, flags=REDUCTION), flags=REDUCTION)
 
+    def split(flat: list[ir.Value]) -> list[list[ir.Value]]:
+        return [flat[c * nr:(c + 1) * nr] for c in range(len(q_rows))]
+
     if shape.bits == 8:
         def body8(b: ir.IRBuilder, k: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
-            w = b.sitofp(load_q(k), F32)
-            return [fma(a, load_x(row, k), w) for a, row in zip(acc, x_rows)]
-        return _loop(b, k0, b.add(k0, _i64(length)), zeros, body8, "k")
+            xs = [load_x(row, k) for row in x_rows]
+            out: list[ir.Value] = []
+            for c, q_row in enumerate(q_rows):
+                w = b.sitofp(load_q(q_row, k), F32)
+                out += [fma(a, x, w) for a, x in zip(acc[c * nr:(c + 1) * nr], xs)]
+            return out
+        return split(_loop(b, k0, b.add(k0, _i64(length)), zeros, body8, "k"))
 
     def nibbles(byte: ir.Value) -> tuple[ir.Value, ir.Value]:
         wide = b.zext(byte, I32)
@@ -141,18 +151,24 @@ def _group_dot(b: ir.IRBuilder, shape: QuantizedShape, x_rows: list[ir.Value], q
         return b.sitofp(lo, F32), b.sitofp(hi, F32)
 
     def body4(b: ir.IRBuilder, j: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
-        lo, hi = nibbles(load_q(j))
         k = b.shl(j, _i64(1))
         k1 = b.add(k, _i64(1))
-        return [fma(fma(a, load_x(row, k), lo), load_x(row, k1), hi)
-                for a, row in zip(acc, x_rows)]
+        xs = [(load_x(row, k), load_x(row, k1)) for row in x_rows]
+        out: list[ir.Value] = []
+        for c, q_row in enumerate(q_rows):
+            lo, hi = nibbles(load_q(q_row, j))
+            out += [fma(fma(a, x0, lo), x1, hi)
+                    for a, (x0, x1) in zip(acc[c * nr:(c + 1) * nr], xs)]
+        return out
 
     j0 = b.lshr(k0, _i64(1))
-    totals = _loop(b, j0, b.add(j0, _i64(length // 2)), zeros, body4, "j")
+    totals = split(_loop(b, j0, b.add(j0, _i64(length // 2)), zeros, body4, "j"))
     if length % 2:  # odd K: the last byte holds one value (its high nibble is padding)
-        lo, _ = nibbles(load_q(b.add(j0, _i64(length // 2))))
         last = b.add(k0, _i64(length - 1))
-        totals = [fma(t, load_x(row, last), lo) for t, row in zip(totals, x_rows)]
+        xs = [load_x(row, last) for row in x_rows]
+        for c, q_row in enumerate(q_rows):
+            lo, _ = nibbles(load_q(q_row, b.add(j0, _i64(length // 2))))
+            totals[c] = [fma(t, x, lo) for t, x in zip(totals[c], xs)]
     return totals
 
 
@@ -182,16 +198,20 @@ def _splat(b: ir.IRBuilder, value: ir.Value, typ: ir.VectorType) -> ir.Value:
 
 
 def _vector_group_dot(b: ir.IRBuilder, shape: QuantizedShape, xv_rows: list[ir.Value],
-                      q_row: ir.Value, k0: ir.Value, chunks: int) -> list[ir.Value]:
-    """Per input row, a vector of partial sums over the first ``chunks`` whole
-    vector steps of the group at ``k0``. Each step loads 16 bytes of
-    integers once for all rows, widens and converts them in registers and
-    multiplies them with 16-float slices of the row. At 4 bits the low
-    nibbles multiply the row's even elements and the high ones its odd
-    elements: ``xv_rows`` are the rows permuted so that each 32-element chunk
-    holds its 16 even elements, then its 16 odd ones (``permute_for_int4``),
-    so no shuffle is needed."""
-    zeros = [ir.Constant(VEC, [0.0] * LANES)] * len(xv_rows)
+                      q_rows: list[ir.Value], k0: ir.Value, chunks: int) -> list[list[ir.Value]]:
+    """Per weight row c and input row r ([c][r]), a vector of partial sums over
+    the first ``chunks`` whole vector steps of the group at ``k0``. Each step
+    loads the rows' 16-float slices once for all weight rows and each weight
+    row's 16 bytes of integers once for all input rows, widens and converts
+    them in registers: every (c, r) pair is an accumulator chain of its own,
+    so a GEMV (one input row) over several weight rows keeps several
+    independent FMA chains in flight. At 4 bits the low nibbles multiply the
+    row's even elements and the high ones its odd elements: ``xv_rows`` are
+    the rows permuted so that each 32-element chunk holds its 16 even
+    elements, then its 16 odd ones (``permute_for_int4``), so no shuffle is
+    needed."""
+    nr = len(xv_rows)
+    zeros = [ir.Constant(VEC, [0.0] * LANES)] * (nr * len(q_rows))
     step = chunk_elements(shape.bits)
 
     def load_x(row: ir.Value, k: ir.Value) -> ir.Value:
@@ -203,19 +223,47 @@ def _vector_group_dot(b: ir.IRBuilder, shape: QuantizedShape, xv_rows: list[ir.V
     def body(b: ir.IRBuilder, c: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
         k = b.add(k0, b.mul(c, _i64(step)))
         byte = k if shape.bits == 8 else b.lshr(k, _i64(1))
-        raw = b.load(b.gep(q_row, [byte], source_etype=I8, inbounds=True), typ=BYTES, align=1)
-        if shape.bits == 8:
-            w = b.sitofp(b.sext(raw, WORDS), VEC)
-            return [fma(a, load_x(row, k), w) for a, row in zip(acc, xv_rows)]
-        wide = b.zext(raw, WORDS)
-        eight = ir.Constant(WORDS, [8] * LANES)
-        lo = b.sitofp(b.sub(b.and_(wide, ir.Constant(WORDS, [15] * LANES)), eight), VEC)
-        hi = b.sitofp(b.sub(b.lshr(wide, ir.Constant(WORDS, [4] * LANES)), eight), VEC)
         k_odd = b.add(k, _i64(LANES))
-        return [fma(fma(a, load_x(row, k), lo), load_x(row, k_odd), hi)
-                for a, row in zip(acc, xv_rows)]
+        xs = [load_x(row, k) for row in xv_rows]
+        xs_odd = [load_x(row, k_odd) for row in xv_rows] if shape.bits == 4 else []
+        ahead = _i64(PREFETCH_AHEAD * shape.row_bytes)
+        for q_row in q_rows:  # the same bytes of a row further on (16 B a step)
+            _prefetch(b, b.gep(q_row, [b.add(byte, ahead)], source_etype=I8, inbounds=False))
+        out: list[ir.Value] = []
+        for ci, q_row in enumerate(q_rows):
+            mine = acc[ci * nr:(ci + 1) * nr]
+            raw = b.load(b.gep(q_row, [byte], source_etype=I8, inbounds=True), typ=BYTES,
+                         align=1)
+            if shape.bits == 8:
+                w = b.sitofp(b.sext(raw, WORDS), VEC)
+                out += [fma(a, x, w) for a, x in zip(mine, xs)]
+                continue
+            wide = b.zext(raw, WORDS)
+            eight = ir.Constant(WORDS, [8] * LANES)
+            lo = b.sitofp(b.sub(b.and_(wide, ir.Constant(WORDS, [15] * LANES)), eight), VEC)
+            hi = b.sitofp(b.sub(b.lshr(wide, ir.Constant(WORDS, [4] * LANES)), eight), VEC)
+            out += [fma(fma(a, x0, lo), x1, hi) for a, x0, x1 in zip(mine, xs, xs_odd)]
+        return out
 
-    return _loop(b, _i64(0), _i64(chunks), zeros, body, "c")
+    flat = _loop(b, _i64(0), _i64(chunks), zeros, body, "c")
+    return [flat[ci * nr:(ci + 1) * nr] for ci in range(len(q_rows))]
+
+
+PREFETCH_AHEAD = 4
+"""Weight rows ahead of the current ones that a kernel prefetches (software
+prefetch: a GEMV reads each weight byte once, from DRAM, and the hardware
+prefetcher alone left one thread at about half of torch's f32 GEMV
+bandwidth)."""
+
+
+def _prefetch(b: ir.IRBuilder, address: ir.Value) -> None:
+    """``llvm.prefetch`` of ``address`` for reading into all cache levels."""
+    module = b.module
+    name = "llvm.prefetch.p0"
+    fn = module.globals.get(name)
+    if fn is None:
+        fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, I32, I32, I32]), name=name)
+    b.call(fn, [address, ir.Constant(I32, 0), ir.Constant(I32, 3), ir.Constant(I32, 1)])
 
 
 def _reduce(b: ir.IRBuilder, vec: ir.Value) -> ir.Value:
@@ -233,6 +281,109 @@ def _reduce(b: ir.IRBuilder, vec: ir.Value) -> ir.Value:
 ROW_BLOCK = 4
 """Input rows computed together per weight row (its integers converted once for all)."""
 
+CHANNEL_ACCUMULATORS = 4
+"""Independent (weight row, input row) accumulator chains a kernel keeps in
+flight: with fewer than :data:`ROW_BLOCK` input rows (a decode step's GEMV
+has one) it computes this many output channels together, each with its own
+chain, so the FMA latency of one chain does not bound the loop (one chain
+per channel ran a 768 x 768 int8 GEMV at about 5 G multiply-adds/s)."""
+
+
+def channel_block(m: int) -> int:
+    """Output channels computed together for ``m`` input rows."""
+    return max(1, CHANNEL_ACCUMULATORS // max(1, min(m, ROW_BLOCK)))
+
+
+@dataclass(frozen=True)
+class _Channels:
+    """The output channels one piece of the kernel computes, and its pointers."""
+
+    shape: QuantizedShape
+    x: ir.Value
+    xv: ir.Value
+    y: ir.Value
+    ns: list[ir.Value]
+    q_rows: list[ir.Value]
+    s_rows: list[ir.Value]
+
+
+def _scaled(b: ir.IRBuilder, acc: list[ir.Value], parts: list[list[ir.Value]],
+            scales: list[ir.Value], count: int, vector: bool) -> list[ir.Value]:
+    """acc[c * count + r] + parts[c][r] * scales[c], for every channel c and row r."""
+    out: list[ir.Value] = []
+    for c, scale in enumerate(scales):
+        factor = _splat(b, scale, VEC) if vector else scale
+        out += [b.fadd(a, b.fmul(p, factor, flags=REDUCTION), flags=REDUCTION)
+                for a, p in zip(acc[c * count:(c + 1) * count], parts[c])]
+    return out
+
+
+def _group(b: ir.IRBuilder, ch: _Channels, x_rows: list[ir.Value], xv_rows: list[ir.Value],
+           gi: ir.Value, acc: list[ir.Value], length: int) -> list[ir.Value]:
+    """One group of K: acc holds per (channel, row) a vector and a scalar
+    accumulator; each gets its partial sums over the group times the group's
+    scale of its channel."""
+    shape, count = ch.shape, len(x_rows)
+    pairs = len(ch.ns) * count
+    k0 = b.mul(gi, _i64(shape.group_size))
+    scales = [b.load(b.gep(s_row, [gi], source_etype=F32, inbounds=True), typ=F32)
+              for s_row in ch.s_rows]
+    chunks = vector_chunks(shape, length)
+    done = chunks * chunk_elements(shape.bits)
+    vecs, scalars = acc[:pairs], acc[pairs:]
+    if chunks:
+        parts = _vector_group_dot(b, shape, xv_rows, ch.q_rows, k0, chunks)
+        vecs = _scaled(b, vecs, parts, scales, count, vector=True)
+    if length > done:  # the scalar rest of the group
+        parts = _group_dot(b, shape, x_rows, ch.q_rows, b.add(k0, _i64(done)), length - done)
+        scalars = _scaled(b, scalars, parts, scales, count, vector=False)
+    return vecs + scalars
+
+
+def _rows(b: ir.IRBuilder, ch: _Channels, m0: ir.Value, count: int) -> None:
+    """Output rows m0 .. m0 + count - 1 of the channels ``ch``."""
+    shape = ch.shape
+    ms = [b.add(m0, _i64(r)) for r in range(count)]
+    x_rows = [b.gep(ch.x, [b.mul(m, _i64(shape.k))], source_etype=F32, inbounds=True)
+              for m in ms]
+    xv_rows = [b.gep(ch.xv, [b.mul(m, _i64(shape.k))], source_etype=F32, inbounds=True)
+               for m in ms]
+    pairs = len(ch.ns) * count  # accumulators, channel-major: [c * count + r]
+    full, tail = divmod(shape.k, shape.group_size)
+    init = [ir.Constant(VEC, [0.0] * LANES)] * pairs + [ir.Constant(F32, 0.0)] * pairs
+    acc = _loop(b, _i64(0), _i64(full), init,
+                lambda b, gi, acc: _group(b, ch, x_rows, xv_rows, gi, acc, shape.group_size), "g")
+    if tail:  # the shorter last group of a ragged K
+        acc = _group(b, ch, x_rows, xv_rows, _i64(full), acc, tail)
+    totals = [b.fadd(_reduce(b, v), t, flags=REDUCTION) for v, t in zip(acc[:pairs], acc[pairs:])]
+    for c, n in enumerate(ch.ns):
+        for m, value in zip(ms, totals[c * count:(c + 1) * count]):
+            out = b.gep(ch.y, [b.add(b.mul(m, _i64(shape.n)), n)], source_etype=F32,
+                        inbounds=True)
+            b.store(value, out)
+
+
+def _channels(b: ir.IRBuilder, shape: QuantizedShape, args: list[ir.Value], n0: ir.Value,
+              width: int) -> None:
+    """Output channels n0 .. n0 + width - 1, all input rows."""
+    x, xv, q, scales, y = args
+    ns = [b.add(n0, _i64(c)) for c in range(width)]
+    ch = _Channels(shape, x, xv, y, ns,
+                   [b.gep(q, [b.mul(n, _i64(shape.row_bytes))], source_etype=I8, inbounds=True)
+                    for n in ns],
+                   [b.gep(scales, [b.mul(n, _i64(shape.groups))], source_etype=F32,
+                          inbounds=True) for n in ns])
+    blocks, rest = divmod(shape.m, ROW_BLOCK)
+
+    def block(b: ir.IRBuilder, i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+        _rows(b, ch, b.mul(i, _i64(ROW_BLOCK)), ROW_BLOCK)
+        return []
+
+    if blocks:
+        _loop(b, _i64(0), _i64(blocks), [], block, "mb")
+    if rest:
+        _rows(b, ch, _i64(blocks * ROW_BLOCK), rest)
+
 
 def kernel_ir(shape: QuantizedShape) -> str:
     """LLVM IR text of the kernel for ``shape`` and its OpenMP entry."""
@@ -246,66 +397,23 @@ def kernel_ir(shape: QuantizedShape) -> str:
     fn.attributes.add("nounwind")
     translator.functions[KERNEL] = fn
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    x, xv, q, scales, y, lo, hi = fn.args
+    *pointers, lo, hi = fn.args
+    width = channel_block(shape.m)
+    start = lo
+    if width > 1:  # [lo, hi) in blocks of `width` channels, then one at a time
+        nblocks = b.sdiv(b.sub(hi, lo), _i64(width))
 
-    def per_channel(b: ir.IRBuilder, n: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
-        q_row = b.gep(q, [b.mul(n, _i64(shape.row_bytes))], source_etype=I8, inbounds=True)
-        s_row = b.gep(scales, [b.mul(n, _i64(shape.groups))], source_etype=F32, inbounds=True)
-
-        def rows(b: ir.IRBuilder, m0: ir.Value, count: int) -> None:
-            """Output rows m0 .. m0 + count - 1 of channel n."""
-            ms = [b.add(m0, _i64(r)) for r in range(count)]
-            x_rows = [b.gep(x, [b.mul(m, _i64(shape.k))], source_etype=F32, inbounds=True)
-                      for m in ms]
-            xv_rows = [b.gep(xv, [b.mul(m, _i64(shape.k))], source_etype=F32, inbounds=True)
-                       for m in ms]
-            size = shape.group_size
-
-            def group(b: ir.IRBuilder, gi: ir.Value, acc: list[ir.Value], length: int = size
-                      ) -> list[ir.Value]:
-                """acc: per row a vector and a scalar accumulator; each gets its
-                partial sums over the group times the group's scale."""
-                k0 = b.mul(gi, _i64(size))
-                scale = b.load(b.gep(s_row, [gi], source_etype=F32, inbounds=True), typ=F32)
-                chunks = vector_chunks(shape, length)
-                done = chunks * chunk_elements(shape.bits)
-                vecs, scalars = acc[:count], acc[count:]
-                if chunks:
-                    parts = _vector_group_dot(b, shape, xv_rows, q_row, k0, chunks)
-                    splat = _splat(b, scale, VEC)
-                    vecs = [b.fadd(a, b.fmul(p, splat, flags=REDUCTION), flags=REDUCTION)
-                            for a, p in zip(vecs, parts)]
-                if length > done:  # the scalar rest of the group
-                    parts = _group_dot(b, shape, x_rows, q_row, b.add(k0, _i64(done)),
-                                       length - done)
-                    scalars = [b.fadd(a, b.fmul(p, scale, flags=REDUCTION), flags=REDUCTION)
-                               for a, p in zip(scalars, parts)]
-                return vecs + scalars
-
-            full, tail = divmod(shape.k, size)
-            init = [ir.Constant(VEC, [0.0] * LANES)] * count + [ir.Constant(F32, 0.0)] * count
-            acc = _loop(b, _i64(0), _i64(full), init, group, "g")
-            if tail:  # the shorter last group of a ragged K
-                acc = group(b, _i64(full), acc, tail)
-            acc = [b.fadd(_reduce(b, v), t, flags=REDUCTION)
-                   for v, t in zip(acc[:count], acc[count:])]
-            for m, value in zip(ms, acc):
-                out = b.gep(y, [b.add(b.mul(m, _i64(shape.n)), n)], source_etype=F32, inbounds=True)
-                b.store(value, out)
-
-        blocks, rest = divmod(shape.m, ROW_BLOCK)
-
-        def block(b: ir.IRBuilder, i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
-            rows(b, b.mul(i, _i64(ROW_BLOCK)), ROW_BLOCK)
+        def channel_block_body(b: ir.IRBuilder, i: ir.Value, _: list[ir.Value]
+                               ) -> list[ir.Value]:
+            _channels(b, shape, pointers, b.add(lo, b.mul(i, _i64(width))), width)
             return []
+        _loop(b, _i64(0), nblocks, [], channel_block_body, "nb")
+        start = b.add(lo, b.mul(nblocks, _i64(width)))
 
-        if blocks:
-            _loop(b, _i64(0), _i64(blocks), [], block, "mb")
-        if rest:
-            rows(b, _i64(blocks * ROW_BLOCK), rest)
+    def one_channel(b: ir.IRBuilder, n: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+        _channels(b, shape, pointers, n, 1)
         return []
-
-    _loop(b, lo, hi, [], per_channel, "n")
+    _loop(b, start, hi, [], one_channel, "n")
     b.ret_void()
     translator.emit_omp_entry(fn)
     return str(translator.llmod)
