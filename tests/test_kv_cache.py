@@ -224,3 +224,22 @@ def test_other_input_writes_are_copied_back() -> None:
     torch.testing.assert_close(buf, eb)
     assert int(count) == int(ec) == 3
     assert fn.irc_stats.graphs == 1 and not fn.irc_stats.eager_ops
+
+
+def test_sliding_window_generation_compiles_a_bounded_number_of_graphs() -> None:
+    """Mistral with a window shorter than the generation: transformers' sliding
+    cache keeps a python int of the length (dynamo makes it symbolic after one
+    recompile) and rolls the cache once it is full. Tokens equal eager's, every
+    call compiled, and the graphs are prefill, decode before the window is
+    full (one for all positions), decode once it is full: not one per step."""
+    from zoo.models import ZOO
+    model, _ = ZOO["mistral"].make(batch=1)
+    model.config.sliding_window = 10
+    ids = ZOO["mistral"].fresh_inputs(model, seed=5, batch=1, seq=7)["input_ids"]
+    expected = _generate(model, ids, 9)
+    compiled = irc.compile(model.forward, strict=True, options=NO_CACHE)
+    model.forward = compiled  # type: ignore[method-assign]
+    got = _generate(model, ids, 9)
+    assert torch.equal(got, expected), (got, expected)
+    stats = compiled.irc_stats
+    assert stats.graphs <= 3 and stats.eager_calls == 0 and not stats.eager_ops, stats
