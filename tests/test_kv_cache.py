@@ -243,3 +243,24 @@ def test_sliding_window_generation_compiles_a_bounded_number_of_graphs() -> None
     assert torch.equal(got, expected), (got, expected)
     stats = compiled.irc_stats
     assert stats.graphs <= 3 and stats.eager_calls == 0 and not stats.eager_ops, stats
+
+
+def test_prompts_of_new_lengths_share_one_symbolic_prefill_graph() -> None:
+    """Five prompt lengths into one static cache: dynamo compiles the first
+    prefill static, the second with the prompt length symbolic, and no more
+    (graphs: static prefill, decode, symbolic prefill); tokens equal eager's."""
+    from transformers import StaticCache
+    from zoo.models import ZOO
+    model, _ = ZOO["llama"].make(batch=1)
+    eager_forward = model.forward
+    compiled = irc.compile(model.forward, strict=True, options=NO_CACHE)
+    for seq in (7, 11, 5, 16, 9):
+        ids = ZOO["llama"].fresh_inputs(model, seed=seq, batch=1, seq=seq)["input_ids"]
+        model.forward = eager_forward  # type: ignore[method-assign]
+        want = _generate(model, ids, 4, StaticCache(config=model.config, max_cache_len=32))
+        model.forward = compiled  # type: ignore[method-assign]
+        got = _generate(model, ids, 4, StaticCache(config=model.config, max_cache_len=32))
+        assert torch.equal(got, want), (seq, got, want)
+    stats = compiled.irc_stats
+    assert stats.graphs == 3 and stats.symbolic_programs == 1, stats
+    assert stats.eager_calls == 0 and not stats.eager_ops, stats
