@@ -33,6 +33,7 @@ quantized copy; irc itself keeps no float copy of a quantized weight.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import resource
 import statistics
@@ -62,6 +63,9 @@ class Row:
     weight_mib_per_token: float
     weight_gb_s: float
     copy_gb_s: float
+    rss_after_mib: float = 0.0
+    """Resident memory after the runs (garbage collected, freed heap pages
+    returned): what stays, without the compile's transient peak."""
     tokens_equal_eager: bool | None = None
     tokens: list[int] | None = None
 
@@ -152,11 +156,27 @@ def run_mode(mode: str, size: dict[str, int], repeats: int) -> Row:
         total.append(sum(times))
     tok_s = 1 / statistics.median(decode)
     wbytes = weight_bytes_per_token(model, mode)
+    gc.collect()
+    rss_after = _resident_bytes() / 2**20
     return Row(mode, params / 1e6, statistics.median(prefill), tok_s,
                max(sum(first) - statistics.median(total), 0.0),
                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, wbytes / 2**20,
-               wbytes * tok_s / 1e9, copy_bandwidth() / 1e9,
+               wbytes * tok_s / 1e9, copy_bandwidth() / 1e9, rss_after_mib=rss_after,
                tokens=tokens[0, size["prompt"]:].tolist())
+
+
+def _resident_bytes() -> int:
+    """This process's resident memory now (``/proc/self/statm``), after
+    handing freed heap pages back to the system (glibc ``malloc_trim``: the
+    compile's transient buffers are freed but would stay resident)."""
+    import ctypes
+    import os
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: the number includes freed heap pages
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def _yes_no(value: bool | None) -> str:
@@ -166,12 +186,12 @@ def _yes_no(value: bool | None) -> str:
 def table(rows: list[Row]) -> str:
     eager = next((r for r in rows if r.mode == "eager"), None)
     lines = ["| mode | params M | prefill s | decode tok/s | vs eager | compile s | peak RSS MiB "
-             "| weights MiB/token | weight GB/s | of copy BW | tokens = eager |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| RSS after MiB | weights MiB/token | weight GB/s | of copy BW | tokens = eager |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         speed = f"{r.decode_tok_s / eager.decode_tok_s:.2f}x" if eager else "-"
         lines.append(f"| {r.mode} | {r.params_m:.1f} | {r.prefill_s:.3f} | {r.decode_tok_s:.1f} | "
-                     f"{speed} | {r.compile_s:.1f} | {r.peak_rss_mib:.0f} | "
+                     f"{speed} | {r.compile_s:.1f} | {r.peak_rss_mib:.0f} | {r.rss_after_mib:.0f} | "
                      f"{r.weight_mib_per_token:.1f} | {r.weight_gb_s:.2f} | "
                      f"{100 * r.weight_gb_s / r.copy_gb_s:.0f}% | "
                      f"{_yes_no(r.tokens_equal_eager)} |")

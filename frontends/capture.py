@@ -39,6 +39,7 @@ import torch.fx
 from irc.errors import IrcError, UnsupportedOpError
 from irc.frontends.decompositions import decomposition_table
 from irc.frontends.input_mutations import lift_input_mutations, with_copies_back
+from irc.passes.derived_weights import DerivedWeights
 from irc.frontends.fx_importer import FxImporter, NodeUnsupported, _flat_outputs, op_name, static_problems
 from irc.frontends.program import Program
 from irc.frontends.source_locations import describe, source_line
@@ -208,8 +209,10 @@ def _weight_args(gm: torch.fx.GraphModule,
 
 def _compile_whole(gm: torch.fx.GraphModule, target: str, options: Mapping[str, Any] | Any | None,
                    weight_placeholders: Mapping[str, tuple[str, torch.Tensor]] | None = None,
-                   stats: CompileStats | None = None) -> CompiledGraph:
+                   stats: CompileStats | None = None,
+                   derived: DerivedWeights | None = None) -> CompiledGraph:
     program, layout, positions = _import(gm, target, weight_placeholders)
+    program.derived = derived
     from irc.ir.kernel import find_main
     from irc.ir.symbols import size_arg_names
     main = find_main(program.module)
@@ -250,7 +253,8 @@ def _partition_ids(gm: torch.fx.GraphModule, unsupported: set[str]) -> dict[str,
 def _compile_split(gm: torch.fx.GraphModule, unsupported: set[str], target: str,
                    options: Mapping[str, Any] | None,
                    weight_placeholders: Mapping[str, tuple[str, torch.Tensor]] | None = None,
-                   stats: CompileStats | None = None) -> Runner:
+                   stats: CompileStats | None = None,
+                   derived: DerivedWeights | None = None) -> Runner:
     from torch.fx.passes.split_module import split_module
     ids = _partition_ids(gm, unsupported)
     split = split_module(gm, None, lambda n: ids[n.name][0], keep_original_order=True)
@@ -267,7 +271,8 @@ def _compile_split(gm: torch.fx.GraphModule, unsupported: set[str], target: str,
         weights = {n.name: given[n.name] for n in sub.graph.nodes
                    if n.op == "placeholder" and n.name in given}
         setattr(split, name, _CompiledSubmodule(
-            _compile_whole(sub, target, options, weights or None, stats=stats), single))
+            _compile_whole(sub, target, options, weights or None, stats=stats, derived=derived),
+            single))
 
     def run(*args: Any) -> list[Any]:
         result = split(*args)
@@ -281,14 +286,15 @@ def _compile_split(gm: torch.fx.GraphModule, unsupported: set[str], target: str,
 def compile_graph(gm: torch.fx.GraphModule, target: str, options: Mapping[str, Any] | None = None,
                   strict: bool = False, warned: set[tuple[str, str]] | None = None,
                   stats: CompileStats | None = None,
-                  weight_placeholders: Mapping[str, tuple[str, torch.Tensor]] | None = None
-                  ) -> Runner:
+                  weight_placeholders: Mapping[str, tuple[str, torch.Tensor]] | None = None,
+                  derived: DerivedWeights | None = None) -> Runner:
     """Compile one core-aten graph (nodes carry ``meta["val"]``); returns a
     callable taking the graph's flat inputs and returning its flat outputs.
     ``warned``: the (op, source line) pairs this compile has warned about;
     ``stats`` (when given) counts programs, kernels and the nodes left in eager;
     ``weight_placeholders`` (placeholder -> (weight name, tensor)) become
-    ``graph.weight`` ops (in each compiled piece of a split graph too)."""
+    ``graph.weight`` ops (in each compiled piece of a split graph too);
+    ``derived``: quantized weights shared with the compile's other graphs."""
     warned = set() if warned is None else warned
     from torch._subclasses.fake_tensor import unset_fake_temporarily
     nodes = {n.name: n for n in gm.graph.nodes}
@@ -300,9 +306,10 @@ def compile_graph(gm: torch.fx.GraphModule, target: str, options: Mapping[str, A
                 raise UnsupportedOpError(op_name(nodes[name]), describe(nodes[name]), reason)
             try:
                 if not unsupported:
-                    return _compile_whole(gm, target, options, weight_placeholders, stats=stats)
+                    return _compile_whole(gm, target, options, weight_placeholders, stats=stats,
+                                          derived=derived)
                 runner = _compile_split(gm, set(unsupported), target, options,
-                                        weight_placeholders, stats)
+                                        weight_placeholders, stats, derived)
                 break
             except NodeUnsupported as err:
                 name = err.node.name
@@ -386,13 +393,14 @@ def make_dynamo_backend(target: str = "cpu", options: Mapping[str, Any] | Any | 
 
     freeze = _quantizes(options, target)
     fold = not freeze and _versions_weights(target)
+    derived = DerivedWeights()  # one quantized copy of a weight for all graphs of this compile
 
     def compile_boxed(gm: torch.fx.GraphModule, example_inputs: list[Any],
                       weights: Mapping[str, tuple[str, torch.Tensor]] | None = None) -> Runner:
         mutations = lift_input_mutations(gm)  # cache updates in place, other writes copied back
         with gc_paused():  # the backward's compile is called by autograd, not from backend()
             runner = with_copies_back(compile_graph(gm, target, options, strict, warned, stats,
-                                                    weights), mutations)
+                                                    weights, derived), mutations)
         if on_compiled is not None:
             on_compiled(runner)
         if stats is not None:

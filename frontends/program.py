@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from xdsl.dialects.builtin import ModuleOp
@@ -23,3 +24,7 @@ class Program:
     weights: dict[str, torch.Tensor] = field(default_factory=dict)
     input_names: list[str] = field(default_factory=list)
     output_names: list[str] = field(default_factory=list)
+    derived: Any = None
+    """A :class:`irc.passes.derived_weights.DerivedWeights` shared by the graphs
+    of one ``irc.compile`` (quantized weights computed once for all of them),
+    or None: this program's own."""

@@ -72,7 +72,7 @@ def compile_program(program: Program, target: str = "cpu",
         return _compile_symbolic(program, target, backend, config, backend_options,
                                  verify_each, after)
     passes = _with_weight_store(parse_pipeline(pipeline or config.pipeline_for(backend)),
-                                program.weights)
+                                program.weights, program.derived)
     run_pipeline(program.module, passes, verify_each=verify_each, after_pass=after,
                  reproducer_dir=config.logging.reproducer_dir)
     return _backend_compile(program.module, program.weights, target, backend, backend_options,
@@ -86,13 +86,14 @@ def _compile_symbolic(program: Program, target: str, backend: Any, config: Confi
     (:mod:`irc.symbolic_executable`)."""
     from irc.symbolic_executable import SpecializingExecutable
     graph = _with_weight_store(parse_pipeline(config.pipeline_for(backend, to="graph")),
-                               program.weights)
+                               program.weights, program.derived)
     run_pipeline(program.module, graph, verify_each=verify_each, after_pass=after,
                  reproducer_dir=config.logging.reproducer_dir)
     rest = config.pipeline_for(backend, start="graph")
 
     def compile_static(module: ModuleOp) -> Executable:
-        passes = _with_weight_store(parse_pipeline(rest), program.weights) if rest else []
+        passes = _with_weight_store(parse_pipeline(rest), program.weights,
+                                    program.derived) if rest else []
         run_pipeline(module, passes, verify_each=verify_each, after_pass=after,
                      reproducer_dir=config.logging.reproducer_dir)
         return _backend_compile(module, program.weights, target, backend, backend_options, config)
@@ -113,16 +114,18 @@ def _backend_compile(module: ModuleOp, weights: Mapping[str, Any], target: str, 
     return _CopyAliasedOutputs(executable, aliased) if aliased else executable
 
 
-def _with_weight_store(passes: list[ModulePass], weights: dict) -> list[ModulePass]:
+def _with_weight_store(passes: list[ModulePass], weights: dict, derived: Any = None
+                       ) -> list[ModulePass]:
     """``quantize-weights`` and ``merge-quantized-matmuls`` get the program's
     weight store (they replace float weights by quantized ones, and those by
-    stacked ones: a compile-time snapshot either way); other passes do not,
-    so weights stay live tensors that in-place updates reach."""
+    stacked ones: a compile-time snapshot either way) and the memo of derived
+    weights shared by the graphs of one compile (``derived``); other passes
+    do not, so weights stay live tensors that in-place updates reach."""
     import dataclasses
 
     from irc.passes.merge_quantized_matmuls import MergeQuantizedMatmuls
     from irc.passes.quantize_weights import QuantizeWeights
-    return [dataclasses.replace(p, weights=weights)
+    return [dataclasses.replace(p, weights=weights, derived=derived)
             if isinstance(p, (QuantizeWeights, MergeQuantizedMatmuls)) and p.weights is None
             else p for p in passes]
 

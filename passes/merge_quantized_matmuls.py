@@ -36,6 +36,7 @@ from xdsl.passes import ModulePass
 
 from irc.errors import PassError
 from irc.ir import graph as g
+from irc.passes.derived_weights import DerivedWeights
 from irc.ir.types import dims_of, shape_of, tensor_type
 
 Key = tuple[SSAValue, int, int, object]
@@ -48,6 +49,8 @@ class MergeQuantizedMatmuls(ModulePass):
     name = "merge-quantized-matmuls"
     weights: dict[str, torch.Tensor] | None = field(default=None, compare=False, hash=False)
     """The program's weight store (given by ``run_pipeline``/``irc.compile``)."""
+    derived: DerivedWeights | None = field(default=None, compare=False, hash=False)
+    """Stacked copies shared with the other graphs of one ``irc.compile``."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         groups: dict[Key, list[g.QuantizedMatmulOp]] = defaultdict(list)
@@ -79,8 +82,16 @@ class MergeQuantizedMatmuls(ModulePass):
             missing = [n for n in (*qnames, *snames) if n not in self.weights]
             if missing:
                 raise PassError(f"merge-quantized-matmuls: no value for weight \"{missing[0]}\"")
-            self.weights[qname] = torch.cat([self.weights[n] for n in qnames]).contiguous()
-            self.weights[sname] = torch.cat([self.weights[n] for n in snames]).contiguous()
+            for name, parts in ((qname, qnames), (sname, snames)):
+                sources = [self.weights[n] for n in parts]
+
+                def stack(sources: list[torch.Tensor] = sources) -> torch.Tensor:
+                    return torch.cat(sources).contiguous()
+                if self.derived is None:
+                    self.weights[name] = stack()
+                else:
+                    self.weights[name] = self.derived.get(("stack",), sources, stack)
+                    self.derived.release(sources)  # the per-layer copies are not kept
         widths = [shape_of(m.qweight.type)[0] for m in siblings]
         n = sum(widths)
         qtype = tensor_type((n, shape_of(first.qweight.type)[1]), torch.int8)

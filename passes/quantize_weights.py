@@ -32,6 +32,7 @@ from xdsl.passes import ModulePass
 
 from irc.errors import PassError
 from irc.ir import graph as g
+from irc.passes.derived_weights import DerivedWeights
 from irc.ir.types import dims_of, dtype_of, shape_of, tensor_type
 
 DEFAULT_INT4_GROUP = 64
@@ -87,6 +88,9 @@ class QuantizeWeights(ModulePass):
     """Input channels sharing one scale; 0: per output channel at 8 bits, 64 at 4 bits."""
     weights: dict[str, torch.Tensor] | None = field(default=None, compare=False, hash=False)
     """The program's weight store (given by ``run_pipeline``/``irc.compile``)."""
+    derived: DerivedWeights | None = field(default=None, compare=False, hash=False)
+    """Quantized copies shared with the other graphs of one ``irc.compile``
+    (computed once per source weight and version; given by the driver)."""
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
         if self.bits not in (4, 8):
@@ -123,7 +127,12 @@ class QuantizeWeights(ModulePass):
             if name not in self.weights:
                 raise PassError(f"quantize-weights: no value for weight \"{name}\"")
             w = self.weights[name]
-            qweight, scales = quantize(w.t() if stored_kn else w, self.bits, group)
+            bits = self.bits
+
+            def make() -> tuple[torch.Tensor, torch.Tensor]:
+                return quantize(w.t() if stored_kn else w, bits, group)
+            qweight, scales = (make() if self.derived is None else
+                               self.derived.get(("quantize", bits, group, stored_kn), [w], make))
             self.weights[qname], self.weights[sname] = qweight, scales
         made[key] = (qname, sname)
         return qname, sname
