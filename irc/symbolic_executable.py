@@ -56,6 +56,8 @@ class SpecializingExecutable:
         self._compiled: OrderedDict[tuple[tuple[str, int], ...], Any] = OrderedDict()
         self.specializations = 0
         """How many bindings have been compiled so far."""
+        self.fallback_reason: str | None = None
+        """Why a backend that compiles symbolic sizes once fell back to this (None: it does not)."""
         self.observers: list[Callable[[ModuleOp], None]] = []
         """Called with each binding's module after its lower stages ran (irc stats)."""
 
@@ -88,6 +90,11 @@ class SpecializingExecutable:
             raise InputMismatchError(f"expected {len(self.arg_types)} input tensors, got {len(inputs)}")
         tensors = [x for x, name in zip(inputs, self.size_names) if name is None]
         return self.executable_for(self.binding(inputs))(*tensors)
+
+    @property
+    def backend_compiles(self) -> int:
+        """Backend compiles so far: one per binding."""
+        return self.specializations
 
     def eager_kernels(self) -> list[str]:
         """The eager kernels of the bindings compiled so far (irc stats)."""

@@ -321,5 +321,9 @@ class MemoryPlanPass(ModulePass):
     name = "memory-plan"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        from irc.ir.symbols import module_is_symbolic
+        if module_is_symbolic(op):  # sizes known per call: the runtime plans per binding
+            _main(op).attributes[MEMORY_ATTR] = StringAttr("planned per binding of the sizes")
+            return
         plan = plan_memory(op)
         _main(op).attributes[MEMORY_ATTR] = StringAttr(plan.summary())
