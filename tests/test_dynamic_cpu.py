@@ -1,0 +1,94 @@
+"""The cpu backend compiles a module with symbolic sizes once: one native
+compile serves every binding (irc.backends.llvm.symbolic), checked against
+eager at every size, with the number of backend compiles asserted."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import irc
+from irc.driver import SymbolicFallbackWarning
+
+
+def test_llama_block_compiles_once_at_the_backend_for_every_shape() -> None:
+    from bench.bench_dynamic import LlamaBlock
+    torch.manual_seed(0)
+    block = LlamaBlock(dim=64, heads=4, kv_heads=2, ffn=96, max_seq=128).eval()
+    compiled = irc.compile(block, target="cpu", strict=True, dynamic=True)
+    shapes = [(2, 16), (3, 17), (2, 31), (4, 100), (2, 64), (3, 5)]
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("error", SymbolicFallbackWarning)
+        for batch, seq in shapes:
+            x = torch.randn(batch, seq, 64)
+            torch.testing.assert_close(compiled(x), block(x), rtol=1e-4, atol=1e-4)
+        stats = compiled.irc_stats
+        assert stats.graphs == 1 and stats.backend_compiles == 1
+        assert stats.specializations == 0 and not stats.symbolic_fallbacks
+        # batch 1 and sequence 1: dynamo specialises them, one graph each; still right
+        for batch, seq in [(1, 17), (2, 1), (1, 40)]:
+            x = torch.randn(batch, seq, 64)
+            torch.testing.assert_close(compiled(x), block(x), rtol=1e-4, atol=1e-4)
+        assert stats.graphs == 3 and stats.backend_compiles == 3
+
+
+def _program(kind: str, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    if kind == "softmax":
+        return (x * 0.5).softmax(-1)
+    if kind == "layernorm":
+        return F.layer_norm(x, x.shape[-1:]) * w
+    if kind == "rmsnorm":
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * w
+    if kind == "rope":
+        half = x.shape[-1] // 2
+        return x * w + torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+    if kind == "heads":  # split heads, permute, elementwise, merge back
+        b, s, d = x.shape
+        h = x.reshape(b, s, 2, d // 2).transpose(1, 2)
+        return torch.tanh(h).transpose(1, 2).reshape(b, s, d) + w
+    if kind == "silu":
+        return F.silu(x) * x + w
+    raise AssertionError(kind)
+
+
+@settings(max_examples=8, deadline=None)
+@given(kind=st.sampled_from(["softmax", "layernorm", "rmsnorm", "rope", "heads", "silu"]),
+       cols=st.sampled_from([8, 12]),
+       sizes=st.lists(st.tuples(st.integers(2, 6), st.integers(2, 40)), min_size=3, max_size=5,
+                      unique=True))
+def test_transformer_kernels_compile_once_for_random_sizes(
+        kind: str, cols: int, sizes: list[tuple[int, int]]) -> None:
+    w = torch.randn(cols)
+
+    def f(x: torch.Tensor) -> torch.Tensor:
+        return _program(kind, x, w)
+
+    compiled = irc.compile(f, target="cpu", strict=True, dynamic=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SymbolicFallbackWarning)
+        for batch, seq in sizes:
+            x = torch.randn(batch, seq, cols)
+            torch._dynamo.mark_dynamic(x, 0)
+            torch._dynamo.mark_dynamic(x, 1)
+            torch.testing.assert_close(compiled(x), f(x), rtol=1e-4, atol=1e-4)
+    stats = compiled.irc_stats
+    assert stats.graphs == 1 and stats.backend_compiles == 1 and not stats.symbolic_fallbacks
+
+
+def test_what_cannot_be_lowered_symbolically_falls_back_per_binding_and_says_why() -> None:
+    def f(x: torch.Tensor) -> torch.Tensor:
+        return x - x.sum(0, keepdim=True)  # a column sum: a scratch buffer of symbolic size
+
+    compiled = irc.compile(f, target="cpu", strict=True, dynamic=True)
+    with pytest.warns(SymbolicFallbackWarning, match="scratch buffer of symbolic size"):
+        for n in (3, 5, 9):
+            x = torch.randn(n, 7)
+            torch.testing.assert_close(compiled(x), f(x))
+    stats = compiled.irc_stats
+    assert len(stats.symbolic_fallbacks) == 1 and "kernel" in stats.symbolic_fallbacks[0]
+    assert stats.backend_compiles == 3  # one per binding
