@@ -5,10 +5,12 @@
 """Running a program with symbolic sizes on a backend that compiles static shapes.
 
 The graph stage runs once on the symbolic module (every graph pass handles
-``?`` dimensions). The stages below it (fusion, memory plan, loops) and the
-backend's code generation need static sizes today, so
-:class:`SpecializingExecutable` compiles them per *binding* of the size
-symbols, on the first call that has it, and keeps each result:
+``?`` dimensions). A backend whose lower stages take symbolic sizes
+(``compiles_symbolic``: the cpu one) compiles the module once for all sizes
+(``backends/llvm/symbolic.py``); on other backends, and where that raised
+(``fallback_reason`` says why), :class:`SpecializingExecutable` compiles the
+stages below it (fusion, memory plan, loops, code generation) per *binding*
+of the size symbols, on the first call that has it, and keeps each result:
 
 * every call first binds the symbols from the inputs' shapes and checks every
   relation the types state (:func:`irc.ir.symbols.bind`): a tensor whose

@@ -35,7 +35,9 @@ Guarantees:
 
 The :class:`MemoryPlanPass` (``memory-plan``) records the plan's one-line
 summary as the string attribute ``irc.memory`` on ``@main``; it does not
-change the computation. Backends call :func:`plan_memory` to reuse buffers.
+change the computation. On a module with symbolic sizes it records that the
+plan is made per binding (the CPU runtime plans each binding's specialised
+``@main`` once, ``backends/llvm/symbolic.py``). Backends call :func:`plan_memory` to reuse buffers.
 """
 
 from __future__ import annotations

@@ -294,7 +294,7 @@ class HostProgram:
     def _launch(self, op: LaunchOp) -> Step | None:
         name = op.callee.string_value()
         if op in self.view_ops:
-            return self._view(op, json.loads(self.jit_view_steps(op)))
+            return self._view(op, self._resolve_sizes(json.loads(self.jit_view_steps(op))))
         sig = self.signatures.get(name)
         if sig is None:
             raise BackendError(f"cpu backend: host.launch of unknown kernel @{name}")
@@ -356,6 +356,18 @@ class HostProgram:
             else:
                 dynamic.append((pos, i))
         return args, dynamic, fresh
+
+    def _resolve_sizes(self, steps: list) -> list:
+        """View steps with each symbolic size (a string) evaluated under the binding."""
+        from irc.ir.symbols import evaluate, parse_dim
+
+        def resolve(x: object) -> object:
+            if isinstance(x, str) and x not in ("permute", "reshape", "expand", "slice"):
+                return evaluate(parse_dim(x), self.binding)
+            if isinstance(x, list):
+                return [resolve(y) for y in x]
+            return x
+        return [resolve(step) for step in steps]
 
     def _size_args(self, sig: KernelSignature) -> list[int]:
         """The values of the kernel's size arguments under this program's binding."""

@@ -391,11 +391,18 @@ def _child_nodes(args: object) -> list[Node]:
     return []
 
 
+def _size_json(d: ix.Size) -> int | str:
+    """A size in a view step: an int, or a symbolic size's printed expression
+    (the runtime evaluates it under the call's binding)."""
+    return d if isinstance(d, int) else format_dim(d)
+
+
 def movement_chain(fn: func.FuncOp) -> list[list] | None:
     """The kernel as torch view steps, if it only moves data of its one input.
 
     ``[["permute", dims] | ["reshape", shape] | ["expand", shape] |
-    ["slice", dim, start, end, step], ...]``, applied in order to the input.
+    ["slice", dim, start, end, step], ...]``, applied in order to the input;
+    a symbolic size is its expression as a string.
     A runtime may run such a kernel as a torch view where its result only
     feeds library calls (e.g. a weight transpose before a matmul: no copy).
     """
@@ -403,14 +410,12 @@ def movement_chain(fn: func.FuncOp) -> list[list] | None:
     ops = list(block.ops)
     if len(block.args) != 1 or len(ops) < 2 or len(ops[-1].operands) != 1:
         return None
-    if any(is_symbolic_type(v.type) for op in ops for v in (*op.operands, *op.results)):
-        return None  # torch views of symbolic shapes: per binding, not here
     current: SSAValue = block.args[0]
     steps: list[list] = []
     for op in ops[:-1]:
         if len(op.operands) != 1 or op.operands[0] is not current:
             return None
-        out = list(dims_of(op.results[0].type))
+        out = [_size_json(d) for d in dims_of(op.results[0].type)]
         if isinstance(op, g.PermuteOp):
             steps.append(["permute", list(g.ints(op.dims))])
         elif isinstance(op, (g.ReshapeOp, g.SqueezeOp, g.UnsqueezeOp)):
@@ -418,7 +423,7 @@ def movement_chain(fn: func.FuncOp) -> list[list] | None:
         elif isinstance(op, g.ExpandOp):
             steps.append(["expand", out])
         elif isinstance(op, g.SliceOp):
-            steps.append(["slice", *op.params()])
+            steps.append(["slice", *(_size_json(p) for p in op.symbolic_params())])
         else:
             return None
         current = op.results[0]
