@@ -178,7 +178,7 @@ ZERO = Lin(0)
 
 
 def const(c: Size) -> Lin:
-    return Lin(_norm(c) if not isinstance(c, int) else int(c))
+    return Lin(_norm(c) if isinstance(c, sympy.Basic) else int(c))
 
 
 def atom(a: Atom) -> Lin:

@@ -94,3 +94,28 @@ def test_what_cannot_be_lowered_symbolically_falls_back_per_binding_and_says_why
     stats = compiled.irc_stats
     assert len(stats.symbolic_fallbacks) == 1 and "kernel" in stats.symbolic_fallbacks[0]
     assert stats.backend_compiles == 3  # one per binding
+
+
+@pytest.mark.parametrize("runtime", ["openmp", "pool"])
+def test_parallel_kernels_split_by_the_runtime_trip_count(runtime: str) -> None:
+    from irc.driver import compile_program
+    from irc.frontends.program import Program
+    from irc.ir.text import parse_module
+    text = """
+    func.func @main(%x: tensor<?x?xf32, ["s0", "s1"]>) -> tensor<?x?xf32, ["s0", "s1"]> {
+      %m = graph.amax %x {dims = array<i64: 1>, keepdim = true} : tensor<?x?xf32, ["s0", "s1"]> -> tensor<?x1xf32, ["s0"]>
+      %d = graph.sub %x, %m : (tensor<?x?xf32, ["s0", "s1"]>, tensor<?x1xf32, ["s0"]>) -> tensor<?x?xf32, ["s0", "s1"]>
+      %e = graph.exp %d : tensor<?x?xf32, ["s0", "s1"]> -> tensor<?x?xf32, ["s0", "s1"]>
+      func.return %e : tensor<?x?xf32, ["s0", "s1"]>
+    }"""
+    module, _ = parse_module(text)
+    run = compile_program(Program(module), "cpu", {"min_parallel_work": 1, "threads": 2,
+                                                   "parallel_runtime": runtime})
+    assert run.backend_compiles == 1
+    for rows, cols in [(1, 5), (2, 3), (7, 33), (64, 17), (3, 1)]:
+        x = torch.randn(rows, cols)
+        want = (x - x.amax(1, keepdim=True)).exp()
+        torch.testing.assert_close(run(x)[0], want)
+    assert run.bindings == 5
+    launches = run.stats.launches
+    assert launches["openmp"] + launches["pool"] > 0  # the large bindings ran split
