@@ -82,18 +82,34 @@ def test_transformer_kernels_compile_once_for_random_sizes(
     assert stats.graphs == 1 and stats.backend_compiles == 1 and not stats.symbolic_fallbacks
 
 
-def test_what_cannot_be_lowered_symbolically_falls_back_per_binding_and_says_why() -> None:
+def test_a_column_sum_gets_a_heap_scratch_buffer_of_symbolic_size() -> None:
     def f(x: torch.Tensor) -> torch.Tensor:
-        return x - x.sum(0, keepdim=True)  # a column sum: a scratch buffer of symbolic size
+        return x - x.sum(0, keepdim=True)  # materialised first: a scratch buffer of s0*s1... sizes
 
     compiled = irc.compile(f, target="cpu", strict=True, dynamic=True)
-    with pytest.warns(SymbolicFallbackWarning, match="scratch buffer of symbolic size"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SymbolicFallbackWarning)
+        for n, m in [(3, 7), (5, 9), (40, 2000)]:
+            x = torch.randn(n, m)
+            torch.testing.assert_close(compiled(x), f(x), rtol=1e-4, atol=1e-4)
+    assert compiled.irc_stats.backend_compiles == 1
+    assert "memref.alloc" in compiled.irc_stats._executables[0].loops_ir
+
+
+def test_what_cannot_compile_symbolically_falls_back_per_binding_and_says_why() -> None:
+    def f(x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(x) * 2
+
+    # the generated C host schedule needs static sizes: per binding, said so
+    compiled = irc.compile(f, target="cpu", strict=True, dynamic=True,
+                           options={"host_schedule": "native"})
+    with pytest.warns(SymbolicFallbackWarning, match="host_schedule='native' needs static sizes"):
         for n in (3, 5, 9):
             x = torch.randn(n, 7)
             torch.testing.assert_close(compiled(x), f(x))
     stats = compiled.irc_stats
-    assert len(stats.symbolic_fallbacks) == 1 and "kernel" in stats.symbolic_fallbacks[0]
-    assert stats.backend_compiles == 3  # one per binding
+    assert len(stats.symbolic_fallbacks) == 1 and "native" in stats.symbolic_fallbacks[0]
+    assert stats.backend_compiles == 3 and stats.specializations == 3  # one per binding
 
 
 @pytest.mark.parametrize("runtime", ["openmp", "pool"])

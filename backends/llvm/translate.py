@@ -19,7 +19,7 @@ trailing memref arguments written in place.  (Helper funcs reached through
   arithmetic, all cmpf/cmpi predicates, select, casts), ``math.*``,
   ``memref.load``/``memref.store``, ``memref.alloca`` (small scratch, placed on
   the stack of the calling thread), ``memref.alloc``/``memref.dealloc`` (heap
-  scratch via malloc/free), ``func.call`` to a func of the same module,
+  scratch via malloc/free; ``memref<?xT>`` with its element count as operand), ``func.call`` to a func of the same module,
   ``func.return``.
 * f16/bf16 arithmetic is expected to be wrapped in ``arith.extf``/``truncf`` by
   the lowering; math ops on f16/bf16 are nevertheless computed in f32.
@@ -73,7 +73,7 @@ from typing import Callable
 
 from llvmlite import ir
 from xdsl.dialects import builtin, func, scf
-from xdsl.dialects.builtin import MemRefType, ModuleOp
+from xdsl.dialects.builtin import DYNAMIC_INDEX, MemRefType, ModuleOp
 from xdsl.ir import Operation, SSAValue
 
 from irc.errors import BackendError
@@ -389,9 +389,19 @@ class FuncEmitter:
         self.values[op.results[0]] = ptr
 
     def emit_alloc(self, op: Operation) -> None:
+        malloc = self.mt.declare("malloc", PTR, [I64])
+        mtype = op.results[0].type
+        if len(op.operands) == 1 and list(mtype.get_shape()) == [DYNAMIC_INDEX]:
+            # memref<?xT> of a runtime element count (a scratch buffer of symbolic size)
+            width = translate_arith.byte_size(mem_type(mtype.element_type))
+            smax = self.intrinsic("llvm.smax.i64", I64, [I64, I64])
+            nbytes = self.b.call(smax, [self.b.mul(self.get(op.operands[0]), ir.Constant(I64, width)),
+                                        ir.Constant(I64, 1)])
+            self.values[op.results[0]] = self.b.call(malloc, [nbytes],
+                                                     name=op.results[0].name_hint or "heap")
+            return
         mtype, n = self._num_elements(op)
         nbytes = n * translate_arith.byte_size(mem_type(mtype.element_type))
-        malloc = self.mt.declare("malloc", PTR, [I64])
         self.values[op.results[0]] = self.b.call(
             malloc, [ir.Constant(I64, max(nbytes, 1))], name=op.results[0].name_hint or "heap")
 

@@ -58,7 +58,7 @@ from xdsl.passes import ModulePass
 
 from irc.ir import graph as g
 from irc.ir.host import LaunchOp
-from irc.ir.symbols import (SymbolicShapeError, format_dim, is_symbolic_type, maybe_more_than_one,
+from irc.ir.symbols import (format_dim, is_symbolic_type, maybe_more_than_one,
                             symbols_of)
 from irc.ir.types import dims_of, dtype_of, element_type, numel
 from irc.errors import BackendError
@@ -279,7 +279,7 @@ class KernelLowering:
             if outer:
                 buf = self.accumulate(op, node)
             else:
-                buf = self.allocate(self.scratch_type(node.type, numel(shape)))
+                buf = self.scratch_buffer(node.type, numel(shape))
                 self.emit_nest(shape, [(buf, lambda idx: self.values.raw_reduction(op, idx))])
             e.scopes.extend(saved)
             self.materialising.discard(value)
@@ -306,7 +306,7 @@ class KernelLowering:
         raw = self.values.raw_reduction(op, kept_index)
         _combine, inits, body, rvars, _origin = raw.args
         types = [i.type for i in inits]
-        bufs = [self.allocate(self.scratch_type(t, numel(shape))) for t in types]
+        bufs = [self.scratch_buffer(t, numel(shape)) for t in types]
         # accumulators start at the reduction's identity
         self.emit_nest(shape, [(b, (lambda i: (lambda idx: i))(init)) for b, init in zip(bufs, inits)])
         # walk the input in its own dim order: kept dims and reduced dims interleaved
@@ -334,13 +334,16 @@ class KernelLowering:
             e.close_loop(loop, [], restore if i == len(loops) - 1 else None)
         return bufs[-1] if combine in ("argmax", "argmin") else bufs[0]
 
-    def scratch_type(self, element: Attribute, n: ix.Size) -> MemRefType:
-        """A kernel-local buffer of ``n`` elements (a symbolic ``n`` is refused by name)."""
-        if not isinstance(n, int):
-            raise SymbolicShapeError(f"lower-to-loops: kernel @{self.fn.sym_name.data} needs a "
-                                     f"scratch buffer of symbolic size {format_dim(n)} (a "
-                                     "reduction materialised before its use)")
-        return MemRefType(element, [n])
+    def scratch_buffer(self, element: Attribute, n: ix.Size) -> SSAValue:
+        """A kernel-local buffer of ``n`` elements; of a symbolic ``n``, a heap
+        ``memref<?xT>`` of the size computed from the size arguments (freed at
+        the kernel's end)."""
+        if isinstance(n, int):
+            return self.allocate(MemRefType(element, [n]))
+        size = self.emitter.index_value(n)
+        buf = self.emitter.put(memref.AllocOp([size], [], MemRefType(element, [DYNAMIC_INDEX])), 0)
+        self.deallocs.append(buf)
+        return buf
 
     def allocate(self, mtype: MemRefType) -> SSAValue:
         if _bytes(mtype) <= ALLOCA_MAX_BYTES:
