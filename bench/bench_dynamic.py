@@ -13,14 +13,16 @@ on hidden states ``[batch, seq, hidden]``. For every shape (default: 12, batch
 * ``eager``: the module itself;
 * ``irc_dynamic``: ONE ``irc.compile(block, dynamic=True)`` serving every shape
   (its first call at a shape is timed separately as ``irc_dynamic_first_s``:
-  irc compiles the stages below the graph level once per binding of the sizes,
-  :mod:`irc.symbolic_executable`);
+  the cpu backend compiles the symbolic module's kernels once, and per new
+  binding of the sizes only makes the host schedule, ``backends/llvm/symbolic.py``);
 * ``irc_static``: a fresh ``irc.compile(block, dynamic=False)`` per shape;
 * ``inductor_dynamic``: ONE ``torch.compile(block, dynamic=True)``.
 
 and the compile counts: graphs dynamo handed to irc (dynamo specialises sizes 0
-and 1, so batch 1 and sequence 1 add graphs of their own), irc's per-binding
-specialisations, and the graphs inductor compiled. One JSON line per shape,
+and 1, so batch 1 and sequence 1 add graphs of their own), irc's backend
+compiles (native code generation: one per graph when it compiles symbolically,
+else one per binding) and per-binding specialisations (programs that fell back
+to compiling per binding), and the graphs inductor compiled. One JSON line per shape,
 then a markdown table. Numbers on a loaded machine are noisy.
 
     python -m bench.bench_dynamic                   # 12 shapes, hidden 256
@@ -141,7 +143,8 @@ def run(shapes: list[tuple[int, int]], dim: int, repeats: int, inductor: bool,
             for name, seconds in interleaved_medians(fns, repeats=repeats).items():
                 row[f"{name}_ms"] = round(seconds * 1e3, 3)
             stats = dynamic.irc_stats
-            row.update(irc_graphs=stats.graphs, irc_specializations=stats.specializations,
+            row.update(irc_graphs=stats.graphs, irc_backend_compiles=stats.backend_compiles,
+                       irc_specializations=stats.specializations,
                        inductor_graphs=inductor_graphs[0] if inductor else None)
             print(json.dumps(row), flush=True)
             rows.append(row)
@@ -151,7 +154,8 @@ def run(shapes: list[tuple[int, int]], dim: int, repeats: int, inductor: bool,
 def table(rows: list[dict[str, Any]]) -> str:
     cols = ["batch", "seq", "correct", "eager_ms", "irc_dynamic_ms", "irc_static_ms",
             "inductor_dynamic_ms", "irc_dynamic_first_s", "irc_static_compile_s",
-            "inductor_first_s", "irc_graphs", "irc_specializations", "inductor_graphs"]
+            "inductor_first_s", "irc_graphs", "irc_backend_compiles", "irc_specializations",
+            "inductor_graphs"]
     cols = [c for c in cols if any(c in r for r in rows)]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:

@@ -9,14 +9,18 @@ passes as the kernel's trailing memref arguments:
     %y = host.launch @kernel_0(%x, %w) : (tensor<4x8xf32>, tensor<8xf32>) -> tensor<4x8xf32>
 
 The launch verifies that the callee is a func whose memref arguments match
-the operand and result tensors in element count and element type.
+the operand and result tensors in element count and element type. A kernel
+compiled for every binding of symbolic sizes takes trailing ``index`` size
+arguments (``irc.sizes``) that the launch does not list: the runtime passes
+the values of the call's binding.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from xdsl.dialects.builtin import FlatSymbolRefAttrConstr, MemRefType, SymbolRefAttr, TensorType
+from xdsl.dialects.builtin import (DYNAMIC_INDEX, FlatSymbolRefAttrConstr, IndexType, MemRefType,
+                                   SymbolRefAttr, TensorType)
 from xdsl.ir import Attribute, Dialect, Operation, SSAValue
 from xdsl.irdl import (
     IRDLOperation,
@@ -34,6 +38,16 @@ def _numel(t: Attribute) -> int:
     for d in t.get_shape():  # type: ignore[attr-defined]
         n *= d
     return n
+
+
+def _holds(buffer: MemRefType, t: Attribute) -> bool:
+    """Does the flat ``buffer`` hold a tensor of type ``t``? (``memref<?xT>``
+    holds a tensor with a symbolic size; a static one, its element count.)"""
+    shape = [int(d) for d in buffer.get_shape()]
+    symbolic = DYNAMIC_INDEX in [int(d) for d in t.get_shape()]  # type: ignore[attr-defined]
+    if DYNAMIC_INDEX in shape or symbolic:
+        return shape == [DYNAMIC_INDEX] and symbolic
+    return _numel(buffer) == _numel(t)
 
 
 @irdl_op_definition
@@ -57,13 +71,15 @@ class LaunchOp(IRDLOperation):
         if not isinstance(target, func.FuncOp):
             raise VerifyException(f"'host.launch' callee {self.callee} is not a func")
         params = list(target.function_type.inputs.data)
+        while params and isinstance(params[-1], IndexType):
+            params.pop()  # trailing size arguments: the runtime passes the binding's sizes
         values = [*self.args, *self.res]
         if len(params) != len(values) or target.function_type.outputs.data:
             raise VerifyException(f"'host.launch' callee {self.callee} takes {len(params)} memrefs "
                                   f"and no results; launch passes {len(values)} tensors")
         for i, (p, v) in enumerate(zip(params, values)):
             if not isinstance(p, MemRefType) or p.element_type != v.type.element_type \
-                    or _numel(p) != _numel(v.type):
+                    or not _holds(p, v.type):
                 raise VerifyException(f"'host.launch' buffer {i} of {self.callee} is {p}, "
                                       f"which does not hold {v.type}")
 

@@ -72,6 +72,8 @@ def specialize(module: ModuleOp, binding: Mapping[str, int]) -> ModuleOp:
 
 def _drop_size_args(fn: Any) -> None:
     """Remove ``fn``'s size arguments (their values are in the specialised types now)."""
+    if not fn.body.blocks:
+        return  # a declaration
     names = size_arg_names(fn)
     if not any(n is not None for n in names):
         return

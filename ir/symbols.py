@@ -133,6 +133,37 @@ def is_static(d: Dim) -> bool:
     return isinstance(d, int)
 
 
+def known_nonnegative(d: Dim) -> bool:
+    """Whether ``d >= 0`` is proven (for every positive value of its symbols);
+    False when it is not known (never a guess)."""
+    if isinstance(d, int):
+        return d >= 0
+    return sympy.sympify(d).is_nonnegative is True
+
+
+def known_le(a: Dim, b: Dim) -> bool:
+    """Whether ``a <= b`` is proven for every binding (False when unknown)."""
+    return known_nonnegative(b - a)  # type: ignore[operator]
+
+
+def known_lt(a: Dim, b: Dim) -> bool:
+    """Whether ``a < b`` is proven for every binding (False when unknown)."""
+    return known_nonnegative(b - a - 1)  # type: ignore[operator]
+
+
+def known_positive(d: Dim) -> bool:
+    return known_lt(0, d)
+
+
+def known_negative(d: Dim) -> bool:
+    return known_lt(d, 0)
+
+
+def maybe_more_than_one(d: Dim) -> bool:
+    """A static size above 1, or a symbolic one (which may be 1 or more: a loop runs it)."""
+    return not isinstance(d, int) or d > 1
+
+
 def symbols_of(dims: Iterable[Dim]) -> set[str]:
     """Names of the symbols the dimensions mention."""
     out: set[str] = set()
@@ -357,7 +388,8 @@ def specialize_type(t: Attribute, binding: Mapping[str, int]) -> Attribute:
     return TensorType(t.get_element_type(), [evaluate(d, binding) for d in type_dims(t)])
 
 
-__all__ = ["Binder", "Dim", "SIZE_ARG", "SymbolicShapeError", "bind", "bind_inputs", "canonical", "evaluate", "format_dim",
+__all__ = ["Binder", "Dim", "known_le", "known_lt", "known_negative", "known_nonnegative",
+           "known_positive", "maybe_more_than_one", "SIZE_ARG", "SymbolicShapeError", "bind", "bind_inputs", "canonical", "evaluate", "format_dim",
            "from_torch", "is_static", "is_symbolic_type", "make_tensor_type", "module_is_symbolic",
            "parse_dim", "size_arg_names", "specialize_type", "symbol", "symbols_of",
            "to_sympy", "type_dims"]

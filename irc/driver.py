@@ -90,6 +90,24 @@ def _compile_symbolic(program: Program, target: str, backend: Any, config: Confi
     run_pipeline(program.module, graph, verify_each=verify_each, after_pass=after,
                  reproducer_dir=config.logging.reproducer_dir)
     rest = config.pipeline_for(backend, start="graph")
+    fallback_reason: str | None = None
+    if getattr(backend, "compiles_symbolic", False):
+        # one compile for every size; what the lower stages cannot do symbolically
+        # raises (SymbolicShapeError naming it) and the module compiles per binding
+        graph_module = program.module.clone()
+        try:
+            passes = _with_weight_store(parse_pipeline(rest), program.weights) if rest else []
+            run_pipeline(program.module, passes, verify_each=verify_each, after_pass=after,
+                         reproducer_dir=config.logging.reproducer_dir)
+            return _backend_compile(program.module, program.weights, target, backend,
+                                    backend_options, config)
+        except IrcError as err:
+            fallback_reason = f"{type(err).__name__}: {err}".split("\n")[0]
+            program.module = graph_module
+            import warnings
+            warnings.warn(f"irc: {target} compiles this program once per binding of its sizes, "
+                          f"not once for all: {fallback_reason}", SymbolicFallbackWarning,
+                          stacklevel=2)
 
     def compile_static(module: ModuleOp) -> Executable:
         passes = _with_weight_store(parse_pipeline(rest), program.weights,
@@ -98,7 +116,15 @@ def _compile_symbolic(program: Program, target: str, backend: Any, config: Confi
                      reproducer_dir=config.logging.reproducer_dir)
         return _backend_compile(module, program.weights, target, backend, backend_options, config)
 
-    return SpecializingExecutable(program.module, compile_static)
+    executable = SpecializingExecutable(program.module, compile_static)
+    executable.fallback_reason = fallback_reason
+    return executable
+
+
+class SymbolicFallbackWarning(UserWarning):
+    """A backend that compiles symbolic sizes once could not for this program:
+    it compiles once per binding of the sizes instead (the reason is in the
+    message and in ``irc_stats.symbolic_fallbacks``)."""
 
 
 def _backend_compile(module: ModuleOp, weights: Mapping[str, Any], target: str, backend: Any,

@@ -63,7 +63,18 @@ class CompileStats:
     """Why the first such call ran nothing compiled, once one did."""
     symbolic_programs: int = 0
     """Programs compiled with symbolic sizes (``?`` dims): one serves every size."""
+    symbolic_fallbacks: list[str] = field(default_factory=list)
+    """Per symbolic program that its backend could not compile once for all sizes
+    (it compiles per binding instead): why, naming the op."""
     _specializing: list[Any] = field(default_factory=list, repr=False)
+    _executables: list[Any] = field(default_factory=list, repr=False)
+
+    @property
+    def backend_compiles(self) -> int:
+        """Backend compiles so far over all programs: one per static program and
+        per program compiled once for all sizes, one per binding where a
+        program compiles per binding."""
+        return sum(int(getattr(e, "backend_compiles", 1)) for e in self._executables)
 
     @property
     def specializations(self) -> int:
@@ -82,7 +93,9 @@ class CompileStats:
                 f"program(s), {self.kernels} kernel(s), {self.externs} library call(s)")
         if self.symbolic_programs:
             text += (f", {self.symbolic_programs} with symbolic sizes "
-                     f"({self.specializations} size binding(s) compiled)")
+                     f"({self.backend_compiles} backend compile(s))")
+        if self.symbolic_fallbacks:
+            text += f", {len(self.symbolic_fallbacks)} compiled per binding of the sizes"
         if self.eager_ops:
             text += f", {len(self.eager_ops)} node(s) in eager ({', '.join(sorted(set(self.eager_ops)))})"
         if self.nothing_compiled:
@@ -107,6 +120,12 @@ class CompileStats:
 
     def record_executable(self, executable: Any) -> None:
         """Kernels a backend runs in eager torch instead (``eager_kernels()``, if it has one)."""
+        self._executables.append(executable)
+        if isinstance(getattr(executable, "bindings", None), int):
+            self.symbolic_programs += 1  # compiled once for every binding
+        reason = getattr(executable, "fallback_reason", None)
+        if isinstance(reason, str):
+            self.symbolic_fallbacks.append(reason)
         if isinstance(getattr(executable, "specializations", None), int):
             self.symbolic_programs += 1
             self._specializing.append(executable)

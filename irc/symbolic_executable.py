@@ -5,10 +5,12 @@
 """Running a program with symbolic sizes on a backend that compiles static shapes.
 
 The graph stage runs once on the symbolic module (every graph pass handles
-``?`` dimensions). The stages below it (fusion, memory plan, loops) and the
-backend's code generation need static sizes today, so
-:class:`SpecializingExecutable` compiles them per *binding* of the size
-symbols, on the first call that has it, and keeps each result:
+``?`` dimensions). A backend whose lower stages take symbolic sizes
+(``compiles_symbolic``: the cpu one) compiles the module once for all sizes
+(``backends/llvm/symbolic.py``); on other backends, and where that raised
+(``fallback_reason`` says why), :class:`SpecializingExecutable` compiles the
+stages below it (fusion, memory plan, loops, code generation) per *binding*
+of the size symbols, on the first call that has it, and keeps each result:
 
 * every call first binds the symbols from the inputs' shapes and checks every
   relation the types state (:func:`irc.ir.symbols.bind`): a tensor whose
@@ -56,6 +58,8 @@ class SpecializingExecutable:
         self._compiled: OrderedDict[tuple[tuple[str, int], ...], Any] = OrderedDict()
         self.specializations = 0
         """How many bindings have been compiled so far."""
+        self.fallback_reason: str | None = None
+        """Why a backend that compiles symbolic sizes once fell back to this (None: it does not)."""
         self.observers: list[Callable[[ModuleOp], None]] = []
         """Called with each binding's module after its lower stages ran (irc stats)."""
 
@@ -88,6 +92,11 @@ class SpecializingExecutable:
             raise InputMismatchError(f"expected {len(self.arg_types)} input tensors, got {len(inputs)}")
         tensors = [x for x, name in zip(inputs, self.size_names) if name is None]
         return self.executable_for(self.binding(inputs))(*tensors)
+
+    @property
+    def backend_compiles(self) -> int:
+        """Backend compiles so far: one per binding."""
+        return self.specializations
 
     def eager_kernels(self) -> list[str]:
         """The eager kernels of the bindings compiled so far (irc stats)."""

@@ -56,7 +56,10 @@ from xdsl.ir import Operation, SSAValue
 
 from irc.ir import graph as g
 from irc.ir.kernel import EXTERN_OP_NAMES, EXTERN_OPS, MAX_FUSED_CONCAT_INPUTS, is_extern
-from irc.ir.types import numel, shape_of
+import sympy
+
+from irc.ir.symbols import Dim, known_le, known_lt
+from irc.ir.types import dims_of, numel, shape_of
 
 __all__ = ["EXTERN_OP_NAMES", "EXTERN_OPS", "MAX_FUSED_CONCAT_INPUTS", "FusionPlan", "KernelGroup",
            "decide_fusion", "is_extern", "is_fusible", "is_host_value", "is_small_splat"]
@@ -116,13 +119,28 @@ class FusionPlan:
 class _Group:
     members: list[Operation]
     has_reduction: bool
-    domain: int
+    domain: Dim
 
 
-def _op_domain(op: Operation) -> int:
-    sizes = [numel(shape_of(v.type)) for v in (*op.operands, *op.results)
-             if hasattr(v.type, "get_shape")]
-    return max(sizes, default=1)
+def _op_domain(op: Operation) -> Dim:
+    """The largest iteration space among the op's operands and results (for
+    symbolic sizes, one proven at least as large as the others; their sympy
+    ``Max`` when none is)."""
+    out: Dim = 1
+    for v in (*op.operands, *op.results):
+        if not hasattr(v.type, "get_shape"):
+            continue
+        out = _larger(out, numel(dims_of(v.type)))
+    return out
+
+
+def _larger(a: Dim, b: Dim) -> Dim:
+    """``max(a, b)``: the one proven larger, else their sympy ``Max``."""
+    if known_le(a, b):
+        return b
+    if known_le(b, a):
+        return a
+    return sympy.Max(a, b)
 
 
 def _creates_cycle(graph: nx.DiGraph, a: int, b: int, hi: dict[int, int], limit: int) -> bool:
@@ -203,8 +221,13 @@ class _Partition:
         if len(ga.members) + len(gb.members) > self.max_ops:
             return False
         if ga.domain != gb.domain:
-            smaller = ga if ga.domain < gb.domain else gb
-            if smaller.has_reduction:
+            if known_lt(ga.domain, gb.domain):
+                smaller = ga.has_reduction
+            elif known_lt(gb.domain, ga.domain):
+                smaller = gb.has_reduction
+            else:  # sizes not comparable for every binding: as if the reduction were smaller
+                smaller = ga.has_reduction or gb.has_reduction
+            if smaller:
                 return False
         if self.graph.out_degree(a) == 1 or self.graph.in_degree(b) == 1:
             return True  # the edge a -> b is a's only way out or b's only way in
@@ -215,7 +238,7 @@ class _Partition:
         gone, keep = self.groups.pop(a), self.groups[b]
         keep.members.extend(gone.members)
         keep.has_reduction |= gone.has_reduction
-        keep.domain = max(keep.domain, gone.domain)
+        keep.domain = _larger(keep.domain, gone.domain)
         for member in gone.members:
             self.node_of[member] = b
         self.hi[b] = max(self.hi[a], self.hi[b])

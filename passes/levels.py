@@ -62,11 +62,10 @@ BUILTIN_LEVELS: dict[str, PassLevels] = {
 }
 
 
-# Passes that need static sizes: the kernel and loops stages. On a module with
-# symbolic sizes (``?`` dims) they are refused with a PassError; irc.compile
-# runs them per binding of the sizes (irc/symbolic_executable.py).
-NEEDS_STATIC_SIZES = frozenset({"channels-last", "swap-skinny-matmul", "fuse", "memory-plan",
-                                "split-full-reductions", "lower-to-loops"})
+# Every pass takes modules with symbolic sizes (``?`` dims): the graph passes
+# transform them, the kernel and loops stages handle the ops they can and raise
+# irc.ir.symbols.SymbolicShapeError naming what needs a static size
+# (irc.compile then compiles per binding of the sizes: irc/symbolic_executable.py).
 
 
 def levels_of(p: ModulePass | type[ModulePass]) -> PassLevels | None:
@@ -109,13 +108,7 @@ def check_levels(passes: list[ModulePass], module: ModuleOp) -> None:
     which pass has to run before it."""
     current = ir_levels(module)
     previous = "the input"
-    from irc.ir.symbols import module_is_symbolic
-    symbolic = any(p.name in NEEDS_STATIC_SIZES for p in passes) and module_is_symbolic(module)
     for p in passes:
-        if symbolic and p.name in NEEDS_STATIC_SIZES:
-            raise PassError(f"pass '{p.name}' needs static sizes, but the module has symbolic ones "
-                            "(? dims): the graph passes take them; irc.compile runs the kernel "
-                            "and loops stages once per binding of the sizes")
         spec = levels_of(p)
         if spec is None:
             continue

@@ -35,7 +35,9 @@ Guarantees:
 
 The :class:`MemoryPlanPass` (``memory-plan``) records the plan's one-line
 summary as the string attribute ``irc.memory`` on ``@main``; it does not
-change the computation. Backends call :func:`plan_memory` to reuse buffers.
+change the computation. On a module with symbolic sizes it records that the
+plan is made per binding (the CPU runtime plans each binding's specialised
+``@main`` once, ``backends/llvm/symbolic.py``). Backends call :func:`plan_memory` to reuse buffers.
 """
 
 from __future__ import annotations
@@ -321,5 +323,9 @@ class MemoryPlanPass(ModulePass):
     name = "memory-plan"
 
     def apply(self, ctx: Context, op: ModuleOp) -> None:
+        from irc.ir.symbols import module_is_symbolic
+        if module_is_symbolic(op):  # sizes known per call: the runtime plans per binding
+            _main(op).attributes[MEMORY_ATTR] = StringAttr("planned per binding of the sizes")
+            return
         plan = plan_memory(op)
         _main(op).attributes[MEMORY_ATTR] = StringAttr(plan.summary())

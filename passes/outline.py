@@ -11,18 +11,21 @@ group is replaced by ``func.call @kernel_N`` and extern ops keep their place.
 
 from __future__ import annotations
 
+from typing import Any
+
 from xdsl.dialects import func
 from xdsl.dialects.builtin import ModuleOp
 from xdsl.ir import Block, Operation, Region, SSAValue
 
 from irc.ir import graph as g
 from irc.ir.kernel import mark_kernel
-from irc.ir.types import shape_of
+from irc.ir.symbols import format_dim
+from irc.ir.types import dims_of
 from irc.passes.fusion_groups import FusionPlan, KernelGroup
 
 
-def _fmt(shape: tuple[int, ...]) -> str:
-    return "x".join(str(d) for d in shape) if shape else "scalar"
+def _fmt(shape: tuple[Any, ...]) -> str:
+    return "x".join(format_dim(d) for d in shape) if shape else "scalar"
 
 
 def iteration_summary(ops: list[Operation]) -> str:
@@ -36,11 +39,11 @@ def iteration_summary(ops: list[Operation]) -> str:
 
     for op in ops:
         if isinstance(op, g.ReduceOp):
-            add(_fmt(shape_of(op.input.type)))
+            add(_fmt(dims_of(op.input.type)))
             dims = ",".join(str(d) for d in op.reduced_dims)
-            parts.append(f"reduce({dims}) {_fmt(shape_of(op.result.type))}")
+            parts.append(f"reduce({dims}) {_fmt(dims_of(op.result.type))}")
         elif op.results:
-            add(_fmt(shape_of(op.results[0].type)))
+            add(_fmt(dims_of(op.results[0].type)))
     return " -> ".join(parts)
 
 

@@ -34,16 +34,16 @@ from xdsl.dialects.builtin import ModuleOp
 from xdsl.passes import ModulePass
 
 from irc.ir import graph as g
-from irc.ir.types import shape_of
+from irc.ir.types import dims_of
 from irc.passes.canonical_patterns import compose_permutes
 
 _TRANSPOSE = [1, 0]
 
 
 def _swappable(op: g.MatmulOp, max_rows: int) -> bool:
-    x, wt = shape_of(op.lhs.type), shape_of(op.rhs.type)
-    if len(x) != 2 or len(wt) != 2:
-        return False
+    x, wt = dims_of(op.lhs.type), dims_of(op.rhs.type)
+    if len(x) != 2 or len(wt) != 2 or not all(isinstance(d, int) for d in (*x, *wt)):
+        return False  # a symbolic row count may be large: kept as it is
     owner = op.rhs.owner
     if not isinstance(owner, g.PermuteOp) or list(g.ints(owner.dims)) != _TRANSPOSE:
         return False

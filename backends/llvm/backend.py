@@ -23,7 +23,7 @@ import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 from types import MappingProxyType
 
 import torch
@@ -39,10 +39,12 @@ from irc.backends.llvm.kernel_texts import (
     lowered_kernels,
 )
 from irc.backends.llvm.runtime import HostProgram
+from irc.backends.llvm.symbolic import SymbolicCPUExecutable
 from irc.backends.llvm.threads import LaunchStats
 from irc.backends.llvm.translate import kernel_signatures
 from irc.cache import CacheConfig
 from irc.errors import IrcError
+from irc.ir.symbols import SymbolicShapeError, module_is_symbolic
 from irc.passes.memory_plan import MemoryPlan, plan_memory
 
 log = logging.getLogger("irc.backends.cpu")
@@ -183,16 +185,32 @@ class LLVMBackend(Backend):
                                  "kernel": "channels-last,conv-epilogue,swap-skinny-matmul,fuse,"
                                            "memory-plan"})
     versions_weights = True  # HostProgram keys weight-derived values on each weight's version
+    compiles_symbolic = True
+    """The kernel and loops stages and :meth:`compile` take symbolic sizes
+    (one native compile for every binding: :mod:`irc.backends.llvm.symbolic`);
+    what they cannot handle raises SymbolicShapeError and the driver compiles
+    per binding instead."""
 
     def compile(self, module: ModuleOp, weights: Mapping[str, torch.Tensor],
-                options: BackendOptions) -> CPUExecutable:
+                options: BackendOptions) -> CPUExecutable | SymbolicCPUExecutable:
         if not isinstance(options, LLVMOptions):
             options = LLVMOptions()
+        symbolic = module_is_symbolic(module)
+        if symbolic and options.host_schedule == "native":
+            raise SymbolicShapeError("cpu backend: host_schedule='native' needs static sizes")
         kernels = lowered_kernels(module)  # translated in place: no copy of the IR
         texts = kernel_texts(kernels)
         llvm_ir = readable_llvm_ir(texts)
         signatures = kernel_signatures(kernels)
         jit = jit_kernel_texts(texts, options.cache, options.compile_workers)  # type: ignore[arg-type]
+        if symbolic:
+            def make_program(static: ModuleOp, jit: JitModule, signatures: Mapping[str, Any],
+                             weights: Mapping[str, torch.Tensor], plan: MemoryPlan | None,
+                             binding: Mapping[str, int]) -> HostProgram:
+                return HostProgram(static, jit, signatures, weights, plan, options.threads,
+                                   options.min_parallel_work, options.parallel_runtime, binding)
+            return SymbolicCPUExecutable(module, jit, signatures, weights, make_program, llvm_ir,
+                                         functools.partial(_print_funcs, kernels), len(signatures))
         try:
             plan: MemoryPlan | None = plan_memory(module)
         except IrcError:

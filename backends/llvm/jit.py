@@ -130,16 +130,17 @@ class JitModule:
             raise BackendError(f"llvm backend: no function @{name} in JIT module")
         return addr
 
-    def function(self, name: str, n_memrefs: int, parallel: bool = False):
-        """ctypes callable ``f(ptr0, ..., ptrN-1[, lo, hi]) -> None``."""
-        return self._function(name, n_memrefs, (ctypes.c_int64,) * 2 if parallel else ())
+    def function(self, name: str, n_memrefs: int, parallel: bool = False, n_sizes: int = 0):
+        """ctypes callable ``f(ptr0, ..., ptrN-1, [size0, ...,] [lo, hi]) -> None``."""
+        return self._function(name, n_memrefs,
+                              (ctypes.c_int64,) * (n_sizes + (2 if parallel else 0)))
 
-    def omp_function(self, name: str, n_memrefs: int):
-        """ctypes callable ``f(ptr0, ..., ptrN-1, lo, hi, nthreads) -> None``: the
-        OpenMP entry ``@<name>.omp`` of a parallel kernel (see ``translate``)."""
+    def omp_function(self, name: str, n_memrefs: int, n_sizes: int = 0):
+        """ctypes callable ``f(ptr0, ..., ptrN-1, [sizes...,] lo, hi, nthreads) -> None``:
+        the OpenMP entry ``@<name>.omp`` of a parallel kernel (see ``translate``)."""
         from irc.backends.llvm.translate import OMP_SUFFIX
         return self._function(name + OMP_SUFFIX, n_memrefs,
-                              (ctypes.c_int64, ctypes.c_int64, ctypes.c_int32))
+                              (ctypes.c_int64,) * (n_sizes + 2) + (ctypes.c_int32,))
 
     def _function(self, name: str, n_memrefs: int, tail: tuple):
         key = (name, n_memrefs, tail)

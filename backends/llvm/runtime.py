@@ -166,7 +166,9 @@ class HostProgram:
 
     def __init__(self, module: ModuleOp, jit: JitModule, signatures: Mapping[str, KernelSignature],
                  weights: Mapping[str, torch.Tensor], plan: MemoryPlan | None,
-                 threads: int, min_parallel_work: int, parallel_runtime: str = "openmp") -> None:
+                 threads: int, min_parallel_work: int, parallel_runtime: str = "openmp",
+                 binding: Mapping[str, int] | None = None,
+                 functions: Mapping[str, func.FuncOp] | None = None) -> None:
         main = find_main(module, "cpu backend", BackendError)
         if not main.body.blocks:
             raise BackendError("cpu backend: the module has no func.func @main")
@@ -177,12 +179,15 @@ class HostProgram:
         self.threads = threads
         self.min_parallel_work = min_parallel_work
         self.parallel_runtime = parallel_runtime
+        self.binding = dict(binding or {})
+        """Values of the size symbols (kernels compiled for every binding take them)."""
         self.stats = LaunchStats()
         self.lock = threading.Lock()
         self.index: dict[SSAValue, int] = {}
         block = main.body.block
         ops = list(block.ops)
-        functions = self.functions = functions_of(module)
+        functions = self.functions = dict(functions) if functions is not None \
+            else functions_of(module)
         self.view_ops = view_ops(ops, functions)
         self.derived = plan.derived if plan is not None else weight_derived_values(ops)
         self.input_specs = [TensorSpec.of(a) for a in block.args]
@@ -289,20 +294,21 @@ class HostProgram:
     def _launch(self, op: LaunchOp) -> Step | None:
         name = op.callee.string_value()
         if op in self.view_ops:
-            return self._view(op, json.loads(self.jit_view_steps(op)))
+            return self._view(op, self._resolve_sizes(json.loads(self.jit_view_steps(op))))
         sig = self.signatures.get(name)
         if sig is None:
             raise BackendError(f"cpu backend: host.launch of unknown kernel @{name}")
         if sig.n_memrefs != len(op.args) + len(op.res):
             raise BackendError(f"cpu backend: @{name} takes {sig.n_memrefs} buffers, "
                                f"launch passes {len(op.args) + len(op.res)}")
-        fn = self.jit.function(name, sig.n_memrefs, sig.parallel)
-        trip = sig.trip_count or 0
+        fn = self.jit.function(name, sig.n_memrefs, sig.parallel, len(sig.sizes))
+        trip = self._trip_count(sig)
         launch: Callable[[list[int]], None] | None = None
         if sig.parallel and self.threads != 1:
-            launch = self._parallel_launcher(op, sig, fn)
+            launch = self._parallel_launcher(op, sig, fn, trip)
         parallel = launch is not None
         args, dynamic, fresh = self._launch_args(op)
+        args += self._size_args(sig)
         tail = (0, trip) if sig.parallel and not parallel else ()
         args_tail = args + list(tail)
 
@@ -351,8 +357,34 @@ class HostProgram:
                 dynamic.append((pos, i))
         return args, dynamic, fresh
 
-    def _parallel_launcher(self, op: LaunchOp, sig: KernelSignature, fn: Callable[..., None]
-                           ) -> Callable[[list[int]], None] | None:
+    def _resolve_sizes(self, steps: list) -> list:
+        """View steps with each symbolic size (a string) evaluated under the binding."""
+        from irc.ir.symbols import evaluate, parse_dim
+
+        def resolve(x: object) -> object:
+            if isinstance(x, str) and x not in ("permute", "reshape", "expand", "slice"):
+                return evaluate(parse_dim(x), self.binding)
+            if isinstance(x, list):
+                return [resolve(y) for y in x]
+            return x
+        return [resolve(step) for step in steps]
+
+    def _size_args(self, sig: KernelSignature) -> list[int]:
+        """The values of the kernel's size arguments under this program's binding."""
+        try:
+            return [self.binding[name] for name in sig.sizes]
+        except KeyError as err:
+            raise BackendError(f"cpu backend: @{sig.name} takes size {err}, which the call's "
+                               "binding does not give") from None
+
+    def _trip_count(self, sig: KernelSignature) -> int:
+        if sig.trip_expr is None:
+            return sig.trip_count or 0
+        from irc.ir.symbols import evaluate, parse_dim
+        return evaluate(parse_dim(sig.trip_expr), self.binding)
+
+    def _parallel_launcher(self, op: LaunchOp, sig: KernelSignature, fn: Callable[..., None],
+                           trip: int) -> Callable[[list[int]], None] | None:
         """How to split a parallel kernel over threads (None: it is too small to).
 
         A chunk must hold at least ``min_parallel_work`` elements of the
@@ -360,7 +392,6 @@ class HostProgram:
         kernel's ``.omp`` entry, or on irc's pool where there is none or
         ``parallel_runtime`` is ``"pool"`` (see :mod:`irc.backends.llvm.threads`).
         """
-        trip = sig.trip_count or 0
         per_iteration = max(max((numel(shape_of(r.type)) for r in op.res), default=1)
                             // max(trip, 1), 1)
         openmp = self.parallel_runtime == "openmp" and detect_openmp() is not None
@@ -368,7 +399,7 @@ class HostProgram:
         min_iterations = max(-(-min_work // per_iteration), 1)
         if trip // min_iterations < 2:
             return None
-        omp_fn = self.jit.omp_function(sig.name, sig.n_memrefs) if openmp else None
+        omp_fn = self.jit.omp_function(sig.name, sig.n_memrefs, len(sig.sizes)) if openmp else None
         return parallel_launcher(fn, omp_fn, trip, min_iterations, self.threads, self.stats)
 
     def jit_view_steps(self, op: LaunchOp) -> str:

@@ -7,7 +7,11 @@ A ``builtin.module`` holding one or more ``func.func @name(%a: memref<..>, ...,
 trailing memref arguments written in place.  (Helper funcs reached through
 ``func.call`` may also take/return scalars.)
 
-* Memrefs have static shapes and the default (row-major, contiguous) layout.
+* Memrefs have static shapes and the default (row-major, contiguous) layout,
+  except a flat ``memref<?xT>`` (a buffer of a symbolic size: its element
+  count never enters the address arithmetic). A kernel compiled for every
+  binding of symbolic sizes takes them as trailing ``index`` arguments
+  (``irc.sizes``, after the memrefs) and computes loop bounds from them.
   Element types: f32, f64, f16, bf16, i1 (stored as one byte, like torch.bool),
   i8, i32, i64, index (i64).  Loop variables are ``index``.
 * Body ops: ``scf.for`` (optionally with ``iter_args``/``scf.yield``),
@@ -15,7 +19,7 @@ trailing memref arguments written in place.  (Helper funcs reached through
   arithmetic, all cmpf/cmpi predicates, select, casts), ``math.*``,
   ``memref.load``/``memref.store``, ``memref.alloca`` (small scratch, placed on
   the stack of the calling thread), ``memref.alloc``/``memref.dealloc`` (heap
-  scratch via malloc/free), ``func.call`` to a func of the same module,
+  scratch via malloc/free; ``memref<?xT>`` with its element count as operand), ``func.call`` to a func of the same module,
   ``func.return``.
 * f16/bf16 arithmetic is expected to be wrapped in ``arith.extf``/``truncf`` by
   the lowering; math ops on f16/bf16 are nevertheless computed in f32.
@@ -69,7 +73,7 @@ from typing import Callable
 
 from llvmlite import ir
 from xdsl.dialects import builtin, func, scf
-from xdsl.dialects.builtin import MemRefType, ModuleOp
+from xdsl.dialects.builtin import DYNAMIC_INDEX, MemRefType, ModuleOp
 from xdsl.ir import Operation, SSAValue
 
 from irc.errors import BackendError
@@ -92,6 +96,8 @@ from .llvm_types import (  # noqa: F401  (the type helpers, used here and re-exp
 )
 
 PARALLEL_ATTR = "irc.parallel"
+SIZES_ATTR = "irc.sizes"  # lower_to_loops.SIZES_ATTR
+TRIP_ATTR = "irc.trip"  # lower_to_loops.TRIP_ATTR
 OMP_SUFFIX = ".omp"  # @<kernel>.omp: the kernel's OpenMP entry (see ModuleTranslator)
 OMP_BODY_SUFFIX = ".omp.body"
 # the OpenMP runtime entry points, bound for the JIT by threads.link_openmp
@@ -108,6 +114,10 @@ class KernelSignature:
     n_memrefs: int
     parallel: bool
     trip_count: int | None  # static trip count of the parallel loop, if any
+    sizes: tuple[str, ...] = ()
+    """The size symbols of the trailing ``index`` arguments (after the memrefs)."""
+    trip_expr: str | None = None
+    """The parallel loop's trip count as a size expression, when it is symbolic."""
 
 
 def find_parallel_loop(fn: func.FuncOp) -> scf.ForOp | None:
@@ -148,7 +158,16 @@ def kernel_signatures(module: ModuleOp | Iterable[Operation]) -> dict[str, Kerne
         loop = find_parallel_loop(fn)
         n = sum(isinstance(t, MemRefType) for t in fn.function_type.inputs.data)
         trip = static_trip_count(loop) if loop is not None else None
-        sigs[fn.sym_name.data] = KernelSignature(fn.sym_name.data, n, loop is not None, trip)
+        sizes_attr = fn.attributes.get(SIZES_ATTR)
+        sizes = tuple(a.data for a in sizes_attr.data) if isinstance(sizes_attr, builtin.ArrayAttr) \
+            else ()  # type: ignore[union-attr]
+        expr = loop.attributes.get(TRIP_ATTR) if loop is not None else None
+        trip_expr = expr.data if isinstance(expr, builtin.StringAttr) and trip is None else None
+        if loop is not None and trip is None and trip_expr is None:
+            raise BackendError(f"llvm backend: parallel loop of @{fn.sym_name.data} has neither a "
+                               f"static trip count nor {TRIP_ATTR}")
+        sigs[fn.sym_name.data] = KernelSignature(fn.sym_name.data, n, loop is not None, trip,
+                                                 sizes, trip_expr)
     return sigs
 
 
@@ -319,8 +338,9 @@ class FuncEmitter:
         mtype = memref.type
         assert isinstance(mtype, MemRefType)
         shape = mtype.get_shape()
-        if any(d < 0 for d in shape):
-            raise BackendError(f"llvm backend: dynamic memref shape {mtype} is unsupported")
+        if any(d < 0 for d in shape) and len(shape) != 1:
+            raise BackendError(f"llvm backend: dynamic memref shape {mtype} is unsupported "
+                               "(only a flat memref<?xT>)")
         b = self.b
         offset: ir.Value = ir.Constant(I64, 0)
         stride = 1
@@ -369,9 +389,19 @@ class FuncEmitter:
         self.values[op.results[0]] = ptr
 
     def emit_alloc(self, op: Operation) -> None:
+        malloc = self.mt.declare("malloc", PTR, [I64])
+        mtype = op.results[0].type
+        if len(op.operands) == 1 and list(mtype.get_shape()) == [DYNAMIC_INDEX]:
+            # memref<?xT> of a runtime element count (a scratch buffer of symbolic size)
+            width = translate_arith.byte_size(mem_type(mtype.element_type))
+            smax = self.intrinsic("llvm.smax.i64", I64, [I64, I64])
+            nbytes = self.b.call(smax, [self.b.mul(self.get(op.operands[0]), ir.Constant(I64, width)),
+                                        ir.Constant(I64, 1)])
+            self.values[op.results[0]] = self.b.call(malloc, [nbytes],
+                                                     name=op.results[0].name_hint or "heap")
+            return
         mtype, n = self._num_elements(op)
         nbytes = n * translate_arith.byte_size(mem_type(mtype.element_type))
-        malloc = self.mt.declare("malloc", PTR, [I64])
         self.values[op.results[0]] = self.b.call(
             malloc, [ir.Constant(I64, max(nbytes, 1))], name=op.results[0].name_hint or "heap")
 

@@ -72,7 +72,7 @@ class IndexPrinter:
     def print(self, lin: ix.Lin) -> Ix:
         """``lin`` as an expression (a literal, a block index, or a bound local)."""
         if lin.is_const:
-            return Ix.of(lin.const)
+            return Ix.of(ix.static(lin.const))
         if lin.const == 0 and len(lin.terms) == 1 and lin.terms[0][1] == 1:
             return self.atom(lin.terms[0][0])
         return self.bind(self._sum(lin), self.axes(lin))
@@ -96,7 +96,7 @@ class IndexPrinter:
                 break
             x, m, k, lin = found
             parts.append((self.bind(f"{self.print(x).paren()} % {m}", self.axes(x)).text, k))
-        parts += [(self.atom(a).paren(), k) for a, k in lin.terms]
+        parts += [(self.atom(a).paren(), ix.static(k)) for a, k in lin.terms]
         text = ""
         for name, k in parts:
             sign = "-" if k < 0 else "+"
@@ -112,8 +112,8 @@ def _modulo(lin: ix.Lin) -> tuple[ix.Lin, int, int, ix.Lin] | None:
 
     The algebra writes ``x % m`` as ``x - m * (x // m)``, and ``(y // a) % m``
     as ``y // a - m * (y // (a*m))``; this finds either form again."""
-    coeffs = dict(lin.terms)
-    for a, c in lin.terms:
+    coeffs = {a: ix.static(c) for a, c in lin.terms}
+    for a, c in coeffs.items():
         if not isinstance(a, ix.Div):
             continue
         for x, k, m in _dividends(a, coeffs):
@@ -133,11 +133,13 @@ def _dividends(a: ix.Div, coeffs: dict[ix.Atom, int]) -> list[tuple[ix.Lin, int,
     out: list[tuple[ix.Lin, int, int]] = []
     if a.lin.terms:
         first, k0 = a.lin.terms[0]
+        k0 = ix.static(k0)
         if first in coeffs and coeffs[first] % k0 == 0:
-            out.append((a.lin, coeffs[first] // k0, a.m))
+            out.append((a.lin, coeffs[first] // k0, ix.static(a.m)))
     for b, k in coeffs.items():
-        if isinstance(b, ix.Div) and b.lin == a.lin and b.m < a.m and a.m % b.m == 0:
-            out.append((ix.atom(b), k, a.m // b.m))
+        if isinstance(b, ix.Div) and b.lin == a.lin and ix.static(b.m) < ix.static(a.m) \
+                and ix.static(a.m) % ix.static(b.m) == 0:
+            out.append((ix.atom(b), k, ix.static(a.m) // ix.static(b.m)))
     return out
 
 

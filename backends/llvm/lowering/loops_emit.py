@@ -16,7 +16,7 @@ one row loop holding three inner loops (max, sum, write).
 from __future__ import annotations
 
 import math as pymath
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,7 +88,7 @@ class NodeTable:
         self._nodes: dict[Any, Node] = {}
         self._next_var = 0
 
-    def fresh_var(self, size: int) -> ix.Var:
+    def fresh_var(self, size: ix.Size) -> ix.Var:
         self._next_var += 1
         return ix.Var(self._next_var, size)
 
@@ -222,10 +222,61 @@ class Emitter:
     """Writes nodes as ops into a function body, hoisting by dependencies."""
 
     def __init__(self, table: NodeTable, body: Block, anchor: Operation,
-                 materialise: Callable[[Node, bool], Node | None]) -> None:
+                 materialise: Callable[[Node, bool], Node | None],
+                 sizes: Mapping[str, SSAValue] | None = None) -> None:
         self.table = table
         self.scopes: list[Scope] = [Scope(body, None, None, anchor)]
         self.materialise = materialise
+        self.sizes = sizes or {}
+        """The kernel's size arguments by symbol (a kernel compiled for every binding)."""
+
+    def index_value(self, n: ix.Size) -> SSAValue:
+        """An ``index`` value of ``n``: a constant, or for a size expression its
+        value computed once at the top of the kernel from the size arguments."""
+        if isinstance(n, int):
+            return self.const(n, INDEX)
+        memo = self.scopes[0].memo
+        key = ("size", n)
+        found = memo.get(key)
+        if found is None:
+            found = memo[key] = self._size_expr(n)
+        return found
+
+    def _size_expr(self, e: Any) -> SSAValue:
+        import sympy
+
+        from irc.ir.symbols import SymbolicShapeError
+        if e.is_Integer:
+            return self.const(int(e), INDEX)
+        if e.is_Symbol:
+            value = self.sizes.get(str(e))
+            if value is None:
+                raise SymbolicShapeError(f"lower-to-loops: size {e} is not an argument of the kernel")
+            return value
+        if isinstance(e, (sympy.Add, sympy.Mul, sympy.Max, sympy.Min)):
+            op = {sympy.Add: arith.AddiOp, sympy.Mul: arith.MuliOp, sympy.Max: arith.MaxSIOp,
+                  sympy.Min: arith.MinSIOp}[type(e)]
+            if isinstance(e, sympy.Mul) and any(not a.is_Integer and a.is_Rational for a in e.args):
+                raise SymbolicShapeError(f"lower-to-loops: size {e} is not an integer expression")
+            values = [self.index_value(_as_size(a)) for a in e.args]
+            acc = values[0]
+            for v in values[1:]:
+                acc = self.put(op(acc, v), 0)
+            return acc
+        if isinstance(e, sympy.Pow) and e.exp.is_Integer and int(e.exp) > 0:
+            base = self.index_value(_as_size(e.base))
+            acc = base
+            for _ in range(int(e.exp) - 1):
+                acc = self.put(arith.MuliOp(acc, base), 0)
+            return acc
+        if isinstance(e, sympy.floor):
+            num, den = sympy.fraction(sympy.together(e.args[0]))
+            return self.put(arith.FloorDivSIOp(self.index_value(_as_size(num)),
+                                               self.index_value(_as_size(den))), 0)
+        if isinstance(e, sympy.Mod):
+            return self.put(arith.RemSIOp(self.index_value(_as_size(e.args[0])),
+                                          self.index_value(_as_size(e.args[1]))), 0)
+        raise SymbolicShapeError(f"lower-to-loops: cannot compute the size {e} in a kernel")
 
     # -- placement --------------------------------------------------------
     def level_of(self, deps: frozenset[int]) -> int:
@@ -304,7 +355,7 @@ class Emitter:
     def emit_lin(self, lin: ix.Lin) -> SSAValue:
         """An ``index`` value for ``lin``, outer-loop parts computed outside inner loops."""
         if lin.is_const:
-            return self.const(lin.const, INDEX)
+            return self.index_value(lin.const)
         level = self.level_of(ix.deps(lin))
         memo = self.scopes[level].memo
         key = ("lin", lin)
@@ -326,7 +377,7 @@ class Emitter:
                 term_key = ("term", a, k)
                 scaled = memo.get(term_key)
                 if scaled is None:
-                    scaled = self.put(arith.MuliOp(term, self.const(k, INDEX)), level)
+                    scaled = self.put(arith.MuliOp(term, self.index_value(k)), level)
                     memo[term_key] = scaled
                 term = scaled
             acc = term if acc is None else self.put(arith.AddiOp(acc, term), level)
@@ -348,18 +399,18 @@ class Emitter:
         if found is not None:
             return found
         if isinstance(a, ix.Div):
-            value = self.put(arith.DivSIOp(self.emit_lin(a.lin), self.const(a.m, INDEX)), level)
+            value = self.put(arith.DivSIOp(self.emit_lin(a.lin), self.index_value(a.m)), level)
         elif isinstance(a, ix.Clamp):
-            x = self.put(arith.MaxSIOp(self.emit_lin(a.lin), self.const(a.lo, INDEX)), level)
-            value = self.put(arith.MinSIOp(x, self.const(a.hi, INDEX)), level)
+            x = self.put(arith.MaxSIOp(self.emit_lin(a.lin), self.index_value(a.lo)), level)
+            value = self.put(arith.MinSIOp(x, self.index_value(a.hi)), level)
         else:
             raw = self.emit(a.node)
             x = self.put(arith.IndexCastOp(raw, INDEX), level)
             neg = self.put(arith.CmpiOp(x, self.const(0, INDEX), "slt"), level)
-            wrapped = self.put(arith.AddiOp(x, self.const(a.size, INDEX)), level)
+            wrapped = self.put(arith.AddiOp(x, self.index_value(a.size)), level)
             x = self.put(arith.SelectOp(neg, wrapped, x), level)
             x = self.put(arith.MaxSIOp(x, self.const(0, INDEX)), level)
-            value = self.put(arith.MinSIOp(x, self.const(a.size - 1, INDEX)), level)
+            value = self.put(arith.MinSIOp(x, self.index_value(ix.norm(a.size - 1))), level)
         memo[key] = value
         return value
 
@@ -367,7 +418,7 @@ class Emitter:
     def open_loop(self, var: ix.Var, level: int, iter_args: list[SSAValue]) -> scf.ForOp:
         """Start ``scf.for`` over ``var`` at ``level`` (which must be the innermost scope)."""
         assert level == len(self.scopes) - 1
-        lb, ub, step = self.const(0, INDEX), self.const(var.size, INDEX), self.const(1, INDEX)
+        lb, ub, step = self.const(0, INDEX), self.index_value(var.size), self.const(1, INDEX)
         block = Block(arg_types=[INDEX, *(v.type for v in iter_args)])
         loop = scf.ForOp(lb, ub, step, iter_args, block)
         self.put(loop, level)
@@ -401,3 +452,7 @@ class Emitter:
         self.scopes[level].child = child
         self.scopes.extend(saved)
         return accs[-1] if combine in ("argmax", "argmin") else accs[0]
+
+
+def _as_size(e: Any) -> ix.Size:
+    return int(e) if e.is_Integer else e

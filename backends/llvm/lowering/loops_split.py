@@ -31,6 +31,7 @@ import torch
 
 from irc.ir import graph as g
 from irc.ir.kernel import ITERATION_ATTR, KERNEL_ATTR, is_kernel
+from irc.ir.symbols import is_symbolic_type
 from irc.ir.types import dtype_of, numel, shape_of, tensor_type
 
 SPLIT_MIN_ELEMENTS = 1 << 20
@@ -46,8 +47,9 @@ def _full_reduction(fn: func.FuncOp) -> int | None:
         return None
     out = ret.operands[0]
     r = out.owner
-    if not isinstance(r, SPLITTABLE) or numel(shape_of(out.type)) != 1:
-        return None
+    if not isinstance(r, SPLITTABLE) or is_symbolic_type(r.input.type) \
+            or numel(shape_of(out.type)) != 1:
+        return None  # (a symbolic reduction is not split: its size is not known here)
     if len(list(out.uses)) != 1:
         return None
     dtype = dtype_of(r.input.type)

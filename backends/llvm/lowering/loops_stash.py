@@ -44,7 +44,8 @@ from xdsl.ir import Operation, SSAValue
 import torch
 
 from irc.ir import graph as g
-from irc.ir.types import dtype_of, shape_of
+from irc.ir.symbols import maybe_more_than_one
+from irc.ir.types import dims_of, dtype_of
 
 ELEMENTWISE = (g.ElementwiseUnaryOp, g.ElementwiseBinaryOp, g.WhereOp, g.CastOp)
 RESHAPES = (g.ReshapeOp, g.SqueezeOp, g.UnsqueezeOp)
@@ -97,10 +98,10 @@ def peel_reshapes(fn: func.FuncOp) -> tuple[SSAValue, list[Operation]] | None:
         return None
     out = ret.operands[0]
     peeled: list[Operation] = []
-    last = shape_of(out.type)[-1:] if shape_of(out.type) else ()
+    last = dims_of(out.type)[-1:] if dims_of(out.type) else ()
     while isinstance(out.owner, RESHAPES) and out.has_one_use():
         src = out.owner.operands[0]
-        if not shape_of(src.type) or shape_of(src.type)[-1:] != last:
+        if not dims_of(src.type) or dims_of(src.type)[-1:] != last:
             break
         peeled.append(out.owner)
         out = src
@@ -111,13 +112,13 @@ class _Analysis:
     def __init__(self, out: SSAValue, peeled: list[Operation]) -> None:
         self.out = out
         self.peeled = set(peeled)
-        self.shape = shape_of(out.type)
+        self.shape = dims_of(out.type)
         self.row_shape = (*self.shape[:-1], 1)
         self.dtype = dtype_of(out.type)
 
     def row_reduction(self, op: object) -> bool:
         return isinstance(op, g.ReduceOp) and op.keeps_dims and \
-            shape_of(op.input.type) == self.shape and \
+            dims_of(op.input.type) == self.shape and \
             list(op.reduced_dims) == [len(self.shape) - 1]
 
     def candidate(self, op: Operation) -> bool:
@@ -135,7 +136,7 @@ class _Analysis:
         if op in self.peeled:
             return True
         if _elementwise(op):
-            return shape_of(v.type) in (self.shape, self.row_shape)
+            return dims_of(v.type) in (self.shape, self.row_shape)
         return self.row_reduction(op)
 
     def last_ok(self, e: SSAValue, r: g.ReduceOp) -> bool:
@@ -150,11 +151,11 @@ class _Analysis:
             if self.row_reduction(op):
                 if v not in through_r:  # its loop could run before r's
                     return False
-            elif not _elementwise(op) or shape_of(v.type) not in (self.shape, self.row_shape):
+            elif not _elementwise(op) or dims_of(v.type) not in (self.shape, self.row_shape):
                 return False
         for v in through_r - direct:
             op = v.owner
-            if v is not r.result and (not _elementwise(op) or shape_of(v.type) != self.row_shape):
+            if v is not r.result and (not _elementwise(op) or dims_of(v.type) != self.row_shape):
                 return False
         allowed = direct | through_r
         for v in {e} | allowed:
@@ -173,7 +174,7 @@ class _Analysis:
             return False
         between = (direct & _ancestors(e)) | {e}
         for v in between:
-            if not _elementwise(v.owner) or shape_of(v.type) != self.shape:
+            if not _elementwise(v.owner) or dims_of(v.type) != self.shape:
                 return False
         for v in {p} | (between - {e}):
             for use in v.uses:
@@ -192,7 +193,7 @@ def find_stash(fn: func.FuncOp) -> Chain | None:
         return None
     out, peeled_ops = peeled
     a = _Analysis(out, peeled_ops)
-    if a.dtype not in (torch.float32, torch.float64) or not a.shape or a.shape[-1] <= 1:
+    if a.dtype not in (torch.float32, torch.float64) or not a.shape or not maybe_more_than_one(a.shape[-1]):
         return None
     candidates = [op for op in fn.body.block.ops if isinstance(op, g.ReduceOp) and a.candidate(op)]
     best: Chain | None = None

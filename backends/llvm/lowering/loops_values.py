@@ -16,11 +16,11 @@ from collections.abc import Callable, Sequence
 from typing import cast
 
 import torch
-from xdsl.ir import Operation, SSAValue
+from xdsl.ir import Attribute, Operation, SSAValue
 
 from irc.errors import BackendError
 from irc.ir import graph as g
-from irc.ir.types import default_float, dtype_of, numel, promote, shape_of
+from irc.ir.types import default_float, dims_of, dtype_of, numel, promote
 from irc.ir import index as ix
 from irc.backends.llvm.lowering.loops_emit import Node, NodeTable
 from irc.backends.llvm.lowering.loops_scalar import HALF_TYPES, Scalars, compute_type, int_bounds
@@ -73,7 +73,7 @@ class KernelValues:
     def at(self, value: SSAValue, index: Index) -> Node:
         stashed = self.stash.get(value)
         if stashed is not None and value not in self._teeing:
-            return self.table.load(stashed[1], ix.linearise(index, shape_of(value.type)))
+            return self.table.load(stashed[1], ix.linearise(index, dims_of(value.type)))
         key = (value, tuple(i.key() for i in index))
         found = self._memo.get(key)
         if found is None:
@@ -83,7 +83,7 @@ class KernelValues:
 
     def load(self, value: SSAValue, index: Index) -> Node:
         buffer, holds_compute = self.buffers[value]
-        node = self.table.load(buffer, ix.linearise(index, shape_of(value.type)))
+        node = self.table.load(buffer, ix.linearise(index, dims_of(value.type)))
         if not holds_compute and dtype_of(value.type) in HALF_TYPES:
             node = self.s.op("extf", node, type_=compute_type(torch.float32))
         return node
@@ -120,9 +120,9 @@ class KernelValues:
         dtype = promote(da, db)
         if type(op).DTYPE_RULE == "float" or (isinstance(op, g.DivOp) and mode == "none"):
             dtype = default_float(dtype)
-        a = self.s.cast(self.at(op.lhs, ix.broadcast_index(index, shape_of(op.lhs.type))),
+        a = self.s.cast(self.at(op.lhs, ix.broadcast_index(index, dims_of(op.lhs.type))),
                         da, dtype)
-        b = self.s.cast(self.at(op.rhs, ix.broadcast_index(index, shape_of(op.rhs.type))),
+        b = self.s.cast(self.at(op.rhs, ix.broadcast_index(index, dims_of(op.rhs.type))),
                         db, dtype)
         name = op.name.removeprefix("graph.")
         result = self.s.binary(name, a, b, dtype, mode)
@@ -131,10 +131,10 @@ class KernelValues:
 
     def where_(self, op: g.WhereOp, index: Index) -> Node:
         out = dtype_of(op.result.type)
-        c = self.at(op.cond, ix.broadcast_index(index, shape_of(op.cond.type)))
-        a = self.s.cast(self.at(op.lhs, ix.broadcast_index(index, shape_of(op.lhs.type))),
+        c = self.at(op.cond, ix.broadcast_index(index, dims_of(op.cond.type)))
+        a = self.s.cast(self.at(op.lhs, ix.broadcast_index(index, dims_of(op.lhs.type))),
                         dtype_of(op.lhs.type), out)
-        b = self.s.cast(self.at(op.rhs, ix.broadcast_index(index, shape_of(op.rhs.type))),
+        b = self.s.cast(self.at(op.rhs, ix.broadcast_index(index, dims_of(op.rhs.type))),
                         dtype_of(op.rhs.type), out)
         return self.s.select(c, a, b)
 
@@ -146,7 +146,7 @@ class KernelValues:
         dtype = dtype_of(op.result.type)
         # real values: xDSL also types complex elements, which no graph tensor has
         values = cast(Sequence[float | int], op.value.get_values())
-        if len(values) == 1 or numel(shape_of(op.result.type)) == 1 or _is_splat(values):
+        if len(values) == 1 or numel(dims_of(op.result.type)) == 1 or _is_splat(values):
             # a splat of any shape (e.g. a zero mask bias) is a scalar in the loop body
             v = values[0]
             if dtype.is_floating_point:
@@ -157,21 +157,37 @@ class KernelValues:
                 v = int(v)
             return self.table.const(v, compute_type(dtype))
         buffer = self.constant_buffer(op)
-        return self.table.load(buffer, ix.linearise(index, shape_of(op.result.type)))
+        return self.table.load(buffer, ix.linearise(index, dims_of(op.result.type)))
+
+    def size_as(self, n: ix.Size, type_: Attribute) -> Node:
+        """The value of a size expression as a scalar of float type ``type_``."""
+        from xdsl.dialects.builtin import IntegerType
+        i64 = self.s.op("index_cast", self.table.index(ix.const(n)), type_=IntegerType(64))
+        return self.s.op("sitofp", i64, type_=type_)
+
+    def size(self, op: g.SizeOp, index: Index) -> Node:
+        """``graph.size "expr"``: the size's value (computed from the kernel's size arguments)."""
+        from irc.ir.symbols import parse_dim
+        return self.s.op("index_cast", self.table.index(ix.const(parse_dim(op.expr.data))),
+                         type_=compute_type(torch.int64))
+
+    def iota(self, op: g.IotaOp, index: Index) -> Node:
+        """``graph.iota``: the element's own position, as i64."""
+        return self.s.op("index_cast", self.table.index(index[0]), type_=compute_type(torch.int64))
 
     # -- movement ---------------------------------------------------------------
     def expand(self, op: g.ExpandOp, index: Index) -> Node:
-        return self.at(op.input, ix.broadcast_index(index, shape_of(op.input.type)))
+        return self.at(op.input, ix.broadcast_index(index, dims_of(op.input.type)))
 
     def permute(self, op: g.PermuteOp, index: Index) -> Node:
         return self.at(op.input, ix.permute_index(index, g.ints(op.dims)))
 
     def reshape(self, op: Operation, index: Index) -> Node:
-        return self.at(op.operands[0], ix.reshape_index(index, shape_of(op.results[0].type),
-                                                        shape_of(op.operands[0].type)))
+        return self.at(op.operands[0], ix.reshape_index(index, dims_of(op.results[0].type),
+                                                        dims_of(op.operands[0].type)))
 
     def slice(self, op: g.SliceOp, index: Index) -> Node:
-        dim, start, _end, step = op.params()
+        dim, start, _end, step = op.symbolic_params()
         return self.at(op.input, ix.slice_index(index, dim, start, step))
 
     def concat(self, op: g.ConcatOp, index: Index) -> Node:
@@ -179,52 +195,56 @@ class KernelValues:
         pos = self.table.index(index[dim])
         operands = list(op.inputs)
         pieces = [(offset, self.at(operands[k], src)) for k, offset, src in
-                  ix.concat_pieces(index, dim, [shape_of(v.type)[dim] for v in operands])]
+                  ix.concat_pieces(index, dim, [dims_of(v.type)[dim] for v in operands])]
         if not pieces:  # an empty result: the loops never run this
             dtype = dtype_of(op.result.type)
             return self.table.const(0.0 if dtype.is_floating_point else 0, compute_type(dtype))
         result = pieces[-1][1]
         for k in range(len(pieces) - 2, -1, -1):
-            below = self.s.cmpi("slt", pos, self.table.const(pieces[k + 1][0], pos.type))
+            offset = pieces[k + 1][0]
+            bound = self.table.const(offset, pos.type) if isinstance(offset, int) else \
+                self.table.index(ix.const(offset))
+            below = self.s.cmpi("slt", pos, bound)
             result = self.s.select(below, pieces[k][1], result)
         return result
 
     # -- indexing ---------------------------------------------------------------
-    def data_index(self, value: SSAValue, index: Index, size: int) -> ix.Lin:
+    def data_index(self, value: SSAValue, index: Index, size: ix.Size) -> ix.Lin:
         return ix.atom(ix.Data(self.at(value, index), size))
 
     def gather(self, op: g.GatherOp, index: Index) -> Node:
         dim = op.dim.value.data
         src = list(index)
-        src[dim] = self.data_index(op.index, index, shape_of(op.input.type)[dim])
+        src[dim] = self.data_index(op.index, index, dims_of(op.input.type)[dim])
         return self.at(op.input, tuple(src))
 
     def index_select(self, op: g.IndexSelectOp, index: Index) -> Node:
         dim = op.dim.value.data
         src = list(index)
-        src[dim] = self.data_index(op.index, (index[dim],), shape_of(op.input.type)[dim])
+        src[dim] = self.data_index(op.index, (index[dim],), dims_of(op.input.type)[dim])
         return self.at(op.input, tuple(src))
 
     def embedding(self, op: g.EmbeddingOp, index: Index) -> Node:
-        rows = shape_of(op.weight.type)[0]
+        rows = dims_of(op.weight.type)[0]
         return self.at(op.weight, (self.data_index(op.indices, index[:-1], rows), index[-1]))
 
     # -- reductions -------------------------------------------------------------
     def reduction(self, op: g.ReduceOp, index: Index) -> Node:
         src, out = dtype_of(op.input.type), dtype_of(op.result.type)
-        shape = shape_of(op.input.type)
+        shape = dims_of(op.input.type)
         if not shape:  # 0-d input: the value itself (like the reference interpreter)
             return self.s.cast(self.at(op.input, ()), src, out)
         node = self.raw_reduction(op, index)
         if isinstance(op, g.MeanOp):
             n = numel([shape[d] for d in op.reduced_dims])
-            node = self.s.op("divf", node, self.s.c(float(n), node))
+            count = self.s.c(float(n), node) if isinstance(n, int) else self.size_as(n, node.type)
+            node = self.s.op("divf", node, count)
         return node
 
     def raw_reduction(self, op: g.ReduceOp, index: Index) -> Node:
         """The accumulator of ``op`` at ``index`` (mean: the sum)."""
         src, out = dtype_of(op.input.type), dtype_of(op.result.type)
-        shape, dims = shape_of(op.input.type), op.reduced_dims
+        shape, dims = dims_of(op.input.type), op.reduced_dims
         kept = [d for d in range(len(shape)) if d not in dims]
         src_index: list[ix.Lin] = [ix.Lin(0)] * len(shape)
         rvars: list[ix.Var] = []
@@ -289,6 +309,8 @@ class KernelValues:
 # each handler takes the op type it is registered for
 _HANDLERS: dict[type[Operation], Callable[..., Node]] = {
     g.WhereOp: KernelValues.where_,
+    g.SizeOp: KernelValues.size,
+    g.IotaOp: KernelValues.iota,
     g.CastOp: KernelValues.cast,
     g.ConstantOp: KernelValues.constant,
     g.ExpandOp: KernelValues.expand,

@@ -51,13 +51,16 @@ from dataclasses import dataclass
 
 from xdsl.context import Context
 from xdsl.dialects import func, memref, scf
-from xdsl.dialects.builtin import MemRefType, ModuleOp, StringAttr, TensorType, UnitAttr
+from xdsl.dialects.builtin import (DYNAMIC_INDEX, ArrayAttr, IndexType, MemRefType, ModuleOp,
+                                   StringAttr, TensorType, UnitAttr)
 from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.passes import ModulePass
 
 from irc.ir import graph as g
 from irc.ir.host import LaunchOp
-from irc.ir.types import dtype_of, element_type, numel, shape_of
+from irc.ir.symbols import (format_dim, is_symbolic_type, maybe_more_than_one,
+                            symbols_of)
+from irc.ir.types import dims_of, dtype_of, element_type, numel
 from irc.errors import BackendError
 from irc.ir.kernel import KERNEL_ATTR, is_kernel
 from irc.ir import index as ix
@@ -68,6 +71,11 @@ from irc.backends.llvm.lowering.loops_values import KernelValues
 
 VIEW_ATTR = "irc.view"
 PARALLEL_ATTR = "irc.parallel"
+SIZES_ATTR = "irc.sizes"
+"""On a kernel compiled for every binding of the sizes: the size symbols its
+trailing ``index`` arguments carry, in order."""
+TRIP_ATTR = "irc.trip"
+"""On a parallel loop whose trip count is symbolic: that count as a size expression."""
 PARALLEL_MIN_ELEMENTS = 4096
 ALLOCA_MAX_BYTES = 64 * 1024
 CONSTANT_MAX_ELEMENTS = 4096
@@ -76,13 +84,31 @@ TILE_MIN_ELEMENTS = 16384
 
 
 def buffer_type(t: Attribute) -> MemRefType:
-    """The flat memref holding a tensor of type ``t`` (a 0-d tensor holds 1 element)."""
-    return MemRefType(t.get_element_type(), [numel(shape_of(t))])  # type: ignore[attr-defined]
+    """The flat memref holding a tensor of type ``t`` (a 0-d tensor holds 1 element;
+    a symbolic size is ``memref<?xT>``)."""
+    n = numel(dims_of(t))
+    return MemRefType(t.get_element_type(), [n if isinstance(n, int) else DYNAMIC_INDEX])  # type: ignore[attr-defined]
 
 
 def _bytes(t: MemRefType) -> int:
     width = getattr(t.element_type, "bitwidth", None) or 8
     return numel(t.get_shape()) * max(width // 8, 1)
+
+
+def kernel_size_symbols(fn: func.FuncOp) -> list[str]:
+    """The size symbols any value of kernel ``fn`` mentions, sorted."""
+    names: set[str] = set()
+    values = [*fn.body.block.args, *(r for op in fn.body.walk() for r in op.results)]
+    for v in values:
+        if is_symbolic_type(v.type):
+            names |= symbols_of(dims_of(v.type))
+    for op in fn.body.walk():
+        if isinstance(op, g.SliceOp):
+            names |= symbols_of(op.symbolic_params()[1:3])
+        elif op.name == "graph.size":
+            from irc.ir.symbols import parse_dim
+            names |= symbols_of([parse_dim(op.expr.data)])  # type: ignore[attr-defined]
+    return sorted(names)
 
 
 class KernelLowering:
@@ -106,18 +132,22 @@ class KernelLowering:
         outputs = list(ret.operands)
         in_types = [buffer_type(a.type) for a in old.args]
         out_types = [buffer_type(v.type) for v in outputs]
-        block = Block(arg_types=[*in_types, *out_types])
+        symbols = kernel_size_symbols(self.fn)
+        size_types = [IndexType()] * len(symbols)
+        block = Block(arg_types=[*in_types, *out_types, *size_types])
         self.block = block
         new_ret = func.ReturnOp()
         block.add_op(new_ret)
         for arg, buf in zip(old.args, block.args):
             self.values.buffers[arg] = (buf, False)
-        self.emitter = Emitter(self.table, block, new_ret, self.materialise)
-        out_bufs = block.args[len(in_types):]
+        n_bufs = len(in_types) + len(out_types)
+        sizes = dict(zip(symbols, block.args[n_bufs:]))
+        self.emitter = Emitter(self.table, block, new_ret, self.materialise, sizes)
+        out_bufs = block.args[len(in_types):n_bufs]
         position = {op: i for i, op in enumerate(old.ops)}
-        groups: dict[tuple[int, ...], list[tuple[SSAValue, SSAValue]]] = {}
+        groups: dict[tuple, list[tuple[SSAValue, SSAValue]]] = {}
         for value, buf in zip(outputs, out_bufs):
-            groups.setdefault(shape_of(value.type), []).append((value, buf))
+            groups.setdefault(dims_of(value.type), []).append((value, buf))
         order = sorted(groups.items(), key=lambda kv: min(
             position.get(v.owner, -1) for v, _ in kv[1]))  # type: ignore[arg-type]
         stash = find_stash(self.fn)
@@ -130,11 +160,14 @@ class KernelLowering:
                 self.values.buffers.setdefault(v, (buf, False))
         for buf in self.deallocs:
             block.insert_op_before(memref.DeallocOp.get(buf), new_ret)
-        self._mark_parallel(block, [numel(shape_of(v.type)) for v in outputs])
-        new = func.FuncOp(self.fn.sym_name.data, ([*in_types, *out_types], []), Region(block))
+        self._mark_parallel(block, [numel(dims_of(v.type)) for v in outputs])
+        new = func.FuncOp(self.fn.sym_name.data, ([*in_types, *out_types, *size_types], []),
+                          Region(block))
         for name, attr in self.fn.attributes.items():
             if name not in ("sym_name", "function_type", "sym_visibility"):
                 new.attributes[name] = attr
+        if symbols:
+            new.attributes[SIZES_ATTR] = ArrayAttr([StringAttr(n) for n in symbols])
         view = movement_chain(self.fn)
         if view is not None:
             new.attributes[VIEW_ATTR] = StringAttr(json.dumps(view))
@@ -151,7 +184,7 @@ class KernelLowering:
         return compute
 
     # -- nests --------------------------------------------------------------------
-    def emit_nest(self, shape: tuple[int, ...],
+    def emit_nest(self, shape: tuple,
                   stores: list[tuple[SSAValue, Callable[[tuple[ix.Lin, ...]], Node]]]) -> None:
         """One loop nest over ``shape`` storing ``fn(index)`` into each buffer."""
         if numel(shape) == 0:
@@ -159,7 +192,7 @@ class KernelLowering:
         e = self.emitter
         base = len(e.scopes) - 1
         restore = e.scopes[base].child
-        variables = [self.table.fresh_var(d) if d > 1 else None for d in shape]
+        variables = [self.table.fresh_var(d) if maybe_more_than_one(d) else None for d in shape]
         index = tuple(ix.var(v) if v is not None else ix.Lin(0) for v in variables)
         order = [v for v in variables if v is not None]
         partner = self._transpose_partner(shape, variables, index, stores) if base == 0 else None
@@ -174,6 +207,8 @@ class KernelLowering:
         loops: list[scf.ForOp] = []
         for v in order:
             loops.append(e.open_loop(v, len(e.scopes) - 1, []))
+            if not isinstance(v.size, int):
+                loops[-1].attributes[TRIP_ATTR] = StringAttr(format_dim(v.size))
         inner = len(e.scopes) - 1
         offset = ix.linearise(index, shape)
         for buf, fn in stores:
@@ -190,8 +225,10 @@ class KernelLowering:
         maps data and reads some input with a large stride along the last dim but
         contiguously along another dim (a transpose); None otherwise."""
         last = variables[-1] if variables else None
-        if last is None or last.size % TILE or last.size < 2 * TILE or \
-                numel(shape) < TILE_MIN_ELEMENTS:
+        if last is None or not all(isinstance(d, int) for d in shape):
+            return None  # (symbolic sizes: never tiled)
+        assert isinstance(last.size, int)
+        if last.size % TILE or last.size < 2 * TILE or numel(shape) < TILE_MIN_ELEMENTS:
             return None
         loads: list[ix.Lin] = []
         seen: set[int] = set()
@@ -211,7 +248,8 @@ class KernelLowering:
             if abs(coeff.get(last.id, 0)) < TILE:
                 continue
             for dim, v in enumerate(variables[:-1]):
-                if v is not None and v.size >= TILE and coeff.get(v.id) == 1:
+                if v is not None and isinstance(v.size, int) and v.size >= TILE \
+                        and coeff.get(v.id) == 1:
                     return dim
         return None
 
@@ -231,7 +269,7 @@ class KernelLowering:
         outer = self._reduces_outer_dim(op)
         if value in self.materialising or not (redundant or outer):
             return None
-        shape = shape_of(value.type)
+        shape = dims_of(value.type)
         buf = self.scratch.get(value)
         if buf is None:
             self.materialising.add(value)
@@ -241,7 +279,7 @@ class KernelLowering:
             if outer:
                 buf = self.accumulate(op, node)
             else:
-                buf = self.allocate(MemRefType(node.type, [numel(shape)]))
+                buf = self.scratch_buffer(node.type, numel(shape))
                 self.emit_nest(shape, [(buf, lambda idx: self.values.raw_reduction(op, idx))])
             e.scopes.extend(saved)
             self.materialising.discard(value)
@@ -251,8 +289,8 @@ class KernelLowering:
     @staticmethod
     def _reduces_outer_dim(op: g.ReduceOp) -> bool:
         """Is a reduced dim (size > 1) before a kept dim (size > 1) of the input?"""
-        shape, dims = shape_of(op.input.type), set(op.reduced_dims)
-        big = [d for d in range(len(shape)) if shape[d] > 1]
+        shape, dims = dims_of(op.input.type), set(op.reduced_dims)
+        big = [d for d in range(len(shape)) if maybe_more_than_one(shape[d])]
         kept = [d for d in big if d not in dims]
         return bool(kept) and any(d < kept[-1] for d in big if d in dims)
 
@@ -260,15 +298,15 @@ class KernelLowering:
         """Reduce ``op`` by walking its input in row-major order, combining each
         element into an accumulator buffer over the kept dims."""
         e = self.emitter
-        shape = shape_of(op.result.type)
-        in_shape = shape_of(op.input.type)
+        shape = dims_of(op.result.type)
+        in_shape = dims_of(op.input.type)
         combine = like.args[0]
-        kept_vars = [self.table.fresh_var(d) if d > 1 else None for d in shape]
+        kept_vars = [self.table.fresh_var(d) if maybe_more_than_one(d) else None for d in shape]
         kept_index = tuple(ix.var(v) if v is not None else ix.Lin(0) for v in kept_vars)
         raw = self.values.raw_reduction(op, kept_index)
         _combine, inits, body, rvars, _origin = raw.args
         types = [i.type for i in inits]
-        bufs = [self.allocate(MemRefType(t, [numel(shape)])) for t in types]
+        bufs = [self.scratch_buffer(t, numel(shape)) for t in types]
         # accumulators start at the reduction's identity
         self.emit_nest(shape, [(b, (lambda i: (lambda idx: i))(init)) for b, init in zip(bufs, inits)])
         # walk the input in its own dim order: kept dims and reduced dims interleaved
@@ -295,6 +333,17 @@ class KernelLowering:
         for i, loop in enumerate(reversed(loops)):
             e.close_loop(loop, [], restore if i == len(loops) - 1 else None)
         return bufs[-1] if combine in ("argmax", "argmin") else bufs[0]
+
+    def scratch_buffer(self, element: Attribute, n: ix.Size) -> SSAValue:
+        """A kernel-local buffer of ``n`` elements; of a symbolic ``n``, a heap
+        ``memref<?xT>`` of the size computed from the size arguments (freed at
+        the kernel's end)."""
+        if isinstance(n, int):
+            return self.allocate(MemRefType(element, [n]))
+        size = self.emitter.index_value(n)
+        buf = self.emitter.put(memref.AllocOp([size], [], MemRefType(element, [DYNAMIC_INDEX])), 0)
+        self.deallocs.append(buf)
+        return buf
 
     def allocate(self, mtype: MemRefType) -> SSAValue:
         if _bytes(mtype) <= ALLOCA_MAX_BYTES:
@@ -325,10 +374,13 @@ class KernelLowering:
         return buf
 
     @staticmethod
-    def _mark_parallel(block: Block, sizes: list[int]) -> None:
+    def _mark_parallel(block: Block, sizes: list) -> None:
         loops = [op for op in block.ops if isinstance(op, scf.ForOp)]
         side_effects = [op for op in block.ops if isinstance(op, memref.StoreOp)]
-        if len(loops) != 1 or side_effects or not sizes or min(sizes) < PARALLEL_MIN_ELEMENTS:
+        # (a symbolic size counts as large: the runtime splits by the actual trip count)
+        static = [n for n in sizes if isinstance(n, int)]
+        if len(loops) != 1 or side_effects or not sizes or \
+                (static and min(static) < PARALLEL_MIN_ELEMENTS):
             return
         loops[0].attributes[PARALLEL_ATTR] = UnitAttr()
 
@@ -342,11 +394,18 @@ def _child_nodes(args: object) -> list[Node]:
     return []
 
 
+def _size_json(d: ix.Size) -> int | str:
+    """A size in a view step: an int, or a symbolic size's printed expression
+    (the runtime evaluates it under the call's binding)."""
+    return d if isinstance(d, int) else format_dim(d)
+
+
 def movement_chain(fn: func.FuncOp) -> list[list] | None:
     """The kernel as torch view steps, if it only moves data of its one input.
 
     ``[["permute", dims] | ["reshape", shape] | ["expand", shape] |
-    ["slice", dim, start, end, step], ...]``, applied in order to the input.
+    ["slice", dim, start, end, step], ...]``, applied in order to the input;
+    a symbolic size is its expression as a string.
     A runtime may run such a kernel as a torch view where its result only
     feeds library calls (e.g. a weight transpose before a matmul: no copy).
     """
@@ -359,7 +418,7 @@ def movement_chain(fn: func.FuncOp) -> list[list] | None:
     for op in ops[:-1]:
         if len(op.operands) != 1 or op.operands[0] is not current:
             return None
-        out = list(shape_of(op.results[0].type))
+        out = [_size_json(d) for d in dims_of(op.results[0].type)]
         if isinstance(op, g.PermuteOp):
             steps.append(["permute", list(g.ints(op.dims))])
         elif isinstance(op, (g.ReshapeOp, g.SqueezeOp, g.UnsqueezeOp)):
@@ -367,7 +426,7 @@ def movement_chain(fn: func.FuncOp) -> list[list] | None:
         elif isinstance(op, g.ExpandOp):
             steps.append(["expand", out])
         elif isinstance(op, g.SliceOp):
-            steps.append(["slice", *op.params()])
+            steps.append(["slice", *(_size_json(p) for p in op.symbolic_params())])
         else:
             return None
         current = op.results[0]
@@ -375,7 +434,7 @@ def movement_chain(fn: func.FuncOp) -> list[list] | None:
 
 
 def is_lowered(fn: func.FuncOp) -> bool:
-    return all(isinstance(t, MemRefType) for t in fn.function_type.inputs.data) and \
+    return all(isinstance(t, (MemRefType, IndexType)) for t in fn.function_type.inputs.data) and \
         not fn.function_type.outputs.data
 
 
