@@ -510,7 +510,7 @@ def _is_size(val: Any) -> bool:
 
 
 def _is_size_node(node: torch.fx.Node) -> bool:
-    """Size arithmetic: ``sym_size`` or a python operator on ``SymInt``\ s."""
+    """Size arithmetic: ``sym_size`` or a python operator on ``SymInt`` values."""
     return _is_size(node.meta.get("val")) and (
         not isinstance(node.target, torch._ops.OpOverload) or node.target in _SIZE_OPS)
 

@@ -1,7 +1,3 @@
-# pyright: reportArgumentType=warning, reportAttributeAccessIssue=warning, reportReturnType=warning, reportCallIssue=warning, reportIndexIssue=warning, reportOptionalMemberAccess=warning, reportAssignmentType=warning, reportGeneralTypeIssues=warning, reportOptionalIterable=warning
-# (merged 2026-12-04 before its typing was narrowed: symbolic sizes `Dim` =
-# int | sympy.Expr through int-typed helpers, JSON schedule values as `object`;
-# to be made clean like the rest, see pyproject.toml)
 """The ``graph`` dialect: tensor-level ops close to core aten.
 
 Value semantics, static shapes, builtin ``tensor<...>`` types. Elementwise ops
@@ -19,7 +15,7 @@ from __future__ import annotations
 
 from abc import ABC
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, cast
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar, cast
 
 import torch
 from xdsl.dialects.builtin import (
@@ -815,8 +811,8 @@ class AttentionOp(IRDLOperation):
                             f"scores {_fmt(scores)}")
 
 
-def conv_output_size(size: Dim, kernel: int, stride: int, padding: int, dilation: int,
-                     ceil_mode: bool = False) -> int:
+def conv_output_size(size: Dim, kernel: Dim, stride: int, padding: int, dilation: int,
+                     ceil_mode: bool = False) -> Dim:
     """Output length of a convolution/pooling window along one dim (torch's formula)."""
     span = size + 2 * padding - dilation * (kernel - 1) - 1
     out = (-(-span // stride) if ceil_mode else span // stride) + 1
@@ -825,7 +821,10 @@ def conv_output_size(size: Dim, kernel: int, stride: int, padding: int, dilation
     return out
 
 
-def channels_first(shape: tuple[Dim, ...]) -> tuple[Dim, ...]:
+_D = TypeVar("_D")  # a dimension: int, or a symbolic Dim
+
+
+def channels_first(shape: tuple[_D, ...]) -> tuple[_D, ...]:
     """``[N, *spatial, C]`` -> ``[N, C, *spatial]`` (the shape a channels-last tensor stands for)."""
     return (shape[0], shape[-1], *shape[1:-1]) if len(shape) >= 3 else shape
 
@@ -940,7 +939,7 @@ class ConvEpilogueOp(IRDLOperation):
                    dict(conv.properties), unary, scalars)
 
     def scalars(self) -> list[float]:
-        return [float(v) for v in self.unary_scalars.get_values()]
+        return [float(v) for v in self.unary_scalars.get_values()]  # pyright: ignore[reportAttributeAccessIssue]  # xDSL types get_values on the parametrised DenseArrayBase only
 
     def verify_(self) -> None:
         x, w = dims_of(self.input.type), dims_of(self.weight.type)
@@ -1275,7 +1274,7 @@ class WeightOp(IRDLOperation):
 # weight-only quantization (made by the quantize-weights pass)
 
 
-def quantized_row_bytes(k: int, bits: int) -> int:
+def quantized_row_bytes(k: Dim, bits: int) -> Dim:
     """Bytes per output row of a quantized weight: ``k`` for int8, ``ceil(k/2)`` for int4."""
     return k if bits == 8 else (k + 1) // 2
 

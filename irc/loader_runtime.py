@@ -1,7 +1,3 @@
-# pyright: reportArgumentType=warning, reportAttributeAccessIssue=warning, reportReturnType=warning, reportCallIssue=warning, reportIndexIssue=warning, reportOptionalMemberAccess=warning, reportAssignmentType=warning, reportGeneralTypeIssues=warning, reportOptionalIterable=warning
-# (merged 2026-12-04 before its typing was narrowed: symbolic sizes `Dim` =
-# int | sympy.Expr through int-typed helpers, JSON schedule values as `object`;
-# to be made clean like the rest, see pyproject.toml)
 """Runs an exported host schedule (``schedule.json``) with torch and ctypes only.
 
 The Python side of ``irc.load``: no xdsl, llvmlite, triton or dynamo. The
@@ -45,7 +41,8 @@ from irc.backends.llvm.int4_layout import permute_for_int4
 from irc.errors import InputMismatchError, PackageError
 
 Env = list
-Step = Callable[[Env], None]
+Step = Callable[[Env], object]
+"""One step of the schedule on the value table (what it returns is not used)."""
 OPENMP_MIN_WORK = 1 << 14
 """Elements per chunk worth a thread of the OpenMP team (the JIT's default)."""
 _RUNTIME_NAMES = ("libgomp", "libiomp5", "libomp")
@@ -212,9 +209,9 @@ def _avg_pool(p: Mapping, a: list[torch.Tensor], out: Spec) -> torch.Tensor:
 
 
 def _adaptive(p: Mapping, a: list[torch.Tensor], out: Spec) -> torch.Tensor:
-    nsp = 2 if a[0].dim() >= 4 else 1
-    fn = F.adaptive_avg_pool2d if nsp == 2 else F.adaptive_avg_pool1d
-    return fn(a[0], list(out.shape[-nsp:]))
+    if a[0].dim() >= 4:
+        return F.adaptive_avg_pool2d(a[0], (out.shape[-2], out.shape[-1]))
+    return F.adaptive_avg_pool1d(a[0], (out.shape[-1],))
 
 
 LIBRARY: dict[str, Callable[[Mapping, list[torch.Tensor], Spec], torch.Tensor]] = {
@@ -231,6 +228,13 @@ LIBRARY: dict[str, Callable[[Mapping, list[torch.Tensor], Spec], torch.Tensor]] 
     "graph.embedding": lambda p, a, o: F.embedding(a[1].to(torch.int64), a[0]),
 }
 """Library calls by graph op name: (properties, operands, result spec) -> result."""
+
+
+def _decode_list(values: object, inputs: Sequence[torch.Tensor]) -> list[object]:
+    """The positional arguments of a ``graph.aten_call`` (a JSON list) -> python."""
+    if not isinstance(values, list):
+        raise PackageError(f"graph.aten_call: positional arguments {values!r} are not a list")
+    return [_decode(v, inputs) for v in values]
 
 
 def _decode(value: object, inputs: Sequence[torch.Tensor]) -> object:
@@ -263,7 +267,8 @@ def aten_call(callee: str, args: str, dtypes: Sequence[torch.dtype],
     except AttributeError:
         raise PackageError(f"graph.aten_call: this torch has no operator {callee}") from None
     positional, keywords = json.loads(args)
-    out = fn(*_decode(positional, inputs), **{k: _decode(v, inputs) for k, v in keywords.items()})
+    out = fn(*_decode_list(positional, inputs),
+             **{k: _decode(v, inputs) for k, v in keywords.items()})
     flat = [t for t in (out if isinstance(out, (tuple, list)) else [out])
             if isinstance(t, torch.Tensor)]
     storages = {t.untyped_storage().data_ptr() for t in inputs if t.numel()}
@@ -354,7 +359,9 @@ class ScheduleProgram:
         try:
             addr = ctypes.cast(self.lib[symbol], ctypes.c_void_p).value
         except AttributeError:
-            raise PackageError(f"library: no symbol {symbol}; export the model again") from None
+            addr = None
+        if addr is None:
+            raise PackageError(f"library: no symbol {symbol}; export the model again")
         return ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * n), *tail)(addr)
 
     def _args(self, values: list[int], n_in: int) -> tuple[list, list, list]:
@@ -374,11 +381,13 @@ class ScheduleProgram:
         n, trip = len(values), int(s["trip"])
         args, dynamic, fresh = self._args(values, len(s["in"]))
         i64 = (ctypes.c_int64, ctypes.c_int64)
+        run: Callable[[list], None]
         if not s["parallel"]:
             serial = self._kernel(s["kernel"], n, ())
 
-            def run(a: list) -> None:
+            def run_serial(a: list) -> None:
                 serial(*a)
+            run = run_serial
         else:
             fn = self._kernel(s["kernel"], n, i64)
             per_iteration = max(max((self.specs[v].shape.numel() for v in s["out"]), default=1)

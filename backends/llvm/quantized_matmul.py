@@ -30,16 +30,11 @@ nibble unpacking and the per-group scale are not graph ops, and a dedicated
 kernel keeps the quantized op out of the kernel helper's lowering.
 """
 
-# Third-party typing, not ours: llvmlite ships no types: IRBuilder's methods are made by decorators that pyright reads as returning None, and ir.Value's `type` is set in subclasses.
-# pyright: reportArgumentType=warning
-# pyright: reportAttributeAccessIssue=warning
-# pyright: reportCallIssue=warning
-# pyright: reportReturnType=warning
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -50,6 +45,7 @@ from xdsl.ir import SSAValue
 
 from irc.backends.llvm.int4_layout import LANES, permute_for_int4
 from irc.backends.llvm.jit import JitModule, compile_llvm_ir
+from irc.backends.llvm.llvm_types import Builder, Value, builder
 from irc.backends.llvm.threads import LaunchStats
 from irc.backends.llvm.translate import F32, I8, I32, I64, PTR, ModuleTranslator
 from irc.ir import graph as g
@@ -82,9 +78,9 @@ def _i64(v: int) -> ir.Constant:
     return ir.Constant(I64, v)
 
 
-def _loop(b: ir.IRBuilder, start: ir.Value, end: ir.Value, init: list[ir.Value],
-          body: Callable[[ir.IRBuilder, ir.Value, list[ir.Value]], list[ir.Value]],
-          name: str) -> list[ir.Value]:
+def _loop(b: Builder, start: Value, end: Value, init: Sequence[Value],
+          body: Callable[[Builder, Value, list[Value]], Sequence[Value]],
+          name: str) -> list[Value]:
     """``for i in [start, end)`` carrying ``init``; returns the final carried values."""
     pre = b.block
     head = b.append_basic_block(f"{name}.head")
@@ -94,7 +90,7 @@ def _loop(b: ir.IRBuilder, start: ir.Value, end: ir.Value, init: list[ir.Value],
     b.position_at_end(head)
     iv = b.phi(I64, name=name)
     iv.add_incoming(start, pre)
-    carried = []
+    carried: list[ir.PhiInstr] = []
     for j, v in enumerate(init):
         phi = b.phi(v.type, name=f"{name}.c{j}")
         phi.add_incoming(v, pre)
@@ -109,38 +105,38 @@ def _loop(b: ir.IRBuilder, start: ir.Value, end: ir.Value, init: list[ir.Value],
         phi.add_incoming(v, latch)
     b.branch(head)
     b.position_at_end(done)
-    return carried
+    return list(carried)
 
 
-def _group_dot(b: ir.IRBuilder, shape: QuantizedShape, x_rows: list[ir.Value], q_row: ir.Value,
-               k0: ir.Value, length: int) -> list[ir.Value]:
+def _group_dot(b: Builder, shape: QuantizedShape, x_rows: Sequence[Value], q_row: Value,
+               k0: Value, length: int) -> list[Value]:
     """Per input row r: sum over k in [k0, k0 + length) of x_r[k] * q[k], each
     q converted in registers once for all rows (``k0`` is a multiple of the
     group size, so even at 4 bits)."""
     zeros = [ir.Constant(F32, 0.0)] * len(x_rows)
 
-    def load_x(row: ir.Value, k: ir.Value) -> ir.Value:
+    def load_x(row: Value, k: Value) -> Value:
         return b.load(b.gep(row, [k], source_etype=F32, inbounds=True), typ=F32)
 
-    def load_q(i: ir.Value) -> ir.Value:
+    def load_q(i: Value) -> Value:
         return b.load(b.gep(q_row, [i], source_etype=I8, inbounds=True), typ=I8)
 
-    def fma(acc: ir.Value, x: ir.Value, w: ir.Value) -> ir.Value:
+    def fma(acc: Value, x: Value, w: Value) -> Value:
         return b.fadd(acc, b.fmul(x, w, flags=REDUCTION), flags=REDUCTION)
 
     if shape.bits == 8:
-        def body8(b: ir.IRBuilder, k: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
+        def body8(b: Builder, k: Value, acc: list[Value]) -> list[Value]:
             w = b.sitofp(load_q(k), F32)
             return [fma(a, load_x(row, k), w) for a, row in zip(acc, x_rows)]
         return _loop(b, k0, b.add(k0, _i64(length)), zeros, body8, "k")
 
-    def nibbles(byte: ir.Value) -> tuple[ir.Value, ir.Value]:
+    def nibbles(byte: Value) -> tuple[Value, Value]:
         wide = b.zext(byte, I32)
         lo = b.sub(b.and_(wide, ir.Constant(I32, 15)), ir.Constant(I32, 8))
         hi = b.sub(b.lshr(wide, ir.Constant(I32, 4)), ir.Constant(I32, 8))
         return b.sitofp(lo, F32), b.sitofp(hi, F32)
 
-    def body4(b: ir.IRBuilder, j: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
+    def body4(b: Builder, j: Value, acc: list[Value]) -> list[Value]:
         lo, hi = nibbles(load_q(j))
         k = b.shl(j, _i64(1))
         k1 = b.add(k, _i64(1))
@@ -175,14 +171,14 @@ def vector_chunks(shape: QuantizedShape, length: int) -> int:
     return length // chunk_elements(shape.bits)
 
 
-def _splat(b: ir.IRBuilder, value: ir.Value, typ: ir.VectorType) -> ir.Value:
+def _splat(b: Builder, value: Value, typ: ir.VectorType) -> Value:
     vec = b.insert_element(ir.Constant(typ, ir.Undefined), value, ir.Constant(I32, 0))
     return b.shuffle_vector(vec, ir.Constant(typ, ir.Undefined),
                             ir.Constant(ir.VectorType(I32, typ.count), [0] * typ.count))
 
 
-def _vector_group_dot(b: ir.IRBuilder, shape: QuantizedShape, xv_rows: list[ir.Value],
-                      q_row: ir.Value, k0: ir.Value, chunks: int) -> list[ir.Value]:
+def _vector_group_dot(b: Builder, shape: QuantizedShape, xv_rows: Sequence[Value],
+                      q_row: Value, k0: Value, chunks: int) -> list[Value]:
     """Per input row, a vector of partial sums over the first ``chunks`` whole
     vector steps of the group at ``k0``. Each step loads 16 bytes of
     integers once for all rows, widens and converts them in registers and
@@ -194,13 +190,13 @@ def _vector_group_dot(b: ir.IRBuilder, shape: QuantizedShape, xv_rows: list[ir.V
     zeros = [ir.Constant(VEC, [0.0] * LANES)] * len(xv_rows)
     step = chunk_elements(shape.bits)
 
-    def load_x(row: ir.Value, k: ir.Value) -> ir.Value:
+    def load_x(row: Value, k: Value) -> Value:
         return b.load(b.gep(row, [k], source_etype=F32, inbounds=True), typ=VEC, align=4)
 
-    def fma(acc: ir.Value, x: ir.Value, w: ir.Value) -> ir.Value:
+    def fma(acc: Value, x: Value, w: Value) -> Value:
         return b.fadd(acc, b.fmul(x, w, flags=REDUCTION), flags=REDUCTION)
 
-    def body(b: ir.IRBuilder, c: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
+    def body(b: Builder, c: Value, acc: list[Value]) -> list[Value]:
         k = b.add(k0, b.mul(c, _i64(step)))
         byte = k if shape.bits == 8 else b.lshr(k, _i64(1))
         raw = b.load(b.gep(q_row, [byte], source_etype=I8, inbounds=True), typ=BYTES, align=1)
@@ -218,7 +214,7 @@ def _vector_group_dot(b: ir.IRBuilder, shape: QuantizedShape, xv_rows: list[ir.V
     return _loop(b, _i64(0), _i64(chunks), zeros, body, "c")
 
 
-def _reduce(b: ir.IRBuilder, vec: ir.Value) -> ir.Value:
+def _reduce(b: Builder, vec: Value) -> Value:
     """Sum of a vector's lanes (a halving tree)."""
     width = LANES
     while width > 1:
@@ -245,14 +241,14 @@ def kernel_ir(shape: QuantizedShape) -> str:
             arg.add_attribute("noalias")  # x and xv may be one buffer: both only read
     fn.attributes.add("nounwind")
     translator.functions[KERNEL] = fn
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    b = builder(fn.append_basic_block("entry"))
     x, xv, q, scales, y, lo, hi = fn.args
 
-    def per_channel(b: ir.IRBuilder, n: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+    def per_channel(b: Builder, n: Value, _: list[Value]) -> list[Value]:
         q_row = b.gep(q, [b.mul(n, _i64(shape.row_bytes))], source_etype=I8, inbounds=True)
         s_row = b.gep(scales, [b.mul(n, _i64(shape.groups))], source_etype=F32, inbounds=True)
 
-        def rows(b: ir.IRBuilder, m0: ir.Value, count: int) -> None:
+        def rows(b: Builder, m0: Value, count: int) -> None:
             """Output rows m0 .. m0 + count - 1 of channel n."""
             ms = [b.add(m0, _i64(r)) for r in range(count)]
             x_rows = [b.gep(x, [b.mul(m, _i64(shape.k))], source_etype=F32, inbounds=True)
@@ -261,15 +257,16 @@ def kernel_ir(shape: QuantizedShape) -> str:
                        for m in ms]
             size = shape.group_size
 
-            def group(b: ir.IRBuilder, gi: ir.Value, acc: list[ir.Value], length: int = size
-                      ) -> list[ir.Value]:
+            def group(b: Builder, gi: Value, acc: list[Value], length: int = size
+                      ) -> list[Value]:
                 """acc: per row a vector and a scalar accumulator; each gets its
                 partial sums over the group times the group's scale."""
                 k0 = b.mul(gi, _i64(size))
                 scale = b.load(b.gep(s_row, [gi], source_etype=F32, inbounds=True), typ=F32)
                 chunks = vector_chunks(shape, length)
                 done = chunks * chunk_elements(shape.bits)
-                vecs, scalars = acc[:count], acc[count:]
+                vecs: list[Value] = acc[:count]
+                scalars: list[Value] = acc[count:]
                 if chunks:
                     parts = _vector_group_dot(b, shape, xv_rows, q_row, k0, chunks)
                     splat = _splat(b, scale, VEC)
@@ -295,7 +292,7 @@ def kernel_ir(shape: QuantizedShape) -> str:
 
         blocks, rest = divmod(shape.m, ROW_BLOCK)
 
-        def block(b: ir.IRBuilder, i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+        def block(b: Builder, i: Value, _: list[Value]) -> list[Value]:
             rows(b, b.mul(i, _i64(ROW_BLOCK)), ROW_BLOCK)
             return []
 

@@ -15,8 +15,6 @@ every graph's call routed to a handler (a kernel migrator, an interpreter), so
 Python code between graph breaks still runs as the model's own.
 """
 
-# Third-party typing, not ours: aot_module_simplified types its compilers as the AOTDispatchCompiler protocol and decompositions by OpOverload only.
-# pyright: reportArgumentType=warning
 
 from __future__ import annotations
 
@@ -97,9 +95,9 @@ class ModelCapture:
 
         from irc.frontends.decompositions import decomposition_table
         return aot_module_simplified(gm, example_inputs, fw_compiler=self._forward,
-                                     decompositions=decomposition_table())
+                                     decompositions=decomposition_table())  # pyright: ignore[reportArgumentType]  # torch keys its tables by OperatorBase, this parameter by OpOverload
 
-    def _forward(self, gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Any:
+    def _forward(self, gm: torch.fx.GraphModule, example_inputs: Sequence[Any]) -> Any:
         from functorch.compile import make_boxed_func  # pyright: ignore[reportPrivateImportUsage]
         from torch._subclasses.fake_tensor import unset_fake_temporarily
         with unset_fake_temporarily():
