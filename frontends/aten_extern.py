@@ -31,7 +31,7 @@ import torch.fx
 from xdsl.dialects.builtin import StringAttr, UnitAttr
 from xdsl.ir import Operation, SSAValue
 
-from irc.frontends.fx_importer import NodeUnsupported
+from irc.frontends.unsupported import NodeUnsupported
 from irc.ir import graph as g
 from irc.ir.types import SUPPORTED_DTYPES, tensor_type
 

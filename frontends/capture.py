@@ -36,7 +36,8 @@ import torch.fx
 from irc.errors import IrcError, UnsupportedOpError
 from irc.frontends.decompositions import decomposition_table
 from irc.frontends.input_mutations import lift_input_mutations, with_copies_back
-from irc.frontends.fx_importer import FxImporter, NodeUnsupported, _flat_outputs, op_name, static_problems
+from irc.frontends.fx_importer import FxImporter, _flat_outputs, static_problems
+from irc.frontends.unsupported import NodeUnsupported, op_name
 from irc.frontends.program import Program
 from irc.frontends.source_locations import describe, source_line
 

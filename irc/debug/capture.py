@@ -56,7 +56,8 @@ def _import_strict(gm: torch.fx.GraphModule) -> tuple[Program, list[Any], list[i
     """Import an AOT graph; an op the graph dialect cannot express is an
     :class:`UnsupportedOpError` naming it and its source line."""
     from irc.frontends.capture import _import
-    from irc.frontends.fx_importer import NodeUnsupported, op_name, static_problems
+    from irc.frontends.fx_importer import static_problems
+    from irc.frontends.unsupported import NodeUnsupported, op_name
     from irc.frontends.source_locations import describe
     nodes = {n.name: n for n in gm.graph.nodes}
     problems = static_problems(gm)
