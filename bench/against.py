@@ -1,5 +1,3 @@
-# pyright: reportMissingImports=warning
-# (onnxruntime is in the bench extra only)
 """What bench.zoo measures irc against: inductor (torch.compile) and ONNX Runtime.
 
 Each ``prepare_*`` compiles one model the way a deployer would and returns a

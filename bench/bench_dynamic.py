@@ -1,7 +1,3 @@
-# pyright: reportArgumentType=warning, reportAttributeAccessIssue=warning, reportReturnType=warning, reportCallIssue=warning, reportIndexIssue=warning, reportOptionalMemberAccess=warning, reportAssignmentType=warning, reportGeneralTypeIssues=warning, reportOptionalIterable=warning
-# (merged 2026-12-04 before its typing was narrowed: symbolic sizes `Dim` =
-# int | sympy.Expr through int-typed helpers, JSON schedule values as `object`;
-# to be made clean like the rest, see pyproject.toml)
 """Dynamic shapes (issue #13): a Llama-style decoder block at many batch sizes
 and sequence lengths, compiled once with symbolic sizes.
 
@@ -43,6 +39,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.harness import interleaved_medians
+from irc.stats import stats_of
 
 SHAPES = [(1, 1), (1, 17), (1, 128), (1, 1024), (1, 2048), (2, 64), (2, 128), (2, 1024),
           (4, 31), (4, 256), (8, 128), (8, 512)]
@@ -66,6 +63,9 @@ def _rotate_half(x: Tensor) -> Tensor:
 
 class LlamaBlock(nn.Module):
     """One Llama decoder layer (pre-norm, GQA, RoPE, SwiGLU) on hidden states."""
+
+    cos: Tensor  # buffers (register_buffer below)
+    sin: Tensor
 
     def __init__(self, dim: int = 256, heads: int = 8, kv_heads: int = 4, ffn: int = 688,
                  max_seq: int = 2048) -> None:
@@ -142,7 +142,7 @@ def run(shapes: list[tuple[int, int]], dim: int, repeats: int, inductor: bool,
                 fns["inductor_dynamic"] = lambda: ind(x)
             for name, seconds in interleaved_medians(fns, repeats=repeats).items():
                 row[f"{name}_ms"] = round(seconds * 1e3, 3)
-            stats = dynamic.irc_stats
+            stats = stats_of(dynamic)
             row.update(irc_graphs=stats.graphs, irc_backend_compiles=stats.backend_compiles,
                        irc_specializations=stats.specializations,
                        inductor_graphs=inductor_graphs[0] if inductor else None)
@@ -164,7 +164,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="4 small shapes, hidden 64")
     parser.add_argument("--dim", type=int, default=None, help="hidden size (default 256)")
     parser.add_argument("--repeats", type=int, default=5)

@@ -1,7 +1,3 @@
-# pyright: reportArgumentType=warning, reportAttributeAccessIssue=warning, reportReturnType=warning, reportCallIssue=warning, reportIndexIssue=warning, reportOptionalMemberAccess=warning, reportAssignmentType=warning, reportGeneralTypeIssues=warning, reportOptionalIterable=warning
-# (merged 2026-12-04 before its typing was narrowed: symbolic sizes `Dim` =
-# int | sympy.Expr through int-typed helpers, JSON schedule values as `object`;
-# to be made clean like the rest, see pyproject.toml)
 """Exported packages on the zoo: size, load time, latency (Python loader, C runner) vs the JIT.
 
     .venv/bin/python -m bench.bench_export [--models gpt2,bert,resnet] [--repeat 50]
@@ -106,7 +102,7 @@ def bench(name: str, repeat: int, tmp: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--models", default="gpt2,bert,resnet")
     parser.add_argument("--repeat", type=int, default=50)
     args = parser.parse_args(argv)

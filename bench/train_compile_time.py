@@ -1,7 +1,3 @@
-# pyright: reportArgumentType=warning, reportAttributeAccessIssue=warning, reportReturnType=warning, reportCallIssue=warning, reportIndexIssue=warning, reportOptionalMemberAccess=warning, reportAssignmentType=warning, reportGeneralTypeIssues=warning, reportOptionalIterable=warning
-# (merged 2026-12-04 before its typing was narrowed: symbolic sizes `Dim` =
-# int | sympy.Expr through int-typed helpers, JSON schedule values as `object`;
-# to be made clean like the rest, see pyproject.toml)
 """Cold compile of one training step, by phase: ``python -m bench.train_compile_time MODEL [OPTION=VALUE ...]``.
 
 Runs in this process (start it fresh, with ``IRC_CACHE_DIR`` pointing at an
@@ -244,7 +240,7 @@ def _parse_option(text: str) -> tuple[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("model", help="a zoo decoder (tests/zoo/models.py): gpt2, llama, ...")
     parser.add_argument("options", nargs="*", help="irc options as KEY=VALUE")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads")

@@ -9,10 +9,6 @@ random weights), check it against eager PyTorch, and time it next to eager
 ``--model`` takes any zoo name (tests/zoo/models.py) or bench model workload.
 """
 
-# Third-party typing, not ours: torch.nn.Module.__getattr__ types every attribute (irc_stats, config) as Tensor | Module.
-# pyright: reportAttributeAccessIssue=warning
-# pyright: reportCallIssue=warning
-# pyright: reportReturnType=warning
 
 from __future__ import annotations
 
@@ -29,6 +25,7 @@ import irc  # noqa: E402
 from bench.harness import interleaved_medians  # noqa: E402
 from bench.workloads import WORKLOADS  # noqa: E402
 from tests.zoo.models import ZOO, flat_tensors  # noqa: E402
+from irc.stats import stats_of  # noqa: E402
 
 
 def _load(name: str) -> tuple[torch.nn.Module, tuple, dict]:
@@ -36,6 +33,8 @@ def _load(name: str) -> tuple[torch.nn.Module, tuple, dict]:
         model, kwargs = ZOO[name].make()
         return model, (), kwargs
     model, inputs = WORKLOADS[name].factory()
+    if not isinstance(model, torch.nn.Module):
+        raise SystemExit(f"{name} is a function, not a model")
     return model, tuple(inputs), {}
 
 
@@ -60,7 +59,7 @@ def main() -> int:
     err = max((g - w).abs().max().item() for g, w in zip(got, want))
     ok = len(got) == len(want) and all(torch.allclose(g, w, rtol=1e-3, atol=1e-3)
                                        for g, w in zip(got, want))
-    stats = fast.irc_stats
+    stats = stats_of(fast)
     print(f"compile + first run: {compile_s:.2f} s ({stats.kernels} kernels, "
           f"{sum(stats.extern_ops.values())} library calls, nothing in eager)")
     print(f"max |irc - eager| over {len(got)} outputs = {err:.2e}  ->  "

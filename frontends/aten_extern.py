@@ -34,7 +34,7 @@ from xdsl.ir import Operation, SSAValue
 
 from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
 
-from irc.frontends.fx_importer import NodeUnsupported
+from irc.frontends.unsupported import NodeUnsupported
 from irc.ir.symbols import Dim
 from irc.ir import graph as g
 from irc.ir.types import SUPPORTED_DTYPES, tensor_type

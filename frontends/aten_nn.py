@@ -3,9 +3,6 @@ graph dialect. ``var``/``var_mean``/``std`` (when a graph still has them) are
 spelled with mean/sub/mul/sum; ``max.dim``/``min.dim`` give (amax, argmax).
 """
 
-# Third-party typing, not ours: torch.fx types every `node.args[i]` as the `Argument` union (ints, lists, Nodes, dtypes, ...); the handler reads it by the aten schema.
-# pyright: reportArgumentType=warning
-# pyright: reportOperatorIssue=warning
 
 from __future__ import annotations
 
@@ -19,8 +16,10 @@ import torch.fx
 from xdsl.ir import SSAValue
 
 from irc.frontends.aten_shape import reshape
+from irc.frontends.fx_args import int_arg, kwarg, static_size
 from irc.frontends.fx_importer import FxImporter, handles
 from irc.ir import graph as g
+from irc.ir.symbols import Dim
 from irc.ir.types import dims_of, dtype_of, tensor_type
 
 aten = torch.ops.aten
@@ -66,7 +65,7 @@ def _reduction(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
         dim, keepdim = None, False
     else:
         dim, keepdim = ctx.arg(1, "dim", None), ctx.arg(2, "keepdim", False)
-    dtype = node.kwargs.get("dtype")
+    dtype = kwarg(node, "dtype")
     if dtype is not None:
         value = ctx.cast(value, dtype)
     return reduce(ctx, _REDUCTIONS[packet], value, _dims(dim, rank), bool(keepdim))
@@ -112,10 +111,10 @@ def _variance(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, SSAValue,
         raise ctx.unsupported("variance of an integer tensor")
     shape = dims_of(value.type)
     dims = _dims(ctx.arg(1, "dim", None), len(shape))
-    correction = node.kwargs.get("correction", 1 if ctx.arg(2, "unbiased", True) is True else 0)
+    correction = kwarg(node, "correction", 1 if ctx.arg(2, "unbiased", True) is True else 0)
     if correction is None:
         correction = 1
-    keepdim = bool(node.kwargs.get("keepdim", False))
+    keepdim = bool(kwarg(node, "keepdim", False))
     mean = reduce(ctx, g.MeanOp, value, dims, True)
     diff = ctx.emit(g.SubOp(value, mean))
     total = reduce(ctx, g.SumOp, ctx.emit(g.MulOp(diff, diff)), dims, keepdim)
@@ -151,7 +150,7 @@ def _std(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
 # contractions
 
 
-def matmul(ctx: FxImporter, a: SSAValue, b: SSAValue, out_shape: Sequence[int]) -> SSAValue:
+def matmul(ctx: FxImporter, a: SSAValue, b: SSAValue, out_shape: Sequence[Dim]) -> SSAValue:
     """torch.matmul semantics: 1-d operands are made 2-d and the extra dim dropped."""
     sa, sb = dims_of(a.type), dims_of(b.type)
     if not sa or not sb:
@@ -175,7 +174,7 @@ def _addmm(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     out = ctx.out_meta()
     bias = ctx.tensor(node.args[0], out.dtype)
     a, b = ctx.tensor(node.args[1], out.dtype), ctx.tensor(node.args[2], out.dtype)
-    beta, alpha = node.kwargs.get("beta", 1), node.kwargs.get("alpha", 1)
+    beta, alpha = kwarg(node, "beta", 1), kwarg(node, "alpha", 1)
     product = matmul(ctx, a, b, ctx.dims(out.shape))
     if alpha != 1:
         product = ctx.emit(g.MulOp(product, ctx.scalar(alpha, out.dtype)))
@@ -223,7 +222,7 @@ def _convolution(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
                              properties={"stride": g.i64_array(_tuple(stride, nsp)),
                                          "padding": g.i64_array(_tuple(padding, nsp)),
                                          "dilation": g.i64_array(_tuple(dilation, nsp)),
-                                         "groups": g.int_attr(groups)}))
+                                         "groups": g.int_attr(int_arg(node, 8))}))
 
 
 def _bool(value: bool) -> Any:
@@ -392,10 +391,9 @@ def _fused_attention(ctx: FxImporter, node: torch.fx.Node, is_causal: bool, mask
     qs = dims_of(q.type)
     if len(qs) < 2 or not len(qs) == len(dims_of(k.type)) == len(dims_of(v.type)):
         return None
-    if scale is None:
-        scale = 1.0 / float(qs[-1]) ** 0.5
+    factor: float = 1.0 / float(qs[-1]) ** 0.5 if scale is None else scale
     from xdsl.dialects.builtin import Float64Type, FloatAttr, UnitAttr
-    properties: dict[str, Any] = {"scale": FloatAttr(float(scale), Float64Type())}
+    properties: dict[str, Any] = {"scale": FloatAttr(float(factor), Float64Type())}
     if is_causal:
         properties["is_causal"] = UnitAttr()
     operands: list[Any] = [q, k, v, [ctx.tensor(mask, out_meta.dtype)] if mask is not None else []]
@@ -403,7 +401,7 @@ def _fused_attention(ctx: FxImporter, node: torch.fx.Node, is_causal: bool, mask
                                   result_types=[tensor_type(ctx.dims(out_meta.shape), out_meta.dtype)]))
 
 
-def _kv_heads_for(ctx: FxImporter, kv: SSAValue, q_heads: int) -> SSAValue:
+def _kv_heads_for(ctx: FxImporter, kv: SSAValue, q_heads: Dim) -> SSAValue:
     """Grouped-query attention: ``kv`` (heads ``H_kv`` at dim -3) repeated to
     ``q_heads`` heads, kv head ``j`` serving query heads ``j*G .. j*G+G-1``
     (``repeat_interleave``, as torch's kernels group them)."""
@@ -420,7 +418,7 @@ def _kv_heads_for(ctx: FxImporter, kv: SSAValue, q_heads: int) -> SSAValue:
     return reshape(ctx, wide, [*lead, q_heads, s, d])
 
 
-def _grad_for_kv_heads(ctx: FxImporter, grad: SSAValue, kv_heads: int) -> SSAValue:
+def _grad_for_kv_heads(ctx: FxImporter, grad: SSAValue, kv_heads: Dim) -> SSAValue:
     """The gradient of :func:`_kv_heads_for`: each group of query heads summed
     back onto its key/value head."""
     shape = dims_of(grad.type)
@@ -437,7 +435,7 @@ def _sdpa_cpu(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, SSAValue]
     Computed in f32 for f16/bf16 inputs."""
     q, k, v = node.args[:3]
     dropout_p, is_causal = ctx.arg(3, "dropout_p", 0.0), bool(ctx.arg(4, "is_causal", False))
-    mask, scale = node.kwargs.get("attn_mask"), node.kwargs.get("scale")
+    mask, scale = kwarg(node, "attn_mask"), kwarg(node, "scale")
     if dropout_p:
         raise ctx.unsupported("attention dropout is random")
     out_meta, lse_meta = node.meta["val"][0], node.meta["val"][1]
@@ -458,7 +456,7 @@ def _sdpa_cpu(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, SSAValue]
     scores = ctx.emit(g.MulOp(ctx.emit(g.MatmulOp(qv, kt)), ctx.scalar(scale, dtype)))
     L, S = qs[-2], ks[-2]
     if is_causal:
-        causal = torch.ones(L, S, dtype=torch.bool).tril()
+        causal = torch.ones(static_size(L), static_size(S), dtype=torch.bool).tril()
         scores = ctx.emit(g.WhereOp(ctx.constant(causal), scores,
                                     ctx.scalar(float("-inf"), dtype)))
     if mask is not None:
@@ -526,7 +524,7 @@ def _sdpa_cpu_backward(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, 
     dQ = scale * dS K, dK = scale * dS^T Q (fully masked rows give P = 0)."""
     grad_out, q, k, v, out, lse = node.args[:6]
     dropout_p, is_causal = node.args[6], bool(node.args[7])
-    mask, scale = node.kwargs.get("attn_mask"), node.kwargs.get("scale")
+    mask, scale = kwarg(node, "attn_mask"), kwarg(node, "scale")
     if dropout_p:
         raise ctx.unsupported("attention dropout is random")
     metas = node.meta["val"]
@@ -548,7 +546,7 @@ def _sdpa_cpu_backward(ctx: FxImporter, node: torch.fx.Node) -> tuple[SSAValue, 
 
     scores = ctx.emit(g.MulOp(ctx.emit(g.MatmulOp(qv, transpose(kv))), ctx.scalar(scale, dtype)))
     if is_causal:
-        causal = torch.ones(qs[-2], ks[-2], dtype=torch.bool).tril()
+        causal = torch.ones(static_size(qs[-2]), static_size(ks[-2]), dtype=torch.bool).tril()
         scores = ctx.emit(g.WhereOp(ctx.constant(causal), scores, ctx.scalar(float("-inf"), dtype)))
     if mask is not None:
         mask_meta = ctx.meta(mask)

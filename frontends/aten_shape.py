@@ -3,12 +3,6 @@ here), slicing normalised like torch, concatenation, splits, padding,
 gather/index_select/index, tuple ``getitem`` and shape-only constants.
 """
 
-# Third-party typing, not ours: torch.fx types every `node.args[i]` as the `Argument` union (ints, lists, Nodes, dtypes, ...); the handler reads it by the aten schema.
-# pyright: reportArgumentType=warning
-# pyright: reportCallIssue=warning
-# pyright: reportGeneralTypeIssues=warning
-# pyright: reportOperatorIssue=warning
-# pyright: reportOptionalIterable=warning
 
 from __future__ import annotations
 
@@ -21,8 +15,10 @@ import torch
 import torch.fx
 from xdsl.ir import SSAValue
 
+from irc.frontends.fx_args import arg, int_arg, ints_arg, kwarg, static_shape, static_size
 from irc.frontends.fx_importer import FxImporter, handles
 from irc.ir import graph as g
+from irc.ir.symbols import Dim
 from irc.ir.types import dims_of, dtype_of, tensor_type
 
 aten = torch.ops.aten
@@ -35,7 +31,7 @@ def _norm_dim(dim: int, rank: int) -> int:
     return dim % r
 
 
-def reshape(ctx: FxImporter, value: SSAValue, shape: Sequence[int]) -> SSAValue:
+def reshape(ctx: FxImporter, value: SSAValue, shape: Sequence[Dim]) -> SSAValue:
     if dims_of(value.type) == tuple(shape):
         return value
     return ctx.emit(g.ReshapeOp(value, tensor_type(shape, dtype_of(value.type))))
@@ -103,7 +99,7 @@ def _view(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
 def _unsqueeze(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     value = ctx.tensor(node.args[0])
     rank = len(dims_of(value.type))
-    dim = node.args[1]
+    dim = int_arg(node, 1)
     dim = dim + rank + 1 if dim < 0 else dim
     out = ctx.out_shape()
     return ctx.emit(g.UnsqueezeOp(operands=[value], result_types=[tensor_type(out, dtype_of(value.type))],
@@ -123,7 +119,7 @@ def _expand(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
 def _permute(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     value = ctx.tensor(node.args[0])
     rank = len(dims_of(value.type))
-    dims = [_norm_dim(d, rank) for d in node.args[1]]
+    dims = [_norm_dim(d, rank) for d in ints_arg(node, 1)]
     if dims == list(range(rank)):
         return value
     return ctx.emit(g.PermuteOp(value, dims))
@@ -137,7 +133,7 @@ def _transpose(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
         return value
     packet = node.target.overloadpacket  # type: ignore[union-attr]
     if packet in (aten.transpose, getattr(aten, "transpose_copy", aten.transpose)):
-        a, b = _norm_dim(node.args[1], rank), _norm_dim(node.args[2], rank)
+        a, b = _norm_dim(int_arg(node, 1), rank), _norm_dim(int_arg(node, 2), rank)
     else:
         a, b = rank - 2, rank - 1
         if packet is aten.numpy_T:
@@ -160,8 +156,8 @@ def _slice(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
 def _select(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     value = ctx.tensor(node.args[0])
     shape = dims_of(value.type)
-    dim = _norm_dim(node.args[1], len(shape))
-    index = node.args[2]
+    dim = _norm_dim(int_arg(node, 1), len(shape))
+    index = int_arg(node, 2)
     if not -shape[dim] <= index < shape[dim]:
         raise IndexError(f"index {index} out of range for size {shape[dim]}")
     index %= shape[dim]
@@ -173,7 +169,7 @@ def _select(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
 def _cat(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     out = ctx.out_meta()
     values = []
-    for t in node.args[0]:
+    for t in arg(node, 0):
         v = ctx.tensor(t, out.dtype)
         if dims_of(v.type) == (0,) and out.dim() != 1:
             continue  # torch's legacy rule: empty 1-d tensors are skipped
@@ -237,7 +233,7 @@ def _arange(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     overload = node.target._overloadname  # type: ignore[union-attr]
     args = [ctx.size_arg(a) for a in node.args]
     start, end, step = (0, args[0], 1) if overload == "default" else (
-        args[0], args[1], args[2] if len(args) > 2 else node.kwargs.get("step", 1))
+        args[0], args[1], args[2] if len(args) > 2 else kwarg(node, "step", 1))
     if not all(isinstance(b, (int, sympy.Expr)) for b in (start, end, step)):
         raise ctx.unsupported("arange with symbolic length needs integer start and step")
     out = ctx.out_meta()
@@ -263,19 +259,19 @@ def _shape_only(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
             aten.ones_like: 1, aten.new_ones: 1, aten.zeros: 0, aten.ones: 1,
             aten.empty: 0}.get(packet)
     if fill is None:
-        fill = node.args[0] if packet is aten.scalar_tensor else node.args[1]
+        fill = arg(node, 0) if packet is aten.scalar_tensor else arg(node, 1)
     shape = ctx.dims(out.shape)
     if not all(isinstance(d, int) for d in shape):  # symbolic: a splat, expanded
         scalar = ctx.constant(torch.full((), fill, dtype=out.dtype))
         return ctx.emit(g.ExpandOp(scalar, tensor_type(shape, out.dtype)))
-    t = torch.full(shape, fill, dtype=out.dtype)
+    t = torch.full(static_shape(shape), fill, dtype=out.dtype)
     return ctx.constant(t, node)
 
 
 @handles("repeat")
 def _repeat(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     value = ctx.tensor(node.args[0])
-    reps = list(node.args[1])
+    reps = ints_arg(node, 1)
     shape = [1] * (len(reps) - len(dims_of(value.type))) + list(dims_of(value.type))
     value = reshape(ctx, value, [d for s in shape for d in (1, s)])
     big = [d for r, s in zip(reps, shape) for d in (r, s)]
@@ -287,7 +283,7 @@ def _repeat(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
 def _pad(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     """Pad (or crop, for negative amounts) trailing dims; pairs run last dim first."""
     value = ctx.tensor(node.args[0])
-    pad = list(node.args[1])
+    pad = ints_arg(node, 1)
     fill = ctx.arg(2, "value", 0)
     dtype = dtype_of(value.type)
     rank = len(dims_of(value.type))
@@ -301,7 +297,7 @@ def _pad(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
             if amount > 0:
                 shape = list(dims_of(value.type))
                 shape[dim] = amount
-                pieces.append(ctx.constant(torch.full(shape, fill, dtype=dtype)))
+                pieces.append(ctx.constant(torch.full(static_shape(shape), fill, dtype=dtype)))
             else:
                 pieces.append(None)
         parts = [p for p in (pieces[0], value, pieces[1]) if p is not None]
@@ -313,7 +309,7 @@ def _pad(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
 @handles("index_select")
 def _index_select(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     value = ctx.tensor(node.args[0])
-    dim = _norm_dim(node.args[1], len(dims_of(value.type)))
+    dim = _norm_dim(int_arg(node, 1), len(dims_of(value.type)))
     index = ctx.tensor(node.args[2])
     if not dims_of(value.type):
         return value
@@ -324,7 +320,7 @@ def _index_select(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
 
 
 def _emit_index_select(ctx: FxImporter, value: SSAValue, index: SSAValue, dim: int,
-                       out: Sequence[int]) -> SSAValue:
+                       out: Sequence[Dim]) -> SSAValue:
     shape = list(dims_of(value.type))
     shape[dim] = dims_of(index.type)[0]
     result = ctx.emit(g.IndexSelectOp(operands=[value, index],
@@ -336,7 +332,7 @@ def _emit_index_select(ctx: FxImporter, value: SSAValue, index: SSAValue, dim: i
 @handles("gather")
 def _gather(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     value = ctx.tensor(node.args[0])
-    dim = _norm_dim(node.args[1], len(dims_of(value.type)))
+    dim = _norm_dim(int_arg(node, 1), len(dims_of(value.type)))
     index = ctx.tensor(node.args[2])
     if not dims_of(value.type) or len(dims_of(index.type)) != len(dims_of(value.type)):
         raise ctx.unsupported("gather on 0-d tensors")
@@ -351,7 +347,7 @@ def _index(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     (others None): the indexed dims are flattened and gathered with one
     linear index (negative indices wrap like torch)."""
     value = ctx.tensor(node.args[0])
-    indices = list(node.args[1])
+    indices = list(arg(node, 1))
     used = [i for i, t in enumerate(indices) if t is not None]
     if not used or used != list(range(used[0], used[-1] + 1)):
         raise ctx.unsupported("advanced indexing with index tensors on non-adjacent dims")
@@ -409,8 +405,8 @@ def reshape_like_torch(ctx: FxImporter, value: SSAValue, node: torch.fx.Node) ->
         rank = len(dims_of(value.type))
         if rank < 2:
             return value
-        a, b = (rank - 2, rank - 1) if packet is aten.t_ else (_norm_dim(node.args[1], rank),
-                                                                _norm_dim(node.args[2], rank))
+        a, b = (rank - 2, rank - 1) if packet is aten.t_ else (_norm_dim(int_arg(node, 1), rank),
+                                                                _norm_dim(int_arg(node, 2), rank))
         dims = list(range(rank))
         dims[a], dims[b] = dims[b], dims[a]
         return value if a == b else ctx.emit(g.PermuteOp(value, dims))
@@ -427,7 +423,7 @@ def _slice_scatter(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     dim = _norm_dim(ctx.arg(2, "dim", 0), len(shape))
     size = shape[dim]
     if node.target.overloadpacket is aten.select_scatter:  # type: ignore[union-attr]
-        index = node.args[3]
+        index = int_arg(node, 3)
         start = index % size if -size <= index < size else None
         if start is None:
             raise IndexError(f"index {index} out of range for size {size}")
@@ -454,10 +450,10 @@ def _flip(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     """Reverse ``dims``: an index_select with the reversed positions per dim."""
     value = ctx.tensor(node.args[0])
     shape = dims_of(value.type)
-    for d in sorted({_norm_dim(d, len(shape)) for d in node.args[1]}):
+    for d in sorted({_norm_dim(d, len(shape)) for d in ints_arg(node, 1)}):
         if not shape or shape[d] <= 1:
             continue
-        index = ctx.constant(torch.arange(shape[d] - 1, -1, -1, dtype=torch.int64))
+        index = ctx.constant(torch.arange(static_size(shape[d]) - 1, -1, -1, dtype=torch.int64))
         value = _emit_index_select(ctx, value, index, d, shape)
     return value
 
@@ -480,8 +476,8 @@ def _diagonal(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     length = max(0, min(n, m - offset) if offset >= 0 else min(n + offset, m))
     out = ctx.out_shape()
     if length == 0:
-        return ctx.constant(torch.zeros(out, dtype=dtype_of(value.type)))
+        return ctx.constant(torch.zeros(static_shape(out), dtype=dtype_of(value.type)))
     flat = reshape(ctx, value, [shape[d] for d in rest] + [n * m])
     start = offset if offset >= 0 else -offset * m
     end = start + (length - 1) * (m + 1) + 1
-    return reshape(ctx, ctx.emit(g.SliceOp(flat, len(rest), start, end, m + 1)), out)
+    return reshape(ctx, ctx.emit(g.SliceOp(flat, len(rest), start, end, static_size(m) + 1)), out)

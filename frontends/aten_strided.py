@@ -21,10 +21,6 @@ storage order is not its value's order (an :class:`UnsupportedOpError` with
 ``strict=True``, an eager node otherwise).
 """
 
-# Third-party typing, not ours: torch.fx types every `node.args[i]` as the `Argument` union (ints, lists, Nodes, dtypes, ...); the handler reads it by the aten schema.
-# pyright: reportArgumentType=warning
-# pyright: reportGeneralTypeIssues=warning
-# pyright: reportOptionalIterable=warning
 
 from __future__ import annotations
 
@@ -37,6 +33,7 @@ from xdsl.ir import SSAValue
 
 from irc.frontends.aten_shape import _emit_index_select, reshape, slice_value
 from irc.frontends.fx_importer import FxImporter, handles
+from irc.frontends.fx_args import arg
 from irc.ir import graph as g
 from irc.ir.types import dims_of, dtype_of, tensor_type
 
@@ -93,7 +90,7 @@ def _expanded(ctx: FxImporter, value: SSAValue, size: Sequence[int]) -> SSAValue
 def _as_strided(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
     value = ctx.tensor(node.args[0])
     meta = ctx.meta(node.args[0])
-    size, stride = [int(n) for n in node.args[1]], [int(s) for s in node.args[2]]
+    size, stride = [int(n) for n in arg(node, 1)], [int(s) for s in arg(node, 2)]
     offset = ctx.arg(3, "storage_offset", None)
     if meta is None or not meta.is_contiguous():
         raise ctx.unsupported("as_strided of a tensor that is not contiguous (its storage "
@@ -102,7 +99,8 @@ def _as_strided(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
         raise ValueError(f"as_strided: {len(size)} sizes but {len(stride)} strides")
     if any(n < 0 for n in size) or any(s < 0 for s in stride):
         raise ValueError("as_strided: negative size or stride")
-    start = (meta.storage_offset() if offset is None else int(offset)) - meta.storage_offset()
+    start: int = (meta.storage_offset() if offset is None  # pyright: ignore[reportAssignmentType]  # torch types storage_offset() int | SymInt; these sizes and strides are ints
+                  else int(offset)) - meta.storage_offset()
     numel = math.prod(dims_of(value.type))
     dtype = dtype_of(value.type)
     if math.prod(size) == 0:

@@ -20,9 +20,6 @@
   ``graph.weight`` ops referring to the model's own tensors.
 """
 
-# Third-party typing, not ours: torch.export types InputSpec.target as Optional and ep.constants as Tensor | ScriptObject | TreeSpec; split_module's root_m is typed non-optional.
-# pyright: reportArgumentType=warning
-# pyright: reportAttributeAccessIssue=warning
 
 from __future__ import annotations
 
@@ -39,8 +36,9 @@ import torch.fx
 from irc.errors import IrcError, UnsupportedOpError
 from irc.frontends.decompositions import decomposition_table
 from irc.frontends.input_mutations import lift_input_mutations, with_copies_back
+from irc.frontends.fx_importer import FxImporter, _flat_outputs, static_problems
+from irc.frontends.unsupported import NodeUnsupported, op_name
 from irc.passes.derived_weights import DerivedWeights
-from irc.frontends.fx_importer import FxImporter, NodeUnsupported, _flat_outputs, op_name, static_problems
 from irc.frontends.program import Program
 from irc.frontends.source_locations import describe, source_line
 
@@ -257,7 +255,8 @@ def _compile_split(gm: torch.fx.GraphModule, unsupported: set[str], target: str,
                    derived: DerivedWeights | None = None) -> Runner:
     from torch.fx.passes.split_module import split_module
     ids = _partition_ids(gm, unsupported)
-    split = split_module(gm, None, lambda n: ids[n.name][0], keep_original_order=True)
+    split = split_module(gm, None, lambda n: ids[n.name][0],  # pyright: ignore[reportArgumentType]  # root_m: "not currently used" (torch's docs)
+                         keep_original_order=True)
     supported_ids = {pid for pid, ok in ids.values() if ok}
     for name, sub in list(split.named_children()):
         pid = int(name.rsplit("_", 1)[-1])
@@ -556,13 +555,17 @@ def export_program(model: torch.nn.Module | Callable[..., Any],
     live.update(dict(module.named_buffers(remove_duplicate=False)))
     weights: dict[str, tuple[str, torch.Tensor]] = {}
     for spec in ep.graph_signature.input_specs:
+        if spec.kind in (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR):
+            target = spec.target
+            if target is None:  # torch.export names every parameter, buffer and constant
+                raise IrcError(f"exported input {spec.arg.name} of kind {spec.kind.name} has no name")
         if spec.kind in (InputKind.PARAMETER, InputKind.BUFFER):
-            tensor = live.get(spec.target) if spec.target in live else ep.state_dict.get(spec.target)
+            tensor = live.get(target) if target in live else ep.state_dict.get(target)
             if tensor is None:
-                tensor = ep.constants[spec.target]
-            weights[spec.arg.name] = (spec.target, tensor.detach())
+                tensor = _exported_tensor(ep.constants[target], target)
+            weights[spec.arg.name] = (target, tensor.detach())
         elif spec.kind == InputKind.CONSTANT_TENSOR:
-            weights[spec.arg.name] = (spec.target, ep.constants[spec.target])
+            weights[spec.arg.name] = (target, _exported_tensor(ep.constants[target], target))
         elif spec.kind != InputKind.USER_INPUT:
             raise IrcError(f"exported input {spec.arg.name} of kind {spec.kind.name} is not supported")
     for out_spec in ep.graph_signature.output_specs:
@@ -600,3 +603,12 @@ class _FunctionModule(torch.nn.Module):
 
     def forward(self, *args: Any) -> Any:
         return self.fn(*args)
+
+
+def _exported_tensor(value: object, name: str) -> torch.Tensor:
+    """A tensor constant of an ExportedProgram (``ep.constants`` also types
+    script objects and tree specs, which no parameter, buffer or tensor
+    constant is)."""
+    if not isinstance(value, torch.Tensor):
+        raise IrcError(f"exported constant {name} is a {type(value).__name__}, not a tensor")
+    return value

@@ -47,7 +47,8 @@ from xdsl.ir import Attribute, Block, Operation, Region, SSAValue
 from xdsl.utils.exceptions import VerifyException
 
 from irc.frontends.program import Program
-from irc.frontends.source_locations import describe, location
+from irc.frontends.source_locations import location
+from irc.frontends.unsupported import NodeUnsupported
 from irc.frontends.symbolic_sizes import SizeNormalizer, normalizer_for
 from irc.ir import graph as g
 from irc.ir.symbols import (SIZE_ARG, Dim, SymbolicShapeError, canonical, format_dim, from_torch,
@@ -96,23 +97,6 @@ def handlers() -> Mapping[object, Handler]:
                     t = getattr(torch.ops.aten, t)
                 table[t] = fn
     return types.MappingProxyType(table)
-
-
-class NodeUnsupported(Exception):
-    """``node`` cannot be expressed in the graph dialect (``reason`` says why)."""
-
-    def __init__(self, node: torch.fx.Node, reason: str) -> None:
-        self.node = node
-        self.reason = reason
-        super().__init__(f"{op_name(node)} at {describe(node)}: {reason}")
-
-
-def op_name(node: torch.fx.Node) -> str:
-    """The aten name of a call_function node (``aten.add.Tensor``)."""
-    target = node.target
-    if isinstance(target, torch._ops.OpOverload):
-        return str(target)
-    return getattr(target, "__name__", str(target))
 
 
 def handler_for(node: torch.fx.Node) -> Handler | None:
@@ -510,7 +494,7 @@ def _is_size(val: Any) -> bool:
 
 
 def _is_size_node(node: torch.fx.Node) -> bool:
-    """Size arithmetic: ``sym_size`` or a python operator on ``SymInt``\ s."""
+    """Size arithmetic: ``sym_size`` or a python operator on ``SymInt`` values."""
     return _is_size(node.meta.get("val")) and (
         not isinstance(node.target, torch._ops.OpOverload) or node.target in _SIZE_OPS)
 

@@ -1,7 +1,3 @@
-# pyright: reportArgumentType=warning, reportAttributeAccessIssue=warning, reportReturnType=warning, reportCallIssue=warning, reportIndexIssue=warning, reportOptionalMemberAccess=warning, reportAssignmentType=warning, reportGeneralTypeIssues=warning, reportOptionalIterable=warning
-# (merged 2026-12-04 before its typing was narrowed: symbolic sizes `Dim` =
-# int | sympy.Expr through int-typed helpers, JSON schedule values as `object`;
-# to be made clean like the rest, see pyproject.toml)
 """Inputs an inference graph writes: in-place cache updates, and copies back.
 
 AOTAutograd, asked to keep inference input mutations (``make_dynamo_backend``
@@ -35,6 +31,7 @@ import torch
 import torch.fx
 from xdsl.ir import SSAValue
 
+from irc.frontends import fx_args
 from irc.frontends.fx_importer import FxImporter, handles
 from irc.ir import graph as g
 
@@ -72,11 +69,11 @@ def _update_of(node: torch.fx.Node, cache: torch.fx.Node
         if not isinstance(val, torch.Tensor):
             return None
         rank = val.dim()
-        dim = int(node.args[2] if len(node.args) > 2 else node.kwargs.get("dim", 0))
+        dim = int(fx_args.arg(node, 2) if len(node.args) > 2 else fx_args.kwarg(node, "dim", 0))
         dim = dim + rank if dim < 0 else dim
-        start = node.args[3] if len(node.args) > 3 else node.kwargs.get("start")
-        end = node.args[4] if len(node.args) > 4 else node.kwargs.get("end")
-        step = node.args[5] if len(node.args) > 5 else node.kwargs.get("step", 1)
+        start = fx_args.arg(node, 3) if len(node.args) > 3 else fx_args.kwarg(node, "start")
+        end = fx_args.arg(node, 4) if len(node.args) > 4 else fx_args.kwarg(node, "end")
+        step = fx_args.arg(node, 5) if len(node.args) > 5 else fx_args.kwarg(node, "step", 1)
         bounds = range(int(val.shape[dim]))[slice(start, end, step)]
         return dim, bounds, node.args[1]  # type: ignore[return-value]
     return None
@@ -213,7 +210,8 @@ def _cache_update(ctx: FxImporter, node: torch.fx.Node) -> SSAValue:
         index_value = ctx.constant(torch.arange(index.start, index.stop, index.step))
     else:
         index_value = ctx.tensor(index)
-    return ctx.emit(g.CacheUpdateOp(ctx.tensor(cache), index_value, ctx.tensor(values), int(dim)))
+    return ctx.emit(g.CacheUpdateOp(ctx.tensor(cache), index_value, ctx.tensor(values),
+                                        fx_args.int_arg(node, 1)))
 
 
 __all__ = ["Mutations", "cache_update", "lift_input_mutations", "with_copies_back"]

@@ -1,7 +1,3 @@
-# pyright: reportArgumentType=warning, reportAttributeAccessIssue=warning, reportReturnType=warning, reportCallIssue=warning, reportIndexIssue=warning, reportOptionalMemberAccess=warning, reportAssignmentType=warning, reportGeneralTypeIssues=warning, reportOptionalIterable=warning
-# (merged 2026-12-04 before its typing was narrowed: symbolic sizes `Dim` =
-# int | sympy.Expr through int-typed helpers, JSON schedule values as `object`;
-# to be made clean like the rest, see pyproject.toml)
 """The ``graph`` dialect: tensor-level ops close to core aten.
 
 Value semantics, static shapes, builtin ``tensor<...>`` types. Elementwise ops
@@ -19,7 +15,7 @@ from __future__ import annotations
 
 from abc import ABC
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, cast
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, TypeVar, cast
 
 import torch
 from xdsl.dialects.builtin import (
@@ -89,6 +85,19 @@ def _fail(op: Operation, message: str) -> NoReturn:
 
 def _fmt(shape: Sequence[Dim]) -> str:
     return "x".join(str(d) for d in shape) if shape else "scalar"
+
+
+def _check_result_shape(op: Operation, want: Sequence[Dim]) -> None:
+    """The verifiers' shape rule: the (first) result has shape ``want``."""
+    got = dims_of(op.results[0].type)
+    if got != tuple(want):
+        _fail(op, f"result shape {_fmt(got)} should be {_fmt(want)}")
+
+
+def _check_index_dtype(op: Operation, value: SSAValue, what: str) -> None:
+    """An index operand of ``op`` is i64 or i32 (``what``: how the op names it)."""
+    if dtype_of(value.type) not in (torch.int64, torch.int32):
+        _fail(op, f"{what} must be i64 or i32")
 
 
 _UNARY_FORMAT = "$input attr-dict `:` type($input) `->` type($result)"
@@ -544,8 +553,7 @@ class PermuteOp(_ShapeOp):
         if sorted(dims) != list(range(len(shape))):
             _fail(self, f"dims {list(dims)} is not a permutation of 0..{len(shape) - 1}")
         want = tuple(shape[d] for d in dims)
-        if dims_of(self.result.type) != want:
-            _fail(self, f"result shape {_fmt(dims_of(self.result.type))} should be {_fmt(want)}")
+        _check_result_shape(self, want)
 
 
 @irdl_op_definition
@@ -612,8 +620,7 @@ class SliceOp(_ShapeOp):
             _fail(self, f"slice {start}:{end}:{step} is not normalised for size {shape[dim]}")
         want = list(shape)
         want[dim] = _slice_size(start, end, step)
-        if list(dims_of(self.result.type)) != want:
-            _fail(self, f"result shape {_fmt(dims_of(self.result.type))} should be {_fmt(want)}")
+        _check_result_shape(self, want)
 
 
 def _bound_attr(value: Any) -> IntegerAttr | StringAttr:
@@ -682,8 +689,7 @@ class ConcatOp(IRDLOperation):
                 _fail(self, "inputs and result must have the same dtype")
         want = list(shapes[0])
         want[dim] = sum(s[dim] for s in shapes)
-        if list(dims_of(self.result.type)) != want:
-            _fail(self, f"result shape {_fmt(dims_of(self.result.type))} should be {_fmt(want)}")
+        _check_result_shape(self, want)
 
 
 @irdl_op_definition
@@ -699,8 +705,7 @@ class SqueezeOp(_ShapeOp):
         if any(not 0 <= d < len(shape) or shape[d] != 1 for d in dims):
             _fail(self, f"dims {list(dims)} must be size-1 dims of {_fmt(shape)}")
         want = tuple(s for i, s in enumerate(shape) if i not in dims)
-        if dims_of(self.result.type) != want:
-            _fail(self, f"result shape {_fmt(dims_of(self.result.type))} should be {_fmt(want)}")
+        _check_result_shape(self, want)
 
 
 @irdl_op_definition
@@ -716,8 +721,7 @@ class UnsqueezeOp(_ShapeOp):
         if not 0 <= dim <= len(shape):
             _fail(self, f"dim {dim} out of range for rank {len(shape)}")
         want = shape[:dim] + [1] + shape[dim:]
-        if list(dims_of(self.result.type)) != want:
-            _fail(self, f"result shape {_fmt(dims_of(self.result.type))} should be {_fmt(want)}")
+        _check_result_shape(self, want)
 
 
 # ----------------------------------------------------------------------------
@@ -754,8 +758,7 @@ class MatmulOp(IRDLOperation):
         if batch is None:
             _fail(self, f"batch dims of {_fmt(a)} and {_fmt(b)} do not broadcast")
         want = (*(batch or ()), a[-2], b[-1])
-        if dims_of(self.result.type) != want:
-            _fail(self, f"result shape {_fmt(dims_of(self.result.type))} should be {_fmt(want)}")
+        _check_result_shape(self, want)
         dt = {dtype_of(self.lhs.type), dtype_of(self.rhs.type), dtype_of(self.result.type)}
         if len(dt) != 1:
             _fail(self, f"operands and result must share one dtype, got {sorted(map(str, dt))}")
@@ -815,8 +818,8 @@ class AttentionOp(IRDLOperation):
                             f"scores {_fmt(scores)}")
 
 
-def conv_output_size(size: Dim, kernel: int, stride: int, padding: int, dilation: int,
-                     ceil_mode: bool = False) -> int:
+def conv_output_size(size: Dim, kernel: Dim, stride: int, padding: int, dilation: int,
+                     ceil_mode: bool = False) -> Dim:
     """Output length of a convolution/pooling window along one dim (torch's formula)."""
     span = size + 2 * padding - dilation * (kernel - 1) - 1
     out = (-(-span // stride) if ceil_mode else span // stride) + 1
@@ -825,7 +828,10 @@ def conv_output_size(size: Dim, kernel: int, stride: int, padding: int, dilation
     return out
 
 
-def channels_first(shape: tuple[Dim, ...]) -> tuple[Dim, ...]:
+_D = TypeVar("_D")  # a dimension: int, or a symbolic Dim
+
+
+def channels_first(shape: tuple[_D, ...]) -> tuple[_D, ...]:
     """``[N, *spatial, C]`` -> ``[N, C, *spatial]`` (the shape a channels-last tensor stands for)."""
     return (shape[0], shape[-1], *shape[1:-1]) if len(shape) >= 3 else shape
 
@@ -940,7 +946,7 @@ class ConvEpilogueOp(IRDLOperation):
                    dict(conv.properties), unary, scalars)
 
     def scalars(self) -> list[float]:
-        return [float(v) for v in self.unary_scalars.get_values()]
+        return [float(v) for v in self.unary_scalars.get_values()]  # pyright: ignore[reportAttributeAccessIssue]  # xDSL types get_values on the parametrised DenseArrayBase only
 
     def verify_(self) -> None:
         x, w = dims_of(self.input.type), dims_of(self.weight.type)
@@ -1062,8 +1068,7 @@ class GatherOp(IRDLOperation):
         x, idx = dims_of(self.input.type), dims_of(self.index.type)
         if len(x) != len(idx) or not 0 <= self.dim.value.data < max(len(x), 1):
             _fail(self, f"input {_fmt(x)} and index {_fmt(idx)} ranks differ or dim out of range")
-        if dtype_of(self.index.type) not in (torch.int64, torch.int32):
-            _fail(self, "index must be i64 or i32")
+        _check_index_dtype(self, self.index, "index")
         if dims_of(self.result.type) != idx or dtype_of(self.result.type) != dtype_of(self.input.type):
             _fail(self, "result must have the index's shape and the input's dtype")
 
@@ -1087,8 +1092,7 @@ class IndexSelectOp(IRDLOperation):
             _fail(self, f"index must be 1-d and dim in range (input {_fmt(x)}, index {_fmt(idx)})")
         want = list(x)
         want[dim] = idx[0]
-        if list(dims_of(self.result.type)) != want:
-            _fail(self, f"result shape {_fmt(dims_of(self.result.type))} should be {_fmt(want)}")
+        _check_result_shape(self, want)
 
 
 @irdl_op_definition
@@ -1106,10 +1110,8 @@ class EmbeddingOp(IRDLOperation):
         w, idx = dims_of(self.weight.type), dims_of(self.indices.type)
         if len(w) != 2:
             _fail(self, f"weight must be 2-d, got {_fmt(w)}")
-        if dtype_of(self.indices.type) not in (torch.int64, torch.int32):
-            _fail(self, "indices must be i64 or i32")
-        if dims_of(self.result.type) != (*idx, w[1]):
-            _fail(self, f"result shape {_fmt(dims_of(self.result.type))} should be {_fmt((*idx, w[1]))}")
+        _check_index_dtype(self, self.indices, "indices")
+        _check_result_shape(self, (*idx, w[1]))
 
 
 # ----------------------------------------------------------------------------
@@ -1275,7 +1277,7 @@ class WeightOp(IRDLOperation):
 # weight-only quantization (made by the quantize-weights pass)
 
 
-def quantized_row_bytes(k: int, bits: int) -> int:
+def quantized_row_bytes(k: Dim, bits: int) -> Dim:
     """Bytes per output row of a quantized weight: ``k`` for int8, ``ceil(k/2)`` for int4."""
     return k if bits == 8 else (k + 1) // 2
 
@@ -1395,8 +1397,7 @@ class CacheUpdateOp(IRDLOperation):
         dim = self.dim.value.data
         if not 0 <= dim < len(c) or len(idx) != 1:
             _fail(self, f"dim {dim} out of range for cache {_fmt(c)}, or index {_fmt(idx)} not 1-d")
-        if dtype_of(self.index.type) not in (torch.int64, torch.int32):
-            _fail(self, "index must be i64 or i32")
+        _check_index_dtype(self, self.index, "index")
         want = tuple(idx[0] if d == dim else n for d, n in enumerate(c))
         if v != want or dtype_of(self.values.type) != dtype_of(self.cache.type):
             _fail(self, f"values {_fmt(v)} should be {_fmt(want)} of the cache's dtype")

@@ -3,15 +3,15 @@ tensors, op by op, with eager PyTorch semantics.
 
 It is the oracle of every pass test: a pass keeps meaning iff interpreting the
 module before and after it gives the same outputs. Kernel-level modules (host
-function calling outlined kernels with ``func.call``) run too.
+function calling outlined kernels with ``func.call``) run too. What the
+library ops (attention, convolution, pooling, ``graph.aten_call``) compute is
+defined once, in :mod:`irc.library_calls`, which the package loader runs too.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -19,9 +19,14 @@ from xdsl.dialects import func
 from xdsl.dialects.builtin import DenseIntOrFPElementsAttr, ModuleOp
 from xdsl.ir import Operation, SSAValue
 
+from irc import library_calls as lib
 from irc.errors import IrcError
 from irc.ir import graph as g
+from irc.library_calls import aten_overload, decode_args, run_aten_call
 from irc.ir.types import dtype_of, shape_of
+
+__all__ = ["HANDLERS", "Interpreter", "aten_overload", "decode_args", "dense_to_tensor",
+           "dequantize_weight", "interpret", "run_aten_call"]
 
 Handler = Callable[[Operation, list[torch.Tensor]], torch.Tensor]
 HANDLERS: dict[type[Operation], Handler] = {}
@@ -194,106 +199,55 @@ def _cache_update(op: g.CacheUpdateOp, args: list[torch.Tensor]) -> torch.Tensor
     return cache.index_copy_(op.dim.value.data, index.to(torch.int64), values)
 
 
-def _from_channels_last(op: Operation, x: torch.Tensor) -> torch.Tensor:
-    """A channels-last op's ``[N, *spatial, C]`` input as the ``[N, C, *spatial]``
-    view torch's functional ops take, with channels-last strides (a runtime may
-    hand over a strided view, e.g. of a channels-first input: it is copied
-    once here, or oneDNN would take its slow channels-first path)."""
-    if not g.is_channels_last(op):
-        return x
-    return x.contiguous().permute(0, x.dim() - 1, *range(1, x.dim() - 1))
-
-
-def _to_channels_last(op: Operation, y: torch.Tensor) -> torch.Tensor:
-    """Back to ``[N, *spatial, C]`` (contiguous; free when torch produced a
-    channels-last result, as oneDNN does for a channels-last input)."""
-    if not g.is_channels_last(op):
-        return y
-    return y.permute(*g.channels_last_dims(y.dim())).contiguous()
+def _channels_last(op: Operation) -> bool:
+    return g.is_channels_last(op)
 
 
 @handles(g.AttentionOp)
 def _attention(op: g.AttentionOp, args: list[torch.Tensor]) -> torch.Tensor:
-    """torch's fused CPU kernel (the one eager runs for F.scaled_dot_product_attention)."""
-    q, k, v = args[:3]
     mask = args[3] if len(args) > 3 else None
-    causal, scale = op.is_causal is not None, op.scale.value.data
-    if q.device.type == "cpu":
-        # The fused kernel reads q/k/v as if their last dim were contiguous
-        # (F.scaled_dot_product_attention makes it so before calling it); the
-        # CPU runtime hands externs torch views, e.g. the transposed results of
-        # swap-skinny-matmul, whose last-dim stride is not 1.
-        q, k, v = (x if x.stride(-1) == 1 else x.contiguous() for x in (q, k, v))
-        if q.dim() != 4:  # the fused kernel takes [batch, heads, L, E]
-            lead = q.shape[:-2]
-            as4 = [x.reshape(-1, 1, *x.shape[-2:]) for x in (q, k, v)]
-            if mask is not None:
-                mask = mask.expand(*lead, q.shape[-2], k.shape[-2]).reshape(-1, 1, q.shape[-2],
-                                                                           k.shape[-2])
-            out = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-                *as4, 0.0, causal, attn_mask=mask, scale=scale)[0]
-            return out.reshape(*lead, *out.shape[-2:])
-        return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
-            q, k, v, 0.0, causal, attn_mask=mask, scale=scale)[0]
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, scale=scale)
+    return lib.attention(args[0], args[1], args[2], mask, op.is_causal is not None,
+                         op.scale.value.data)
 
 
 @handles(g.ConvOp)
 def _conv(op: g.ConvOp, args: list[torch.Tensor]) -> torch.Tensor:
-    x, w = _from_channels_last(op, args[0]), args[1]
-    bias = args[2] if len(args) > 2 else None
-    fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[x.dim() - 2]
-    y = fn(x, w, bias, stride=g.ints(op.stride), padding=g.ints(op.padding),
-           dilation=g.ints(op.dilation), groups=op.groups.value.data)
-    return _out(op, _to_channels_last(op, y))
-
-
-_EPILOGUE_UNARY: dict[str, Callable[..., torch.Tensor]] = {
-    "none": lambda y: y, "relu": torch.relu, "hardtanh": lambda y, lo, hi: y.clamp(lo, hi),
-    "swish": F.silu, "sigmoid": torch.sigmoid, "tanh": torch.tanh}
+    cl = _channels_last(op)
+    y = lib.conv(lib.from_channels_last(args[0], cl), args[1], args[2] if len(args) > 2 else None,
+                 g.ints(op.stride), g.ints(op.padding), g.ints(op.dilation), op.groups.value.data)
+    return _out(op, lib.to_channels_last(y, cl))
 
 
 @handles(g.ConvEpilogueOp)
 def _conv_epilogue(op: g.ConvEpilogueOp, args: list[torch.Tensor]) -> torch.Tensor:
     """``unary(conv + other)`` on ``[N, H, W, C]`` data (the op's definition)."""
-    x, w = args[0].permute(0, 3, 1, 2), args[1]
     bias = args[2] if op.bias is not None else None
-    y = F.conv2d(x, w, bias, stride=g.ints(op.stride), padding=g.ints(op.padding),
-                 dilation=g.ints(op.dilation), groups=op.groups.value.data).permute(0, 2, 3, 1)
-    if op.other is not None:
-        y = y + args[-1]
-    return _out(op, _EPILOGUE_UNARY[op.unary.data](y, *op.scalars()).contiguous())
+    other = args[-1] if op.other is not None else None
+    return _out(op, lib.conv_epilogue(args[0], args[1], bias, other, g.ints(op.stride),
+                                      g.ints(op.padding), g.ints(op.dilation),
+                                      op.groups.value.data, op.unary.data, op.scalars()))
 
 
 @handles(g.MaxPoolOp)
 def _max_pool(op: g.MaxPoolOp, args: list[torch.Tensor]) -> torch.Tensor:
-    k = g.ints(op.kernel)
-    fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[len(k)]
-    y = fn(_from_channels_last(op, args[0]), k, g.ints(op.stride), g.ints(op.padding),
-           g.ints(op.dilation), ceil_mode=bool(op.ceil_mode.value.data))
-    return _to_channels_last(op, y)
+    cl = _channels_last(op)
+    y = lib.max_pool(lib.from_channels_last(args[0], cl), g.ints(op.kernel), g.ints(op.stride),
+                     g.ints(op.padding), g.ints(op.dilation), bool(op.ceil_mode.value.data))
+    return lib.to_channels_last(y, cl)
 
 
 @handles(g.AvgPoolOp)
 def _avg_pool(op: g.AvgPoolOp, args: list[torch.Tensor]) -> torch.Tensor:
-    k = g.ints(op.kernel)
-    fn = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[len(k)]
-    kwargs: dict[str, object] = {}
-    if len(k) > 1 and op.divisor.value.data:
-        kwargs["divisor_override"] = op.divisor.value.data
-    y = fn(_from_channels_last(op, args[0]), k, g.ints(op.stride), g.ints(op.padding),
-           ceil_mode=bool(op.ceil_mode.value.data),
-           count_include_pad=bool(op.count_include_pad.value.data), **kwargs)
-    return _to_channels_last(op, y)
+    cl = _channels_last(op)
+    y = lib.avg_pool(lib.from_channels_last(args[0], cl), g.ints(op.kernel), g.ints(op.stride),
+                     g.ints(op.padding), bool(op.ceil_mode.value.data),
+                     bool(op.count_include_pad.value.data), op.divisor.value.data)
+    return lib.to_channels_last(y, cl)
 
 
 @handles(g.AdaptiveAvgPoolOp)
 def _adaptive(op: Operation, args: list[torch.Tensor]) -> torch.Tensor:
-    out = shape_of(op.results[0].type)
-    nsp = 2 if args[0].dim() >= 4 else 1
-    fn = F.adaptive_avg_pool2d if nsp == 2 else F.adaptive_avg_pool1d
-    size: Any = out[-nsp:]  # torch types output_size per arity (_size_1_t, _size_2_opt_t)
-    return fn(args[0], size)
+    return lib.adaptive_avg_pool(args[0], shape_of(op.results[0].type))
 
 
 @handles(g.GatherOp)
@@ -309,68 +263,6 @@ def _index_select(op: g.IndexSelectOp, args: list[torch.Tensor]) -> torch.Tensor
 @handles(g.EmbeddingOp)
 def _embedding(op: Operation, args: list[torch.Tensor]) -> torch.Tensor:
     return F.embedding(args[1].to(torch.int64), args[0])
-
-
-def decode_args(text: str, inputs: Sequence[torch.Tensor]) -> tuple[list[object], dict[str, object]]:
-    """A ``graph.aten_call``'s ``args`` JSON -> python ``(args, kwargs)``:
-    operand references become ``inputs``; devices, dtypes, layouts and
-    memory formats the torch objects they name."""
-    def decode(value: object) -> object:
-        if isinstance(value, list):
-            return [decode(v) for v in value]
-        if isinstance(value, dict):
-            if "$t" in value:
-                return inputs[value["$t"]]  # type: ignore[index]
-            if "$dtype" in value:
-                return getattr(torch, value["$dtype"])  # type: ignore[arg-type]
-            if "$device" in value:
-                return torch.device(value["$device"])  # type: ignore[arg-type]
-            if "$layout" in value:
-                return getattr(torch, value["$layout"])  # type: ignore[arg-type]
-            if "$memory_format" in value:
-                return getattr(torch, value["$memory_format"])  # type: ignore[arg-type]
-            return {k: decode(v) for k, v in value.items()}
-        return value
-    args, kwargs = json.loads(text)
-    return decode(args), {k: decode(v) for k, v in kwargs.items()}  # type: ignore[return-value]
-
-
-@lru_cache(maxsize=None)
-def aten_overload(callee: str) -> torch._ops.OpOverload:
-    """``"aten::sort.stable"`` -> ``torch.ops.aten.sort.stable``."""
-    namespace, rest = callee.split("::", 1)
-    name, overload = rest.rsplit(".", 1)
-    try:
-        return getattr(getattr(getattr(torch.ops, namespace), name), overload)
-    except AttributeError:
-        raise IrcError(f"graph.aten_call: this torch has no operator {callee}") from None
-
-
-def run_aten_call(callee: str, args: str, dtypes: Sequence[torch.dtype],
-                  inputs: Sequence[torch.Tensor], device: torch.device | None = None
-                  ) -> list[torch.Tensor]:
-    """Run a ``graph.aten_call``: torch's op on ``inputs``; its tensor outputs in
-    order, cast to ``dtypes``, contiguous and never sharing storage with an
-    input (a view op's result is copied: value semantics). The one
-    implementation the interpreter, the CPU runtime and Triton's host code call.
-
-    A factory op runs on the device the graph recorded (so a random draw
-    comes from the generator eager used); with ``device``, the results are
-    then moved to the device the program runs on."""
-    positional, keywords = decode_args(args, inputs)
-    out = aten_overload(callee)(*positional, **keywords)
-    flat = [t for t in (out if isinstance(out, (tuple, list)) else [out]) if isinstance(t, torch.Tensor)]
-    if len(flat) != len(dtypes):
-        raise IrcError(f"graph.aten_call {callee}: torch gave {len(flat)} tensors, the op "
-                       f"declares {len(dtypes)}")
-    storages = {t.untyped_storage().data_ptr() for t in inputs if t.numel()}
-    results = []
-    for t, dtype in zip(flat, dtypes):
-        t = t.to(device=device or t.device, dtype=dtype).contiguous()
-        if t.numel() and t.untyped_storage().data_ptr() in storages:
-            t = t.clone()
-        results.append(t)
-    return results
 
 
 @handles(g.AtenCallOp)

@@ -1,7 +1,3 @@
-# pyright: reportArgumentType=warning, reportAttributeAccessIssue=warning, reportReturnType=warning, reportCallIssue=warning, reportIndexIssue=warning, reportOptionalMemberAccess=warning, reportAssignmentType=warning, reportGeneralTypeIssues=warning, reportOptionalIterable=warning
-# (merged 2026-12-04 before its typing was narrowed: symbolic sizes `Dim` =
-# int | sympy.Expr through int-typed helpers, JSON schedule values as `object`;
-# to be made clean like the rest, see pyproject.toml)
 """Symbolic sizes: the ``?`` dimensions of graph-level tensor types.
 
 A dynamic dimension is MLIR's ``?`` in the shape, tied to a named size
@@ -65,9 +61,10 @@ def symbol(name: str) -> sympy.Symbol:
 def parse_dim(text: str) -> Dim:
     """A size expression from its printed form (``s0``, ``2*s1``, ``(s0//4)``)."""
     names = {n: symbol(n) for n in _NAME.findall(text) if n not in ("floor", "Mod", "Max", "Min")}
+    local_names: dict[str, Any] = {**names, "floor": sympy.floor, "Mod": sympy.Mod,
+                                   "Max": sympy.Max, "Min": sympy.Min}
     try:
-        expr = sympy.sympify(text, locals={**names, "floor": sympy.floor, "Mod": sympy.Mod,
-                                           "Max": sympy.Max, "Min": sympy.Min})
+        expr = sympy.sympify(text, locals=local_names)  # pyright: ignore[reportCallIssue]  # sympy's overloads of sympify leave out its locals
     except (sympy.SympifyError, SyntaxError, TypeError) as err:
         raise SymbolicShapeError(f"malformed size expression {text!r}: {err}") from None
     return canonical(expr)
@@ -107,7 +104,7 @@ def from_torch(size: Any) -> Dim:
     raise SymbolicShapeError(f"size {size!r} ({type(size).__name__}) is not an integer")
 
 
-def to_sympy(expr: sympy.Expr) -> sympy.Expr:
+def to_sympy(expr: sympy.Basic) -> sympy.Basic:
     """torch's sympy functions as plain sympy (so the text parses back), or an
     error naming the function irc does not model."""
     from torch.utils._sympy import functions as tf
@@ -117,16 +114,28 @@ def to_sympy(expr: sympy.Expr) -> sympy.Expr:
         return expr
     args = [to_sympy(a) for a in expr.args]
     if isinstance(expr, (tf.FloorDiv,)):
-        return sympy.floor(args[0] / args[1])
+        num, den = _numbers(expr, args)
+        return sympy.floor(num / den)
     if isinstance(expr, (tf.CleanDiv,)):
-        return args[0] / args[1]
+        num, den = _numbers(expr, args)
+        return num / den
     if isinstance(expr, (tf.PythonMod, tf.Mod)) or isinstance(expr, sympy.Mod):
-        return sympy.Mod(args[0], args[1])
+        num, den = _numbers(expr, args)
+        return sympy.Mod(num, den)
     if isinstance(expr, (sympy.Add, sympy.Mul, sympy.Pow, sympy.Max, sympy.Min, sympy.floor,
                          sympy.core.relational.Relational)):
-        return expr.func(*args)
+        return expr.func(*args)  # pyright: ignore[reportArgumentType]  # each operand as to_sympy made it, of the kind it was
     raise SymbolicShapeError(f"size expression {expr} uses {type(expr).__name__}, which irc "
                              "does not model")
+
+
+def _numbers(expr: sympy.Basic, args: Sequence[sympy.Basic]) -> tuple[sympy.Expr, sympy.Expr]:
+    """The two numeric operands of a division or remainder ``expr``."""
+    if len(args) != 2 or not all(isinstance(a, sympy.Expr) for a in args):
+        raise SymbolicShapeError(f"size expression {expr} does not divide two numbers")
+    num, den = args
+    assert isinstance(num, sympy.Expr) and isinstance(den, sympy.Expr)
+    return num, den
 
 
 def is_static(d: Dim) -> bool:
@@ -213,8 +222,9 @@ def _floor(x: Any) -> int:
 def make_tensor_type(element: Attribute, dims: Sequence[Any]) -> TensorType[Attribute]:
     """``tensor<...>`` of ``dims`` (ints, sympy expressions or SymInts)."""
     canon = [from_torch(d) for d in dims]
-    if all(isinstance(d, int) for d in canon):
-        return TensorType(element, canon)
+    static = [d for d in canon if isinstance(d, int)]
+    if len(static) == len(canon):
+        return TensorType(element, static)
     shape = [d if isinstance(d, int) else DYNAMIC_INDEX for d in canon]
     encoding = ArrayAttr([StringAttr(format_dim(d)) for d in canon if not isinstance(d, int)])
     return TensorType(element, shape, encoding)

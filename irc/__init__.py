@@ -28,6 +28,9 @@ if TYPE_CHECKING:  # imported lazily below; named here for type checkers
     from irc.frontends.capture import IrcWarning
     from irc.loader import load
 
+if TYPE_CHECKING:  # imported on first use (module __getattr__ below)
+    from irc.profile import profile
+
 __version__ = "0.1.0"
 __all__ = [
     "BackendError", "ConfigError", "InputMismatchError", "InternalCompilerError", "IrcError",

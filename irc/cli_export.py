@@ -1,7 +1,3 @@
-# pyright: reportArgumentType=warning, reportAttributeAccessIssue=warning, reportReturnType=warning, reportCallIssue=warning, reportIndexIssue=warning, reportOptionalMemberAccess=warning, reportAssignmentType=warning, reportGeneralTypeIssues=warning, reportOptionalIterable=warning
-# (merged 2026-12-04 before its typing was narrowed: symbolic sizes `Dim` =
-# int | sympy.Expr through int-typed helpers, JSON schedule values as `object`;
-# to be made clean like the rest, see pyproject.toml)
 """``irc export MODULE:ATTR --example-inputs SPEC -o model.ircpkg``: write a package.
 
 ``MODULE`` is an importable module name or a ``.py`` file; ``ATTR`` names an
@@ -126,7 +122,10 @@ def run(args: argparse.Namespace) -> int:
             raise IrcError(f"{args.model}: give --example-inputs (or name a factory returning "
                            "(model, example_inputs))")
         try:
-            model, inputs = obj()
+            made = obj()
+            if not isinstance(made, (tuple, list)) or len(made) != 2:
+                raise TypeError(f"it returned {type(made).__name__}, not (model, example_inputs)")
+            model, inputs = made
         except Exception as err:
             raise IrcError(f"{args.model}: calling the factory failed: {type(err).__name__}: {err}") \
                 from None

@@ -84,7 +84,8 @@ def _capture(model: Callable[..., Any], args: tuple, kwargs: dict, target: str,
     from irc.driver import compile_program
     from irc.frontends.capture import _import
     from irc.frontends.decompositions import decomposition_table
-    from irc.frontends.fx_importer import NodeUnsupported, op_name, static_problems
+    from irc.frontends.fx_importer import static_problems
+    from irc.frontends.unsupported import NodeUnsupported, op_name
     from irc.frontends.source_locations import describe
     user = _user_inputs(model, args, kwargs)
     by_id = {id(t): name for name, t in user}

@@ -1,7 +1,3 @@
-# pyright: reportArgumentType=warning, reportAttributeAccessIssue=warning, reportReturnType=warning, reportCallIssue=warning, reportIndexIssue=warning, reportOptionalMemberAccess=warning, reportAssignmentType=warning, reportGeneralTypeIssues=warning, reportOptionalIterable=warning
-# (merged 2026-12-04 before its typing was narrowed: symbolic sizes `Dim` =
-# int | sympy.Expr through int-typed helpers, JSON schedule values as `object`;
-# to be made clean like the rest, see pyproject.toml)
 """Runs an exported host schedule (``schedule.json``) with torch and ctypes only.
 
 The Python side of ``irc.load``: no xdsl, llvmlite, triton or dynamo. The
@@ -21,7 +17,9 @@ this runtime follows it step for step:
   the process as the JIT does and hands to the library's shim;
 * library calls (matmul, convolution through oneDNN with the weight packed
   once, attention, pooling, gather, embedding, concat, ``graph.aten_call``)
-  run torch's kernels exactly as the JIT runtime does; the quantized matmul
+  run torch's kernels exactly as the JIT runtime does (what each computes is
+  :mod:`irc.library_calls`', shared with the interpreter; the OpenMP team and
+  the chunking of parallel kernels are :mod:`irc.openmp`'s); the quantized matmul
   runs its generated kernel from the library.
 
 Inputs are checked like the JIT's (dtype, shape, contiguity, device): a wrong
@@ -31,24 +29,20 @@ input is an :class:`irc.InputMismatchError`, never a call into native code.
 from __future__ import annotations
 
 import ctypes
-import json
-import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from functools import lru_cache
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from irc.backends.llvm.int4_layout import permute_for_int4
-from irc.errors import InputMismatchError, PackageError
+from irc import library_calls as lib
+from irc.errors import InputMismatchError, IrcError, PackageError
+from irc.openmp import OPENMP_MIN_WORK, chunk_count, detect_openmp, min_iterations
 
 Env = list
-Step = Callable[[Env], None]
-OPENMP_MIN_WORK = 1 << 14
-"""Elements per chunk worth a thread of the OpenMP team (the JIT's default)."""
-_RUNTIME_NAMES = ("libgomp", "libiomp5", "libomp")
+Step = Callable[[Env], object]
+"""One step of the schedule on the value table (what it returns is not used)."""
 
 
 def dtype_named(name: str) -> torch.dtype:
@@ -93,128 +87,60 @@ class Spec:
 
 
 # -- OpenMP: torch's own team, as the JIT uses it -----------------------------------
-@lru_cache(maxsize=1)
-def openmp_addresses() -> tuple[int, int, int] | None:
-    """(GOMP_parallel, omp_get_thread_num, omp_get_num_threads) of the OpenMP
-    runtime torch has mapped, or None (then parallel kernels run serially)."""
-    try:
-        if "parallel backend: OpenMP" not in torch.__config__.parallel_info():
-            return None
-        lines = Path("/proc/self/maps").read_text().splitlines()
-    except Exception:
-        return None
-    paths: list[str] = []
-    for line in lines:
-        parts = line.split(maxsplit=5)
-        if len(parts) == 6 and os.path.basename(parts[5]).startswith(_RUNTIME_NAMES) \
-                and ".so" in parts[5] and parts[5].strip() not in paths:
-            paths.append(parts[5].strip())
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-            addrs = [ctypes.cast(getattr(lib, n), ctypes.c_void_p).value for n in
-                     ("GOMP_parallel", "omp_get_thread_num", "omp_get_num_threads")]
-        except (OSError, AttributeError):
-            continue
-        if all(addrs):
-            return addrs[0], addrs[1], addrs[2]  # type: ignore[return-value]
-    return None
-
-
 def link_openmp(lib: ctypes.CDLL) -> bool:
-    """Point the library's OpenMP shim at torch's runtime; whether one was found."""
-    addrs = openmp_addresses()
+    """Point the library's OpenMP shim at torch's runtime (:func:`irc.openmp.detect_openmp`,
+    the one the JIT uses); whether one was found."""
+    rt = detect_openmp()
     setter = lib.irc_set_openmp
     setter.argtypes = [ctypes.c_void_p] * 3
     setter.restype = None
-    setter(*(addrs or (None, None, None)))
-    return addrs is not None
-
-
-def _cores() -> int:
-    try:
-        return max(len(os.sched_getaffinity(0)), 1)
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    if rt is None:
+        setter(None, None, None)
+    else:
+        setter(rt.parallel, rt.thread_num, rt.num_threads)
+    return rt is not None
 
 
 # -- library calls ----------------------------------------------------------------
-def _from_cl(props: Mapping, x: torch.Tensor) -> torch.Tensor:
-    if not props.get("channels_last"):
-        return x
-    return x.contiguous().permute(0, x.dim() - 1, *range(1, x.dim() - 1))
+# what each computes is irc.library_calls' (the interpreter's definition); these
+# read its operands and properties from the schedule's JSON
 
 
-def _to_cl(props: Mapping, y: torch.Tensor) -> torch.Tensor:
-    if not props.get("channels_last"):
-        return y
-    return y.permute(0, *range(2, y.dim()), 1).contiguous()
+def _cl(p: Mapping) -> bool:
+    return bool(p.get("channels_last"))
 
 
 def _attention(p: Mapping, a: list[torch.Tensor], out: Spec) -> torch.Tensor:
-    q, k, v = (x if x.stride(-1) == 1 else x.contiguous() for x in a[:3])
-    mask = a[3] if len(a) > 3 else None
-    causal, scale = bool(p.get("is_causal")), p["scale"]
-    flash = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu
-    if q.dim() != 4:
-        lead = q.shape[:-2]
-        as4 = [x.reshape(-1, 1, *x.shape[-2:]) for x in (q, k, v)]
-        if mask is not None:
-            mask = mask.expand(*lead, q.shape[-2], k.shape[-2]).reshape(-1, 1, q.shape[-2],
-                                                                       k.shape[-2])
-        r = flash(*as4, 0.0, causal, attn_mask=mask, scale=scale)[0]
-        return r.reshape(*lead, *r.shape[-2:])
-    return flash(q, k, v, 0.0, causal, attn_mask=mask, scale=scale)[0]
+    return lib.attention(a[0], a[1], a[2], a[3] if len(a) > 3 else None,
+                         bool(p.get("is_causal")), p["scale"])
 
 
 def _conv(p: Mapping, a: list[torch.Tensor], out: Spec) -> torch.Tensor:
-    x = _from_cl(p, a[0])
-    fn = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}[x.dim() - 2]
-    y = fn(x, a[1], a[2] if len(a) > 2 else None, stride=p["stride"], padding=p["padding"],
-           dilation=p["dilation"], groups=p["groups"])
-    return _to_cl(p, y)
-
-
-_EPILOGUE: dict[str, Callable[[torch.Tensor, Sequence[float]], torch.Tensor]] = {
-    "none": lambda y, s: y, "relu": lambda y, s: F.relu(y),
-    "hardtanh": lambda y, s: F.hardtanh(y, s[0], s[1]), "swish": lambda y, s: F.silu(y),
-    "sigmoid": lambda y, s: torch.sigmoid(y), "tanh": lambda y, s: torch.tanh(y)}
-"""``graph.conv_epilogue``'s activations (ir/graph.py CONV_EPILOGUE_UNARY)."""
+    y = lib.conv(lib.from_channels_last(a[0], _cl(p)), a[1], a[2] if len(a) > 2 else None,
+                 p["stride"], p["padding"], p["dilation"], p["groups"])
+    return lib.to_channels_last(y, _cl(p))
 
 
 def _conv_epilogue(p: Mapping, a: list[torch.Tensor], out: Spec) -> torch.Tensor:
     """``unary(conv(x, w, b) + other)``, channels-last in and out."""
     bias = a[2] if p["has_bias"] else None
     other = a[2 + int(p["has_bias"])] if p["has_other"] else None
-    y = _conv(p, [a[0], a[1], *([bias] if bias is not None else [])], out)
-    if other is not None:
-        y = y + other
-    return _EPILOGUE[p["unary"]](y, list(p.get("unary_scalars") or [])).contiguous()
+    return lib.conv_epilogue(a[0], a[1], bias, other, p["stride"], p["padding"], p["dilation"],
+                             p["groups"], p["unary"], list(p.get("unary_scalars") or []))
 
 
 def _max_pool(p: Mapping, a: list[torch.Tensor], out: Spec) -> torch.Tensor:
     k = p["kernel"]
-    fn = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}[len(k)]
-    dilation = p.get("dilation") or [1] * len(k)
-    return _to_cl(p, fn(_from_cl(p, a[0]), k, p["stride"], p["padding"], dilation,
-                        ceil_mode=bool(p.get("ceil_mode"))))
+    y = lib.max_pool(lib.from_channels_last(a[0], _cl(p)), k, p["stride"], p["padding"],
+                     p.get("dilation") or [1] * len(k), bool(p.get("ceil_mode")))
+    return lib.to_channels_last(y, _cl(p))
 
 
 def _avg_pool(p: Mapping, a: list[torch.Tensor], out: Spec) -> torch.Tensor:
-    k = p["kernel"]
-    fn = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}[len(k)]
-    kwargs: dict[str, object] = {}
-    if len(k) > 1 and p.get("divisor"):
-        kwargs["divisor_override"] = p["divisor"]
-    return _to_cl(p, fn(_from_cl(p, a[0]), k, p["stride"], p["padding"],
-                        ceil_mode=bool(p.get("ceil_mode")),
-                        count_include_pad=bool(p.get("count_include_pad", True)), **kwargs))
-
-
-def _adaptive(p: Mapping, a: list[torch.Tensor], out: Spec) -> torch.Tensor:
-    nsp = 2 if a[0].dim() >= 4 else 1
-    fn = F.adaptive_avg_pool2d if nsp == 2 else F.adaptive_avg_pool1d
-    return fn(a[0], list(out.shape[-nsp:]))
+    y = lib.avg_pool(lib.from_channels_last(a[0], _cl(p)), p["kernel"], p["stride"], p["padding"],
+                     bool(p.get("ceil_mode")), bool(p.get("count_include_pad", True)),
+                     p.get("divisor"))
+    return lib.to_channels_last(y, _cl(p))
 
 
 LIBRARY: dict[str, Callable[[Mapping, list[torch.Tensor], Spec], torch.Tensor]] = {
@@ -223,7 +149,7 @@ LIBRARY: dict[str, Callable[[Mapping, list[torch.Tensor], Spec], torch.Tensor]] 
     "graph.conv_epilogue": _conv_epilogue,
     "graph.max_pool": _max_pool,
     "graph.avg_pool": _avg_pool,
-    "graph.adaptive_avg_pool": _adaptive,
+    "graph.adaptive_avg_pool": lambda p, a, o: lib.adaptive_avg_pool(a[0], o.shape),
     "graph.matmul": lambda p, a, o: torch.matmul(a[0], a[1]),
     "graph.concat": lambda p, a, o: torch.cat(a, dim=p["dim"]),
     "graph.gather": lambda p, a, o: torch.gather(a[0], p["dim"], a[1].to(torch.int64)),
@@ -231,49 +157,6 @@ LIBRARY: dict[str, Callable[[Mapping, list[torch.Tensor], Spec], torch.Tensor]] 
     "graph.embedding": lambda p, a, o: F.embedding(a[1].to(torch.int64), a[0]),
 }
 """Library calls by graph op name: (properties, operands, result spec) -> result."""
-
-
-def _decode(value: object, inputs: Sequence[torch.Tensor]) -> object:
-    """A ``graph.aten_call`` argument (see ``irc.ir.graph.AtenCallOp``) -> python."""
-    if isinstance(value, list):
-        return [_decode(v, inputs) for v in value]
-    if isinstance(value, dict):
-        if "$t" in value:
-            return inputs[value["$t"]]  # type: ignore[index]
-        if "$dtype" in value:
-            return getattr(torch, value["$dtype"])  # type: ignore[arg-type]
-        if "$device" in value:
-            return torch.device(value["$device"])  # type: ignore[arg-type]
-        if "$layout" in value:
-            return getattr(torch, value["$layout"])  # type: ignore[arg-type]
-        if "$memory_format" in value:
-            return getattr(torch, value["$memory_format"])  # type: ignore[arg-type]
-        return {k: _decode(v, inputs) for k, v in value.items()}
-    return value
-
-
-def aten_call(callee: str, args: str, dtypes: Sequence[torch.dtype],
-              inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """torch's op ``callee`` on ``inputs`` (what ``irc.ir.interpreter.run_aten_call``
-    does: fresh, contiguous results in the declared dtypes, never an input's storage)."""
-    namespace, rest = callee.split("::", 1)
-    name, overload = rest.rsplit(".", 1)
-    try:
-        fn = getattr(getattr(getattr(torch.ops, namespace), name), overload)
-    except AttributeError:
-        raise PackageError(f"graph.aten_call: this torch has no operator {callee}") from None
-    positional, keywords = json.loads(args)
-    out = fn(*_decode(positional, inputs), **{k: _decode(v, inputs) for k, v in keywords.items()})
-    flat = [t for t in (out if isinstance(out, (tuple, list)) else [out])
-            if isinstance(t, torch.Tensor)]
-    storages = {t.untyped_storage().data_ptr() for t in inputs if t.numel()}
-    results = []
-    for t, dtype in zip(flat, dtypes):
-        t = t.to(dtype=dtype).contiguous()
-        if t.numel() and t.untyped_storage().data_ptr() in storages:
-            t = t.clone()
-        results.append(t)
-    return results
 
 
 # -- the program --------------------------------------------------------------------
@@ -354,7 +237,9 @@ class ScheduleProgram:
         try:
             addr = ctypes.cast(self.lib[symbol], ctypes.c_void_p).value
         except AttributeError:
-            raise PackageError(f"library: no symbol {symbol}; export the model again") from None
+            addr = None
+        if addr is None:
+            raise PackageError(f"library: no symbol {symbol}; export the model again")
         return ctypes.CFUNCTYPE(None, *([ctypes.c_void_p] * n), *tail)(addr)
 
     def _args(self, values: list[int], n_in: int) -> tuple[list, list, list]:
@@ -374,17 +259,18 @@ class ScheduleProgram:
         n, trip = len(values), int(s["trip"])
         args, dynamic, fresh = self._args(values, len(s["in"]))
         i64 = (ctypes.c_int64, ctypes.c_int64)
+        run: Callable[[list], None]
         if not s["parallel"]:
             serial = self._kernel(s["kernel"], n, ())
 
-            def run(a: list) -> None:
+            def run_serial(a: list) -> None:
                 serial(*a)
+            run = run_serial
         else:
             fn = self._kernel(s["kernel"], n, i64)
-            per_iteration = max(max((self.specs[v].shape.numel() for v in s["out"]), default=1)
-                                // max(trip, 1), 1)
+            largest = max((self.specs[v].shape.numel() for v in s["out"]), default=1)
             run = self._parallel(s["kernel"], fn, trip, n,
-                                 max(-(-OPENMP_MIN_WORK // per_iteration), 1))
+                                 min_iterations(trip, largest, OPENMP_MIN_WORK))
 
         if not dynamic and not fresh:
             fixed = list(args)
@@ -407,11 +293,10 @@ class ScheduleProgram:
         if not self.openmp or most < 2 or self.threads == 1:
             return lambda a: fn(*a, 0, trip)
         omp = self._kernel(kernel + ".omp", n, (ctypes.c_int64, ctypes.c_int64, ctypes.c_int32))
-        cores = _cores()
-        cap = self.threads if self.threads > 0 else 1 << 30
+        threads = self.threads
 
         def launch(a: list) -> None:
-            chunks = min(most, cap, torch.get_num_threads(), cores)
+            chunks = chunk_count(most, threads)
             if chunks <= 1:
                 fn(*a, 0, trip)
             else:
@@ -422,28 +307,14 @@ class ScheduleProgram:
         src, out = s["in"][0], s["out"][0]
         steps = s["steps"]
 
-        def apply(t: torch.Tensor) -> torch.Tensor:
-            for kind, *args in steps:
-                if kind == "permute":
-                    t = t.permute(args[0])
-                elif kind == "reshape":
-                    t = t.reshape(args[0])
-                elif kind == "expand":
-                    t = t.expand(args[0])
-                else:
-                    dim, start, end, step = args
-                    t = t[(slice(None),) * dim + (slice(start, end, step),)]
-            return t
-
-        if src in self.fixed:
-            source = self.fixed[src]
-            view = apply(source)
-            if view.untyped_storage().data_ptr() == source.untyped_storage().data_ptr():
+        if src in self.fixed:  # a view of a planned buffer or constant: made once
+            view = lib.planned_view(self.fixed[src], steps)
+            if view is not None:
                 self.fixed[out] = view
                 return lambda env: None
 
         def step(env: Env) -> None:
-            env[out] = apply(env[src])
+            env[out] = lib.apply_view(env[src], steps)
         return step
 
     def _matmul(self, s: Mapping) -> Step:
@@ -519,9 +390,13 @@ class ScheduleProgram:
         ins, outs = list(s["in"]), list(s["out"])
         callee, args = s["props"]["callee"], s["props"]["args"]
         dtypes = [self.specs[o].dtype for o in outs]
+        try:
+            lib.aten_overload(callee)
+        except IrcError as err:  # a package made by a torch with operators this one lacks
+            raise PackageError(str(err)) from None
 
         def step(env: Env) -> None:
-            for slot, t in zip(outs, aten_call(callee, args, dtypes, [env[i] for i in ins])):
+            for slot, t in zip(outs, lib.run_aten_call(callee, args, dtypes, [env[i] for i in ins])):
                 env[slot] = t
         return step
 

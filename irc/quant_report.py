@@ -20,9 +20,6 @@ not depend on later tokens, so one compiled graph serves every step.
     python -m irc.quant_report --zoo llama --bits int4
 """
 
-# Third-party typing, not ours: torch.nn.Module.__getattr__ types every attribute (config) as Tensor | Module.
-# pyright: reportArgumentType=warning
-# pyright: reportAttributeAccessIssue=warning
 
 from __future__ import annotations
 
@@ -123,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
     from zoo.models import ZOO  # type: ignore[import-not-found]
     model, _ = ZOO[args.zoo].make()
-    report = accuracy_report(model, model.config.vocab_size, args.bits, args.group_size,
+    config: Any = getattr(model, "config")  # a transformers model's (torch types it Tensor | Module)
+    report = accuracy_report(model, config.vocab_size, args.bits, args.group_size,
                              args.prompts, args.prompt_len, args.new_tokens)
     print(report.format())
     return 0

@@ -12,6 +12,10 @@ module globals: two compiled callables never share their counts.
     fast.irc_stats.kernels       # kernels generated (fused or single-op)
     fast.irc_stats.extern_ops    # library calls inside the compiled graphs, by op name
 
+``stats_of(fast)`` is the same object, typed (``irc.compile`` returns its
+input's type, a ``torch.nn.Module`` for a model, whose attributes torch types
+as ``Tensor | Module``).
+
 A compiled callable whose call ran nothing compiled (no graph reached irc, or
 dynamo gave up on the frame after its recompile limit) says so once with an
 :class:`~irc.frontends.capture.IrcWarning`; with ``strict=True`` it raises
@@ -161,6 +165,14 @@ class CompileStats:
             raise NothingCompiledError(message)
         from irc.frontends.capture import IrcWarning
         warnings.warn(message, IrcWarning, stacklevel=3)
+
+
+def stats_of(compiled: object) -> CompileStats:
+    """The :class:`CompileStats` that ``irc.compile`` attached to ``compiled``."""
+    stats = getattr(compiled, "irc_stats", None)
+    if not isinstance(stats, CompileStats):
+        raise TypeError(f"{type(compiled).__name__} was not made by irc.compile (no irc_stats)")
+    return stats
 
 
 def _why_nothing_ran(stats: CompileStats, entry: CodeType | None) -> str:

@@ -1,7 +1,3 @@
-# pyright: reportArgumentType=warning, reportAttributeAccessIssue=warning, reportReturnType=warning, reportCallIssue=warning, reportIndexIssue=warning, reportOptionalMemberAccess=warning, reportAssignmentType=warning, reportGeneralTypeIssues=warning, reportOptionalIterable=warning
-# (merged 2026-12-04 before its typing was narrowed: symbolic sizes `Dim` =
-# int | sympy.Expr through int-typed helpers, JSON schedule values as `object`;
-# to be made clean like the rest, see pyproject.toml)
 """Running a program with symbolic sizes on a backend that compiles static shapes.
 
 The graph stage runs once on the symbolic module (every graph pass handles
@@ -102,7 +98,7 @@ class SpecializingExecutable:
         """The eager kernels of the bindings compiled so far (irc stats)."""
         out: list[str] = []
         for executable in self._compiled.values():
-            eager = getattr(executable, "eager_kernels", None)
+            eager: Callable[[], list[str]] | None = getattr(executable, "eager_kernels", None)
             if callable(eager):
                 out.extend(name for name in eager() if name not in out)
         return out

@@ -1,7 +1,3 @@
-# pyright: reportArgumentType=warning, reportAttributeAccessIssue=warning, reportReturnType=warning, reportCallIssue=warning, reportIndexIssue=warning, reportOptionalMemberAccess=warning, reportAssignmentType=warning, reportGeneralTypeIssues=warning, reportOptionalIterable=warning
-# (merged 2026-12-04 before its typing was narrowed: symbolic sizes `Dim` =
-# int | sympy.Expr through int-typed helpers, JSON schedule values as `object`;
-# to be made clean like the rest, see pyproject.toml)
 """Fold inference batch norm (any per-channel affine) into the convolution before it.
 
 In eval mode, batch norm after a convolution decomposes into a chain of
@@ -49,6 +45,7 @@ from xdsl.passes import ModulePass
 from xdsl.traits import Pure
 
 from irc.ir import graph as g
+from irc.ir.symbols import Dim
 from irc.ir.types import dims_of, dtype_of, shape_of, tensor_type
 from irc.passes.constant_fold import tensor_to_dense
 
@@ -73,7 +70,7 @@ def _weight_derived(value: SSAValue, memo: dict[SSAValue, bool]) -> bool:
     return ok
 
 
-def _channels_of(operand: SSAValue, result_shape: tuple[Any, ...]) -> int | None:
+def _channels_of(operand: SSAValue, result_shape: tuple[Any, ...]) -> Dim | None:
     """1 or O when ``operand`` broadcasts per channel of an ``[N, O, *sp]`` result."""
     shape = dims_of(operand.type)
     if len(shape) > len(result_shape):
@@ -99,7 +96,7 @@ class _Emitter:
     def const(self, value: float) -> SSAValue:
         return self.emit(g.ConstantOp(tensor_to_dense(torch.full((), value, dtype=self.dtype))))
 
-    def vector(self, operand: SSAValue, channels: int) -> SSAValue:
+    def vector(self, operand: SSAValue, channels: Dim) -> SSAValue:
         """``operand`` as a ``[O]`` tensor."""
         flat = self.emit(g.ReshapeOp(operand, tensor_type((channels,), self.dtype)))
         if channels == self.channels:

@@ -15,7 +15,10 @@ instead of compiling them it records each Program and runs the graph in eager
 recorded graph ``n`` then goes through the pipeline ``irc.compile`` runs for
 ``cpu`` and the LLVM translator (``<model>.<n>.ll``, the text the CPU backend
 hands to the JIT) and through the pipeline for ``cuda`` and the Triton code
-generator with ``matmul="auto"`` (``<model>.<n>.triton.py``). Nothing is
+generator with ``matmul="auto"`` (``<model>.<n>.triton.py``); the CPU module's
+package schedule and native C host schedule (``<model>.<n>.c``: the JSON
+schedule ``irc.export`` writes, then ``irc_native.c`` or why there is none) are
+recorded too. Nothing is
 JIT-compiled or run on a device, which keeps the whole zoo to minutes. A model
 that fails to capture or lower writes ``<model>.error.txt`` (its first error
 line), so a model that starts or stops compiling shows in the comparison too.
@@ -65,7 +68,8 @@ def _pipeline(target: str) -> str:
 
 
 def artefacts(program: Any) -> dict[str, str]:
-    """``{"ll": LLVM IR, "triton.py": Triton source}`` of one graph-level Program."""
+    """``{"ll": LLVM IR, "c": package schedule + native C, "triton.py": Triton
+    source}`` of one graph-level Program."""
     from irc.backends.llvm.backend import readable_llvm_ir
     from irc.backends.llvm.kernel_texts import kernel_module, kernel_texts
     from irc.backends.triton.codegen import generate_source
@@ -74,10 +78,27 @@ def artefacts(program: Any) -> dict[str, str]:
     cpu = program.module.clone()
     run_pipeline(cpu, _pipeline("cpu"), verify_each=False)
     out["ll"] = readable_llvm_ir(kernel_texts(kernel_module(cpu)))  # as the backend compiles
+    out["c"] = _native_text(cpu, program.weights)
     cuda = program.module.clone()
     run_pipeline(cuda, _pipeline("cuda"), verify_each=False)
     out["triton.py"] = generate_source(cuda, matmul="auto")
     return out
+
+
+def _native_text(module: Any, weights: Any) -> str:
+    """The package schedule (JSON) and native C source of a loops-level module,
+    as ``irc.export`` makes them (no object code is compiled)."""
+    import json
+
+    from irc.backends.llvm.native import native_sources
+    from irc.backends.llvm.package import _ScheduleWriter
+    schedule = _ScheduleWriter(module, weights).run()
+    values = schedule["values"]
+    ins = [{"name": n, **values[s]} for n, s in zip(schedule["input_names"], schedule["inputs"])]
+    outs = [{"name": f"output_{i}", **values[s]} for i, s in enumerate(schedule["outputs"])]
+    sources, info = native_sources(schedule, None, 0, "", ins, outs)
+    text = json.dumps(schedule, indent=1, sort_keys=True, default=str) + "\n"
+    return text + (sources["irc_native.c"] if info["available"] else f"no native C: {info['reason']}\n")
 
 
 def _model_runners(names: Iterable[str] | None) -> dict[str, Callable[[], Any]]:

@@ -76,9 +76,8 @@ def test_blocks_match_eager_with_epilogues_fused(activation, residual, groups, s
     x = torch.randn(2, 8, 9, 9)
     with torch.no_grad():
         compiled = irc.compile(model, strict=True)
-        torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-4)
-        fresh = torch.randn(2, 8, 9, 9)
-        torch.testing.assert_close(compiled(fresh), model(fresh), rtol=1e-4, atol=1e-4)
+        _matches_eager(compiled, model, x)
+        _matches_eager(compiled, model, torch.randn(2, 8, 9, 9))
     externs = compiled.irc_stats.extern_ops
     # the first convolution fuses when it has an activation or a residual, the second always
     fused = 1 if activation == "none" and not (residual and stride == 1) else 2
@@ -86,14 +85,27 @@ def test_blocks_match_eager_with_epilogues_fused(activation, residual, groups, s
     assert externs["graph.conv"] == 2 - fused, externs
 
 
+def _matches_eager(compiled, model, x) -> None:
+    torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-4)
+
+
+def _residual_block(activation: str, seed: int):
+    """A residual block (bias, stride 1) with random weights, compiled strictly,
+    and an input; the first (inference) call is checked against eager."""
+    model = randomize(Block(8, 1, 1, True, True, activation), seed)
+    x = torch.randn(2, 8, 9, 9)
+    compiled = irc.compile(model, strict=True)
+    with torch.no_grad():
+        _matches_eager(compiled, model, x)
+    return model, x, compiled
+
+
 def test_batch_norm_is_folded_once_per_weight_version(monkeypatch):
     made = programs(monkeypatch)
-    model = randomize(Block(8, 1, 1, True, True, "relu"), 0)
-    x = torch.randn(2, 8, 9, 9)
+    model, x, compiled = _residual_block("relu", 0)
     with torch.no_grad():
-        compiled = irc.compile(model, strict=True)
-        for _ in range(3):
-            torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-4)
+        for _ in range(2):
+            _matches_eager(compiled, model, x)
     (program,) = made
     assert program.derived_runs == 1  # the fold ran once, not per call
     assert program.derived_steps  # ... and it is the runtime's, from the live weights
@@ -103,19 +115,16 @@ def test_batch_norm_is_folded_once_per_weight_version(monkeypatch):
 
 def test_weight_updates_refold_never_stale(monkeypatch):
     made = programs(monkeypatch)
-    model = randomize(Block(8, 1, 1, True, True, "relu6"), 1)
-    x = torch.randn(2, 8, 9, 9)
+    model, x, compiled = _residual_block("relu6", 1)
     with torch.no_grad():
-        compiled = irc.compile(model, strict=True)
-        torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-4)
         model.conv.weight.mul_(-2.0)                      # in place: a new version
-        torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-4)
+        _matches_eager(compiled, model, x)
         model.bn.running_var.fill_(4.0)                   # a buffer in place
-        torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-4)
+        _matches_eager(compiled, model, x)
         model.bn2.weight = torch.nn.Parameter(torch.randn(8))  # a new tensor
-        torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-4)
+        _matches_eager(compiled, model, x)
         model.load_state_dict(randomize(Block(8, 1, 1, True, True, "relu6"), 2).state_dict())
-        torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-4)
+        _matches_eager(compiled, model, x)
     assert made[-1].derived_runs >= 4
 
 

@@ -33,7 +33,9 @@ def test_replay_is_deterministic_and_compare_catches_a_change(tmp_path: Path) ->
     run = _replay(str(first), "--models", "MLP", seed="1")
     assert run.returncode == 0, run.stdout + run.stderr
     names = sorted(p.name for p in first.iterdir())
-    assert names == ["MLP.0.ll", "MLP.0.triton.py"], names
+    assert names == ["MLP.0.c", "MLP.0.ll", "MLP.0.triton.py"], names
+    c = (first / "MLP.0.c").read_text()
+    assert '"format": "irc-schedule"' in c and "irc_model_run" in c, c[:2000]
     ll = (first / "MLP.0.ll").read_text()
     assert "define void @\"kernel_0\"" in ll, ll[:2000]
     assert "@triton.jit" in (first / "MLP.0.triton.py").read_text()

@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 
 from irc.errors import IrcError
+from irc.openmp import OPENMP_MIN_WORK, min_iterations
 
 HEADER_TEXT = (Path(__file__).with_name("native_abi.h")).read_text()
 
@@ -365,10 +366,11 @@ class _Writer:
         return self.value(slot)["dtype"]
 
     def nbytes(self, slot: int) -> int:
-        n = 1
-        for d in self.shape(slot):
-            n *= d
-        return n * torch.empty(0, dtype=getattr(torch, self.dtype(slot))).element_size()
+        return _numel(self.shape(slot)) * _element_size(self.dtype(slot))
+
+    def item_bytes(self, slot: int) -> int:
+        """Bytes per element as the copies count them (0 for an empty value)."""
+        return self.nbytes(slot) // max(_numel(self.shape(slot)), 1)
 
     def place(self) -> None:
         for i, slot in enumerate(self.s["inputs"]):
@@ -409,9 +411,8 @@ class _Writer:
             out.append(f"  {sym}({args});")
             return
         trip = int(st["trip"])
-        per = max(max((_numel(self.shape(v)) for v in st["out"]), default=1) // max(trip, 1), 1)
-        min_it = max(-(-(1 << 14) // per), 1)
-        most = trip // min_it
+        largest = max((_numel(self.shape(v)) for v in st["out"]), default=1)
+        most = trip // min_iterations(trip, largest, OPENMP_MIN_WORK)
         out.append(f"  {{ int64_t c = m->threads < {most} ? m->threads : {most};\n"
                    f"    if (c > 1) {sym}_omp({args}, 0, {trip}, (int32_t)c); "
                    f"else {sym}({args}, 0, {trip}); }}")
@@ -433,16 +434,16 @@ class _Writer:
             else:
                 dim, start, end, step = args
                 t = t[(slice(None),) * dim + (slice(start, end, step),)]
-        es = torch.empty(0, dtype=getattr(torch, self.dtype(src))).element_size()
+        es = _element_size(self.dtype(src))
         self.where[dst] = (f"({base} + {t.storage_offset() * es})", list(t.stride()))
 
     def _materialize(self, t: torch.Tensor, base: str, dtype: str, out: list[str]) -> str:
         """C copying the strided meta view ``t`` of ``base`` into a dense buffer of its
         own; returns that buffer's C expression."""
-        es = torch.empty(0, dtype=getattr(torch, dtype)).element_size()
+        es = _element_size(dtype)
         dst = self.buffer(dtype, list(t.shape))
-        out.append(f"  {{ static const int64_t sh[] = {{{_list(t.shape)}}}, ss[] = {{{_list(t.stride())}}}; "
-                   f"irc_copy({dst}, {base} + {t.storage_offset() * es}, sh, ss, {t.dim()}, {es}); }}")
+        out.append(_copy_to_dense(dst, f"{base} + {t.storage_offset() * es}", list(t.shape),
+                                  list(t.stride()), es))
         return dst
 
     def _nhwc(self, slot: int, channels_last: bool) -> tuple[list[int], list[int]]:
@@ -461,21 +462,29 @@ class _Writer:
         (n, c, h, w), (sn, sc, sh, sw) = shape, strides
         return [n, h, w, c], [sn, sh, sw, sc]
 
-    def _conv(self, st: Mapping, out: list[str]) -> None:
-        p, ins, r = st["props"], st["in"], st["out"][0]
-        if not all(self.dtype(v) == "float32" for v in [*ins, r]):
-            raise _fail(st, "only float32 convolutions are native")
-        cl = bool(p.get("channels_last"))
+    def _window_operands(self, st: Mapping, slots: Sequence[int], not_float32: str
+                         ) -> tuple[list[int], list[int], list[int], list[int]]:
+        """A convolution's or pooling's input (``slots[0]``) and result
+        (``slots[-1]``) as (N, H, W, C) sizes and element strides each (see
+        :meth:`_nhwc`); every slot must be float32 (else ``not_float32``)."""
+        if not all(self.dtype(v) == "float32" for v in slots):
+            raise _fail(st, not_float32)
+        cl = bool(st["props"].get("channels_last"))
         try:
-            (n, h, w, c), xs = self._nhwc(ins[0], cl)
-            (_, ho, wo, o), ys = self._nhwc(r, cl)
+            x, xs = self._nhwc(slots[0], cl)
+            r, rs = self._nhwc(slots[-1], cl)
         except NoNativeSchedule as err:
             raise _fail(st, str(err)) from None
+        return x, xs, r, rs
+
+    def _conv(self, st: Mapping, out: list[str]) -> None:
+        p, ins, r = st["props"], st["in"], st["out"][0]
+        (n, h, w, c), xs, (_, ho, wo, o), ys = self._window_operands(
+            st, [*ins, r], "only float32 convolutions are native")
         ws = self.shape(ins[1])
         kh, kw = (ws[2], ws[3]) if len(ws) == 4 else (1, ws[2])
-        stride, pad, dil = (list(p[k]) for k in ("stride", "padding", "dilation"))
-        if len(stride) == 1:
-            stride, pad, dil = [1, *stride], [0, *pad], [1, *dil]
+        _, stride, pad, dil = _as_2d(len(p["stride"]) == 1, [], p["stride"], p["padding"],
+                                     p["dilation"])
         groups = int(p["groups"])
         wd = self.dense(ins[1], out)
         reordered = self.buffer("float32", [o, c // groups, kh, kw])
@@ -522,18 +531,11 @@ class _Writer:
 
     def _pool(self, st: Mapping, out: list[str], kind: int) -> None:
         p, x, r = st["props"], st["in"][0], st["out"][0]
-        if self.dtype(x) != "float32" or self.dtype(r) != "float32":
-            raise _fail(st, "only float32 pooling is native")
-        cl = bool(p.get("channels_last"))
-        try:
-            (n, h, w, c), xs = self._nhwc(x, cl)
-            (_, ho, wo, _), ys = self._nhwc(r, cl)
-        except NoNativeSchedule as err:
-            raise _fail(st, str(err)) from None
-        k, stride, pad = list(p["kernel"]), list(p["stride"]), list(p["padding"])
-        dil = list(p.get("dilation") or [1] * len(k))
-        if len(k) == 1:
-            k, stride, pad, dil = [1, *k], [1, *stride], [0, *pad], [1, *dil]
+        (n, h, w, c), xs, (_, ho, wo, _), ys = self._window_operands(
+            st, [x, r], "only float32 pooling is native")
+        k = list(p["kernel"])
+        k, stride, pad, dil = _as_2d(len(k) == 1, k, p["stride"], p["padding"],
+                                     p.get("dilation") or [1] * len(k))
         include = 1 if p.get("count_include_pad", True) else 0
         out.append(f"  {{ static const int64_t xs[] = {{{_list(xs)}}}, ys[] = {{{_list(ys)}}};\n"
                    f"    irc_pool2d((const float *){self.ptr(x)}, xs, (float *){self.ptr(r)}, ys, "
@@ -571,7 +573,7 @@ class _Writer:
         r = st["out"][0]
         rank = len(self.shape(r))
         dim = st["props"]["dim"] % rank
-        es = self.nbytes(x) // max(_numel(self.shape(x)), 1)
+        es = self.item_bytes(x)
         out.append(
             f"  {{ static const int64_t sh[] = {{{_list(self.shape(r))}}}, xs[] = {{{_list(self.strides(x))}}},"
             f" is[] = {{{_list(self.strides(idx))}}};\n"
@@ -670,7 +672,7 @@ class _Writer:
         r = st["out"][0]
         tp, ip = self.dense(table, out), self.dense(idx, out)
         row = _numel(self.shape(table)[1:])
-        es = self.nbytes(table) // max(_numel(self.shape(table)), 1)
+        es = self.item_bytes(table)
         n = _numel(self.shape(idx))
         out.append(f"  for (int64_t i = 0; i < {n}; i++) memcpy({self.ptr(r)} + i * {row * es}, "
                    f"{tp} + (int64_t)(({C_TYPES[self.dtype(idx)]} *){ip})[i] * {row * es}, "
@@ -687,7 +689,7 @@ class _Writer:
         r = st["out"][0]
         dim = st["props"]["dim"] % len(self.shape(r))
         rstr = _contiguous(self.shape(r))
-        es = self.nbytes(r) // max(_numel(self.shape(r)), 1)
+        es = self.item_bytes(r)
         at = 0
         for x in st["in"]:
             xs = self.shape(x)
@@ -723,6 +725,27 @@ class _Writer:
                    f"    }}\n"
                    f"    {sym}({self.ptr(x)}, xv, {self.ptr(q)}, {self.ptr(sc)}, {self.ptr(r)}, 0, {n});\n"
                    f"  }}")
+
+
+def _element_size(dtype: str) -> int:
+    return torch.empty(0, dtype=getattr(torch, dtype)).element_size()
+
+
+def _copy_to_dense(dst: str, src: str, shape: Sequence[int], strides: Sequence[int], es: int,
+                   guard: str = "") -> str:
+    """C copying the strided ``src`` (element strides) into the dense ``dst`` (irc_copy)."""
+    return (f"  {{ static const int64_t sh[] = {{{_list(shape)}}}, ss[] = {{{_list(strides)}}}; "
+            f"{guard}irc_copy({dst}, {src}, sh, ss, {len(shape)}, {es}); }}")
+
+
+def _as_2d(one_d: bool, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int],
+           dilation: Sequence[int]) -> tuple[list[int], list[int], list[int], list[int]]:
+    """A 1-d window's parameters (``one_d``) as 2-d ones with a unit first
+    dimension (H = 1), as :meth:`_Writer._nhwc` lays out 1-d operands."""
+    k, s, p, d = list(kernel), list(stride), list(padding), list(dilation)
+    if one_d:
+        return [1, *k], [1, *s], [0, *p], [1, *d]
+    return k, s, p, d
 
 
 def _viewable(t: torch.Tensor, shape: Sequence[int]) -> bool:
@@ -835,10 +858,9 @@ def native_sources(schedule: Mapping, offsets: Mapping[str, tuple[int, int]] | N
     derived += w.derived_out
     # results into the caller's buffers
     for i, slot in enumerate(schedule["outputs"]):
-        es = w.nbytes(slot) // max(_numel(w.shape(slot)), 1)
         sh = w.shape(slot)
-        body.append(f"  {{ static const int64_t sh[] = {{{_list(sh)}}}, ss[] = {{{_list(w.strides(slot))}}}; "
-                    f"if ({_numel(sh)}) irc_copy((char *)out[{i}], {w.ptr(slot)}, sh, ss, {len(sh)}, {es}); }}")
+        body.append(_copy_to_dense(f"(char *)out[{i}]", w.ptr(slot), sh, w.strides(slot),
+                                   w.item_bytes(slot), guard=f"if ({_numel(sh)}) "))
     src = _render(schedule, w, derived, body, weights_bytes, weights_sha256, inputs, outputs)
     return {"irc_native.c": src}, {"available": True, "abi_version": 1, "header": "irc_model.h",
                                    "library_calls": "irc's own C (no BLAS)"}

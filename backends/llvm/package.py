@@ -205,7 +205,7 @@ class _ScheduleWriter:
             uses = [position[u.operation] for u in value.uses if u.operation in position]
             if uses:
                 release.setdefault(max(uses), []).append(self.slots[value])
-        return [[i, *slots] for i, slots in sorted(release.items())]
+        return [[i, *sorted(slots)] for i, slots in sorted(release.items())]  # a set's order: sorted, so a package is the same bytes on every export
 
     def step(self, op: Operation) -> dict:
         ins = [self.slots[v] for v in op.operands]

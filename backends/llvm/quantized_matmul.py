@@ -32,16 +32,11 @@ nibble unpacking and the per-group scale are not graph ops, and a dedicated
 kernel keeps the quantized op out of the kernel helper's lowering.
 """
 
-# Third-party typing, not ours: llvmlite ships no types: IRBuilder's methods are made by decorators that pyright reads as returning None, and ir.Value's `type` is set in subclasses.
-# pyright: reportArgumentType=warning
-# pyright: reportAttributeAccessIssue=warning
-# pyright: reportCallIssue=warning
-# pyright: reportReturnType=warning
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -52,6 +47,7 @@ from xdsl.ir import SSAValue
 
 from irc.backends.llvm.int4_layout import LANES, permute_for_int4
 from irc.backends.llvm.jit import JitModule, compile_llvm_ir
+from irc.backends.llvm.llvm_types import Builder, Value, builder
 from irc.backends.llvm.threads import LaunchStats
 from irc.backends.llvm.translate import F32, I8, I32, I64, PTR, ModuleTranslator
 from irc.ir import graph as g
@@ -84,9 +80,9 @@ def _i64(v: int) -> ir.Constant:
     return ir.Constant(I64, v)
 
 
-def _loop(b: ir.IRBuilder, start: ir.Value, end: ir.Value, init: list[ir.Value],
-          body: Callable[[ir.IRBuilder, ir.Value, list[ir.Value]], list[ir.Value]],
-          name: str) -> list[ir.Value]:
+def _loop(b: Builder, start: Value, end: Value, init: Sequence[Value],
+          body: Callable[[Builder, Value, list[Value]], Sequence[Value]],
+          name: str) -> list[Value]:
     """``for i in [start, end)`` carrying ``init``; returns the final carried values."""
     pre = b.block
     head = b.append_basic_block(f"{name}.head")
@@ -96,7 +92,7 @@ def _loop(b: ir.IRBuilder, start: ir.Value, end: ir.Value, init: list[ir.Value],
     b.position_at_end(head)
     iv = b.phi(I64, name=name)
     iv.add_incoming(start, pre)
-    carried = []
+    carried: list[ir.PhiInstr] = []
     for j, v in enumerate(init):
         phi = b.phi(v.type, name=f"{name}.c{j}")
         phi.add_incoming(v, pre)
@@ -111,50 +107,50 @@ def _loop(b: ir.IRBuilder, start: ir.Value, end: ir.Value, init: list[ir.Value],
         phi.add_incoming(v, latch)
     b.branch(head)
     b.position_at_end(done)
-    return carried
+    return list(carried)
 
 
-def _group_dot(b: ir.IRBuilder, shape: QuantizedShape, x_rows: list[ir.Value],
-               q_rows: list[ir.Value], k0: ir.Value, length: int) -> list[list[ir.Value]]:
+def _group_dot(b: Builder, shape: QuantizedShape, x_rows: Sequence[Value],
+               q_rows: Sequence[Value], k0: Value, length: int) -> list[list[Value]]:
     """Per weight row c and input row r: sum over k in [k0, k0 + length) of
     x_r[k] * q_c[k], each q converted in registers once for all rows (``k0``
     is a multiple of the group size, so even at 4 bits). Indexed [c][r]."""
     nr = len(x_rows)
     zeros = [ir.Constant(F32, 0.0)] * (nr * len(q_rows))
 
-    def load_x(row: ir.Value, k: ir.Value) -> ir.Value:
+    def load_x(row: Value, k: Value) -> Value:
         return b.load(b.gep(row, [k], source_etype=F32, inbounds=True), typ=F32)
 
-    def load_q(q_row: ir.Value, i: ir.Value) -> ir.Value:
+    def load_q(q_row: Value, i: Value) -> Value:
         return b.load(b.gep(q_row, [i], source_etype=I8, inbounds=True), typ=I8)
 
-    def fma(acc: ir.Value, x: ir.Value, w: ir.Value) -> ir.Value:
+    def fma(acc: Value, x: Value, w: Value) -> Value:
         return b.fadd(acc, b.fmul(x, w, flags=REDUCTION), flags=REDUCTION)
 
-    def split(flat: list[ir.Value]) -> list[list[ir.Value]]:
+    def split(flat: list[Value]) -> list[list[Value]]:
         return [flat[c * nr:(c + 1) * nr] for c in range(len(q_rows))]
 
     if shape.bits == 8:
-        def body8(b: ir.IRBuilder, k: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
+        def body8(b: Builder, k: Value, acc: list[Value]) -> list[Value]:
             xs = [load_x(row, k) for row in x_rows]
-            out: list[ir.Value] = []
+            out: list[Value] = []
             for c, q_row in enumerate(q_rows):
                 w = b.sitofp(load_q(q_row, k), F32)
                 out += [fma(a, x, w) for a, x in zip(acc[c * nr:(c + 1) * nr], xs)]
             return out
         return split(_loop(b, k0, b.add(k0, _i64(length)), zeros, body8, "k"))
 
-    def nibbles(byte: ir.Value) -> tuple[ir.Value, ir.Value]:
+    def nibbles(byte: Value) -> tuple[Value, Value]:
         wide = b.zext(byte, I32)
         lo = b.sub(b.and_(wide, ir.Constant(I32, 15)), ir.Constant(I32, 8))
         hi = b.sub(b.lshr(wide, ir.Constant(I32, 4)), ir.Constant(I32, 8))
         return b.sitofp(lo, F32), b.sitofp(hi, F32)
 
-    def body4(b: ir.IRBuilder, j: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
+    def body4(b: Builder, j: Value, acc: list[Value]) -> list[Value]:
         k = b.shl(j, _i64(1))
         k1 = b.add(k, _i64(1))
         xs = [(load_x(row, k), load_x(row, k1)) for row in x_rows]
-        out: list[ir.Value] = []
+        out: list[Value] = []
         for c, q_row in enumerate(q_rows):
             lo, hi = nibbles(load_q(q_row, j))
             out += [fma(fma(a, x0, lo), x1, hi)
@@ -191,14 +187,14 @@ def vector_chunks(shape: QuantizedShape, length: int) -> int:
     return length // chunk_elements(shape.bits)
 
 
-def _splat(b: ir.IRBuilder, value: ir.Value, typ: ir.VectorType) -> ir.Value:
+def _splat(b: Builder, value: Value, typ: ir.VectorType) -> Value:
     vec = b.insert_element(ir.Constant(typ, ir.Undefined), value, ir.Constant(I32, 0))
     return b.shuffle_vector(vec, ir.Constant(typ, ir.Undefined),
                             ir.Constant(ir.VectorType(I32, typ.count), [0] * typ.count))
 
 
-def _vector_group_dot(b: ir.IRBuilder, shape: QuantizedShape, xv_rows: list[ir.Value],
-                      q_rows: list[ir.Value], k0: ir.Value, chunks: int) -> list[list[ir.Value]]:
+def _vector_group_dot(b: Builder, shape: QuantizedShape, xv_rows: Sequence[Value],
+                      q_rows: Sequence[Value], k0: Value, chunks: int) -> list[list[Value]]:
     """Per weight row c and input row r ([c][r]), a vector of partial sums over
     the first ``chunks`` whole vector steps of the group at ``k0``. Each step
     loads the rows' 16-float slices once for all weight rows and each weight
@@ -214,13 +210,13 @@ def _vector_group_dot(b: ir.IRBuilder, shape: QuantizedShape, xv_rows: list[ir.V
     zeros = [ir.Constant(VEC, [0.0] * LANES)] * (nr * len(q_rows))
     step = chunk_elements(shape.bits)
 
-    def load_x(row: ir.Value, k: ir.Value) -> ir.Value:
+    def load_x(row: Value, k: Value) -> Value:
         return b.load(b.gep(row, [k], source_etype=F32, inbounds=True), typ=VEC, align=4)
 
-    def fma(acc: ir.Value, x: ir.Value, w: ir.Value) -> ir.Value:
+    def fma(acc: Value, x: Value, w: Value) -> Value:
         return b.fadd(acc, b.fmul(x, w, flags=REDUCTION), flags=REDUCTION)
 
-    def body(b: ir.IRBuilder, c: ir.Value, acc: list[ir.Value]) -> list[ir.Value]:
+    def body(b: Builder, c: Value, acc: list[Value]) -> list[Value]:
         k = b.add(k0, b.mul(c, _i64(step)))
         byte = k if shape.bits == 8 else b.lshr(k, _i64(1))
         k_odd = b.add(k, _i64(LANES))
@@ -229,7 +225,7 @@ def _vector_group_dot(b: ir.IRBuilder, shape: QuantizedShape, xv_rows: list[ir.V
         ahead = _i64(PREFETCH_AHEAD * shape.row_bytes)
         for q_row in q_rows:  # the same bytes of a row further on (16 B a step)
             _prefetch(b, b.gep(q_row, [b.add(byte, ahead)], source_etype=I8, inbounds=False))
-        out: list[ir.Value] = []
+        out: list[Value] = []
         for ci, q_row in enumerate(q_rows):
             mine = acc[ci * nr:(ci + 1) * nr]
             raw = b.load(b.gep(q_row, [byte], source_etype=I8, inbounds=True), typ=BYTES,
@@ -256,9 +252,9 @@ prefetcher alone left one thread at about half of torch's f32 GEMV
 bandwidth)."""
 
 
-def _prefetch(b: ir.IRBuilder, address: ir.Value) -> None:
+def _prefetch(b: Builder, address: Value) -> None:
     """``llvm.prefetch`` of ``address`` for reading into all cache levels."""
-    module = b.module
+    module = b.block.module
     name = "llvm.prefetch.p0"
     fn = module.globals.get(name)
     if fn is None:
@@ -266,7 +262,7 @@ def _prefetch(b: ir.IRBuilder, address: ir.Value) -> None:
     b.call(fn, [address, ir.Constant(I32, 0), ir.Constant(I32, 3), ir.Constant(I32, 1)])
 
 
-def _reduce(b: ir.IRBuilder, vec: ir.Value) -> ir.Value:
+def _reduce(b: Builder, vec: Value) -> Value:
     """Sum of a vector's lanes (a halving tree)."""
     width = LANES
     while width > 1:
@@ -299,18 +295,18 @@ class _Channels:
     """The output channels one piece of the kernel computes, and its pointers."""
 
     shape: QuantizedShape
-    x: ir.Value
-    xv: ir.Value
-    y: ir.Value
-    ns: list[ir.Value]
-    q_rows: list[ir.Value]
-    s_rows: list[ir.Value]
+    x: Value
+    xv: Value
+    y: Value
+    ns: Sequence[Value]
+    q_rows: Sequence[Value]
+    s_rows: Sequence[Value]
 
 
-def _scaled(b: ir.IRBuilder, acc: list[ir.Value], parts: list[list[ir.Value]],
-            scales: list[ir.Value], count: int, vector: bool) -> list[ir.Value]:
+def _scaled(b: Builder, acc: list[Value], parts: list[list[Value]],
+            scales: Sequence[Value], count: int, vector: bool) -> list[Value]:
     """acc[c * count + r] + parts[c][r] * scales[c], for every channel c and row r."""
-    out: list[ir.Value] = []
+    out: list[Value] = []
     for c, scale in enumerate(scales):
         factor = _splat(b, scale, VEC) if vector else scale
         out += [b.fadd(a, b.fmul(p, factor, flags=REDUCTION), flags=REDUCTION)
@@ -318,8 +314,8 @@ def _scaled(b: ir.IRBuilder, acc: list[ir.Value], parts: list[list[ir.Value]],
     return out
 
 
-def _group(b: ir.IRBuilder, ch: _Channels, x_rows: list[ir.Value], xv_rows: list[ir.Value],
-           gi: ir.Value, acc: list[ir.Value], length: int) -> list[ir.Value]:
+def _group(b: Builder, ch: _Channels, x_rows: Sequence[Value], xv_rows: Sequence[Value],
+           gi: Value, acc: list[Value], length: int) -> list[Value]:
     """One group of K: acc holds per (channel, row) a vector and a scalar
     accumulator; each gets its partial sums over the group times the group's
     scale of its channel."""
@@ -340,7 +336,7 @@ def _group(b: ir.IRBuilder, ch: _Channels, x_rows: list[ir.Value], xv_rows: list
     return vecs + scalars
 
 
-def _rows(b: ir.IRBuilder, ch: _Channels, m0: ir.Value, count: int) -> None:
+def _rows(b: Builder, ch: _Channels, m0: Value, count: int) -> None:
     """Output rows m0 .. m0 + count - 1 of the channels ``ch``."""
     shape = ch.shape
     ms = [b.add(m0, _i64(r)) for r in range(count)]
@@ -363,7 +359,7 @@ def _rows(b: ir.IRBuilder, ch: _Channels, m0: ir.Value, count: int) -> None:
             b.store(value, out)
 
 
-def _channels(b: ir.IRBuilder, shape: QuantizedShape, args: list[ir.Value], n0: ir.Value,
+def _channels(b: Builder, shape: QuantizedShape, args: Sequence[Value], n0: Value,
               width: int) -> None:
     """Output channels n0 .. n0 + width - 1, all input rows."""
     x, xv, q, scales, y = args
@@ -375,7 +371,7 @@ def _channels(b: ir.IRBuilder, shape: QuantizedShape, args: list[ir.Value], n0: 
                           inbounds=True) for n in ns])
     blocks, rest = divmod(shape.m, ROW_BLOCK)
 
-    def block(b: ir.IRBuilder, i: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+    def block(b: Builder, i: Value, _: list[Value]) -> list[Value]:
         _rows(b, ch, b.mul(i, _i64(ROW_BLOCK)), ROW_BLOCK)
         return []
 
@@ -396,21 +392,21 @@ def kernel_ir(shape: QuantizedShape) -> str:
             arg.add_attribute("noalias")  # x and xv may be one buffer: both only read
     fn.attributes.add("nounwind")
     translator.functions[KERNEL] = fn
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    b = builder(fn.append_basic_block("entry"))
     *pointers, lo, hi = fn.args
     width = channel_block(shape.m)
     start = lo
     if width > 1:  # [lo, hi) in blocks of `width` channels, then one at a time
         nblocks = b.sdiv(b.sub(hi, lo), _i64(width))
 
-        def channel_block_body(b: ir.IRBuilder, i: ir.Value, _: list[ir.Value]
-                               ) -> list[ir.Value]:
+        def channel_block_body(b: Builder, i: Value, _: list[Value]
+                               ) -> list[Value]:
             _channels(b, shape, pointers, b.add(lo, b.mul(i, _i64(width))), width)
             return []
         _loop(b, _i64(0), nblocks, [], channel_block_body, "nb")
         start = b.add(lo, b.mul(nblocks, _i64(width)))
 
-    def one_channel(b: ir.IRBuilder, n: ir.Value, _: list[ir.Value]) -> list[ir.Value]:
+    def one_channel(b: Builder, n: Value, _: list[Value]) -> list[Value]:
         _channels(b, shape, pointers, n, 1)
         return []
     _loop(b, start, hi, [], one_channel, "n")

@@ -56,6 +56,8 @@ from xdsl.ir import Operation, SSAValue
 
 from irc.backends.llvm.jit import JitModule
 from irc.backends.llvm.threads import LaunchStats, detect_openmp, parallel_launcher
+from irc.library_calls import apply_view, planned_view
+from irc.openmp import OPENMP_MIN_WORK, min_iterations
 from irc.backends.llvm.translate import KernelSignature
 from irc.errors import BackendError, InputMismatchError
 from irc.ir import graph as g
@@ -67,8 +69,6 @@ from irc.backends.llvm.lowering.lower_to_loops import VIEW_ATTR
 from irc.passes.memory_plan import (MemoryPlan, functions_of, view_ops, weight_derived_values,
                                     writes_into_buffer)
 
-OPENMP_MIN_WORK = 1 << 14
-"""Elements per chunk worth a thread of torch's OpenMP team (see LLVMOptions)."""
 POOL_MIN_WORK = 1 << 20
 """Elements per chunk worth a thread of irc's fallback pool."""
 
@@ -392,15 +392,14 @@ class HostProgram:
         kernel's ``.omp`` entry, or on irc's pool where there is none or
         ``parallel_runtime`` is ``"pool"`` (see :mod:`irc.backends.llvm.threads`).
         """
-        per_iteration = max(max((numel(shape_of(r.type)) for r in op.res), default=1)
-                            // max(trip, 1), 1)
         openmp = self.parallel_runtime == "openmp" and detect_openmp() is not None
         min_work = self.min_parallel_work or (OPENMP_MIN_WORK if openmp else POOL_MIN_WORK)
-        min_iterations = max(-(-min_work // per_iteration), 1)
-        if trip // min_iterations < 2:
+        least = min_iterations(trip, max((numel(shape_of(r.type)) for r in op.res), default=1),
+                               min_work)
+        if trip // least < 2:
             return None
         omp_fn = self.jit.omp_function(sig.name, sig.n_memrefs, len(sig.sizes)) if openmp else None
-        return parallel_launcher(fn, omp_fn, trip, min_iterations, self.threads, self.stats)
+        return parallel_launcher(fn, omp_fn, trip, least, self.threads, self.stats)
 
     def jit_view_steps(self, op: LaunchOp) -> str:
         fn = self.functions[op.callee.string_value()]
@@ -409,30 +408,14 @@ class HostProgram:
     def _view(self, op: LaunchOp, steps: list[list]) -> Step | None:
         """A movement-only kernel whose result only feeds library calls: a torch view."""
         src, out = self.index[op.args[0]], self._slot(op.res[0])
-
-        def apply(t: torch.Tensor) -> torch.Tensor:
-            for kind, *args in steps:
-                if kind == "permute":
-                    t = t.permute(args[0])
-                elif kind == "reshape":
-                    t = t.reshape(args[0])
-                elif kind == "expand":
-                    t = t.expand(args[0])
-                else:
-                    dim, start, end, step = args
-                    t = t[(slice(None),) * dim + (slice(start, end, step),)]
-            return t
-
         if src in self.fixed:  # a view of a planned buffer or constant: made once
-            source = self.fixed[src]
-            view = apply(source)
-            # reshape of a permuted tensor copies: such a chain must run per call
-            if view.untyped_storage().data_ptr() == source.untyped_storage().data_ptr():
+            view = planned_view(self.fixed[src], steps)
+            if view is not None:
                 self.fixed[out] = view
                 return None
 
         def step(env: Env) -> None:
-            env[out] = apply(env[src])
+            env[out] = apply_view(env[src], steps)
         return step
 
     def _matmul(self, op: g.MatmulOp) -> Step:

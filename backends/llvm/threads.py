@@ -8,7 +8,8 @@ thread taking one contiguous chunk.
 
 * **OpenMP** (the default where available): the ``.omp`` entry runs on the
   OpenMP runtime torch itself runs on (the libgomp its ATen parallel backend,
-  MKL and oneDNN use), found once in the process's mapped libraries.  irc's
+  MKL and oneDNN use), found once in the process's mapped libraries
+  (:func:`irc.openmp.detect_openmp`, which the package loader uses too).  irc's
   kernels and torch's matmuls then share one thread team: no second set of
   threads competes for the cores, and the hand-off to workers that are still
   spinning after torch's last region costs a few microseconds.
@@ -35,22 +36,22 @@ is correct in both modes (GOMP gives each calling thread its own team).
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
 import torch
 
 # the names the generated code calls are prefixed, so that binding them never
 # changes what another JIT in the process gets for GOMP_parallel
 from irc.backends.llvm.translate import OMP_NUM_THREADS, OMP_PARALLEL, OMP_THREAD_NUM
+from irc.openmp import OpenMPRuntime, chunk_count, cores, detect_openmp
 
-_RUNTIME_NAMES = ("libgomp", "libiomp5", "libomp")  # all export the GOMP_* entry points
+__all__ = ["LaunchStats", "OpenMPRuntime", "detect_openmp", "link_openmp", "num_threads",
+           "parallel_launcher", "run_chunks", "run_parallel", "split"]
 
 
 @dataclass
@@ -60,83 +61,18 @@ class LaunchStats:
     launches: Counter[str] = field(default_factory=Counter)
     """Parallel launches by how they ran: ``openmp``, ``pool`` or ``serial``."""
 
+
 _state = threading.local()
 _pool_lock = threading.Lock()
 _pool: tuple[int, ThreadPoolExecutor] | None = None
 
 
-@lru_cache(maxsize=1)
-def _cores() -> int:
-    # os.cpu_count() costs microseconds on some VMs: read it once
-    try:
-        return max(len(os.sched_getaffinity(0)), 1)
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def num_threads() -> int:
     """Threads a parallel kernel may use (torch's setting, capped by the cores)."""
-    return max(1, min(torch.get_num_threads(), _cores()))
+    return max(1, min(torch.get_num_threads(), cores()))
 
 
 # -- the OpenMP runtime --------------------------------------------------------------
-@dataclass(frozen=True)
-class OpenMPRuntime:
-    """The OpenMP library torch runs on, and the addresses irc's code calls."""
-
-    path: str
-    parallel: int  # GOMP_parallel(void (*fn)(void *), void *data, unsigned n, unsigned flags)
-    thread_num: int  # omp_get_thread_num()
-    num_threads: int  # omp_get_num_threads()
-
-
-def _mapped_runtime_paths() -> list[str]:
-    """OpenMP libraries already mapped into this process (Linux /proc/self/maps)."""
-    try:
-        lines = Path("/proc/self/maps").read_text().splitlines()
-    except OSError:
-        return []
-    found: list[str] = []
-    for line in lines:
-        parts = line.split(maxsplit=5)
-        if len(parts) < 6:
-            continue
-        path = parts[5].strip()
-        base = os.path.basename(path)
-        if base.startswith(_RUNTIME_NAMES) and ".so" in base and path not in found:
-            found.append(path)
-    return sorted(found, key=lambda p: next(i for i, n in enumerate(_RUNTIME_NAMES)
-                                            if os.path.basename(p).startswith(n)))
-
-
-def _torch_uses_openmp() -> bool:
-    try:
-        return "parallel backend: OpenMP" in torch.__config__.parallel_info()
-    except Exception:  # an odd torch build: do not guess
-        return False
-
-
-@lru_cache(maxsize=1)
-def detect_openmp() -> OpenMPRuntime | None:
-    """The OpenMP runtime torch has loaded, or None (then irc uses its pool).
-
-    Only a library that is already mapped is used: loading another copy would
-    start a second thread team next to torch's.  Detected once per process.
-    """
-    if not _torch_uses_openmp():
-        return None
-    for path in _mapped_runtime_paths():
-        try:
-            lib = ctypes.CDLL(path)  # already loaded: the same handle, nothing new starts
-            addrs = [ctypes.cast(getattr(lib, name), ctypes.c_void_p).value for name in
-                     ("GOMP_parallel", "omp_get_thread_num", "omp_get_num_threads")]
-        except (OSError, AttributeError):
-            continue
-        if all(addrs):
-            return OpenMPRuntime(path, *addrs)  # type: ignore[arg-type]
-    return None
-
-
 # a team of one: what the OpenMP symbols mean when no runtime is found (the
 # runtime never calls an .omp entry then; this only makes the code link)
 _BODY = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
@@ -246,10 +182,9 @@ def parallel_launcher(fn: Callable[..., None], omp_fn: Callable[..., None] | Non
     min_work = max(min_work, 1)
     most = trip_count // min_work
     use_omp = omp_fn is not None and link_openmp() is not None
-    cap = max_threads if max_threads > 0 else 1 << 30
 
     def launch(args: list[int]) -> None:
-        chunks = min(most, cap, torch.get_num_threads(), _cores())
+        chunks = chunk_count(most, max_threads)
         if chunks <= 1:
             launches["serial"] += 1
             fn(*args, 0, trip_count)

@@ -59,11 +59,6 @@ special values; see ``translate_math``); other math ops use LLVM intrinsics or
 libm.
 """
 
-# Third-party typing, not ours: llvmlite ships no types: IRBuilder's methods are made by decorators that pyright reads as returning None, and ir.Value's `type` is set in subclasses.
-# pyright: reportAttributeAccessIssue=warning
-# pyright: reportCallIssue=warning
-# pyright: reportOptionalMemberAccess=warning
-# pyright: reportReturnType=warning
 
 from __future__ import annotations
 
@@ -89,6 +84,9 @@ from .llvm_types import (  # noqa: F401  (the type helpers, used here and re-exp
     I32,
     I64,
     PTR,
+    Builder,
+    Value,
+    builder,
     mem_type,
     reg_type,
     unsupported,
@@ -193,15 +191,15 @@ class FuncEmitter:
         self.mt = mt
         self.fn = fn
         self.llfn = llfn
-        self.values: dict[SSAValue, ir.Value] = {}
+        self.values: dict[SSAValue, Value] = {}
         self.reductions: set[int] = set()
         entry = llfn.append_basic_block("entry")
-        self.alloca_builder = ir.IRBuilder(entry)
+        self.alloca_builder = builder(entry)
         body = llfn.append_basic_block("body")
-        self.b = ir.IRBuilder(body)
+        self.b = builder(body)
         self.parallel_loop = find_parallel_loop(fn)
         self.math = translate_math.MathEmitter(self)
-        self.handlers: dict[str, Callable[[Operation], None]] = {
+        self.handlers: dict[str, Callable[..., None]] = {  # each takes its op class
             "scf.for": self.emit_for,
             "scf.if": self.emit_if,
             "memref.load": self.emit_load,
@@ -216,7 +214,7 @@ class FuncEmitter:
         self.handlers.update(self.math.handlers())
 
     # -- helpers -------------------------------------------------------
-    def get(self, value: SSAValue) -> ir.Value:
+    def get(self, value: SSAValue) -> Value:
         return self.values[value]
 
     def intrinsic(self, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
@@ -246,12 +244,12 @@ class FuncEmitter:
         """Give LLVM values the MLIR name hints (readable `irc translate` output)."""
         for res in op.results:
             val = self.values.get(res)
-            auto = isinstance(val, ir.Instruction) and (not val.name or val.name[0] == ".")
-            if res.name_hint and auto:
+            if res.name_hint and isinstance(val, ir.Instruction) and (not val.name
+                                                                       or val.name[0] == "."):
                 val.name = res.name_hint
 
     # -- control flow --------------------------------------------------
-    def loop_bounds(self, op: scf.ForOp) -> tuple[ir.Value, ir.Value, ir.Value]:
+    def loop_bounds(self, op: scf.ForOp) -> tuple[Value, Value, Value]:
         """Bounds of ``op``; for the parallel loop, those of chunk [lo, hi)."""
         lb, ub, step = self.get(op.lb), self.get(op.ub), self.get(op.step)
         if op is not self.parallel_loop:
@@ -334,7 +332,7 @@ class FuncEmitter:
             self.values[res] = phi
 
     # -- memory --------------------------------------------------------
-    def element_ptr(self, memref: SSAValue, indices: list[SSAValue]) -> ir.Value:
+    def element_ptr(self, memref: SSAValue, indices: list[SSAValue]) -> Value:
         mtype = memref.type
         assert isinstance(mtype, MemRefType)
         shape = mtype.get_shape()
@@ -342,7 +340,7 @@ class FuncEmitter:
             raise BackendError(f"llvm backend: dynamic memref shape {mtype} is unsupported "
                                "(only a flat memref<?xT>)")
         b = self.b
-        offset: ir.Value = ir.Constant(I64, 0)
+        offset: Value = ir.Constant(I64, 0)
         stride = 1
         for dim, idx in reversed(list(zip(shape, indices))):
             term = self.get(idx)
@@ -355,6 +353,7 @@ class FuncEmitter:
 
     def emit_load(self, op: Operation) -> None:
         memref, *indices = op.operands
+        assert isinstance(memref.type, MemRefType)
         etype = memref.type.element_type
         ptr = self.element_ptr(memref, indices)
         mty = mem_type(etype)
@@ -373,6 +372,7 @@ class FuncEmitter:
 
     def _num_elements(self, op: Operation) -> tuple[MemRefType, int]:
         mtype = op.results[0].type
+        assert isinstance(mtype, MemRefType)
         if op.operands:
             raise unsupported(op, "dynamic sizes")
         n = 1
@@ -385,12 +385,13 @@ class FuncEmitter:
         ty = mem_type(mtype.element_type)
         ptr = self.alloca_builder.alloca(ty, size=ir.Constant(I64, n),
                                          name=op.results[0].name_hint or "scratch")
-        ptr.align = 32
+        ptr.align = 32  # pyright: ignore[reportAttributeAccessIssue]  # llvmlite declares AllocaInstr.align as None
         self.values[op.results[0]] = ptr
 
     def emit_alloc(self, op: Operation) -> None:
         malloc = self.mt.declare("malloc", PTR, [I64])
         mtype = op.results[0].type
+        assert isinstance(mtype, MemRefType)
         if len(op.operands) == 1 and list(mtype.get_shape()) == [DYNAMIC_INDEX]:
             # memref<?xT> of a runtime element count (a scratch buffer of symbolic size)
             width = translate_arith.byte_size(mem_type(mtype.element_type))
@@ -411,7 +412,9 @@ class FuncEmitter:
 
     # -- calls ---------------------------------------------------------
     def emit_call(self, op: Operation) -> None:
-        callee = op.properties["callee"].string_value()
+        ref = op.properties["callee"]
+        assert isinstance(ref, builtin.SymbolRefAttr)
+        callee = ref.string_value()
         target = self.mt.functions.get(callee)
         if target is None:
             raise unsupported(op, f"callee @{callee} is not a func of this module")
@@ -509,7 +512,7 @@ class ModuleTranslator:
                               name=name + OMP_BODY_SUFFIX)
         body_fn.linkage = "internal"
         body_fn.attributes.add("nounwind")
-        b = ir.IRBuilder(body_fn.append_basic_block("entry"))
+        b = builder(body_fn.append_basic_block("entry"))
         ctx = body_fn.args[0]
         fields = [b.load(b.gep(ctx, [ir.Constant(I32, 0), ir.Constant(I32, i)],
                                source_etype=ctx_type), typ=t)
@@ -535,7 +538,7 @@ class ModuleTranslator:
         for arg, kernel_arg in zip(entry_fn.args, kernel.args):
             arg.name = kernel_arg.name
         entry_fn.args[-1].name = "nthreads"
-        b = ir.IRBuilder(entry_fn.append_basic_block("entry"))
+        b = builder(entry_fn.append_basic_block("entry"))
         ctx = b.alloca(ctx_type, name="ctx")
         for i, arg in enumerate(entry_fn.args[:-1]):
             b.store(arg, b.gep(ctx, [ir.Constant(I32, 0), ir.Constant(I32, i)]))

@@ -5,11 +5,6 @@ op), IEEE floats without value-changing fast-math flags.  bf16 values are raw
 ``i16`` bits; arithmetic on bf16 operands is done in f32 and rounded back.
 """
 
-# Third-party typing, not ours: llvmlite ships no types: IRBuilder's methods are made by decorators that pyright reads as returning None, and ir.Value's `type` is set in subclasses.
-# pyright: reportArgumentType=warning
-# pyright: reportAssignmentType=warning
-# pyright: reportAttributeAccessIssue=warning
-# pyright: reportReturnType=warning
 
 from __future__ import annotations
 
@@ -21,7 +16,7 @@ from xdsl.dialects import builtin
 from xdsl.dialects.builtin import BFloat16Type
 from xdsl.ir import Attribute, Operation
 
-from .llvm_types import F32, F64, I1, I16, I32, reg_type, unsupported
+from .llvm_types import F32, F64, I1, I16, I32, Builder, Value, int_property, int_width, reg_type, unsupported
 
 if TYPE_CHECKING:
     from .translate import FuncEmitter
@@ -64,12 +59,12 @@ def bf16_bits(value: float) -> int:
 
 
 # -- bf16 <-> f32 (bit manipulation, vectorisable) ------------------------
-def bf16_to_f32(b: ir.IRBuilder, bits: ir.Value) -> ir.Value:
+def bf16_to_f32(b: Builder, bits: Value) -> Value:
     wide = b.shl(b.zext(bits, I32), ir.Constant(I32, 16))
     return b.bitcast(wide, F32)
 
 
-def f32_to_bf16(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+def f32_to_bf16(b: Builder, x: Value) -> Value:
     """Round to nearest even; NaN becomes the quiet NaN 0x7fc0 (as torch)."""
     bits = b.bitcast(x, I32)
     lsb = b.and_(b.lshr(bits, ir.Constant(I32, 16)), ir.Constant(I32, 1))
@@ -79,7 +74,7 @@ def f32_to_bf16(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     return b.select(isnan, ir.Constant(I16, 0x7FC0), out)
 
 
-def to_float(b: ir.IRBuilder, val: ir.Value, attr: Attribute, target: ir.Type) -> ir.Value:
+def to_float(b: Builder, val: Value, attr: Attribute, target: ir.Type) -> Value:
     """Widen a float value of xDSL type ``attr`` to ``target`` (f32/f64)."""
     if isinstance(attr, BFloat16Type):
         val = bf16_to_f32(b, val)
@@ -90,7 +85,7 @@ def to_float(b: ir.IRBuilder, val: ir.Value, attr: Attribute, target: ir.Type) -
     return b.fptrunc(val, target)
 
 
-def from_float(b: ir.IRBuilder, val: ir.Value, attr: Attribute, target: ir.Type) -> ir.Value:
+def from_float(b: Builder, val: Value, attr: Attribute, target: ir.Type) -> Value:
     """Round a float value to xDSL type ``attr`` (register type ``target``)."""
     if isinstance(attr, BFloat16Type):
         if val.type != F32:
@@ -110,13 +105,13 @@ class ArithEmitter:
         self.fe = fe
 
     @property
-    def b(self) -> ir.IRBuilder:
+    def b(self) -> Builder:
         return self.fe.b
 
-    def out(self, op: Operation, val: ir.Value) -> None:
+    def out(self, op: Operation, val: Value) -> None:
         self.fe.values[op.results[0]] = val
 
-    def args(self, op: Operation) -> list[ir.Value]:
+    def args(self, op: Operation) -> list[Value]:
         return [self.fe.get(v) for v in op.operands]
 
     # -- constants -----------------------------------------------------
@@ -126,7 +121,7 @@ class ArithEmitter:
         ty = reg_type(rtype)
         if isinstance(attr, builtin.IntegerAttr):
             val = attr.value.data
-            val = val & ((1 << ty.width) - 1) if ty.width == 1 else val
+            val = val & ((1 << int_width(ty)) - 1) if int_width(ty) == 1 else val
             self.fe.values[op.results[0]] = ir.Constant(ty, val)
         elif isinstance(attr, builtin.FloatAttr):
             val = float(attr.value.data)
@@ -176,7 +171,7 @@ class ArithEmitter:
         attr = op.operands[0].type
         if isinstance(attr, BFloat16Type):
             lhs, rhs = (bf16_to_f32(self.b, v) for v in (lhs, rhs))
-        pred = op.properties["predicate"].value.data
+        pred = int_property(op, "predicate")
         if pred in (0, 15):
             self.out(op, ir.Constant(I1, int(pred == 15)))
             return
@@ -200,7 +195,7 @@ class ArithEmitter:
 
     def cmpi(self, op: Operation) -> None:
         lhs, rhs = self.args(op)
-        signed, cmp = CMPI[op.properties["predicate"].value.data]
+        signed, cmp = CMPI[int_property(op, "predicate")]
         icmp = self.b.icmp_signed if signed else self.b.icmp_unsigned
         self.out(op, icmp(cmp, lhs, rhs))
 
@@ -237,9 +232,9 @@ class ArithEmitter:
         def emit(op: Operation) -> None:
             (x,) = self.args(op)
             ty = reg_type(op.results[0].type)
-            if ty.width == x.type.width:
+            if int_width(ty) == int_width(x.type):
                 self.out(op, x)
-            elif ty.width < x.type.width:
+            elif int_width(ty) < int_width(x.type):
                 self.out(op, self.b.trunc(x, ty))
             else:
                 self.out(op, (self.b.sext if signed else self.b.zext)(x, ty))

@@ -11,11 +11,6 @@ saturate to +-1.  f64 (and rare ops) use LLVM intrinsics or libm.  Math on
 f16/bf16 operands is computed in f32 and rounded back.
 """
 
-# Third-party typing, not ours: llvmlite ships no types: IRBuilder's methods are made by decorators that pyright reads as returning None, and ir.Value's `type` is set in subclasses.
-# pyright: reportArgumentType=warning
-# pyright: reportAttributeAccessIssue=warning
-# pyright: reportCallIssue=warning
-# pyright: reportReturnType=warning
 
 from __future__ import annotations
 
@@ -25,7 +20,7 @@ from llvmlite import ir
 from xdsl.dialects.builtin import BFloat16Type, Float16Type
 from xdsl.ir import Operation
 
-from .llvm_types import F32, F64, I1, I32, reg_type
+from .llvm_types import F32, F64, I1, I32, Builder, Value, int_width, reg_type
 from .translate_arith import from_float, to_float
 
 if TYPE_CHECKING:
@@ -105,47 +100,47 @@ class MathEmitter:
         self.fe = fe
 
     @property
-    def b(self) -> ir.IRBuilder:
+    def b(self) -> Builder:
         return self.fe.b
 
     # -- small helpers -------------------------------------------------
-    def call(self, symbol: str, args: list[ir.Value]) -> ir.Value:
+    def call(self, symbol: str, args: list[Value]) -> Value:
         ty = args[0].type
         if symbol.startswith("llvm."):
             symbol += ".f64" if ty == F64 else ".f32"
         fn = self.fe.intrinsic(symbol, ty, [a.type for a in args])
         return self.b.call(fn, args)
 
-    def mul(self, x: ir.Value, y: ir.Value) -> ir.Value:
+    def mul(self, x: Value, y: Value) -> Value:
         return self.b.fmul(x, y, flags=CONTRACT)
 
-    def add(self, x: ir.Value, y: ir.Value) -> ir.Value:
+    def add(self, x: Value, y: Value) -> Value:
         return self.b.fadd(x, y, flags=CONTRACT)
 
-    def sub(self, x: ir.Value, y: ir.Value) -> ir.Value:
+    def sub(self, x: Value, y: Value) -> Value:
         return self.b.fsub(x, y, flags=CONTRACT)
 
-    def horner(self, x: ir.Value, coeffs: tuple[float, ...]) -> ir.Value:
-        acc: ir.Value = c(coeffs[0])
+    def horner(self, x: Value, coeffs: tuple[float, ...]) -> Value:
+        acc: Value = c(coeffs[0])
         for k in coeffs[1:]:
             acc = self.add(self.mul(acc, x), c(k))
         return acc
 
-    def clamp_keep_nan(self, x: ir.Value, lo: float, hi: float) -> ir.Value:
+    def clamp_keep_nan(self, x: Value, lo: float, hi: float) -> Value:
         b = self.b
         x = b.select(b.fcmp_ordered(">", x, c(hi)), c(hi), x)
         return b.select(b.fcmp_ordered("<", x, c(lo)), c(lo), x)
 
-    def pass_nan(self, x: ir.Value, res: ir.Value) -> ir.Value:
+    def pass_nan(self, x: Value, res: Value) -> Value:
         return self.b.select(self.b.fcmp_unordered("uno", x, x), x, res)
 
-    def pow2(self, n: ir.Value) -> ir.Value:
+    def pow2(self, n: Value) -> Value:
         """2**n for an i32 n in [-126, 127] as f32 (exact)."""
         b = self.b
         biased = b.shl(b.add(n, ir.Constant(I32, 127)), ir.Constant(I32, 23))
         return b.bitcast(biased, F32)
 
-    def scale(self, p: ir.Value, n: ir.Value) -> ir.Value:
+    def scale(self, p: Value, n: Value) -> Value:
         """p * 2**n for float n in [-151, 129]; two steps reach inf and denormals."""
         b = self.b
         ni = b.fptosi(n, I32)
@@ -153,25 +148,25 @@ class MathEmitter:
         n2 = b.sub(ni, n1)
         return self.mul(self.mul(p, self.pow2(n1)), self.pow2(n2))
 
-    def exp_poly(self, r: ir.Value) -> ir.Value:
+    def exp_poly(self, r: Value) -> Value:
         y = self.horner(r, EXP_POLY)
         return self.add(self.add(self.mul(y, self.mul(r, r)), r), c(1.0))
 
     # -- inline f32 functions -----------------------------------------
-    def exp_f32(self, x: ir.Value) -> ir.Value:
+    def exp_f32(self, x: Value) -> Value:
         xc = self.clamp_keep_nan(x, -104.0, 89.0)
         n = self.call("llvm.roundeven", [self.mul(xc, c(LOG2E))])
         r = self.sub(xc, self.mul(n, c(LN2_HI)))
         r = self.sub(r, self.mul(n, c(LN2_LO)))
         return self.pass_nan(x, self.scale(self.exp_poly(r), n))
 
-    def exp2_f32(self, x: ir.Value) -> ir.Value:
+    def exp2_f32(self, x: Value) -> Value:
         xc = self.clamp_keep_nan(x, -151.0, 129.0)
         n = self.call("llvm.roundeven", [xc])
         r = self.mul(self.sub(xc, n), c(0.6931471805599453))
         return self.pass_nan(x, self.scale(self.exp_poly(r), n))
 
-    def log_parts(self, x: ir.Value) -> tuple[ir.Value, ir.Value, ir.Value]:
+    def log_parts(self, x: Value) -> tuple[Value, Value, Value]:
         """(e, f, y) with log(x) = e*ln2 + f + y, f in [sqrt(.5)-1, sqrt(2)-1]."""
         b = self.b
         small = b.fcmp_ordered("<", x, c(1.17549435e-38))
@@ -190,7 +185,7 @@ class MathEmitter:
         y = self.sub(y, self.mul(z, c(0.5)))
         return b.sitofp(e, F32), f, y
 
-    def log_specials(self, x: ir.Value, res: ir.Value) -> ir.Value:
+    def log_specials(self, x: Value, res: Value) -> Value:
         b = self.b
         inf = c(float("inf"))
         res = b.select(b.fcmp_ordered("==", x, c(0.0)), c(float("-inf")), res)
@@ -198,19 +193,19 @@ class MathEmitter:
         res = b.select(b.fcmp_ordered("==", x, inf), inf, res)
         return self.pass_nan(x, res)
 
-    def log_f32(self, x: ir.Value) -> ir.Value:
+    def log_f32(self, x: Value) -> Value:
         e, f, y = self.log_parts(x)
         y = self.add(y, self.mul(e, c(LN2_LO)))
         res = self.add(self.add(f, y), self.mul(e, c(LN2_HI)))
         return self.log_specials(x, res)
 
-    def log2_f32(self, x: ir.Value) -> ir.Value:
+    def log2_f32(self, x: Value) -> Value:
         e, f, y = self.log_parts(x)
         k = c(LOG2E - 1.0)
         t = self.add(self.add(self.mul(y, k), self.mul(f, k)), self.add(y, f))
         return self.log_specials(x, self.add(e, t))
 
-    def tanh_f32(self, x: ir.Value) -> ir.Value:
+    def tanh_f32(self, x: Value) -> Value:
         b = self.b
         ax = self.call("llvm.fabs", [x])
         z = self.mul(x, x)
@@ -220,7 +215,7 @@ class MathEmitter:
         large = self.call("llvm.copysign", [large, x])
         return b.select(b.fcmp_ordered("<", ax, c(0.625)), small, large)
 
-    def erf_f32(self, x: ir.Value) -> ir.Value:
+    def erf_f32(self, x: Value) -> Value:
         b = self.b
         ax = self.call("llvm.fabs", [x])
         small = self.mul(x, self.horner(self.mul(x, x), ERF_SMALL))
@@ -239,7 +234,7 @@ class MathEmitter:
                   "math.tanh": self.tanh_f32, "math.erf": self.erf_f32}.get(name)
         sym32, sym64 = UNARY_CALLS.get(name, (None, None))
 
-        def compute(x: ir.Value) -> ir.Value:
+        def compute(x: Value) -> Value:
             if x.type == F32 and inline is not None:
                 return inline(x)
             return self.call(sym64 if x.type == F64 else sym32, [x])
@@ -249,11 +244,11 @@ class MathEmitter:
         sym32, sym64 = BINARY_CALLS[name]
         return self.wrap(lambda x, y: self.call(sym64 if x.type == F64 else sym32, [x, y]), 2)
 
-    def rsqrt(self, x: ir.Value) -> ir.Value:
+    def rsqrt(self, x: Value) -> Value:
         one = ir.Constant(x.type, 1.0)
         return self.b.fdiv(one, self.call("llvm.sqrt", [x]))
 
-    def wrap(self, compute: Callable[..., ir.Value], arity: int) -> Callable[[Operation], None]:
+    def wrap(self, compute: Callable[..., Value], arity: int) -> Callable[[Operation], None]:
         """Run ``compute`` in f32 for f16/bf16 operands, natively otherwise."""
         def emit(op: Operation) -> None:
             attr = op.results[0].type
@@ -274,7 +269,7 @@ class MathEmitter:
 
     def absi(self, op: Operation) -> None:
         x = self.fe.get(op.operands[0])
-        fn = self.fe.intrinsic(f"llvm.abs.i{x.type.width}", x.type, [x.type, I1])
+        fn = self.fe.intrinsic(f"llvm.abs.i{int_width(x.type)}", x.type, [x.type, I1])
         self.fe.values[op.results[0]] = self.b.call(fn, [x, ir.Constant(I1, 0)])
 
     def fma(self, op: Operation) -> None:

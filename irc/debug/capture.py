@@ -15,8 +15,6 @@ every graph's call routed to a handler (a kernel migrator, an interpreter), so
 Python code between graph breaks still runs as the model's own.
 """
 
-# Third-party typing, not ours: aot_module_simplified types its compilers as the AOTDispatchCompiler protocol and decompositions by OpOverload only.
-# pyright: reportArgumentType=warning
 
 from __future__ import annotations
 
@@ -58,7 +56,8 @@ def _import_strict(gm: torch.fx.GraphModule) -> tuple[Program, list[Any], list[i
     """Import an AOT graph; an op the graph dialect cannot express is an
     :class:`UnsupportedOpError` naming it and its source line."""
     from irc.frontends.capture import _import
-    from irc.frontends.fx_importer import NodeUnsupported, op_name, static_problems
+    from irc.frontends.fx_importer import static_problems
+    from irc.frontends.unsupported import NodeUnsupported, op_name
     from irc.frontends.source_locations import describe
     nodes = {n.name: n for n in gm.graph.nodes}
     problems = static_problems(gm)
@@ -97,9 +96,9 @@ class ModelCapture:
 
         from irc.frontends.decompositions import decomposition_table
         return aot_module_simplified(gm, example_inputs, fw_compiler=self._forward,
-                                     decompositions=decomposition_table())
+                                     decompositions=decomposition_table())  # pyright: ignore[reportArgumentType]  # torch keys its tables by OperatorBase, this parameter by OpOverload
 
-    def _forward(self, gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Any:
+    def _forward(self, gm: torch.fx.GraphModule, example_inputs: Sequence[Any]) -> Any:
         from functorch.compile import make_boxed_func  # pyright: ignore[reportPrivateImportUsage]
         from torch._subclasses.fake_tensor import unset_fake_temporarily
         with unset_fake_temporarily():
