@@ -51,6 +51,8 @@ BUILTIN_LEVELS: dict[str, PassLevels] = {
     "fold-batch-norm": _TENSOR,
     "channels-last": _TENSOR,
     "swap-skinny-matmul": _TENSOR,
+    # a matmul instead of a convolution: the same terms, summed in another order
+    "patch-matmul": PassLevels((GRAPH, KERNEL), approximates=True),
     "conv-epilogue": _TENSOR,
     "quantize-weights": PassLevels((GRAPH,), approximates=True),
     "fuse": PassLevels((GRAPH, KERNEL), KERNEL),
@@ -64,7 +66,7 @@ BUILTIN_LEVELS: dict[str, PassLevels] = {
 # Passes that need static sizes: the kernel and loops stages. On a module with
 # symbolic sizes (``?`` dims) they are refused with a PassError; irc.compile
 # runs them per binding of the sizes (irc/symbolic_executable.py).
-NEEDS_STATIC_SIZES = frozenset({"channels-last", "swap-skinny-matmul", "fuse", "memory-plan",
+NEEDS_STATIC_SIZES = frozenset({"channels-last", "swap-skinny-matmul", "patch-matmul", "fuse", "memory-plan",
                                 "split-full-reductions", "lower-to-loops"})
 
 
