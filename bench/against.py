@@ -15,12 +15,27 @@ nothing to the first result), and whether its first result matched eager.
   interleave, and a spinning pool would steal the next contender's cores);
   cold: export + session creation + first run. Inputs are handed over as
   NumPy arrays made once; outputs come back as NumPy arrays.
+
+:func:`measure_isolated` runs one contender in a subprocess of its own
+(``python -m bench.against --worker FILE``): the parent saves the model's
+weights and the inputs with ``torch.save``, the child rebuilds the zoo model,
+loads them, prepares the contender and times it interleaved with eager there
+(same repeats, same torch thread count), and prints one JSON line. So no
+contender's export, compile, thread pools or OpenMP settings are left in the
+process that times irc (``bench.zoo --against`` gave irc slower numbers with
+the contenders prepared in its own process: bench/README.md).
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -102,3 +117,71 @@ def _onnxruntime(zoo_name: str, model: torch.nn.Module, inputs: Mapping[str, Any
         problems.append(f"onnxruntime: first output differs by "
                         f"{(got[0] - want[0]).abs().max().item():.2e}")
     return Competitor(lambda: session.run(None, feed), cold, problems)
+
+
+WORKER_TIMEOUT_S = 1800
+
+
+def measure_isolated(name: str, zoo_name: str, model: torch.nn.Module, inputs: Mapping[str, Any],
+                     repeats: int, threads: int) -> dict[str, Any]:
+    """Contender ``name`` on ``model`` and ``inputs`` (their values, through a
+    file) in a fresh process: ``{"ms", "eager_ms", "cold_s", "problems"}``, or
+    ``{"error": message}`` when it could not be prepared or timed."""
+    if name not in AGAINST:
+        raise ValueError(f"unknown contender {name!r} (known: {', '.join(AGAINST)})")
+    fd, path = tempfile.mkstemp(prefix=f"against-{zoo_name}-", suffix=".pt")
+    os.close(fd)
+    try:
+        torch.save({"contender": name, "model": zoo_name, "state": model.state_dict(),
+                    "inputs": dict(inputs), "repeats": repeats, "threads": threads}, path)
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+            p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+        try:
+            done = subprocess.run([sys.executable, "-m", "bench.against", "--worker", path],
+                                  capture_output=True, text=True, timeout=WORKER_TIMEOUT_S,
+                                  cwd=root, env=env)
+        except subprocess.TimeoutExpired:
+            return {"error": f"{name}: no result in {WORKER_TIMEOUT_S} s"}
+        for line in reversed(done.stdout.splitlines()):
+            if line.startswith("{"):
+                return json.loads(line)
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"{name}: worker exited {done.returncode}: {tail[:200]}"}
+    finally:
+        os.unlink(path)
+
+
+def _worker(path: str) -> dict[str, Any]:
+    """The child of :func:`measure_isolated`: prepare, time with eager, report."""
+    from bench.harness import interleaved_medians
+    from bench.zoo import MODELS
+    job = torch.load(path, weights_only=False)
+    torch.set_num_threads(job["threads"])
+    model, _ = MODELS[job["model"]].make()
+    model.load_state_dict(job["state"])
+    inputs = job["inputs"]
+    name = job["contender"]
+    with torch.no_grad():
+        expected = model(**inputs)
+        try:
+            contender = prepare(name, job["model"], model, inputs, expected)
+        except Exception as err:  # noqa: BLE001 - reported as the row's problem
+            return {"error": f"{name}: {type(err).__name__}: "
+                             f"{(str(err).splitlines() or [''])[0][:200]}"}
+        medians = interleaved_medians({"eager": lambda: model(**inputs), name: contender.call},
+                                      job["repeats"])
+    return {"ms": medians[name] * 1e3, "eager_ms": medians["eager"] * 1e3,
+            "cold_s": contender.cold_compile_s, "problems": contender.problems}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="one contender in its own process (bench.zoo)")
+    parser.add_argument("--worker", required=True, metavar="FILE.pt")
+    args = parser.parse_args(argv)
+    print(json.dumps(_worker(args.worker)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

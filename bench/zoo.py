@@ -15,8 +15,9 @@ median, timed interleaved in this process (:func:`bench.harness.interleaved_medi
 *cold compile*: seconds for ``irc.compile`` plus the first call with irc's
 compile cache off (in this process, after a warm-up compile, so imports are
 not counted). ``--against inductor,onnxruntime`` adds those contenders
-(:mod:`bench.against`), timed in the same interleaved rounds as eager and irc,
-with their cold compile (inductor: compile + first call in a fresh inductor
+(:mod:`bench.against`), each prepared and timed in a subprocess of its own on
+the same weights and inputs (interleaved there with eager; irc and eager are
+timed here with no contender in the process), with their cold compile (inductor: compile + first call in a fresh inductor
 cache; ONNX Runtime: export + session + first run) and geomeans of irc over
 each. ``--threads`` (default 2) is torch's, and ONNX Runtime's intra-op
 thread count. Writes ``bench/results/zoo-<target>-<date>.json`` and
@@ -37,7 +38,7 @@ from typing import Any
 
 import torch
 
-from bench.against import AGAINST, prepare
+from bench.against import AGAINST, measure_isolated
 from bench.convnets import BENCH_MODELS
 from bench.harness import interleaved_medians
 from bench.run import RESULTS, machine
@@ -53,7 +54,8 @@ def _compile(model: torch.nn.Module, target: str, strict: bool) -> Any:
     return irc.compile(model, target=target, strict=strict, options=COLD)
 
 
-def measure(name: str, target: str, repeats: int, against: tuple[str, ...] = ()) -> dict[str, Any]:
+def measure(name: str, target: str, repeats: int, against: tuple[str, ...] = (),
+            threads: int | None = None) -> dict[str, Any]:
     """One model's row (see the module docstring)."""
     from irc.errors import IrcError
     zoo = MODELS[name]
@@ -61,20 +63,18 @@ def measure(name: str, target: str, repeats: int, against: tuple[str, ...] = ())
     row: dict[str, Any] = {"name": name, "family": zoo.family, "strict": True, "problems": []}
     with torch.no_grad():
         expected = model(**inputs)
-        # the contenders first, each on a copy: their export and compile may
-        # change state an irc model compiled before them then runs under (GPT-2
-        # and ViT measured 3-10x slower than alone when irc went first)
-        contenders: dict[str, Any] = {}
+        # each contender in a process of its own: preparing them in this one
+        # made irc's column slower (bench/README.md, "--against")
         for other in against:
-            try:
-                contender = prepare(other, name, model, inputs, expected)
-            except Exception as err:  # noqa: BLE001 - the row goes on; the failure is listed
-                row["problems"].append(f"{other}: {type(err).__name__}: "
-                                       f"{(str(err).splitlines() or [''])[0][:200]}")
+            result = measure_isolated(other, name, model, inputs, repeats,
+                                      threads or torch.get_num_threads())
+            if "error" in result:
+                row["problems"].append(result["error"])
                 continue
-            contenders[other] = contender.call
-            row[f"{other}_cold_s"] = contender.cold_compile_s
-            row["problems"] += contender.problems
+            row[f"{other}_ms"] = result["ms"]
+            row[f"{other}_eager_ms"] = result["eager_ms"]
+            row[f"{other}_cold_s"] = result["cold_s"]
+            row["problems"] += result["problems"]
         t0 = time.perf_counter()
         try:
             compiled = _compile(model, target, strict=True)
@@ -96,15 +96,14 @@ def measure(name: str, target: str, repeats: int, against: tuple[str, ...] = ())
         row["correct"] = not mismatches
         row["problems"] += mismatches
         row.update(graphs=stats.graphs, kernels=stats.kernels, externs=stats.externs)
-        fns = {"eager": lambda: model(**inputs), "irc": lambda: compiled(**inputs), **contenders}
+        fns = {"eager": lambda: model(**inputs), "irc": lambda: compiled(**inputs)}
         medians = interleaved_medians(fns, repeats)
     row["eager_ms"] = medians["eager"] * 1e3
     row["irc_ms"] = medians["irc"] * 1e3
     row["speedup_vs_eager"] = medians["eager"] / medians["irc"]
     for other in against:
-        if other in medians:
-            row[f"{other}_ms"] = medians[other] * 1e3
-            row[f"speedup_vs_{other}"] = medians[other] / medians["irc"]
+        if f"{other}_ms" in row:
+            row[f"speedup_vs_{other}"] = row[f"{other}_ms"] / row["irc_ms"]
     return row
 
 
@@ -140,7 +139,8 @@ def against_markdown(rows: list[dict[str, Any]], against: tuple[str, ...]) -> li
         colds = sorted(r["cold_compile_s"] / r[a + "_cold_s"] for r in both if r.get(a + "_cold_s"))
         lines += ["", f"vs {a} over {len(both)} models: irc {_geomean([r['speedup_vs_' + a] for r in both]):.2f}x "
                   f"(irc {_geomean([r['speedup_vs_eager'] for r in both]):.2f}x eager, "
-                  f"{a} {_geomean([r['eager_ms'] / r[a + '_ms'] for r in both]):.2f}x eager); "
+                  f"{a} {_geomean([r.get(a + '_eager_ms', r['eager_ms']) / r[a + '_ms'] for r in both]):.2f}x "
+                  f"eager in its own process); "
                   f"median cold compile irc/{a} "
                   f"{colds[len(colds) // 2] if colds else float('nan'):.2f}."]
     return lines
@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         print(f"... {name}", flush=True)
         try:
-            rows.append(measure(name, args.target, args.repeats, against))
+            rows.append(measure(name, args.target, args.repeats, against, args.threads))
         except Exception as err:  # noqa: BLE001 - the table goes on; the error is listed
             rows.append({"name": name, "family": MODELS[name].family,
                          "error": f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"})

@@ -27,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
     from irc.cli_carve import make_model
     from irc.profile import profile
     model, inputs, name = make_model(args.model)
-    report = profile(model, *inputs, runs=args.runs, warmup=args.warmup, name=name)
+    args_, kwargs = ((), inputs) if isinstance(inputs, dict) else (inputs, {})
+    report = profile(model, *args_, kwargs=kwargs, runs=args.runs, warmup=args.warmup, name=name)
     print(report.table(top=args.top))
     if args.trace:
         report.write_trace(args.trace)

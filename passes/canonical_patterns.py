@@ -297,9 +297,36 @@ class CastChain(RewritePattern):
             rewriter.replace_op(op, _with_loc(g.CastOp(inner.input, op.result.type), op))
 
 
+# ----------------------------------------------------------------------------
+# attention
+
+
+class AttentionNeutralMask(RewritePattern):
+    """``attention(q, k, v, mask)`` -> ``attention(q, k, v)`` when the mask is a
+    float constant of zeros (either sign), which changes no score. Exact: a float mask is added to the scores before the
+    softmax, and ``s + 0.0`` differs from ``s`` only in the sign of a zero
+    score, which the softmax's ``exp(s - max)`` erases (``exp(+-0) = 1`` and
+    ``s - (+-0)`` is ``s`` up to a zero's sign). torch's fused CPU kernel takes
+    a slower path with a mask (HF wav2vec2 passes an all-zero one)."""
+
+    ROOTS: ClassVar[tuple[type[Operation], ...]] = (g.AttentionOp,)
+
+    @op_type_rewrite_pattern
+    def match_and_rewrite(self, op: g.AttentionOp, rewriter: PatternRewriter) -> None:  # pyright: ignore[reportInvalidTypeForm]
+        if op.mask is None:
+            return
+        c = splat_value(op.mask)
+        if c is None or c != 0 or not dtype_of(op.mask.type).is_floating_point:
+            return
+        new = g.AttentionOp(operands=[op.query, op.key, op.value, []],
+                            properties=dict(op.properties), attributes=dict(op.attributes),
+                            result_types=[op.result.type])
+        rewriter.replace_op(op, _with_loc(new, op))
+
+
 # Each pattern names the op classes it can rewrite (ROOTS), so the pass can
 # hand an op only the patterns that may apply to it.
 PATTERNS: tuple[type[RewritePattern], ...] = (
     MulByOne, AddZero, SubZero, DivByOne, DoubleNeg, ComposePermutes, FoldReshapes,
-    ExpandToSameShape, SliceEverything, CastToSameType, CastChain,
+    ExpandToSameShape, SliceEverything, CastToSameType, CastChain, AttentionNeutralMask,
 )

@@ -8,7 +8,9 @@ included), so outputs are unchanged. Applied (see ``canonical_patterns``):
   ``x + (-0.0)``; ``-(-x)`` -> x;
 * permute∘permute composed, identity permutes removed; reshape/squeeze/unsqueeze
   chains become one reshape; reshape/expand/cast/slice that change nothing removed;
-* cast chains through an exactly-widening dtype (e.g. f16 -> f32 -> f16 is x).
+* cast chains through an exactly-widening dtype (e.g. f16 -> f32 -> f16 is x);
+* an attention mask of constant float zeros (either sign) dropped:
+  it only flips the sign of zero scores, which the softmax erases.
 
 Not applied, on purpose:
 

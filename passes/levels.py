@@ -51,6 +51,8 @@ BUILTIN_LEVELS: dict[str, PassLevels] = {
     "fold-batch-norm": _TENSOR,
     "channels-last": _TENSOR,
     "swap-skinny-matmul": _TENSOR,
+    # a matmul instead of a convolution: the same terms, summed in another order
+    "patch-matmul": PassLevels((GRAPH, KERNEL), approximates=True),
     "conv-epilogue": _TENSOR,
     "quantize-weights": PassLevels((GRAPH,), approximates=True),
     "merge-quantized-matmuls": PassLevels((GRAPH,), approximates=True),

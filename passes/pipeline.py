@@ -27,8 +27,9 @@ from irc.passes.registry import get_pass
 
 # graph -> graph: caching of repeated computation and dead-node elimination;
 # eval batch norm folded into the convolution before it (computed now when the
-# weights are known, else once per weight version at run time).
-GRAPH_PIPELINE = "dce,cse,canonicalize,fold-batch-norm,constant-fold,cse,dce"
+# weights are known, else once per weight version at run time); canonicalize
+# again after constant folding (e.g. a folded all-zero attention mask is dropped).
+GRAPH_PIPELINE = "dce,cse,canonicalize,fold-batch-norm,constant-fold,canonicalize,cse,dce"
 # graph -> kernel: layouts for the library calls first -- convolutions and
 # pooling on channels-last data (the layout oneDNN and cuDNN are fast on); the
 # kernels between them fold the permutes in. Then fusion decides the kernels

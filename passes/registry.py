@@ -20,6 +20,7 @@ _BUILTIN: dict[str, str] = {
     "canonicalize": "irc.passes.canonicalize:Canonicalize",
     "channels-last": "irc.passes.channels_last:ChannelsLast",
     "swap-skinny-matmul": "irc.passes.skinny_matmul:SwapSkinnyMatmul",
+    "patch-matmul": "irc.passes.patch_matmul:PatchMatmul",
     "constant-fold": "irc.passes.constant_fold:ConstantFold",
     "conv-epilogue": "irc.passes.conv_epilogue:ConvEpilogue",
     "fold-batch-norm": "irc.passes.fold_batch_norm:FoldBatchNorm",

@@ -173,3 +173,40 @@ def test_cpu_pipeline_runs_channels_last_convolutions() -> None:
     run_pipeline(program.module, text, verify_each=True)
     convs = ops_of(program.module, g.ConvOp)
     assert convs and all(g.is_channels_last(op) for op in convs)
+
+
+@settings(max_examples=15, deadline=None)
+@given(batch=st.integers(1, 2), c_in=st.sampled_from([1, 3, 4]), groups=st.sampled_from([1, 2]),
+       length=st.integers(5, 40), kernel=st.integers(1, 10), stride=st.integers(1, 5),
+       padding=st.integers(0, 4), dilation=st.integers(1, 2), bias=st.booleans())
+def test_1d_convolutions_run_channels_last_like_eager(batch, c_in, groups, length, kernel, stride,
+                                                      padding, dilation, bias) -> None:
+    """A batched 1-d conv is laid out [N, L, C]; reference and CPU backend (oneDNN,
+    prepacked) agree with eager, the permutes around it folded into the kernels."""
+    c_in *= groups
+    if (length + 2 * padding - dilation * (kernel - 1) - 1) < 0:
+        kernel = 1
+    torch.manual_seed(0)
+    x = torch.randn(batch, c_in, length)
+    w = torch.randn(3 * groups, c_in // groups, kernel)
+    b = torch.randn(3 * groups) if bias else None
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        return F.gelu(F.conv1d(x * 2.0, w, b, stride, padding, dilation, groups)).transpose(1, 2)
+
+    expected = fn(x)
+    program = export_program(fn, (x,))
+    run_pipeline(program.module, "channels-last", verify_each=True)
+    convs = ops_of(program.module, g.ConvOp)
+    assert convs and all(g.is_channels_last(op) for op in convs)
+    assert_close([expected], interpret(program.module, [x], program.weights))
+    run = compile_program(export_program(fn, (x,)), "cpu", NO_CACHE)
+    assert_close([expected], list(run(x)))
+
+
+def test_unbatched_1d_convolution_runs_like_eager() -> None:
+    """torch's decomposition makes it a batch of one: laid out channels-last too."""
+    w = torch.randn(4, 3, 3)
+    x = torch.randn(3, 9)
+    run = compile_program(export_program(lambda x: F.conv1d(x, w), (x,)), "cpu", NO_CACHE)
+    assert_close([F.conv1d(x, w)], list(run(x)))

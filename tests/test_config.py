@@ -96,7 +96,8 @@ def test_pass_options_render_into_every_occurrence_and_override_the_text() -> No
     assert "max-iterations=9" not in text  # the configuration wins over the pipeline text
     from irc.passes.pipeline import parse_pipeline
     passes = parse_pipeline(text)
-    assert [p.max_iterations for p in passes if p.name == "canonicalize"] == [3, 3]
+    # twice in the graph stage (before and after constant-fold), once in pipeline.kernel
+    assert [p.max_iterations for p in passes if p.name == "canonicalize"] == [3, 3, 3]
 
 
 def test_sources_and_precedence(tmp_path: Path) -> None:

@@ -75,3 +75,29 @@ def test_other_convolutions_use_the_generic_call():
     program = export_program(conv, (torch.randn(1, 3, 8),))
     (op,) = [o for o in program.module.walk() if isinstance(o, g.ConvOp)]
     assert not supported(op) and conv_step(op, 0, 1, 2, 3) is None
+
+
+def test_1d_step_matches_eager_and_repacks_on_change():
+    """A 1-d channels-last conv as oneDNN's 2-d one of height 1, its weight packed once."""
+    conv = torch.nn.Conv1d(4, 6, 5, stride=2, padding=3, dilation=2, groups=2)
+    program = export_program(conv, (torch.randn(2, 4, 23),))
+    run_pipeline(program.module, "channels-last")
+    (op,) = [o for o in program.module.walk() if isinstance(o, g.ConvOp)]
+    assert supported(op)
+    step = conv_step(op, 0, 1, 2, 3)
+    assert step is not None
+    w, b = conv.weight.detach().clone(), conv.bias.detach().clone()
+
+    def check(x, w):
+        env = [x.transpose(1, 2).contiguous(), w, b, None]
+        step(env)
+        want = F.conv1d(x, w, b, stride=2, padding=3, dilation=2, groups=2).transpose(1, 2)
+        assert env[3].is_contiguous() and env[3].shape == want.shape
+        torch.testing.assert_close(env[3], want, rtol=1e-4, atol=1e-4)
+
+    for _ in range(2):
+        check(torch.randn(2, 4, 23), w)
+    assert step.packed_weight.packs == 1
+    w.mul_(-2.0)
+    check(torch.randn(2, 4, 23), w)
+    assert step.packed_weight.packs == 2

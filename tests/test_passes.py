@@ -328,3 +328,29 @@ func.func @main() -> tensor<4xf32> {
     (got,) = interpret(reparsed, [])
     assert torch.equal(got.view(torch.int32)[:3], expected.view(torch.int32)[:3])  # -0.0, -inf, inf
     assert torch.isnan(got[3]) and torch.isnan(expected[3])
+
+
+def _attention_module(mask_type: str, mask_value: str) -> ModuleOp:
+    return parse(f"""
+func.func @main(%q: tensor<2x3x5x4xf32>, %k: tensor<2x3x6x4xf32>, %v: tensor<2x3x6x4xf32>) -> tensor<2x3x5x4xf32> {{
+  %m = graph.constant dense<{mask_value}> : {mask_type}
+  %a = graph.attention %q, %k, %v, %m {{scale = 5.000000e-01 : f64}} : (tensor<2x3x5x4xf32>, tensor<2x3x6x4xf32>, tensor<2x3x6x4xf32>, {mask_type}) -> tensor<2x3x5x4xf32>
+  func.return %a : tensor<2x3x5x4xf32>
+}}""")
+
+
+def test_canonicalize_drops_a_neutral_attention_mask_and_keeps_others() -> None:
+    torch.manual_seed(0)
+    q, k, v = torch.randn(2, 3, 5, 4), torch.randn(2, 3, 6, 4), torch.randn(2, 3, 6, 4)
+    q[0, 0, 0] = 0.0  # zero scores: the mask's +0.0 would only flip their sign
+    cases = [("tensor<2x1x5x6xf32>", "0.000000e+00", True),
+             ("tensor<5x6xf32>", "-0.000000e+00", True),
+             ("tensor<2x1x5x6xf32>", "1.000000e+00", False)]
+    for mask_type, value, dropped in cases:
+        module = _attention_module(mask_type, value)
+        expected = interpret(module, [q, k, v])
+        run_pipeline(module, "canonicalize,dce")
+        (attention,) = ops_named(module, "graph.attention")
+        assert (attention.mask is None) == dropped, (mask_type, value)
+        assert_same_outputs(expected, interpret(module, [q, k, v]))
+        assert_round_trips(module)

@@ -180,10 +180,12 @@ class LLVMBackend(Backend):
     Options = LLVMOptions
     description = "LLVM JIT for the host CPU (scf loops -> LLVM IR -> native), torch for externs"
     # swap-skinny-matmul: small-batch linear layers as (W @ x^T)^T, measured
-    # faster on MKL's AVX2 sgemm; a CPU BLAS heuristic, so only here.
+    # faster on MKL's AVX2 sgemm; patch-matmul: patch-tiling convolutions as a
+    # matmul (cheaper than a oneDNN call on small images); CPU library
+    # heuristics, so only here.
     pipeline = MappingProxyType({**DEFAULT_STAGES,
-                                 "kernel": "channels-last,conv-epilogue,swap-skinny-matmul,fuse,"
-                                           "memory-plan"})
+                                 "kernel": "patch-matmul,channels-last,conv-epilogue,"
+                                           "swap-skinny-matmul,fuse,memory-plan"})
     versions_weights = True  # HostProgram keys weight-derived values on each weight's version
     compiles_symbolic = True
     """The kernel and loops stages and :meth:`compile` take symbolic sizes
@@ -208,7 +210,8 @@ class LLVMBackend(Backend):
                              weights: Mapping[str, torch.Tensor], plan: MemoryPlan | None,
                              binding: Mapping[str, int]) -> HostProgram:
                 return HostProgram(static, jit, signatures, weights, plan, options.threads,
-                                   options.min_parallel_work, options.parallel_runtime, binding)
+                                   options.min_parallel_work, options.parallel_runtime, binding,
+                                   cache=options.cache)  # type: ignore[arg-type]
             return SymbolicCPUExecutable(module, jit, signatures, weights, make_program, llvm_ir,
                                          functools.partial(_print_funcs, kernels), len(signatures))
         try:
@@ -221,7 +224,8 @@ class LLVMBackend(Backend):
             program = NativeProgram(module, weights, options.cache, options.threads)  # type: ignore[assignment]
         else:
             program = HostProgram(module, jit, signatures, weights, plan, options.threads,
-                                  options.min_parallel_work, options.parallel_runtime)
+                                  options.min_parallel_work, options.parallel_runtime,
+                                  cache=options.cache)  # type: ignore[arg-type]
         return CPUExecutable(program, llvm_ir, functools.partial(_print_funcs, kernels), plan,
                              len(signatures))
 

@@ -59,6 +59,7 @@ from irc.backends.llvm.threads import LaunchStats, detect_openmp, parallel_launc
 from irc.library_calls import apply_view, planned_view
 from irc.openmp import OPENMP_MIN_WORK, min_iterations
 from irc.backends.llvm.translate import KernelSignature
+from irc.cache import CacheConfig
 from irc.errors import BackendError, InputMismatchError
 from irc.ir import graph as g
 from irc.ir.host import LaunchOp
@@ -168,7 +169,8 @@ class HostProgram:
                  weights: Mapping[str, torch.Tensor], plan: MemoryPlan | None,
                  threads: int, min_parallel_work: int, parallel_runtime: str = "openmp",
                  binding: Mapping[str, int] | None = None,
-                 functions: Mapping[str, func.FuncOp] | None = None) -> None:
+                 functions: Mapping[str, func.FuncOp] | None = None,
+                 cache: CacheConfig | None = None) -> None:
         main = find_main(module, "cpu backend", BackendError)
         if not main.body.blocks:
             raise BackendError("cpu backend: the module has no func.func @main")
@@ -181,6 +183,7 @@ class HostProgram:
         self.parallel_runtime = parallel_runtime
         self.binding = dict(binding or {})
         """Values of the size symbols (kernels compiled for every binding take them)."""
+        self.cache = cache  # where per-shape measurements are kept (attention.py)
         self.stats = LaunchStats()
         self.lock = threading.Lock()
         self.index: dict[SSAValue, int] = {}
@@ -268,6 +271,8 @@ class HostProgram:
         elif isinstance(op, g.MatmulOp):
             step = self._matmul(op)
         elif isinstance(op, (g.ConvOp, g.ConvEpilogueOp)) and (step := self._conv(op)) is not None:
+            pass
+        elif isinstance(op, g.AttentionOp) and (step := self._attention(op)) is not None:
             pass
         elif isinstance(op, g.QuantizedMatmulOp):  # fused dequantize-matmul kernel
             from irc.backends.llvm.quantized_matmul import host_step
@@ -438,6 +443,12 @@ class HostProgram:
         other = getattr(op, "other", None)
         return conv_step(op, self.index[op.input], self.index[op.weight], bias,
                          self._slot(op.result), self.index[other] if other is not None else None)
+
+    def _attention(self, op: g.AttentionOp) -> Step | None:
+        """The matmul form where measured faster (None: torch's fused kernel)."""
+        from irc.backends.llvm.attention import attention_step
+        return attention_step(op, self.index[op.query], self.index[op.key],
+                              self.index[op.value], self._slot(op.result), self.cache)
 
     def _aten_call(self, op: g.AtenCallOp) -> Step:
         """torch's op on the operands; its (fresh, contiguous) results."""

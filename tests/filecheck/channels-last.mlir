@@ -22,9 +22,11 @@ func.func @main(%x: tensor<1x3x8x8xf32>, %w1: tensor<4x3x3x3xf32>, %w2: tensor<4
   func.return %p : tensor<1x4x4x4xf32>
 }
 
-// 1-d convolutions are left alone.
+// Batched 1-d convolutions run on [N, L, C] data too (oneDNN: 2-d of height 1).
 // CHECK-LABEL: func.func @conv1d(
-// CHECK-NEXT:    %y = graph.conv %x, %w {{.*}}groups = 1 : i64} :
+// CHECK-NEXT:    %0 = graph.permute %x {dims = array<i64: 0, 2, 1>} : tensor<1x3x8xf32> -> tensor<1x8x3xf32>
+// CHECK-NEXT:    %y_cl = graph.conv %0, %w {{.*}}channels_last} : (tensor<1x8x3xf32>, tensor<4x3x3xf32>) -> tensor<1x6x4xf32>
+// CHECK-NEXT:    %y = graph.permute %y_cl {dims = array<i64: 0, 2, 1>}
 // CHECK-NEXT:    func.return %y
 func.func @conv1d(%x: tensor<1x3x8xf32>, %w: tensor<4x3x3xf32>) -> tensor<1x4x6xf32> {
   %y = graph.conv %x, %w {stride = array<i64: 1>, padding = array<i64: 0>, dilation = array<i64: 1>, groups = 1 : i64} : (tensor<1x3x8xf32>, tensor<4x3x3xf32>) -> tensor<1x4x6xf32>
