@@ -47,7 +47,7 @@ def _record_programs(run_model: Callable[[], Any]) -> list[Any]:
     recorded: list[Any] = []
 
     def record(gm: Any, target: str, options: Any, weight_placeholders: Any = None,
-               stats: Any = None) -> Any:
+               stats: Any = None, derived: Any = None) -> Any:
         program, _, _ = capture._import(gm, target, weight_placeholders)
         recorded.append(program)
         return capture._eager(gm)
