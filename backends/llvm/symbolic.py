@@ -23,10 +23,8 @@ arguments named by ``irc.sizes``, loop bounds computed from them; see
 
 from __future__ import annotations
 
-import contextlib
-import gc
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -60,22 +58,6 @@ def host_module(module: ModuleOp) -> ModuleOp:
                     decl.attributes[name] = attr
             keep.append(decl)
     return ModuleOp([find_main(module).clone(), *keep])
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """The cyclic collector off while a binding's host schedule is made: it
-    allocates thousands of IR objects, and a full collection in a process
-    holding a model and torch costs ~60 ms (measured: 150 -> 60 ms per new
-    binding of the Llama block). As ``frontends/capture.py: gc_paused``."""
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 class SymbolicCPUExecutable:
@@ -129,7 +111,10 @@ class SymbolicCPUExecutable:
         key = tuple(sorted(binding.items()))
         program = self._programs.get(key)
         if program is None:
-            with _gc_paused():
+            # the cyclic collector off while the binding's schedule is made (it
+            # allocates thousands of IR objects): 150 -> 60 ms per new binding
+            from irc.frontends.capture import gc_paused
+            with gc_paused():
                 static = specialize(self.host, binding)
                 try:
                     plan: MemoryPlan | None = plan_memory(static)
